@@ -1,0 +1,152 @@
+//! The push handler: runs the ingest pipeline for one request and hands the
+//! resulting [`Push`] to the sinks. It stays thin: each step lives in its
+//! own module.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode, header};
+
+use super::body::{self, BodyLimits};
+use super::{GroupingKey, Push, PushOp, Rejection, SinkError, path, validate};
+use crate::config::PushConfig;
+use crate::exposition::{self, BodyFormat};
+use crate::sinks::Sinks;
+use crate::telemetry;
+
+/// What a push is checked against.
+#[derive(Clone, Debug)]
+pub struct Ingest {
+    pub config: PushConfig,
+}
+
+/// A push that did not succeed: the status, the message for the pusher, and
+/// when to come back (503/429).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushFailure {
+    pub status: StatusCode,
+    pub message: String,
+    pub retry_after: Option<Duration>,
+}
+
+impl From<Rejection> for PushFailure {
+    fn from(r: Rejection) -> Self {
+        Self {
+            status: r.status,
+            message: r.message,
+            retry_after: None,
+        }
+    }
+}
+
+impl From<SinkError> for PushFailure {
+    fn from(e: SinkError) -> Self {
+        match e {
+            SinkError::Rejected(message) => Self {
+                status: StatusCode::BAD_REQUEST,
+                message,
+                retry_after: None,
+            },
+            SinkError::Unavailable {
+                message,
+                retry_after,
+            } => Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message,
+                retry_after: Some(retry_after),
+            },
+            SinkError::Overloaded {
+                message,
+                retry_after,
+            } => Self {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                message,
+                retry_after: Some(retry_after),
+            },
+        }
+    }
+}
+
+impl Ingest {
+    /// Handles a push request whose decoded path after `/metrics/` is
+    /// `grouping_path`. Returns the success status (200, or 202 for DELETE).
+    pub async fn handle<B>(
+        &self,
+        sinks: &Sinks,
+        op: PushOp,
+        grouping_path: &[u8],
+        headers: &HeaderMap,
+        body: B,
+    ) -> Result<StatusCode, PushFailure>
+    where
+        B: http_body::Body<Data = Bytes>,
+        B::Error: std::fmt::Display,
+    {
+        let started = Instant::now();
+        let method_label = match op {
+            PushOp::Replace => "put",
+            PushOp::Merge => "post",
+            PushOp::Delete => "delete",
+        };
+        let outcome = self.run(sinks, op, grouping_path, headers, body).await;
+        let code = match &outcome {
+            Ok(status) => *status,
+            Err(failure) => failure.status,
+        };
+        metrics::counter!(telemetry::PUSHES, "method" => method_label, "code" => code.as_str().to_string())
+            .increment(1);
+        metrics::histogram!(telemetry::PUSH_DURATION, "method" => method_label)
+            .record(started.elapsed().as_secs_f64());
+        outcome
+    }
+
+    async fn run<B>(
+        &self,
+        sinks: &Sinks,
+        op: PushOp,
+        grouping_path: &[u8],
+        headers: &HeaderMap,
+        body: B,
+    ) -> Result<StatusCode, PushFailure>
+    where
+        B: http_body::Body<Data = Bytes>,
+        B::Error: std::fmt::Display,
+    {
+        let received_at = SystemTime::now();
+        let key: GroupingKey = path::parse_grouping_key(grouping_path)?;
+        if op == PushOp::Delete {
+            let push = Push {
+                op,
+                key,
+                families: Vec::new(),
+                received_at,
+            };
+            sinks.apply(&push).await?;
+            return Ok(StatusCode::ACCEPTED);
+        }
+        let header_str = |name| {
+            headers
+                .get(name)
+                .and_then(|v: &http::HeaderValue| v.to_str().ok())
+        };
+        let limits = BodyLimits {
+            max_body_bytes: self.config.max_body_bytes,
+            max_decompressed_bytes: self.config.max_decompressed_bytes,
+        };
+        let bytes = body::read_body(body, header_str(header::CONTENT_ENCODING), &limits).await?;
+        let format = BodyFormat::from_content_type(header_str(header::CONTENT_TYPE));
+        let mut families =
+            exposition::parse(format, &bytes).map_err(|e| Rejection::bad_request(e.0))?;
+        validate::validate(&mut families, &key, &self.config)?;
+        let samples: usize = families.iter().map(|f| f.metric.len()).sum();
+        let push = Push {
+            op,
+            key,
+            families,
+            received_at,
+        };
+        sinks.apply(&push).await?;
+        metrics::counter!(telemetry::SAMPLES_RECEIVED).increment(samples as u64);
+        Ok(StatusCode::OK)
+    }
+}

@@ -1,0 +1,158 @@
+//! Ingest: everything between an HTTP push request and the [`Push`] value
+//! handed to the sinks.
+//!
+//! The pipeline is: grouping key from the URL path ([`path`]), body bytes
+//! through `Content-Encoding` and size limits ([`body`]), parsing
+//! (`crate::exposition`), then validation and the merge of grouping labels
+//! into every metric ([`validate`]). [`handler`] runs that pipeline for one
+//! request and maps the sinks' answers to HTTP statuses.
+//!
+//! Ingest knows nothing about remote_write or the cache: the only values that
+//! cross to the sinks are [`Push`] and, back, [`SinkError`].
+
+pub mod body;
+pub mod handler;
+pub mod path;
+pub mod validate;
+
+use std::time::{Duration, SystemTime};
+
+use http::StatusCode;
+
+use crate::proto::client::MetricFamily;
+
+/// What a push asks the sinks to do with its group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PushOp {
+    /// `PUT`: the pushed families replace the whole group.
+    Replace,
+    /// `POST`: the pushed families replace only the same-named families.
+    Merge,
+    /// `DELETE`: the group ends.
+    Delete,
+}
+
+/// The labels of a group, taken from the URL path: always contains `job`,
+/// sorted by label name, each name once.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupingKey {
+    labels: Vec<(String, String)>,
+}
+
+impl GroupingKey {
+    /// Builds a key from label pairs; for a repeated name the last pair wins
+    /// (as the Pushgateway does with a repeated URL label).
+    pub fn new(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut labels: Vec<(String, String)> = Vec::new();
+        for (name, value) in pairs {
+            match labels.iter_mut().find(|(n, _)| *n == name) {
+                Some(existing) => existing.1 = value,
+                None => labels.push((name, value)),
+            }
+        }
+        labels.sort_by(|a, b| a.0.cmp(&b.0));
+        Self { labels }
+    }
+
+    /// The label pairs, sorted by name.
+    pub fn labels(&self) -> &[(String, String)] {
+        &self.labels
+    }
+
+    /// The value of one grouping label.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.labels
+            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .ok()
+            .map(|i| self.labels[i].1.as_str())
+    }
+
+    /// The `job` label's value (empty only for a key built by hand without one).
+    pub fn job(&self) -> &str {
+        self.get("job").unwrap_or("")
+    }
+}
+
+/// One accepted push, as the sinks see it.
+///
+/// `families` are parsed and validated: grouping labels already override body
+/// labels in every metric, and each metric's labels are sorted by name.
+/// Empty label values are kept (the cache exposes them, the forwarder drops
+/// them). For [`PushOp::Delete`] `families` is empty.
+#[derive(Clone, Debug)]
+pub struct Push {
+    pub op: PushOp,
+    pub key: GroupingKey,
+    pub families: Vec<MetricFamily>,
+    pub received_at: SystemTime,
+}
+
+/// A sink's typed refusal of a push; the handler maps it to an HTTP status.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SinkError {
+    /// The push is invalid for this sink (400); the message is for the pusher.
+    #[error("{0}")]
+    Rejected(String),
+    /// The sink could not store the push now (503 with `Retry-After`).
+    #[error("{message}")]
+    Unavailable {
+        message: String,
+        retry_after: Duration,
+    },
+    /// The sink sheds load (429 with `Retry-After`): its queue is full.
+    #[error("{message}")]
+    Overloaded {
+        message: String,
+        retry_after: Duration,
+    },
+}
+
+/// An ingest-side refusal: the HTTP status and the message for the pusher.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Rejection {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl Rejection {
+    /// A 400 Bad Request with `message`.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+
+    /// Any status with `message`.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grouping_key_sorts_and_keeps_last_repeated_label() {
+        let key = GroupingKey::new([
+            ("job".to_string(), "j".to_string()),
+            ("b".to_string(), "1".to_string()),
+            ("a".to_string(), "1".to_string()),
+            ("a".to_string(), "2".to_string()),
+        ]);
+        let names: Vec<_> = key
+            .labels()
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect();
+        assert_eq!(names, ["a=2", "b=1", "job=j"]);
+        assert_eq!(key.job(), "j");
+        assert_eq!(key.get("b"), Some("1"));
+        assert_eq!(key.get("c"), None);
+    }
+}

@@ -1,0 +1,224 @@
+//! The HTTP server: listener, routing table and graceful shutdown.
+//!
+//! Routes (P = the route prefix):
+//! - `PUT|POST|DELETE P/metrics/job/...` and `P/pushgateway/metrics/job/...`:
+//!   pushes ([`crate::push::handler`]);
+//! - `GET P<telemetry path>`: pushrelay's own metrics;
+//! - `GET P/-/healthy`, `GET P/-/ready`.
+//!
+//! Paths are percent-decoded once before routing, as the Pushgateway does,
+//! so `%2F` in a grouping value is a path separator.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::push::handler::{Ingest, PushFailure};
+use crate::push::{PushOp, path};
+use crate::sinks::Sinks;
+use crate::telemetry::Telemetry;
+
+/// Response bodies are built whole.
+pub type Body = Full<Bytes>;
+
+/// How long in-flight requests may take to finish after a shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Everything a request handler needs; shared by all connections.
+pub struct AppState {
+    prefix: String,
+    telemetry_path: String,
+    sinks: Sinks,
+    ingest: Ingest,
+    telemetry: Telemetry,
+    shutting_down: AtomicBool,
+}
+
+impl AppState {
+    /// Builds the state for `config` with the given sinks.
+    pub fn new(config: &Config, sinks: Sinks, telemetry: Telemetry) -> Self {
+        Self {
+            prefix: config.route_prefix(),
+            telemetry_path: config.web.telemetry_path.clone(),
+            sinks,
+            ingest: Ingest {
+                config: config.push.clone(),
+            },
+            telemetry,
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Serves `listener` until `shutdown` resolves; then stops accepting, turns
+/// readiness off and waits (bounded) for in-flight requests to finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let graceful = GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(conn) => conn,
+                    Err(error) => {
+                        // Typically EMFILE: back off instead of spinning.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let state = state.clone();
+                let service = service_fn(move |request| {
+                    let state = state.clone();
+                    async move { Ok::<_, Infallible>(route(&state, request).await) }
+                });
+                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(error) = connection.await {
+                        tracing::debug!(error = %error, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    state.shutting_down.store(true, Ordering::SeqCst);
+    tracing::info!("shutting down: draining in-flight requests");
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("drain timeout reached; closing remaining connections");
+    }
+}
+
+async fn route(state: &AppState, request: Request<Incoming>) -> Response<Body> {
+    let decoded = match path::decode_path(request.uri().path()) {
+        Ok(decoded) => decoded,
+        Err(rejection) => return plain(rejection.status, &rejection.message),
+    };
+    let Some(rest) = decoded.strip_prefix(state.prefix.as_bytes()) else {
+        return not_found();
+    };
+    let rest = rest
+        .strip_prefix(b"/pushgateway".as_slice())
+        .filter(|r| r.starts_with(b"/metrics/"))
+        .unwrap_or(rest);
+    if let Some(grouping_path) = rest.strip_prefix(b"/metrics/".as_slice()) {
+        if grouping_path.starts_with(b"job/") || grouping_path.starts_with(b"job@base64/") {
+            return push(state, request, grouping_path.to_vec()).await;
+        }
+    }
+    let method = request.method();
+    match rest {
+        b"/-/healthy" if method == Method::GET => plain(StatusCode::OK, "OK"),
+        b"/-/ready" if method == Method::GET => {
+            if !state.shutting_down.load(Ordering::SeqCst) && state.sinks.is_ready() {
+                plain(StatusCode::OK, "OK")
+            } else {
+                plain(StatusCode::SERVICE_UNAVAILABLE, "not ready")
+            }
+        }
+        b"/-/healthy" | b"/-/ready" => method_not_allowed("GET, OPTIONS"),
+        path if path == state.telemetry_path.as_bytes() => {
+            if method == Method::GET {
+                let mut response = Response::new(Body::from(state.telemetry.render()));
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                response
+            } else {
+                method_not_allowed("GET, OPTIONS")
+            }
+        }
+        _ => not_found(),
+    }
+}
+
+async fn push(
+    state: &AppState,
+    request: Request<Incoming>,
+    grouping_path: Vec<u8>,
+) -> Response<Body> {
+    let op = match *request.method() {
+        Method::PUT => PushOp::Replace,
+        Method::POST => PushOp::Merge,
+        Method::DELETE => PushOp::Delete,
+        _ => return method_not_allowed("DELETE, OPTIONS, POST, PUT"),
+    };
+    let (parts, body) = request.into_parts();
+    match state
+        .ingest
+        .handle(&state.sinks, op, &grouping_path, &parts.headers, body)
+        .await
+    {
+        Ok(status) => {
+            let mut response = Response::new(Body::default());
+            *response.status_mut() = status;
+            response
+        }
+        Err(failure) => failure_response(failure),
+    }
+}
+
+fn failure_response(failure: PushFailure) -> Response<Body> {
+    let mut response = plain(failure.status, &failure.message);
+    if let Some(after) = failure.retry_after {
+        let seconds = after.as_secs_f64().ceil().max(1.0) as u64;
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
+/// A `text/plain` answer with the message and a newline, as the Pushgateway
+/// writes its errors.
+pub fn plain(status: StatusCode, message: &str) -> Response<Body> {
+    let mut response = Response::new(Body::from(format!("{message}\n")));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+fn not_found() -> Response<Body> {
+    plain(StatusCode::NOT_FOUND, "404 page not found")
+}
+
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}

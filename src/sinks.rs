@@ -1,0 +1,35 @@
+//! Fan-out of one [`Push`] to the enabled sinks: the forwarder, the cache,
+//! or both.
+//!
+//! With both, a push succeeds only when it is forwarded and stored: the cache
+//! checks the push first (a push it would refuse is never forwarded), then the
+//! forwarder sends it, then the cache applies it.
+
+use crate::cache::Cache;
+use crate::forward::Forwarder;
+use crate::push::{Push, SinkError};
+
+/// The sinks a push goes to. At least one is present.
+pub struct Sinks {
+    pub forwarder: Option<Forwarder>,
+    pub cache: Option<Cache>,
+}
+
+impl Sinks {
+    /// Hands `push` to every enabled sink; the first refusal wins.
+    pub async fn apply(&self, push: &Push) -> Result<(), SinkError> {
+        if let Some(forwarder) = &self.forwarder {
+            forwarder.forward(push).await?;
+        }
+        if let Some(cache) = &self.cache {
+            cache.apply(push)?;
+        }
+        Ok(())
+    }
+
+    /// Ready when the backend has been reached (forward mode) or always
+    /// (cache only).
+    pub fn is_ready(&self) -> bool {
+        self.forwarder.as_ref().is_none_or(Forwarder::is_ready)
+    }
+}
