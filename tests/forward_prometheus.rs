@@ -1,0 +1,892 @@
+//! Acceptance tests of forwarding against the real Prometheus: pushes made
+//! with curl-like text bodies, the Go client (captured body and live
+//! program) and the Python client go through pushrelay, then through a
+//! recording proxy, into Prometheus 2.42.
+//!
+//! Each test asserts the exact series Prometheus holds afterwards (label
+//! sets and values, and that nothing else arrived) and, on the wire, what
+//! Prometheus does not keep: the remote_write headers, TYPE/HELP metadata
+//! per family, and label hygiene.
+//!
+//! The `oracle_*` and `harness_*` tests pin the expectations and the
+//! harness themselves: the same pushes into the real Pushgateway must give
+//! the same series, and a hand-built remote_write request must reach
+//! Prometheus through the recording proxy.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use common::{
+    Prometheus, Pushgateway, Pushrelay, RecordedWrite, RecordingProxy, Series, TEXT_CONTENT_TYPE,
+    fixture, fixture_content_type, request, run_go_push, run_py_push, unix_now, wire_latest_values,
+    wire_metadata, wire_problems, wire_stale_series,
+};
+use http::{HeaderMap, Method, StatusCode};
+use pushrelay::proto::prompb::metric_metadata::MetricType;
+use pushrelay::proto::prompb::{Label, MetricMetadata, Sample, TimeSeries, WriteRequest};
+
+type Labels = BTreeMap<String, String>;
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// What each push must produce
+// ---------------------------------------------------------------------------
+
+/// A text body with every kind of family. Label names are out of order and
+/// one label value is empty: both must be cleaned up on the way; `le="1.0"`
+/// must arrive as `le="1"`, as a Pushgateway scrape would show it.
+const TEXT_BODY: &str = r#"# HELP relay_jobs_processed_total Jobs processed.
+# TYPE relay_jobs_processed_total counter
+relay_jobs_processed_total{queue="high",env="prod"} 12
+relay_jobs_processed_total{queue="low",env="prod"} 3
+# HELP relay_queue_depth Items waiting.
+# TYPE relay_queue_depth gauge
+relay_queue_depth{shard=""} 7.5
+# HELP relay_untyped_thing Something without a type.
+# TYPE relay_untyped_thing untyped
+relay_untyped_thing{kind="x"} 42
+# HELP relay_duration_seconds Run time.
+# TYPE relay_duration_seconds histogram
+relay_duration_seconds_bucket{le="0.5"} 2
+relay_duration_seconds_bucket{le="1.0"} 5
+relay_duration_seconds_bucket{le="+Inf"} 6
+relay_duration_seconds_sum 4.25
+relay_duration_seconds_count 6
+# HELP relay_payload_bytes Payload size.
+# TYPE relay_payload_bytes summary
+relay_payload_bytes{quantile="0.5"} 1024
+relay_payload_bytes{quantile="0.9"} 4096
+relay_payload_bytes_sum 20480
+relay_payload_bytes_count 10
+"#;
+
+/// A body whose third line is broken.
+const BAD_TEXT_BODY: &str = "# TYPE relay_ok gauge\nrelay_ok 1\nrelay_bad abc\n";
+
+/// One series of a family: name suffix (`_bucket`, `_sum`, ...), labels
+/// besides the grouping labels, value.
+type SeriesSpec<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
+
+/// Adds the families of one kind of push to an expectation.
+type AddFamilies = for<'a> fn(&'a mut Expected, &Labels) -> &'a mut Expected;
+
+/// The value a series must have.
+#[derive(Clone, Copy, Debug)]
+enum Want {
+    Is(f64),
+    /// A time in seconds, inside this window.
+    Between(f64, f64),
+}
+
+impl Want {
+    fn accepts(self, value: f64) -> bool {
+        match self {
+            Want::Is(want) => {
+                want == value || (want - value).abs() <= 1e-12 * want.abs().max(value.abs())
+            }
+            Want::Between(low, high) => (low..=high).contains(&value),
+        }
+    }
+}
+
+/// The series and the families one or more pushes must produce.
+#[derive(Default)]
+struct Expected {
+    series: Vec<(Labels, Want)>,
+    families: BTreeMap<String, (MetricType, String)>,
+}
+
+impl Expected {
+    /// Adds a family and its series; `grouping` is added to every series.
+    fn family(
+        &mut self,
+        name: &str,
+        kind: MetricType,
+        help: &str,
+        grouping: &Labels,
+        series: &[SeriesSpec],
+    ) -> &mut Self {
+        self.families
+            .insert(name.to_string(), (kind, help.to_string()));
+        for (suffix, pairs, value) in series {
+            let mut all = grouping.clone();
+            all.extend(labels(pairs));
+            all.insert("__name__".into(), format!("{name}{suffix}"));
+            self.series.push((all, Want::Is(*value)));
+        }
+        self
+    }
+
+    /// The `push_time_seconds` and `push_failure_time_seconds` a Pushgateway
+    /// keeps per group: the last successful push happened in
+    /// `[pushed_after, pushed_before]`, no push failed.
+    fn push_times(
+        &mut self,
+        grouping: &Labels,
+        pushed_after: f64,
+        pushed_before: f64,
+    ) -> &mut Self {
+        for (name, value) in [
+            (
+                "push_time_seconds",
+                Want::Between(pushed_after, pushed_before),
+            ),
+            ("push_failure_time_seconds", Want::Is(0.0)),
+        ] {
+            let mut all = grouping.clone();
+            all.insert("__name__".into(), name.into());
+            self.series.push((all, value));
+        }
+        self.families.insert(
+            "push_time_seconds".into(),
+            (
+                MetricType::Gauge,
+                "Last Unix time when changing this group in the Pushgateway succeeded.".into(),
+            ),
+        );
+        self.families.insert(
+            "push_failure_time_seconds".into(),
+            (
+                MetricType::Gauge,
+                "Last Unix time when changing this group in the Pushgateway failed.".into(),
+            ),
+        );
+        self
+    }
+
+    fn text_body(&mut self, grouping: &Labels) -> &mut Self {
+        self.family(
+            "relay_jobs_processed_total",
+            MetricType::Counter,
+            "Jobs processed.",
+            grouping,
+            &[
+                ("", &[("env", "prod"), ("queue", "high")], 12.0),
+                ("", &[("env", "prod"), ("queue", "low")], 3.0),
+            ],
+        )
+        .family(
+            "relay_queue_depth",
+            MetricType::Gauge,
+            "Items waiting.",
+            grouping,
+            &[("", &[], 7.5)],
+        )
+        .family(
+            "relay_untyped_thing",
+            MetricType::Unknown,
+            "Something without a type.",
+            grouping,
+            &[("", &[("kind", "x")], 42.0)],
+        )
+        .family(
+            "relay_duration_seconds",
+            MetricType::Histogram,
+            "Run time.",
+            grouping,
+            &[
+                ("_bucket", &[("le", "0.5")], 2.0),
+                ("_bucket", &[("le", "1")], 5.0),
+                ("_bucket", &[("le", "+Inf")], 6.0),
+                ("_sum", &[], 4.25),
+                ("_count", &[], 6.0),
+            ],
+        )
+        .family(
+            "relay_payload_bytes",
+            MetricType::Summary,
+            "Payload size.",
+            grouping,
+            &[
+                ("", &[("quantile", "0.5")], 1024.0),
+                ("", &[("quantile", "0.9")], 4096.0),
+                ("_sum", &[], 20480.0),
+                ("_count", &[], 10.0),
+            ],
+        )
+    }
+
+    /// What the Go client pushes (live program and captured fixture alike).
+    fn go_client(&mut self, grouping: &Labels) -> &mut Self {
+        self.family(
+            "go_push_requests_total",
+            MetricType::Counter,
+            "A counter.",
+            grouping,
+            &[("", &[("path", "/a")], 3.0), ("", &[("path", "/b")], 5.0)],
+        )
+        .family(
+            "go_push_temperature_celsius",
+            MetricType::Gauge,
+            "A gauge.",
+            grouping,
+            &[("", &[], 21.5)],
+        )
+        .family(
+            "go_push_latency_seconds",
+            MetricType::Histogram,
+            "A histogram.",
+            grouping,
+            &[
+                ("_bucket", &[("le", "0.1")], 1.0),
+                ("_bucket", &[("le", "0.5")], 2.0),
+                ("_bucket", &[("le", "1")], 3.0),
+                ("_bucket", &[("le", "+Inf")], 4.0),
+                ("_sum", &[], 2.95),
+                ("_count", &[], 4.0),
+            ],
+        )
+        .family(
+            "go_push_size_bytes",
+            MetricType::Summary,
+            "A summary.",
+            grouping,
+            &[
+                ("", &[("quantile", "0.5")], 200.0),
+                ("", &[("quantile", "0.99")], 300.0),
+                ("_sum", &[], 600.0),
+                ("_count", &[], 3.0),
+            ],
+        )
+    }
+
+    /// What the Python client's `push` step pushes.
+    fn py_client(&mut self, grouping: &Labels) -> &mut Self {
+        self.family(
+            "py_requests_total",
+            MetricType::Counter,
+            "Requests handled.",
+            grouping,
+            &[("", &[("path", "/a")], 3.0), ("", &[("path", "/b")], 5.0)],
+        )
+        .family(
+            "py_temperature_celsius",
+            MetricType::Gauge,
+            "A gauge.",
+            grouping,
+            &[("", &[], 21.5)],
+        )
+        .family(
+            "py_latency_seconds",
+            MetricType::Histogram,
+            "A histogram.",
+            grouping,
+            &[
+                ("_bucket", &[("le", "0.1")], 1.0),
+                ("_bucket", &[("le", "0.5")], 2.0),
+                ("_bucket", &[("le", "1")], 3.0),
+                ("_bucket", &[("le", "+Inf")], 4.0),
+                ("_sum", &[], 2.95),
+                ("_count", &[], 4.0),
+            ],
+        )
+        .family(
+            "py_size_bytes",
+            MetricType::Summary,
+            "A summary.",
+            grouping,
+            &[("_sum", &[], 600.0), ("_count", &[], 3.0)],
+        )
+    }
+
+    /// What the Python client's `pushadd` step adds.
+    fn py_client_extra(&mut self, grouping: &Labels) -> &mut Self {
+        self.family(
+            "py_extra_gauge",
+            MetricType::Gauge,
+            "Added by pushadd.",
+            grouping,
+            &[("", &[], 7.0)],
+        )
+    }
+}
+
+/// Panics with a readable difference unless `actual` is exactly the
+/// expected series: same label sets, acceptable values, nothing more.
+fn assert_exact_series(context: &str, actual: &[Series], expected: &[(Labels, Want)]) {
+    let mut problems = Vec::new();
+    let actual_by_labels: BTreeMap<&Labels, f64> =
+        actual.iter().map(|s| (&s.labels, s.value)).collect();
+    let expected_by_labels: BTreeMap<&Labels, Want> =
+        expected.iter().map(|(l, w)| (l, *w)).collect();
+    assert_eq!(
+        expected_by_labels.len(),
+        expected.len(),
+        "{context}: the expectation lists a series twice"
+    );
+    for (labels, want) in &expected_by_labels {
+        match actual_by_labels.get(labels) {
+            None => problems.push(format!("missing    {labels:?} (want {want:?})")),
+            Some(value) if !want.accepts(*value) => {
+                problems.push(format!("wrong value {labels:?} = {value} (want {want:?})"))
+            }
+            Some(_) => {}
+        }
+    }
+    for (labels, value) in &actual_by_labels {
+        if !expected_by_labels.contains_key(labels) {
+            problems.push(format!("unexpected {labels:?} = {value}"));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{context}: {} problem(s):\n  {}",
+        problems.len(),
+        problems.join("\n  ")
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The forwarding stack
+// ---------------------------------------------------------------------------
+
+/// pushrelay → recording proxy → Prometheus, all on loopback. Fields drop in
+/// order: pushrelay first, Prometheus last.
+struct Stack {
+    relay: Pushrelay,
+    proxy: RecordingProxy,
+    prometheus: Prometheus,
+    started_ms: i64,
+}
+
+impl Stack {
+    async fn start() -> Self {
+        let started_ms = (unix_now() * 1000.0) as i64 - 1;
+        let prometheus = Prometheus::start().await;
+        let proxy = RecordingProxy::start(&prometheus.url()).await;
+        let relay = Pushrelay::forwarding_to(&proxy.write_url()).await;
+        Self {
+            relay,
+            proxy,
+            prometheus,
+            started_ms,
+        }
+    }
+
+    /// `PUT|POST|DELETE` to pushrelay.
+    async fn push(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> (StatusCode, String) {
+        let url = format!("{}{path}", self.relay.url());
+        let reply = request(
+            method,
+            &url,
+            &[("content-type", content_type)],
+            Bytes::copy_from_slice(body),
+        )
+        .await;
+        (reply.status, reply.text())
+    }
+
+    /// Everything Prometheus holds must be `expected`, and the wire must
+    /// show the same series with clean labels, the remote_write headers and
+    /// each family's metadata.
+    async fn assert_stored(&self, context: &str, expected: &Expected) {
+        let stored = self.prometheus.all_series().await;
+        assert_exact_series(
+            &format!("{context} (in Prometheus)"),
+            &stored,
+            &expected.series,
+        );
+
+        let writes = self.proxy.writes();
+        assert_wire(context, &writes, self.started_ms, expected);
+        let on_wire: Vec<Series> = wire_latest_values(&writes)
+            .into_iter()
+            .map(|(labels, value)| Series { labels, value })
+            .collect();
+        assert_exact_series(
+            &format!("{context} (on the wire)"),
+            &on_wire,
+            &expected.series,
+        );
+    }
+}
+
+/// The wire is clean (see [`wire_problems`]), every request was accepted by
+/// Prometheus, and every family that arrived was announced with its
+/// expected type and help.
+fn assert_wire(context: &str, writes: &[RecordedWrite], started_ms: i64, expected: &Expected) {
+    assert!(
+        !writes.is_empty(),
+        "{context}: no remote_write request reached the proxy"
+    );
+    let now_ms = (unix_now() * 1000.0) as i64 + 1;
+    let problems = wire_problems(writes, started_ms, now_ms);
+    assert!(
+        problems.is_empty(),
+        "{context}: remote_write problems:\n  {}",
+        problems.join("\n  ")
+    );
+    for write in writes {
+        assert!(
+            write.upstream_status.is_success(),
+            "{context}: Prometheus answered {} to a remote_write request",
+            write.upstream_status
+        );
+    }
+    let metadata = wire_metadata(writes).unwrap_or_else(|e| panic!("{context}: {e}"));
+    for (family, (kind, help)) in &expected.families {
+        let Some(entry) = metadata.get(family) else {
+            panic!("{context}: no metadata for family {family}; sent: {metadata:?}");
+        };
+        assert_eq!(entry.r#type(), *kind, "{context}: TYPE of {family}");
+        assert_eq!(&entry.help, help, "{context}: HELP of {family}");
+    }
+    let unexpected: Vec<&String> = metadata
+        .keys()
+        .filter(|f| !expected.families.contains_key(*f))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "{context}: metadata for families that were not pushed: {unexpected:?}"
+    );
+}
+
+fn grouping(job: &str, instance: Option<&str>) -> Labels {
+    let mut grouping = labels(&[("job", job)]);
+    if let Some(instance) = instance {
+        grouping.insert("instance".into(), instance.into());
+    }
+    grouping
+}
+
+// ---------------------------------------------------------------------------
+// Forwarding acceptance tests
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_push_through_both_path_prefixes_arrives_exactly() {
+    let stack = Stack::start().await;
+    let before = unix_now();
+    let (status, body) = stack
+        .push(
+            Method::PUT,
+            "/metrics/job/fwd_text/instance/i1",
+            TEXT_CONTENT_TYPE,
+            TEXT_BODY.as_bytes(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "PUT /metrics/job/...: {body}");
+    assert_eq!(body, "", "a successful push answers an empty body");
+    // No instance in the grouping key: a Pushgateway shows instance="",
+    // which remote_write cannot carry.
+    let (status, body) = stack
+        .push(
+            Method::PUT,
+            "/pushgateway/metrics/job/fwd_text_pg",
+            TEXT_CONTENT_TYPE,
+            TEXT_BODY.as_bytes(),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "PUT /pushgateway/metrics/job/...: {body}"
+    );
+    let after = unix_now();
+
+    let mut expected = Expected::default();
+    let first = grouping("fwd_text", Some("i1"));
+    let second = grouping("fwd_text_pg", None);
+    expected
+        .text_body(&first)
+        .push_times(&first, before, after)
+        .text_body(&second)
+        .push_times(&second, before, after);
+    stack.assert_stored("text pushes", &expected).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_text_body_is_a_400_naming_line_and_problem_and_forwards_nothing() {
+    let stack = Stack::start().await;
+    let (status, body) = stack
+        .push(
+            Method::PUT,
+            "/metrics/job/fwd_bad",
+            TEXT_CONTENT_TYPE,
+            BAD_TEXT_BODY.as_bytes(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body.contains("line 3"),
+        "the message must name the line: {body:?}"
+    );
+    assert!(
+        body.contains("abc"),
+        "the message must name the bad value: {body:?}"
+    );
+    assert!(
+        stack.proxy.writes().is_empty(),
+        "a refused push must forward nothing"
+    );
+    assert_exact_series(
+        "after a refused push",
+        &stack.prometheus.all_series().await,
+        &[],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captured_go_protobuf_body_arrives_exactly() {
+    let stack = Stack::start().await;
+    let content_type = fixture_content_type("go_push.headers");
+    assert!(
+        content_type.contains("encoding=delimited"),
+        "{content_type}"
+    );
+    let before = unix_now();
+    let (status, body) = stack
+        .push(
+            Method::PUT,
+            "/metrics/job/fwd_go_fixture/instance/go1",
+            &content_type,
+            &fixture("go_push.bin"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let after = unix_now();
+
+    let mut expected = Expected::default();
+    let group = grouping("fwd_go_fixture", Some("go1"));
+    expected.go_client(&group).push_times(&group, before, after);
+    stack.assert_stored("captured Go body", &expected).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_go_client_push_add_delete() {
+    let stack = Stack::start().await;
+    let group = grouping("fwd_go_live", Some("go1"));
+
+    let before = unix_now();
+    let run = run_go_push(&stack.relay.url(), "fwd_go_live", "go1", "push").await;
+    assert!(run.success, "Go Push() failed: {run:?}");
+    let after = unix_now();
+    let mut expected = Expected::default();
+    expected.go_client(&group).push_times(&group, before, after);
+    stack.assert_stored("Go Push()", &expected).await;
+
+    let before = unix_now();
+    let run = run_go_push(&stack.relay.url(), "fwd_go_live", "go1", "add").await;
+    assert!(run.success, "Go Add() failed: {run:?}");
+    let after = unix_now();
+    let mut expected = Expected::default();
+    expected.go_client(&group).push_times(&group, before, after);
+    stack.assert_stored("Go Add()", &expected).await;
+
+    // The Go client accepts only 202 for Delete().
+    let forwarded_before_delete: Vec<Labels> = wire_latest_values(&stack.proxy.writes())
+        .into_keys()
+        .collect();
+    let run = run_go_push(&stack.relay.url(), "fwd_go_live", "go1", "delete").await;
+    assert!(run.success, "Go Delete() failed (it needs a 202): {run:?}");
+    assert_exact_series(
+        "after Go Delete()",
+        &stack.prometheus.all_series().await,
+        &[],
+    );
+    assert_eq!(
+        wire_stale_series(&stack.proxy.writes()),
+        forwarded_before_delete,
+        "Delete() must end every series of the group with a stale marker"
+    );
+    let problems = wire_problems(
+        &stack.proxy.writes(),
+        stack.started_ms,
+        (unix_now() * 1000.0) as i64 + 1,
+    );
+    assert!(problems.is_empty(), "after Delete(): {problems:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_python_client_push_pushadd_gzip_delete() {
+    let stack = Stack::start().await;
+    let plain = grouping("fwd_py", Some("py1"));
+    let gzipped = grouping("fwd_py_gzip", Some("py1"));
+
+    let before = unix_now();
+    let run = run_py_push(&stack.relay.url(), "fwd_py", "py1", "push,pushadd", false).await;
+    assert!(
+        run.success,
+        "push_to_gateway / pushadd_to_gateway failed: {run:?}"
+    );
+    let run = run_py_push(&stack.relay.url(), "fwd_py_gzip", "py1", "push", true).await;
+    assert!(run.success, "push_to_gateway with gzip failed: {run:?}");
+    let after = unix_now();
+
+    let mut expected = Expected::default();
+    expected
+        .py_client(&plain)
+        .py_client_extra(&plain)
+        .push_times(&plain, before, after)
+        .py_client(&gzipped)
+        .push_times(&gzipped, before, after);
+    stack.assert_stored("Python pushes", &expected).await;
+
+    let run = run_py_push(&stack.relay.url(), "fwd_py", "py1", "delete", false).await;
+    assert!(run.success, "delete_from_gateway failed: {run:?}");
+    let mut remaining = Expected::default();
+    remaining
+        .py_client(&gzipped)
+        .push_times(&gzipped, before, after);
+    assert_exact_series(
+        "after delete_from_gateway",
+        &stack.prometheus.all_series().await,
+        &remaining.series,
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The expectations and the harness, checked against the real peers
+// ---------------------------------------------------------------------------
+
+/// The same pushes into the real Pushgateway give exactly the series the
+/// forwarding tests expect in Prometheus (empty label values dropped, as
+/// Prometheus drops them when it scrapes), and the clients work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oracle_pushgateway_gives_the_expected_series() {
+    let gateway = Pushgateway::start().await;
+    let put = |path: &str, content_type: &str, body: Vec<u8>| {
+        let url = format!("{}{path}", gateway.url());
+        let content_type = content_type.to_string();
+        async move { request(Method::PUT, &url, &[("content-type", &content_type)], body).await }
+    };
+
+    let before = unix_now();
+    let reply = put(
+        "/metrics/job/oracle_text/instance/i1",
+        TEXT_CONTENT_TYPE,
+        TEXT_BODY.into(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let reply = put(
+        "/metrics/job/oracle_text_pg",
+        TEXT_CONTENT_TYPE,
+        TEXT_BODY.into(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let reply = put(
+        "/metrics/job/oracle_go_fixture/instance/go1",
+        &fixture_content_type("go_push.headers"),
+        fixture("go_push.bin"),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let reply = put(
+        "/metrics/job/oracle_bad",
+        TEXT_CONTENT_TYPE,
+        BAD_TEXT_BODY.into(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(
+        reply.text().contains("line 3") && reply.text().contains("abc"),
+        "{}",
+        reply.text()
+    );
+
+    let run = run_go_push(&gateway.url(), "oracle_go_live", "go1", "push,add").await;
+    assert!(run.success, "Go client against the Pushgateway: {run:?}");
+    let run = run_py_push(&gateway.url(), "oracle_py", "py1", "push,pushadd", false).await;
+    assert!(
+        run.success,
+        "Python client against the Pushgateway: {run:?}"
+    );
+    let run = run_py_push(&gateway.url(), "oracle_py_gzip", "py1", "push", true).await;
+    assert!(
+        run.success,
+        "Python gzip push against the Pushgateway: {run:?}"
+    );
+    let after = unix_now();
+
+    let cases: [(&str, Option<&str>, AddFamilies); 5] = [
+        ("oracle_text", Some("i1"), Expected::text_body),
+        ("oracle_text_pg", None, Expected::text_body),
+        ("oracle_go_fixture", Some("go1"), Expected::go_client),
+        ("oracle_go_live", Some("go1"), Expected::go_client),
+        ("oracle_py_gzip", Some("py1"), Expected::py_client),
+    ];
+    for (job, instance, families) in cases {
+        let group = grouping(job, instance);
+        let mut expected = Expected::default();
+        families(&mut expected, &group).push_times(&group, before, after);
+        assert_exact_series(job, &gateway.series_of_job(job).await, &expected.series);
+    }
+    let group = grouping("oracle_py", Some("py1"));
+    let mut expected = Expected::default();
+    expected
+        .py_client(&group)
+        .py_client_extra(&group)
+        .push_times(&group, before, after);
+    assert_exact_series(
+        "oracle_py",
+        &gateway.series_of_job("oracle_py").await,
+        &expected.series,
+    );
+    assert_exact_series(
+        "oracle_bad",
+        &gateway.series_of_job("oracle_bad").await,
+        &[],
+    );
+
+    // Delete through both clients: the Go client insists on a 202.
+    let run = run_go_push(&gateway.url(), "oracle_go_live", "go1", "delete").await;
+    assert!(run.success, "Go Delete() against the Pushgateway: {run:?}");
+    let run = run_py_push(&gateway.url(), "oracle_py", "py1", "delete", false).await;
+    assert!(
+        run.success,
+        "Python delete against the Pushgateway: {run:?}"
+    );
+    // The Pushgateway applies a DELETE asynchronously: a checked push is the
+    // barrier after which it has been applied.
+    let reply = put("/metrics/job/oracle_barrier", TEXT_CONTENT_TYPE, Vec::new()).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_exact_series(
+        "deleted Go group",
+        &gateway.series_of_job("oracle_go_live").await,
+        &[],
+    );
+    assert_exact_series(
+        "deleted Python group",
+        &gateway.series_of_job("oracle_py").await,
+        &[],
+    );
+}
+
+/// A hand-built remote_write request goes through the recording proxy into
+/// Prometheus unchanged, and the proxy records it decoded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn harness_recording_proxy_passes_remote_write_to_prometheus() {
+    let prometheus = Prometheus::start().await;
+    let proxy = RecordingProxy::start(&prometheus.url()).await;
+    let started_ms = (unix_now() * 1000.0) as i64;
+    let label = |name: &str, value: &str| Label {
+        name: name.into(),
+        value: value.into(),
+    };
+    let sent = WriteRequest {
+        timeseries: vec![
+            TimeSeries {
+                labels: vec![
+                    label("__name__", "harness_value"),
+                    label("instance", "h1"),
+                    label("job", "harness"),
+                ],
+                samples: vec![Sample {
+                    value: 1.5,
+                    timestamp: started_ms,
+                }],
+                ..Default::default()
+            },
+            TimeSeries {
+                labels: vec![
+                    label("__name__", "harness_total"),
+                    label("job", "harness"),
+                    label("path", "/x"),
+                ],
+                samples: vec![Sample {
+                    value: 7.0,
+                    timestamp: started_ms,
+                }],
+                ..Default::default()
+            },
+        ],
+        metadata: vec![MetricMetadata {
+            r#type: MetricType::Counter as i32,
+            metric_family_name: "harness_total".into(),
+            help: "A counter.".into(),
+            unit: String::new(),
+        }],
+    };
+    let reply = request(
+        Method::POST,
+        &proxy.write_url(),
+        &[
+            ("content-encoding", "snappy"),
+            ("content-type", "application/x-protobuf"),
+            ("x-prometheus-remote-write-version", "0.1.0"),
+            ("user-agent", "pushrelay/harness"),
+        ],
+        common::encode_write_request(&sent),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text());
+
+    let writes = proxy.writes();
+    assert_eq!(writes.len(), 1);
+    assert_eq!(writes[0].request(), &sent);
+    assert_eq!(writes[0].path, "/api/v1/write");
+    assert_eq!(writes[0].upstream_status, StatusCode::NO_CONTENT);
+    let now_ms = (unix_now() * 1000.0) as i64 + 1;
+    assert_eq!(
+        wire_problems(&writes, started_ms, now_ms),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        wire_metadata(&writes).expect("consistent metadata")["harness_total"].r#type(),
+        MetricType::Counter
+    );
+    assert_exact_series(
+        "hand-built remote_write",
+        &prometheus.all_series().await,
+        &[
+            (
+                labels(&[
+                    ("__name__", "harness_value"),
+                    ("instance", "h1"),
+                    ("job", "harness"),
+                ]),
+                Want::Is(1.5),
+            ),
+            (
+                labels(&[
+                    ("__name__", "harness_total"),
+                    ("job", "harness"),
+                    ("path", "/x"),
+                ]),
+                Want::Is(7.0),
+            ),
+        ],
+    );
+
+    // The wire check finds what a careless sender does.
+    let mut careless = writes[0].clone();
+    careless.headers = HeaderMap::new();
+    let mut request = sent.clone();
+    request.timeseries[0].labels.swap(1, 2);
+    request.timeseries[1].labels.push(label("zone", ""));
+    request.timeseries[1].labels.remove(0);
+    request.timeseries[1].samples[0].timestamp = 1;
+    careless.decoded = Ok(request);
+    let problems = wire_problems(&[careless], started_ms, now_ms).join("\n");
+    for needle in [
+        "content-encoding",
+        "content-type",
+        "x-prometheus-remote-write-version",
+        "user-agent",
+        "not sorted",
+        "empty label name or value",
+        "no __name__",
+        "timestamp 1 outside",
+    ] {
+        assert!(
+            problems.contains(needle),
+            "missing {needle:?} in:\n{problems}"
+        );
+    }
+}
