@@ -78,6 +78,10 @@ type SeriesSpec<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
 /// Adds the families of one kind of push to an expectation.
 type AddFamilies = for<'a> fn(&'a mut Expected, &Labels) -> &'a mut Expected;
 
+/// Slack on a push time, for a sender that keeps it to the millisecond or
+/// reads its clock a little before the push is received.
+const TIME_SLACK: f64 = 0.5;
+
 /// The value a series must have.
 #[derive(Clone, Copy, Debug)]
 enum Want {
@@ -127,7 +131,8 @@ impl Expected {
 
     /// The `push_time_seconds` and `push_failure_time_seconds` a Pushgateway
     /// keeps per group: the last successful push happened in
-    /// `[pushed_after, pushed_before]`, no push failed.
+    /// `[pushed_after, pushed_before]` (give or take [`TIME_SLACK`]), no
+    /// push failed.
     fn push_times(
         &mut self,
         grouping: &Labels,
@@ -137,7 +142,7 @@ impl Expected {
         for (name, value) in [
             (
                 "push_time_seconds",
-                Want::Between(pushed_after, pushed_before),
+                Want::Between(pushed_after - TIME_SLACK, pushed_before + TIME_SLACK),
             ),
             ("push_failure_time_seconds", Want::Is(0.0)),
         ] {
@@ -889,4 +894,91 @@ async fn harness_recording_proxy_passes_remote_write_to_prometheus() {
             "missing {needle:?} in:\n{problems}"
         );
     }
+}
+
+/// The expectations, sent by hand as a correct sender would send them,
+/// satisfy every check of the forwarding tests; stale markers then end the
+/// series in Prometheus, as the DELETE tests rely on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn harness_expectations_round_trip_and_stale_markers_end_series() {
+    let prometheus = Prometheus::start().await;
+    let proxy = RecordingProxy::start(&prometheus.url()).await;
+    let started_ms = (unix_now() * 1000.0) as i64 - 1;
+    let pushed_at = unix_now();
+    let group = grouping("harness_round_trip", Some("h1"));
+    let mut expected = Expected::default();
+    expected
+        .text_body(&group)
+        .push_times(&group, pushed_at, pushed_at);
+
+    let send = |timestamp: i64, stale: bool| {
+        let timeseries = expected
+            .series
+            .iter()
+            .map(|(labels, want)| TimeSeries {
+                labels: labels
+                    .iter()
+                    .map(|(name, value)| Label {
+                        name: name.clone(),
+                        value: value.clone(),
+                    })
+                    .collect(),
+                samples: vec![Sample {
+                    value: match (stale, want) {
+                        (true, _) => f64::from_bits(common::STALE_NAN_BITS),
+                        (false, Want::Is(v) | Want::Between(v, _)) => *v,
+                    },
+                    timestamp,
+                }],
+                ..Default::default()
+            })
+            .collect();
+        let metadata = expected
+            .families
+            .iter()
+            .map(|(name, (kind, help))| MetricMetadata {
+                r#type: *kind as i32,
+                metric_family_name: name.clone(),
+                help: help.clone(),
+                unit: String::new(),
+            })
+            .collect();
+        let body = common::encode_write_request(&WriteRequest {
+            timeseries,
+            metadata,
+        });
+        let url = proxy.write_url();
+        async move {
+            request(
+                Method::POST,
+                &url,
+                &[
+                    ("content-encoding", "snappy"),
+                    ("content-type", "application/x-protobuf"),
+                    ("x-prometheus-remote-write-version", "0.1.0"),
+                    ("user-agent", "pushrelay/harness"),
+                ],
+                body,
+            )
+            .await
+        }
+    };
+
+    let now_ms = (pushed_at * 1000.0) as i64;
+    let reply = send(now_ms, false).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text());
+    let writes = proxy.writes();
+    assert_wire("hand-sent expectation", &writes, started_ms, &expected);
+    assert_exact_series(
+        "hand-sent expectation",
+        &prometheus.all_series().await,
+        &expected.series,
+    );
+
+    let reply = send(now_ms + 1, true).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text());
+    assert_exact_series("after stale markers", &prometheus.all_series().await, &[]);
+    let mut all: Vec<Labels> = expected.series.iter().map(|(l, _)| l.clone()).collect();
+    all.sort();
+    assert_eq!(wire_stale_series(&proxy.writes()), all);
 }
