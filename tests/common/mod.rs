@@ -111,8 +111,7 @@ pub struct Peer {
     child: Child,
     addr: SocketAddr,
     log_path: PathBuf,
-    // Dropped after the child is killed (field order does not matter: Drop
-    // kills first).
+    /// Removed when the peer is dropped, after `Drop` has killed the child.
     dir: TempDir,
 }
 
