@@ -55,6 +55,7 @@ trap summary EXIT
 run_step "install peers" scripts/install-peers.sh || exit 1
 run_step "cargo fmt" cargo fmt --all --check || true
 run_step "cargo clippy" cargo clippy --all-targets --locked -- -D warnings || true
+run_step "deploy validation" scripts/validate-deploy.sh || true
 if cargo nextest --version >/dev/null 2>&1; then
   run_step "tests (nextest)" cargo nextest run --all-targets --locked --no-fail-fast || true
   # nextest does not run doc tests.

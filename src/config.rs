@@ -446,7 +446,13 @@ impl Config {
     /// Loads the layers for these flags, with `env` as the environment
     /// (`PUSHRELAY_*` variables), and validates the result.
     pub fn load(cli: &Cli) -> Result<Self, ConfigError> {
-        let figment = Self::figment(cli, Env::prefixed("PUSHRELAY_").split("__"))?;
+        // Only nested keys (`SECTION__KEY`): Kubernetes injects
+        // `PUSHRELAY_SERVICE_HOST`-style variables for Services named
+        // `pushrelay*`, which must not be read as configuration.
+        let env = Env::prefixed("PUSHRELAY_")
+            .filter(|key| key.as_str().contains("__"))
+            .split("__");
+        let figment = Self::figment(cli, env)?;
         let config: Config = figment
             .extract()
             .map_err(|e| ConfigError(describe_figment_error(e)))?;
@@ -664,6 +670,23 @@ mod tests {
         assert_eq!(config.web.listen_address, "127.0.0.1:3000");
         assert_eq!(config.remote_write.url.as_deref(), Some("http://flag/"));
         assert_eq!(config.remote_write.concurrency, 2);
+    }
+
+    #[test]
+    fn kubernetes_service_variables_are_not_configuration() {
+        let env = [
+            ("PUSHRELAY_PORT", "tcp://10.0.0.1:9091"),
+            ("PUSHRELAY_SERVICE_HOST", "10.0.0.1"),
+            (
+                "PUSHRELAY_REMOTE_WRITE__URL",
+                "http://env:9090/api/v1/write",
+            ),
+        ];
+        let config = load(&[], &env, None).unwrap();
+        assert_eq!(
+            config.remote_write.url.as_deref(),
+            Some("http://env:9090/api/v1/write")
+        );
     }
 
     #[test]
