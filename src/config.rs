@@ -663,6 +663,15 @@ impl Config {
         fail: &dyn Fn(&str, String) -> ConfigError,
     ) -> Result<(), ConfigError> {
         use crate::security::{inbound::WebSecurity, outbound, tenant::TenantPolicy};
+        // The security messages start with the key they are about; `fail`
+        // names it already.
+        let fail = |key: &str, problem: String| {
+            let problem = match problem.strip_prefix(key).and_then(|p| p.strip_prefix(": ")) {
+                Some(rest) => rest.to_string(),
+                None => problem,
+            };
+            fail(key, problem)
+        };
         if let Some(path) = self.web_config_file() {
             WebSecurity::load(path).map_err(|e| fail("web.config_file", e))?;
         }

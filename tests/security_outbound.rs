@@ -341,3 +341,84 @@ fn reserved_headers_are_refused_when_the_configuration_loads() {
     assert!(error.contains("remote_write.headers"), "{error}");
     assert!(error.contains("Content-Type"), "{error}");
 }
+
+#[test]
+fn every_security_flag_sets_its_configuration_key() {
+    use clap::Parser;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("flags-ca");
+    let leaf = ca.client("relay");
+    let ca_file = write(dir.path(), "ca.crt", &ca.pem());
+    let cert = write(dir.path(), "c.crt", &leaf.cert_pem);
+    let key = write(dir.path(), "c.key", &leaf.key_pem);
+    let password = write(dir.path(), "pw", "x\n");
+    let cli = Cli::try_parse_from([
+        "pushrelay".to_string(),
+        "--remote-write.url=https://backend:9090/api/v1/write".into(),
+        format!("--remote-write.tls.ca-file={}", ca_file.display()),
+        format!("--remote-write.tls.cert-file={}", cert.display()),
+        format!("--remote-write.tls.key-file={}", key.display()),
+        "--remote-write.tls.server-name=backend.internal".into(),
+        "--remote-write.tls.insecure-skip-verify".into(),
+        "--remote-write.basic-auth.username=relay".into(),
+        format!(
+            "--remote-write.basic-auth.password-file={}",
+            password.display()
+        ),
+        "--remote-write.header=X-One: 1".into(),
+        "--remote-write.header=X-Two:2".into(),
+        "--remote-write.tenant.from-label=tenant".into(),
+        "--remote-write.tenant.id=fallback".into(),
+        "--remote-write.tenant.passthrough".into(),
+        "--web.auth-exempt-health".into(),
+    ])
+    .unwrap();
+    let config = Config::load(&cli).unwrap();
+    let rw = &config.remote_write;
+    assert_eq!(rw.tls.ca_file.as_deref(), Some(ca_file.as_path()));
+    assert_eq!(rw.tls.cert_file.as_deref(), Some(cert.as_path()));
+    assert_eq!(rw.tls.key_file.as_deref(), Some(key.as_path()));
+    assert_eq!(rw.tls.server_name.as_deref(), Some("backend.internal"));
+    assert!(rw.tls.insecure_skip_verify);
+    let basic = rw.basic_auth.as_ref().unwrap();
+    assert_eq!(basic.username, "relay");
+    assert_eq!(basic.password_file.as_deref(), Some(password.as_path()));
+    let headers: Vec<(&str, &str)> = rw
+        .headers
+        .0
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.expose()))
+        .collect();
+    assert_eq!(headers, [("X-One", "1"), ("X-Two", "2")]);
+    assert_eq!(rw.tenant.from_label.as_deref(), Some("tenant"));
+    assert_eq!(rw.tenant.id.as_deref(), Some("fallback"));
+    assert!(rw.tenant.passthrough);
+    assert!(config.web.auth_exempt_health);
+}
+
+#[test]
+fn the_tenant_section_reads_from_a_config_file() {
+    use clap::Parser;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "c.yaml",
+        "remote_write:\n  url: http://m:9009/api/v1/push\n  tenant:\n    from_label: team\n    required: false\n  headers:\n    X-Env: prod\n",
+    );
+    let cli = Cli::try_parse_from([
+        "pushrelay".to_string(),
+        format!("--config={}", file.display()),
+    ])
+    .unwrap();
+    let config = Config::load(&cli).unwrap();
+    assert_eq!(
+        config.remote_write.tenant.from_label.as_deref(),
+        Some("team")
+    );
+    assert!(!config.remote_write.tenant.required);
+    assert_eq!(config.remote_write.headers.0[0].1.expose(), "prod");
+    let policy =
+        pushrelay::security::tenant::TenantPolicy::new(&config.remote_write.tenant).unwrap();
+    let key = pushrelay::push::GroupingKey::new([("job".to_string(), "j".to_string())]);
+    assert_eq!(policy.resolve(&key, &HeaderMap::new()).unwrap(), None);
+}
