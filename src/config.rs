@@ -676,7 +676,11 @@ impl Config {
             WebSecurity::load(path).map_err(|e| fail("web.config_file", e))?;
         }
         let rw = &self.remote_write;
-        outbound::client_tls_config(&rw.tls).map_err(|e| fail("remote_write.tls", e))?;
+        // Only a configured section is checked: the default one would just
+        // load the system's CA store.
+        if rw.tls != outbound::TlsClientConfig::default() {
+            outbound::client_tls_config(&rw.tls).map_err(|e| fail("remote_write.tls", e))?;
+        }
         outbound::Credentials::new(
             rw.basic_auth.as_ref(),
             rw.bearer_token_file.as_deref(),

@@ -11,6 +11,21 @@
 //!   password file, or a bearer token file, both re-read when the file
 //!   changes) and the extra headers on each request.
 //!
+//! How the sender uses them (the order matters only in that the sender sets
+//! its reserved headers last):
+//!
+//! ```ignore
+//! let client = Client::builder(TokioExecutor::new())
+//!     .build(https_connector(&config.remote_write.tls)?);
+//! let credentials = Credentials::from_config(&config.remote_write)?;
+//! let tenancy = TenantPolicy::new(&config.remote_write.tenant)?;
+//! // per request:
+//! credentials.apply(request.headers_mut())?;
+//! tenancy.apply(batch_tenant.as_deref(), request.headers_mut())?;
+//! // then Content-Encoding, Content-Type, X-Prometheus-Remote-Write-Version,
+//! // User-Agent; on failure log `error_chain(&error)`.
+//! ```
+//!
 //! Extra headers can never replace what the sender owns: the four
 //! remote_write headers, HTTP framing headers, `Authorization` (use
 //! `basic_auth`/`bearer_token_file`) and the tenant header (use
@@ -400,6 +415,15 @@ impl Credentials {
             authorization,
             extra,
         })
+    }
+
+    /// [`Credentials::new`] for the `remote_write` section.
+    pub fn from_config(remote_write: &crate::config::RemoteWriteConfig) -> Result<Self, String> {
+        Self::new(
+            remote_write.basic_auth.as_ref(),
+            remote_write.bearer_token_file.as_deref(),
+            &remote_write.headers,
+        )
     }
 
     /// Adds the extra headers and `Authorization` to a request's headers.

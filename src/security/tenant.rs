@@ -16,7 +16,7 @@
 //! enforce (at most 150 bytes of `A-Z a-z 0-9 ! - _ . * ' ( )`, not `.` or
 //! `..`), so a bad one is the pusher's 400, not a backend error later.
 
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 
 use crate::push::{GroupingKey, Rejection};
@@ -159,6 +159,22 @@ impl TenantPolicy {
         Ok(None)
     }
 
+    /// Sets the tenant header of a backend request to `tenant` (a value
+    /// from [`resolve`](TenantPolicy::resolve)), or removes it for `None`.
+    pub fn apply(&self, tenant: Option<&str>, headers: &mut HeaderMap) -> Result<(), String> {
+        match tenant {
+            None => {
+                headers.remove(&self.header);
+            }
+            Some(id) => {
+                let value = HeaderValue::from_str(id)
+                    .map_err(|_| format!("tenant {id:?} is not a valid header value"))?;
+                headers.insert(self.header.clone(), value);
+            }
+        }
+        Ok(())
+    }
+
     fn missing_message(&self) -> String {
         let mut ways = Vec::new();
         if let Some(label) = &self.from_label {
@@ -207,7 +223,7 @@ fn check_tenant_id(id: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::{HeaderValue, StatusCode};
+    use http::StatusCode;
 
     fn key(pairs: &[(&str, &str)]) -> GroupingKey {
         GroupingKey::new(pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())))
@@ -308,6 +324,19 @@ mod tests {
         let mut two = headers(Some("a"));
         two.append("x-scope-orgid", HeaderValue::from_static("b"));
         assert!(p.resolve(&k, &two).is_err());
+    }
+
+    #[test]
+    fn apply_sets_or_clears_the_configured_header() {
+        let p = policy(|c| {
+            c.header = "X-Tenant".into();
+            c.id = Some("a".into());
+        });
+        let mut headers = HeaderMap::new();
+        p.apply(Some("team-a"), &mut headers).unwrap();
+        assert_eq!(headers["x-tenant"], "team-a");
+        p.apply(None, &mut headers).unwrap();
+        assert!(headers.is_empty());
     }
 
     #[test]

@@ -510,6 +510,63 @@ mod tests {
         assert!(err.contains("nothere.pem"), "{err}");
     }
 
+    /// A directory with a self-signed `server.crt`/`server.key` and a
+    /// `web.yml` holding `yaml`.
+    fn with_certificate(yaml: &str) -> Result<WebSettings, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        std::fs::write(dir.path().join("server.crt"), cert.cert.pem()).unwrap();
+        std::fs::write(
+            dir.path().join("server.key"),
+            cert.signing_key.serialize_pem(),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("ca.crt"), cert.cert.pem()).unwrap();
+        let path = dir.path().join("web.yml");
+        std::fs::write(
+            &path,
+            format!("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n{yaml}"),
+        )
+        .unwrap();
+        load(&path)
+    }
+
+    #[test]
+    fn tls_files_are_relative_to_the_config_and_watched() {
+        let settings = with_certificate("").unwrap();
+        let tls = settings.tls.as_ref().unwrap();
+        assert_eq!(tls.alpn_protocols, [b"h2".to_vec(), b"http/1.1".to_vec()]);
+        assert_eq!(settings.files.len(), 3, "{:?}", settings.files);
+        let settings = with_certificate("http_server_config:\n  http2: false\n").unwrap();
+        assert_eq!(settings.tls.unwrap().alpn_protocols, [b"http/1.1".to_vec()]);
+    }
+
+    #[test]
+    fn client_auth_types_follow_exporter_toolkit() {
+        assert!(
+            with_certificate(
+                "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n"
+            )
+            .is_ok()
+        );
+        assert!(
+            with_certificate(
+                "  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: ca.crt\n"
+            )
+            .is_ok()
+        );
+        let err = with_certificate("  client_ca_file: ca.crt\n").unwrap_err();
+        assert!(err.contains("without a client_auth_type"), "{err}");
+        let err = with_certificate("  client_auth_type: RequireAndVerifyClientCert\n").unwrap_err();
+        assert!(err.contains("needs client_ca_file"), "{err}");
+        let err = with_certificate("  client_auth_type: RequireAnyClientCert\n").unwrap_err();
+        assert!(err.contains("not supported"), "{err}");
+        let err = with_certificate("  client_auth_type: Whatever\n").unwrap_err();
+        assert!(err.contains("invalid client_auth_type"), "{err}");
+        let err = with_certificate("  client_allowed_sans: [a]\n").unwrap_err();
+        assert!(err.contains("client_allowed_sans"), "{err}");
+    }
+
     #[test]
     fn versions_map_to_what_rustls_speaks() {
         assert_eq!(protocol_versions(None, None).unwrap().len(), 2);
