@@ -116,20 +116,28 @@ impl<'de> Deserialize<'de> for ExtraHeaders {
         enum Raw {
             Map(BTreeMap<String, String>),
             List(Vec<String>),
+            /// One `Name: Value`, e.g. from an environment variable.
+            One(String),
         }
-        let pairs = match Raw::deserialize(deserializer)? {
-            Raw::Map(map) => map.into_iter().map(|(n, v)| (n, Secret::new(v))).collect(),
-            Raw::List(list) => list
-                .into_iter()
-                .map(|entry| match entry.split_once(':') {
-                    Some((name, value)) => Ok((name.trim().to_string(), Secret::new(value.trim()))),
-                    // The entry is not quoted: it may be a secret value.
-                    None => Err(serde::de::Error::custom(
-                        "a header entry is not `Name: Value`",
-                    )),
-                })
-                .collect::<Result<_, _>>()?,
+        let entries = match Raw::deserialize(deserializer)? {
+            Raw::Map(map) => {
+                return Ok(Self(
+                    map.into_iter().map(|(n, v)| (n, Secret::new(v))).collect(),
+                ));
+            }
+            Raw::List(list) => list,
+            Raw::One(entry) => vec![entry],
         };
+        let pairs = entries
+            .into_iter()
+            .map(|entry| match entry.split_once(':') {
+                Some((name, value)) => Ok((name.trim().to_string(), Secret::new(value.trim()))),
+                // The entry is not quoted: it may be a secret value.
+                None => Err(serde::de::Error::custom(
+                    "a header entry is not `Name: Value`",
+                )),
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Self(pairs))
     }
 }
@@ -518,6 +526,8 @@ mod tests {
         assert_eq!(from_list.0[0].0, "X-A");
         assert_eq!(from_list.0[0].1.expose(), "1");
         assert_eq!(from_list.0[1].1.expose(), "two: parts");
+        let one: ExtraHeaders = serde_json::from_str(r#""X-A: 1""#).unwrap();
+        assert_eq!(one.0.len(), 1);
         let from_map: ExtraHeaders = serde_json::from_str(r#"{"X-A": "1"}"#).unwrap();
         assert_eq!(from_map.0[0].1.expose(), "1");
         let err = serde_json::from_str::<ExtraHeaders>(r#"["no-colon"]"#).unwrap_err();
