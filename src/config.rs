@@ -788,6 +788,7 @@ mod tests {
 
     /// Loads a config inside a figment jail: a private environment and a
     /// temporary working directory holding the optional config file.
+    #[allow(clippy::result_large_err)] // figment's Jail closure signature
     fn load(
         args: &[&str],
         env: &[(&str, &str)],
