@@ -21,6 +21,9 @@ use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::security::outbound::{BasicAuthConfig, ExtraHeaders, TlsClientConfig};
+use crate::security::tenant::TenantConfig;
+
 /// The whole configuration. See the module docs for how it is layered.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -47,6 +50,12 @@ pub struct WebConfig {
     pub enable_admin_api: bool,
     /// Enables `PUT|POST /-/quit`.
     pub enable_lifecycle: bool,
+    /// exporter-toolkit web configuration (TLS, basic auth), as the
+    /// Pushgateway's `--web.config.file`.
+    pub config_file: Option<PathBuf>,
+    /// Serve `/-/healthy` and `/-/ready` without basic auth (the
+    /// Pushgateway exempts nothing).
+    pub auth_exempt_health: bool,
 }
 
 impl Default for WebConfig {
@@ -57,6 +66,8 @@ impl Default for WebConfig {
             telemetry_path: "/metrics".into(),
             enable_admin_api: false,
             enable_lifecycle: false,
+            config_file: None,
+            auth_exempt_health: false,
         }
     }
 }
@@ -76,6 +87,16 @@ pub struct RemoteWriteConfig {
     pub max_samples_per_request: usize,
     /// Remote_write requests in flight at once (series are sharded over them).
     pub concurrency: usize,
+    /// TLS towards the backend (CA, client certificate, server name).
+    pub tls: TlsClientConfig,
+    /// Basic auth towards the backend; the password comes from a file.
+    pub basic_auth: Option<BasicAuthConfig>,
+    /// File holding a bearer token for the backend, re-read when it changes.
+    pub bearer_token_file: Option<PathBuf>,
+    /// Extra headers on every remote_write request (values are secrets).
+    pub headers: ExtraHeaders,
+    /// Which tenant (`X-Scope-OrgID`) a push is written as.
+    pub tenant: TenantConfig,
 }
 
 impl Default for RemoteWriteConfig {
@@ -86,6 +107,11 @@ impl Default for RemoteWriteConfig {
             retry_deadline: GoDuration(Duration::from_secs(30)),
             max_samples_per_request: 10_000,
             concurrency: 4,
+            tls: TlsClientConfig::default(),
+            basic_auth: None,
+            bearer_token_file: None,
+            headers: ExtraHeaders::default(),
+            tenant: TenantConfig::default(),
         }
     }
 }
@@ -288,6 +314,12 @@ pub struct Cli {
     /// Enable `PUT|POST /-/quit`.
     #[arg(long = "web.enable-lifecycle")]
     pub web_enable_lifecycle: bool,
+    /// exporter-toolkit web config file (YAML): TLS and basic auth.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
+    /// Serve /-/healthy and /-/ready without basic auth.
+    #[arg(long = "web.auth-exempt-health")]
+    pub web_auth_exempt_health: bool,
 
     /// remote_write URL of the backend; without it pushrelay runs as a cache.
     #[arg(long = "remote-write.url", value_name = "URL")]
@@ -304,6 +336,42 @@ pub struct Cli {
     /// Remote_write requests in flight at once.
     #[arg(long = "remote-write.concurrency", value_name = "N")]
     pub remote_write_concurrency: Option<usize>,
+    /// PEM CA certificates that verify the backend (instead of the system store).
+    #[arg(long = "remote-write.tls.ca-file", value_name = "FILE")]
+    pub remote_write_tls_ca_file: Option<PathBuf>,
+    /// PEM client certificate for the backend (mTLS).
+    #[arg(long = "remote-write.tls.cert-file", value_name = "FILE")]
+    pub remote_write_tls_cert_file: Option<PathBuf>,
+    /// PEM private key of the client certificate.
+    #[arg(long = "remote-write.tls.key-file", value_name = "FILE")]
+    pub remote_write_tls_key_file: Option<PathBuf>,
+    /// Name the backend's certificate must carry, instead of the URL's host.
+    #[arg(long = "remote-write.tls.server-name", value_name = "NAME")]
+    pub remote_write_tls_server_name: Option<String>,
+    /// Do not verify the backend's certificate (tests only).
+    #[arg(long = "remote-write.tls.insecure-skip-verify")]
+    pub remote_write_tls_insecure_skip_verify: bool,
+    /// Basic-auth user name for the backend.
+    #[arg(long = "remote-write.basic-auth.username", value_name = "NAME")]
+    pub remote_write_basic_auth_username: Option<String>,
+    /// File holding the basic-auth password for the backend.
+    #[arg(long = "remote-write.basic-auth.password-file", value_name = "FILE")]
+    pub remote_write_basic_auth_password_file: Option<PathBuf>,
+    /// File holding a bearer token for the backend (re-read when it changes).
+    #[arg(long = "remote-write.bearer-token-file", value_name = "FILE")]
+    pub remote_write_bearer_token_file: Option<PathBuf>,
+    /// Extra header on every remote_write request, `Name:Value` (repeatable).
+    #[arg(long = "remote-write.header", value_name = "NAME:VALUE")]
+    pub remote_write_header: Vec<String>,
+    /// Static tenant (X-Scope-OrgID) for every push.
+    #[arg(long = "remote-write.tenant.id", value_name = "TENANT")]
+    pub remote_write_tenant_id: Option<String>,
+    /// Grouping label whose value is the push's tenant.
+    #[arg(long = "remote-write.tenant.from-label", value_name = "LABEL")]
+    pub remote_write_tenant_from_label: Option<String>,
+    /// Use the pusher's own X-Scope-OrgID header when it sends one.
+    #[arg(long = "remote-write.tenant.passthrough")]
+    pub remote_write_tenant_passthrough: bool,
 
     /// Forward pushed sample timestamps instead of rejecting them.
     #[arg(long = "push.honor-timestamps")]
@@ -366,6 +434,13 @@ impl Cli {
         if self.web_enable_lifecycle {
             set("web.enable_lifecycle", Value::from(true));
         }
+        if let Some(v) = &self.web_config_file {
+            set("web.config_file", string(&v.to_string_lossy()));
+        }
+        if self.web_auth_exempt_health {
+            set("web.auth_exempt_health", Value::from(true));
+        }
+        self.security_overrides(&mut set);
         if let Some(v) = &self.remote_write_url {
             set("remote_write.url", string(v));
         }
@@ -418,6 +493,66 @@ impl Cli {
             set("log.format", string(v));
         }
         root
+    }
+}
+
+impl Cli {
+    /// The remote_write security flags.
+    fn security_overrides(&self, set: &mut impl FnMut(&str, Value)) {
+        let path = |p: &PathBuf| Value::from(p.to_string_lossy().into_owned());
+        let files = [
+            ("remote_write.tls.ca_file", &self.remote_write_tls_ca_file),
+            (
+                "remote_write.tls.cert_file",
+                &self.remote_write_tls_cert_file,
+            ),
+            ("remote_write.tls.key_file", &self.remote_write_tls_key_file),
+            (
+                "remote_write.basic_auth.password_file",
+                &self.remote_write_basic_auth_password_file,
+            ),
+            (
+                "remote_write.bearer_token_file",
+                &self.remote_write_bearer_token_file,
+            ),
+        ];
+        for (key, value) in files {
+            if let Some(v) = value {
+                set(key, path(v));
+            }
+        }
+        let strings = [
+            (
+                "remote_write.tls.server_name",
+                &self.remote_write_tls_server_name,
+            ),
+            (
+                "remote_write.basic_auth.username",
+                &self.remote_write_basic_auth_username,
+            ),
+            ("remote_write.tenant.id", &self.remote_write_tenant_id),
+            (
+                "remote_write.tenant.from_label",
+                &self.remote_write_tenant_from_label,
+            ),
+        ];
+        for (key, value) in strings {
+            if let Some(v) = value {
+                set(key, Value::from(v.clone()));
+            }
+        }
+        if self.remote_write_tls_insecure_skip_verify {
+            set("remote_write.tls.insecure_skip_verify", Value::from(true));
+        }
+        if self.remote_write_tenant_passthrough {
+            set("remote_write.tenant.passthrough", Value::from(true));
+        }
+        if !self.remote_write_header.is_empty() {
+            set(
+                "remote_write.headers",
+                Value::from(self.remote_write_header.clone()),
+            );
+        }
     }
 }
 
@@ -523,6 +658,49 @@ impl Config {
         if !self.web.telemetry_path.starts_with('/') {
             return Err(fail("web.telemetry_path", "must start with /".into()));
         }
+        self.validate_security(&fail)
+    }
+
+    /// Checks the security settings now, so a bad certificate, a missing
+    /// secret file or a reserved header fails at start (and in
+    /// `--check-config`). Messages never contain secret values.
+    fn validate_security(
+        &self,
+        fail: &dyn Fn(&str, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        use crate::security::{inbound::WebSecurity, outbound, tenant::TenantPolicy};
+        // The security messages start with the key they are about; `fail`
+        // names it already.
+        let fail = |key: &str, problem: String| {
+            let problem = match problem.strip_prefix(key).and_then(|p| p.strip_prefix(": ")) {
+                Some(rest) => rest.to_string(),
+                None => problem,
+            };
+            fail(key, problem)
+        };
+        if let Some(path) = self.web_config_file() {
+            WebSecurity::load(path).map_err(|e| fail("web.config_file", e))?;
+        }
+        let rw = &self.remote_write;
+        // Only a configured section is checked: the default one would just
+        // load the system's CA store.
+        if rw.tls != outbound::TlsClientConfig::default() {
+            outbound::client_tls_config(&rw.tls).map_err(|e| fail("remote_write.tls", e))?;
+        }
+        outbound::Credentials::new(
+            rw.basic_auth.as_ref(),
+            rw.bearer_token_file.as_deref(),
+            &rw.headers,
+        )
+        .map_err(|e| {
+            let key = e
+                .split([':', ' '])
+                .next()
+                .unwrap_or("remote_write")
+                .to_string();
+            fail(&key, e)
+        })?;
+        TenantPolicy::new(&rw.tenant).map_err(|e| fail("remote_write.tenant", e))?;
         Ok(())
     }
 
@@ -559,6 +737,14 @@ impl Config {
     /// The cache is on when asked for, or when there is nowhere to forward.
     pub fn caching(&self) -> bool {
         self.cache.enabled || !self.forwarding()
+    }
+
+    /// The web config file, if one is configured (an empty path means none).
+    pub fn web_config_file(&self) -> Option<&Path> {
+        self.web
+            .config_file
+            .as_deref()
+            .filter(|p| !p.as_os_str().is_empty())
     }
 
     /// The persistence file, if one is configured (an empty path means none).
@@ -608,6 +794,7 @@ mod tests {
 
     /// Loads a config inside a figment jail: a private environment and a
     /// temporary working directory holding the optional config file.
+    #[allow(clippy::result_large_err)] // figment's Jail closure signature
     fn load(
         args: &[&str],
         env: &[(&str, &str)],

@@ -6,6 +6,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use pushrelay::config::{Cli, Config, LogFormat};
 use pushrelay::forward::Forwarder;
+use pushrelay::security::inbound::WebSecurity;
 use pushrelay::server::{self, AppState};
 use pushrelay::sinks::Sinks;
 use pushrelay::telemetry::Telemetry;
@@ -40,7 +41,13 @@ fn main() -> anyhow::Result<()> {
             .await
             .with_context(|| format!("listening on {addr}"))?;
         tracing::info!(address = %listener.local_addr()?, backend = %url, "pushrelay forwarding pushes as remote_write");
-        let state = Arc::new(AppState::new(&config, sinks, telemetry));
+        let mut state = AppState::new(&config, sinks, telemetry);
+        if let Some(path) = config.web_config_file() {
+            let web = WebSecurity::load(path).map_err(anyhow::Error::msg)?;
+            tracing::info!(tls = web.tls_enabled(), auth = web.auth_enabled(), "web config loaded");
+            state = state.with_web_security(Arc::new(web));
+        }
+        let state = Arc::new(state);
         server::serve(listener, state, shutdown_signal()).await;
         tracing::info!("stopped");
         Ok(())

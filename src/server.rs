@@ -8,6 +8,12 @@
 //!
 //! Paths are percent-decoded once before routing, as the Pushgateway does,
 //! so `%2F` in a grouping value is a path separator.
+//!
+//! With a `--web.config.file` ([`crate::security::inbound`]) the listener
+//! speaks TLS (HTTP/1.1 and h2 by ALPN; each connection's handshake runs
+//! in its own task, bounded in time) and every request passes basic auth
+//! before routing, the health endpoints too unless
+//! `web.auth_exempt_health` is set.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -23,11 +29,12 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::config::Config;
 use crate::push::handler::{Ingest, PushFailure};
 use crate::push::{PushOp, path};
+use crate::security::inbound::WebSecurity;
 use crate::sinks::Sinks;
 use crate::telemetry::Telemetry;
 
@@ -37,6 +44,9 @@ pub type Body = Full<Bytes>;
 /// How long in-flight requests may take to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a client may take to finish the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Everything a request handler needs; shared by all connections.
 pub struct AppState {
     prefix: String,
@@ -45,6 +55,8 @@ pub struct AppState {
     ingest: Ingest,
     telemetry: Telemetry,
     shutting_down: AtomicBool,
+    web: Option<Arc<WebSecurity>>,
+    auth_exempt_health: bool,
 }
 
 impl AppState {
@@ -59,7 +71,16 @@ impl AppState {
             },
             telemetry,
             shutting_down: AtomicBool::new(false),
+            web: None,
+            auth_exempt_health: config.web.auth_exempt_health,
         }
+    }
+
+    /// Adds the `--web.config.file` security: TLS on the listener, basic
+    /// auth on requests.
+    pub fn with_web_security(mut self, web: Arc<WebSecurity>) -> Self {
+        self.web = Some(web);
+        self
     }
 }
 
@@ -86,15 +107,29 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let acceptor = state.web.as_ref().and_then(|web| web.tls_acceptor());
+                let watcher = graceful.watcher();
+                let builder = builder.clone();
                 let state = state.clone();
-                let service = service_fn(move |request| {
-                    let state = state.clone();
-                    async move { Ok::<_, Infallible>(route(&state, request).await) }
-                });
-                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let connection = graceful.watch(connection);
                 tokio::spawn(async move {
-                    if let Err(error) = connection.await {
+                    let service = service_fn(move |request| {
+                        let state = state.clone();
+                        async move { Ok::<_, Infallible>(handle(&state, request).await) }
+                    });
+                    let result = match acceptor {
+                        None => {
+                            let connection = builder.serve_connection(TokioIo::new(stream), service);
+                            watcher.watch(connection.into_owned()).await
+                        }
+                        Some(acceptor) => {
+                            let Some(tls) = handshake(acceptor, stream).await else {
+                                return;
+                            };
+                            let connection = builder.serve_connection(TokioIo::new(tls), service);
+                            watcher.watch(connection.into_owned()).await
+                        }
+                    };
+                    if let Err(error) = result {
                         tracing::debug!(error = %error, "connection ended with an error");
                     }
                 });
@@ -111,6 +146,61 @@ pub async fn serve(
     {
         tracing::warn!("drain timeout reached; closing remaining connections");
     }
+}
+
+/// Runs the TLS handshake of one connection, bounded in time; a failed one
+/// is logged (at debug: scanners and health probes cause many) and dropped.
+async fn handshake(
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let peer = stream.peer_addr().ok();
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(error)) => {
+            tracing::debug!(?peer, %error, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(?peer, "TLS handshake timed out");
+            None
+        }
+    }
+}
+
+/// Authentication, then routing, then the web config's response headers.
+async fn handle(state: &AppState, request: Request<Incoming>) -> Response<Body> {
+    let Some(web) = &state.web else {
+        return route(state, request).await;
+    };
+    let exempt = state.auth_exempt_health && is_health_path(state, request.uri().path());
+    let mut response = if exempt || web.authorize(request.headers()).await {
+        route(state, request).await
+    } else {
+        unauthorized()
+    };
+    let settings = web.settings();
+    for (name, value) in &settings.response_headers {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
+    response
+}
+
+/// Whether `raw_path` is exactly `P/-/healthy` or `P/-/ready`; compared
+/// before percent-decoding, so an encoded variant needs auth.
+fn is_health_path(state: &AppState, raw_path: &str) -> bool {
+    raw_path
+        .strip_prefix(state.prefix.as_str())
+        .is_some_and(|rest| rest == "/-/healthy" || rest == "/-/ready")
+}
+
+/// 401 as exporter-toolkit answers it.
+fn unauthorized() -> Response<Body> {
+    let mut response = plain(StatusCode::UNAUTHORIZED, "Unauthorized");
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+    response
 }
 
 async fn route(state: &AppState, request: Request<Incoming>) -> Response<Body> {
