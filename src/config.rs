@@ -556,6 +556,20 @@ impl Cli {
     }
 }
 
+/// The command-line flags as a figment layer, named so that errors say the
+/// value came from a flag.
+struct FlagsProvider(Dict);
+
+impl figment::Provider for FlagsProvider {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("command-line flags")
+    }
+
+    fn data(&self) -> Result<Map<figment::Profile, Dict>, figment::Error> {
+        Ok(Map::from([(figment::Profile::Default, self.0.clone())]))
+    }
+}
+
 fn insert_path(root: &mut Dict, path: &str, value: Value) {
     match path.split_once('.') {
         None => {
@@ -609,9 +623,7 @@ impl Config {
                 _ => figment.merge(Toml::file_exact(path)),
             };
         }
-        Ok(figment
-            .merge(env)
-            .merge(Serialized::defaults(cli.overrides()).profile(figment::Profile::Default)))
+        Ok(figment.merge(env).merge(FlagsProvider(cli.overrides())))
     }
 
     fn validate(&self, figment: &Figment) -> Result<(), ConfigError> {

@@ -222,10 +222,10 @@ async fn route(state: &AppState, request: Request<Incoming>) -> Response<Body> {
     }
     let method = request.method();
     match rest {
-        b"/-/healthy" if method == Method::GET => plain(StatusCode::OK, "OK"),
+        b"/-/healthy" if method == Method::GET => health_ok(),
         b"/-/ready" if method == Method::GET => {
             if !state.shutting_down.load(Ordering::SeqCst) && state.sinks.is_ready() {
-                plain(StatusCode::OK, "OK")
+                health_ok()
             } else {
                 plain(StatusCode::SERVICE_UNAVAILABLE, "not ready")
             }
@@ -297,6 +297,16 @@ pub fn plain(status: StatusCode, message: &str) -> Response<Body> {
     headers.insert(
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// `OK` without a newline, byte for byte the Pushgateway's health answer.
+fn health_ok() -> Response<Body> {
+    let mut response = Response::new(Body::from("OK"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
 }
