@@ -4,10 +4,14 @@
 //! Contract: [`parse`] accepts exactly what the Pushgateway 1.5.1 text
 //! parser (Go `expfmt.TextParser`) accepts, produces the same families
 //! (order: first seen; empty families dropped) and fails with the same
-//! `text format parsing error in line N: …` messages. It never panics on
-//! any input.
+//! `text format parsing error in line N: …` messages.
+//! [`parse_openmetrics`] reads OpenMetrics 1.0 (which the Pushgateway does
+//! not parse) into the same model. Neither panics on any input.
 
 mod goquote;
+#[cfg(test)]
+mod om_tests;
+mod openmetrics;
 mod parser;
 mod scan;
 #[cfg(test)]
@@ -21,7 +25,8 @@ pub fn parse(body: &[u8]) -> Result<Vec<MetricFamily>, ParseError> {
     parser::Parser::new(body).run()
 }
 
-/// Parses an OpenMetrics text body.
-pub fn parse_openmetrics(_body: &[u8]) -> Result<Vec<MetricFamily>, ParseError> {
-    Err(ParseError("OpenMetrics parser not built yet".into()))
+/// Parses an OpenMetrics 1.0 text body (see the `openmetrics` module for
+/// how its types map onto the model).
+pub fn parse_openmetrics(body: &[u8]) -> Result<Vec<MetricFamily>, ParseError> {
+    openmetrics::parse(body)
 }
