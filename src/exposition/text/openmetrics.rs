@@ -363,10 +363,13 @@ fn trailer(line: &str, from: usize) -> Result<Option<i64>, String> {
     Ok(timestamp_ms)
 }
 
+/// A sample's labels, borrowed from its line unless unescaped.
+type Labels<'a> = Vec<(&'a str, Cow<'a, str>)>;
+
 /// Labels after `{`; returns them and the index after `}`.
-fn label_set(line: &str, mut at: usize) -> Result<(Vec<(&str, Cow<'_, str>)>, usize), String> {
+fn label_set(line: &str, mut at: usize) -> Result<(Labels<'_>, usize), String> {
     let bytes = line.as_bytes();
-    let mut labels: Vec<(&str, Cow<'_, str>)> = Vec::new();
+    let mut labels: Labels<'_> = Vec::new();
     loop {
         at = skip_blanks(bytes, at);
         if bytes.get(at) == Some(&b'}') {
