@@ -1,5 +1,8 @@
 //! remote_write forwarding: convert pushes to remote_write, batch, send.
 
+pub mod convert;
+pub mod wire;
+
 use crate::config::RemoteWriteConfig;
 use crate::push::{Push, SinkError};
 
