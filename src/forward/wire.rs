@@ -36,7 +36,7 @@ pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
 /// Bytes a varint encoding of `v` takes.
 pub fn varint_len(v: u64) -> usize {
     // 1 byte per started group of 7 bits; 0 still takes one byte.
-    ((64 - (v | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// Appends `v` as a protobuf varint.
