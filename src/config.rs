@@ -712,6 +712,8 @@ mod tests {
 
     /// Loads a config inside a figment jail: a private environment and a
     /// temporary working directory holding the optional config file.
+    // figment's Jail closure returns figment::Error, which is large; tests only.
+    #[allow(clippy::result_large_err)]
     fn load(
         args: &[&str],
         env: &[(&str, &str)],
