@@ -41,7 +41,8 @@ fn main() -> anyhow::Result<()> {
             .with_context(|| format!("listening on {addr}"))?;
         tracing::info!(address = %listener.local_addr()?, backend = %url, "pushrelay forwarding pushes as remote_write");
         let state = Arc::new(AppState::new(&config, sinks, telemetry));
-        server::serve(listener, state, shutdown_signal()).await;
+        server::serve(listener, state.clone(), shutdown_signal()).await;
+        state.sinks().drain().await;
         tracing::info!("stopped");
         Ok(())
     })

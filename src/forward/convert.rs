@@ -29,6 +29,7 @@ use super::wire;
 use crate::exposition::gofloat;
 use crate::proto::client::{self, MetricFamily, MetricType};
 use crate::proto::prompb::{self, metric_metadata::MetricType as RwType};
+use crate::push::GroupingKey;
 
 /// The value of one converted series.
 #[derive(Clone, Debug, PartialEq)]
@@ -157,6 +158,27 @@ fn put_family_metadata(out: &mut Vec<u8>, family: &MetricFamily) {
         family.help(),
         family.unit(),
     );
+}
+
+/// The encoded labels of a per-group series such as `push_time_seconds`:
+/// `__name__` and the grouping labels that have a value, sorted.
+pub fn group_series_labels(name: &str, key: &GroupingKey) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut name_written = false;
+    for (label, value) in key.labels() {
+        if value.is_empty() || label.as_bytes() == NAME_LABEL {
+            continue;
+        }
+        if !name_written && label.as_bytes() > NAME_LABEL {
+            wire::put_label(&mut out, &[NAME_LABEL], &[name.as_bytes()]);
+            name_written = true;
+        }
+        wire::put_label(&mut out, &[label.as_bytes()], &[value.as_bytes()]);
+    }
+    if !name_written {
+        wire::put_label(&mut out, &[NAME_LABEL], &[name.as_bytes()]);
+    }
+    out
 }
 
 /// Whether a protobuf histogram carries native (sparse) buckets.
@@ -483,6 +505,23 @@ mod tests {
         )];
         let request = decode(&convert(&families));
         assert_eq!(render(&request), [r#"{A="x",__name__="m",job="j"} 1"#]);
+    }
+
+    #[test]
+    fn group_series_carry_sorted_non_empty_grouping_labels() {
+        let key = GroupingKey::new([
+            ("job".to_string(), "j".to_string()),
+            ("instance".to_string(), String::new()),
+            ("A".to_string(), "up".to_string()),
+        ]);
+        let labels = group_series_labels("push_time_seconds", &key);
+        let mut body = Vec::new();
+        wire::put_float_series(&mut body, &labels, 1.0, 1);
+        let request = WriteRequest::decode(body.as_slice()).unwrap();
+        assert_eq!(
+            render(&request),
+            [r#"{A="up",__name__="push_time_seconds",job="j"} 1"#]
+        );
     }
 
     #[test]
