@@ -547,3 +547,201 @@ async fn ready_once_the_backend_answered() {
         "the probe is an empty request"
     );
 }
+
+/// A Prometheus 2.x started for one test, killed (by PID) when dropped.
+struct Prometheus {
+    child: std::process::Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Prometheus {
+    /// Starts the installed `prometheus` as a remote_write receiver, or
+    /// `None` when it is not installed.
+    async fn start() -> Option<Self> {
+        let binary = std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join("prometheus"))
+                .find(|p| p.is_file())
+        })?;
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(&config, "global: {}\n").unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+        let child = std::process::Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.enable-remote-write-receiver")
+            .arg("--enable-feature=native-histograms")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let prometheus = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        };
+        let ready = format!("{}/-/ready", prometheus.base);
+        bounded(async {
+            while http_get(&ready).await.map(|(s, _)| s) != Some(200) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await;
+        Some(prometheus)
+    }
+
+    /// The result vector of an instant query.
+    async fn query(&self, expr: &str) -> Vec<serde_json::Value> {
+        let encoded: String = expr
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let url = format!("{}/api/v1/query?query={encoded}", self.base);
+        let (status, body) = http_get(&url).await.expect("query answered");
+        assert_eq!(status, 200, "{body}");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        json["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+async fn http_get(url: &str) -> Option<(u16, String)> {
+    use http_body_util::BodyExt;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let response = client.get(url.parse().ok()?).await.ok()?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.ok()?.to_bytes();
+    Some((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+#[tokio::test]
+async fn prometheus_stores_forwarded_series_and_honours_stale_markers() {
+    let Some(prometheus) = Prometheus::start().await else {
+        eprintln!("prometheus not installed; skipping");
+        return;
+    };
+    let mut config = RemoteWriteConfig::default();
+    config.url = Some(format!("{}/api/v1/write", prometheus.base));
+    let forwarder = Forwarder::new(&config).unwrap();
+    bounded(async {
+        while !forwarder.is_ready() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+
+    let mut p = push(
+        PushOp::Replace,
+        "e2e",
+        &[
+            ("pushrelay_e2e", &[("i", "1")], 42.0),
+            ("pushrelay_e2e", &[("i", "2")], 43.0),
+        ],
+    );
+    // A native histogram travels as a remote_write histogram.
+    p.families.push(MetricFamily {
+        name: Some("pushrelay_e2e_native".into()),
+        help: Some("native".into()),
+        r#type: Some(MetricType::Histogram as i32),
+        metric: vec![Metric {
+            label: vec![LabelPair {
+                name: Some("job".into()),
+                value: Some("e2e".into()),
+            }],
+            histogram: Some(pushrelay::proto::client::Histogram {
+                sample_count: Some(3),
+                sample_sum: Some(4.5),
+                schema: Some(0),
+                zero_threshold: Some(1e-128),
+                zero_count: Some(0),
+                positive_span: vec![pushrelay::proto::client::BucketSpan {
+                    offset: Some(0),
+                    length: Some(2),
+                }],
+                positive_delta: vec![1, 1],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        unit: None,
+    });
+    bounded(forwarder.forward(&p)).await.unwrap();
+
+    let found = prometheus.query("pushrelay_e2e").await;
+    let mut values: Vec<(String, String)> = found
+        .iter()
+        .map(|r| {
+            (
+                r["metric"]["i"].as_str().unwrap_or("").to_string(),
+                r["value"][1].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    values.sort();
+    assert_eq!(
+        values,
+        [
+            ("1".to_string(), "42".to_string()),
+            ("2".to_string(), "43".to_string())
+        ],
+        "{found:?}"
+    );
+    assert_eq!(found[0]["metric"]["job"], "e2e");
+    let count = prometheus
+        .query("histogram_count(pushrelay_e2e_native)")
+        .await;
+    assert_eq!(count[0]["value"][1], "3", "{count:?}");
+    let push_time = prometheus.query("push_time_seconds").await;
+    assert_eq!(push_time.len(), 1, "{push_time:?}");
+    assert_eq!(push_time[0]["metric"]["job"], "e2e");
+
+    // A PUT without i="2" ends it; a DELETE ends everything.
+    let one = push(
+        PushOp::Replace,
+        "e2e",
+        &[("pushrelay_e2e", &[("i", "1")], 44.0)],
+    );
+    bounded(forwarder.forward(&one)).await.unwrap();
+    let left = prometheus.query("pushrelay_e2e").await;
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0]["metric"]["i"], "1");
+    assert_eq!(left[0]["value"][1], "44");
+    let native = prometheus
+        .query("histogram_count(pushrelay_e2e_native)")
+        .await;
+    assert!(native.is_empty(), "native histogram ended: {native:?}");
+
+    let delete = Push {
+        op: PushOp::Delete,
+        key: GroupingKey::new([("job".to_string(), "e2e".to_string())]),
+        families: Vec::new(),
+        received_at: SystemTime::now(),
+    };
+    bounded(forwarder.forward(&delete)).await.unwrap();
+    assert!(prometheus.query("pushrelay_e2e").await.is_empty());
+    assert!(prometheus.query("push_time_seconds").await.is_empty());
+}

@@ -162,11 +162,8 @@ impl Forwarder {
                         });
                     }
                 }
-                let gauge = metrics::gauge!(telemetry::FORWARD_QUEUE_LENGTH);
-                gauge.increment(1.0);
-                let result = answer.await.unwrap_or_else(|_| Err(stopped()));
-                gauge.decrement(1.0);
-                result
+                let _waiting = QueuedGauge::enter();
+                answer.await.unwrap_or_else(|_| Err(stopped()))
             }
         }
     }
@@ -197,6 +194,24 @@ impl Forwarder {
         {
             tracing::warn!("remote_write queues not drained within twice the retry deadline");
         }
+    }
+}
+
+/// Counts a push in `FORWARD_QUEUE_LENGTH` while it waits for its answer,
+/// also when the pusher goes away before the answer.
+struct QueuedGauge(metrics::Gauge);
+
+impl QueuedGauge {
+    fn enter() -> Self {
+        let gauge = metrics::gauge!(telemetry::FORWARD_QUEUE_LENGTH);
+        gauge.increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for QueuedGauge {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
     }
 }
 
