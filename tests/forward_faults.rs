@@ -644,8 +644,10 @@ async fn prometheus_stores_forwarded_series_and_honours_stale_markers() {
         eprintln!("prometheus not installed; skipping");
         return;
     };
-    let mut config = RemoteWriteConfig::default();
-    config.url = Some(format!("{}/api/v1/write", prometheus.base));
+    let config = RemoteWriteConfig {
+        url: Some(format!("{}/api/v1/write", prometheus.base)),
+        ..RemoteWriteConfig::default()
+    };
     let forwarder = Forwarder::new(&config).unwrap();
     bounded(async {
         while !forwarder.is_ready() {
