@@ -73,6 +73,35 @@ pub struct Converted {
 }
 
 impl Converted {
+    /// Reserves about what `families` will need, so the buffers do not grow
+    /// by doubling on large pushes.
+    fn reserve(&mut self, families: &[MetricFamily]) {
+        let (mut series, mut bytes) = (0, 0);
+        for family in families {
+            let Some(first) = family.metric.first() else {
+                continue;
+            };
+            let per_series = match family.r#type() {
+                MetricType::Summary => first.summary.as_ref().map_or(0, |s| s.quantile.len()) + 2,
+                MetricType::Histogram | MetricType::GaugeHistogram => {
+                    first.histogram.as_ref().map_or(0, |h| h.bucket.len()) + 4
+                }
+                _ => 1,
+            };
+            let label_bytes: usize = first
+                .label
+                .iter()
+                .map(|l| l.name().len() + l.value().len() + 6)
+                .sum();
+            let one = label_bytes + family.name().len() + 32;
+            series += family.metric.len() * per_series;
+            bytes += family.metric.len() * per_series * one;
+        }
+        self.series.reserve(series);
+        self.labels.reserve(bytes);
+        self.families.reserve(families.len());
+    }
+
     /// The label bytes of one series.
     pub fn series_labels(&self, series: &Series) -> &[u8] {
         &self.labels[series.labels.clone()]
@@ -90,6 +119,7 @@ struct ExtraLabel<'a> {
 /// Converts validated families (labels sorted by name) into series.
 pub fn convert(families: &[MetricFamily]) -> Converted {
     let mut out = Converted::default();
+    out.reserve(families);
     let mut number = String::new();
     for family in families {
         let series_start = out.series.len();

@@ -178,8 +178,8 @@ impl Worker {
     }
 
     fn prepare(&mut self, job: Queued) -> Prepared {
-        let limits = self.settings.limits;
-        let mut builder = ChunkBuilder::new(limits);
+        let (_, estimate) = job.size();
+        let mut builder = ChunkBuilder::with_capacity(self.settings.limits, estimate + 256);
         let group = self.memory.group(&job.key);
         let ts = group.next_timestamp(unix_ms(job.received_at));
         let stale = f64::from_bits(wire::STALE_NAN_BITS);
@@ -296,10 +296,18 @@ struct ChunkBuilder {
 
 impl ChunkBuilder {
     fn new(limits: Limits) -> Self {
+        Self::with_capacity(limits, 0)
+    }
+
+    /// A builder whose first chunk has room for about `bytes`.
+    fn with_capacity(limits: Limits, bytes: usize) -> Self {
         Self {
             limits,
             chunks: Vec::new(),
-            current: Chunk::default(),
+            current: Chunk {
+                bytes: Vec::with_capacity(bytes.min(limits.max_bytes)),
+                samples: 0,
+            },
         }
     }
 
