@@ -97,6 +97,37 @@ pub struct RemoteWriteConfig {
     pub headers: ExtraHeaders,
     /// Which tenant (`X-Scope-OrgID`) a push is written as.
     pub tenant: TenantConfig,
+    /// Most bytes (uncompressed protobuf) in one remote_write request; a
+    /// single push larger than this is split at series boundaries.
+    pub max_bytes_per_request: usize,
+    /// When a push is answered: `sync` once the backend accepted all of it,
+    /// `async` once it is queued (a full queue then sheds with 429).
+    pub ack: AckMode,
+    /// Pushes queued per shard before pushers wait (`sync`) or are shed
+    /// (`async`).
+    pub queue_capacity: usize,
+    /// First retry delay; doubles per attempt up to `max_backoff`, jittered.
+    pub min_backoff: GoDuration,
+    /// Longest delay between two attempts (unless `Retry-After` asks more).
+    pub max_backoff: GoDuration,
+    /// Most series whose label sets are remembered for stale markers; the
+    /// groups pushed least recently are forgotten beyond it.
+    pub max_remembered_series: usize,
+    /// Forward `push_time_seconds` / `push_failure_time_seconds` per group.
+    pub push_time_metrics: bool,
+    /// Speak HTTP/2 with prior knowledge to an `http://` backend.
+    pub http2: bool,
+}
+
+/// When a forwarded push is acknowledged to the pusher.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AckMode {
+    /// After the backend accepted every sample of the push.
+    #[default]
+    Sync,
+    /// As soon as the push is queued.
+    Async,
 }
 
 impl Default for RemoteWriteConfig {
@@ -112,6 +143,14 @@ impl Default for RemoteWriteConfig {
             bearer_token_file: None,
             headers: ExtraHeaders::default(),
             tenant: TenantConfig::default(),
+            max_bytes_per_request: 8 << 20,
+            ack: AckMode::Sync,
+            queue_capacity: 1024,
+            min_backoff: GoDuration(Duration::from_millis(30)),
+            max_backoff: GoDuration(Duration::from_secs(5)),
+            max_remembered_series: 1_000_000,
+            push_time_metrics: true,
+            http2: false,
         }
     }
 }
@@ -372,6 +411,30 @@ pub struct Cli {
     /// Use the pusher's own X-Scope-OrgID header when it sends one.
     #[arg(long = "remote-write.tenant.passthrough")]
     pub remote_write_tenant_passthrough: bool,
+    /// Most uncompressed bytes in one remote_write request.
+    #[arg(long = "remote-write.max-bytes-per-request", value_name = "BYTES")]
+    pub remote_write_max_bytes_per_request: Option<usize>,
+    /// When pushes are answered: sync (backend accepted) or async (queued).
+    #[arg(long = "remote-write.ack", value_name = "MODE")]
+    pub remote_write_ack: Option<String>,
+    /// Pushes queued per shard.
+    #[arg(long = "remote-write.queue-capacity", value_name = "N")]
+    pub remote_write_queue_capacity: Option<usize>,
+    /// First retry delay, e.g. 30ms.
+    #[arg(long = "remote-write.min-backoff", value_name = "DURATION")]
+    pub remote_write_min_backoff: Option<String>,
+    /// Longest retry delay, e.g. 5s.
+    #[arg(long = "remote-write.max-backoff", value_name = "DURATION")]
+    pub remote_write_max_backoff: Option<String>,
+    /// Most series remembered for stale markers.
+    #[arg(long = "remote-write.max-remembered-series", value_name = "N")]
+    pub remote_write_max_remembered_series: Option<usize>,
+    /// Forward push_time_seconds / push_failure_time_seconds (true or false).
+    #[arg(long = "remote-write.push-time-metrics", value_name = "BOOL")]
+    pub remote_write_push_time_metrics: Option<bool>,
+    /// Use HTTP/2 with prior knowledge towards an http:// backend.
+    #[arg(long = "remote-write.http2")]
+    pub remote_write_http2: bool,
 
     /// Forward pushed sample timestamps instead of rejecting them.
     #[arg(long = "push.honor-timestamps")]
@@ -455,6 +518,30 @@ impl Cli {
         }
         if let Some(v) = self.remote_write_concurrency {
             set("remote_write.concurrency", Value::from(v));
+        }
+        if let Some(v) = self.remote_write_max_bytes_per_request {
+            set("remote_write.max_bytes_per_request", Value::from(v));
+        }
+        if let Some(v) = &self.remote_write_ack {
+            set("remote_write.ack", string(v));
+        }
+        if let Some(v) = self.remote_write_queue_capacity {
+            set("remote_write.queue_capacity", Value::from(v));
+        }
+        if let Some(v) = &self.remote_write_min_backoff {
+            set("remote_write.min_backoff", string(v));
+        }
+        if let Some(v) = &self.remote_write_max_backoff {
+            set("remote_write.max_backoff", string(v));
+        }
+        if let Some(v) = self.remote_write_max_remembered_series {
+            set("remote_write.max_remembered_series", Value::from(v));
+        }
+        if let Some(v) = self.remote_write_push_time_metrics {
+            set("remote_write.push_time_metrics", Value::from(v));
+        }
+        if self.remote_write_http2 {
+            set("remote_write.http2", Value::from(true));
         }
         if self.push_honor_timestamps {
             set("push.honor_timestamps", Value::from(true));
@@ -650,6 +737,29 @@ impl Config {
             return Err(fail(
                 "remote_write.concurrency",
                 "must be at least 1".into(),
+            ));
+        }
+        for (key, value) in [
+            (
+                "remote_write.max_bytes_per_request",
+                self.remote_write.max_bytes_per_request,
+            ),
+            (
+                "remote_write.queue_capacity",
+                self.remote_write.queue_capacity,
+            ),
+        ] {
+            if value == 0 {
+                return Err(fail(key, "must be at least 1".into()));
+            }
+        }
+        if self.remote_write.min_backoff.0 > self.remote_write.max_backoff.0 {
+            return Err(fail(
+                "remote_write.min_backoff",
+                format!(
+                    "{} is longer than remote_write.max_backoff {}",
+                    self.remote_write.min_backoff, self.remote_write.max_backoff
+                ),
             ));
         }
         if self.remote_write.max_samples_per_request == 0 {
@@ -886,6 +996,47 @@ mod tests {
             config.remote_write.url.as_deref(),
             Some("http://env:9090/api/v1/write")
         );
+    }
+
+    #[test]
+    fn forwarding_delivery_settings_layer_and_validate() {
+        let config = load(&[], &[], None).unwrap();
+        assert_eq!(config.remote_write.ack, AckMode::Sync);
+        assert!(config.remote_write.push_time_metrics);
+        let config = load(
+            &[
+                "--remote-write.ack=async",
+                "--remote-write.min-backoff=10ms",
+                "--remote-write.max-backoff=2s",
+                "--remote-write.push-time-metrics=false",
+                "--remote-write.max-remembered-series=7",
+            ],
+            &[],
+            Some(("c.toml", "[remote_write]\nqueue_capacity = 3\n")),
+        )
+        .unwrap();
+        assert_eq!(config.remote_write.ack, AckMode::Async);
+        assert_eq!(config.remote_write.min_backoff.0, Duration::from_millis(10));
+        assert_eq!(config.remote_write.max_backoff.0, Duration::from_secs(2));
+        assert!(!config.remote_write.push_time_metrics);
+        assert_eq!(config.remote_write.max_remembered_series, 7);
+        assert_eq!(config.remote_write.queue_capacity, 3);
+
+        let err = load(&["--remote-write.ack=later"], &[], None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("remote_write.ack"), "{err}");
+        let err = load(
+            &[
+                "--remote-write.min-backoff=10s",
+                "--remote-write.max-backoff=1s",
+            ],
+            &[],
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("remote_write.min_backoff"), "{err}");
     }
 
     #[test]

@@ -48,7 +48,8 @@ fn main() -> anyhow::Result<()> {
             state = state.with_web_security(Arc::new(web));
         }
         let state = Arc::new(state);
-        server::serve(listener, state, shutdown_signal()).await;
+        server::serve(listener, state.clone(), shutdown_signal()).await;
+        state.sinks().drain().await;
         tracing::info!("stopped");
         Ok(())
     })

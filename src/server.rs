@@ -60,6 +60,11 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The sinks pushes go to (shutdown drains them).
+    pub fn sinks(&self) -> &Sinks {
+        &self.sinks
+    }
+
     /// Builds the state for `config` with the given sinks.
     pub fn new(config: &Config, sinks: Sinks, telemetry: Telemetry) -> Self {
         Self {

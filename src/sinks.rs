@@ -27,6 +27,13 @@ impl Sinks {
         Ok(())
     }
 
+    /// Sends everything the forwarder still has queued (shutdown).
+    pub async fn drain(&self) {
+        if let Some(forwarder) = &self.forwarder {
+            forwarder.drain().await;
+        }
+    }
+
     /// Ready when the backend has been reached (forward mode) or always
     /// (cache only).
     pub fn is_ready(&self) -> bool {
