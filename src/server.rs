@@ -150,10 +150,10 @@ async fn route(state: &AppState, request: Request<Incoming>) -> Response<Body> {
         b"/-/healthy" | b"/-/ready" if method == Method::GET && saturated => {
             plain(StatusCode::INTERNAL_SERVER_ERROR, "write queue is full")
         }
-        b"/-/healthy" if method == Method::GET => plain(StatusCode::OK, "OK"),
+        b"/-/healthy" if method == Method::GET => ok_text(),
         b"/-/ready" if method == Method::GET => {
             if !state.shutting_down.load(Ordering::SeqCst) && state.sinks.is_ready() {
-                plain(StatusCode::OK, "OK")
+                ok_text()
             } else {
                 plain(StatusCode::SERVICE_UNAVAILABLE, "not ready")
             }
@@ -225,6 +225,17 @@ pub fn plain(status: StatusCode, message: &str) -> Response<Body> {
     headers.insert(
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// `200 OK` with the body `OK` (no newline), as the Pushgateway's health
+/// endpoints answer.
+fn ok_text() -> Response<Body> {
+    let mut response = Response::new(Body::from("OK"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
 }

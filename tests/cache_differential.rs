@@ -575,8 +575,8 @@ async fn persistence_round_trip_restores_the_store() {
         .await;
     // Let both write their file (interval 50 ms), then kill -9 and restart.
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
-    pair.gateway = pair.gateway.restart().await;
-    pair.relay = pair.relay.restart().await;
+    pair.gateway = pair.gateway.restart_after("KILL").await;
+    pair.relay = pair.relay.restart_after("KILL").await;
     let (g_after, r_after) = pair
         .send(Method::GET, "/api/v1/metrics", &[], Bytes::new())
         .await;

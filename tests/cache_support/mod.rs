@@ -102,6 +102,27 @@ impl Server {
         }
     }
 
+    /// Starts `kind` with `args` and waits (bounded) for it to exit on its
+    /// own, e.g. because its configuration is refused; returns its exit
+    /// status and output.
+    pub async fn run_to_exit(kind: Kind, args: &[String]) -> (std::process::ExitStatus, String) {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let log = dir.path().join("output.log");
+        let mut server = Self::spawn(kind, "", args, log, dir);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = server.child.try_wait().expect("polling the child") {
+                return (status, server.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{kind:?} kept running:\n{}",
+                server.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     async fn wait_healthy(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         let url = self.url("/-/healthy");
@@ -159,9 +180,10 @@ impl Server {
         let _ = self.child.wait();
     }
 
-    /// Starts the same server again (same flags, new port).
-    pub async fn restart(mut self) -> Self {
-        self.stop("KILL");
+    /// Kills the server with `signal` and starts it again (same flags, new
+    /// port).
+    pub async fn restart_after(mut self, signal: &str) -> Self {
+        self.stop(signal);
         let dir = tempfile::tempdir().expect("temporary directory");
         let log = dir.path().join("output.log");
         let mut server = Self::spawn(self.kind, &self.prefix, &self.args, log, dir);
