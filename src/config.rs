@@ -174,6 +174,9 @@ pub struct PushConfig {
     pub max_label_name_length: usize,
     /// Longest label value in bytes (400 above).
     pub max_label_value_length: usize,
+    /// Cache mode: skip the push-time consistency check (pushes are then
+    /// answered 202, as in the Pushgateway).
+    pub disable_consistency_check: bool,
 }
 
 impl Default for PushConfig {
@@ -186,6 +189,7 @@ impl Default for PushConfig {
             max_labels_per_series: 128,
             max_label_name_length: 1024,
             max_label_value_length: 64 * 1024,
+            disable_consistency_check: false,
         }
     }
 }
@@ -457,6 +461,9 @@ pub struct Cli {
     /// Longest label value in bytes.
     #[arg(long = "push.max-label-value-length", value_name = "BYTES")]
     pub push_max_label_value_length: Option<usize>,
+    /// Cache mode: skip the push-time consistency check (answers 202).
+    #[arg(long = "push.disable-consistency-check")]
+    pub push_disable_consistency_check: bool,
 
     /// Keep a Pushgateway cache even when forwarding.
     #[arg(long = "cache")]
@@ -563,6 +570,9 @@ impl Cli {
         }
         if let Some(v) = self.push_max_label_value_length {
             set("push.max_label_value_length", Value::from(v));
+        }
+        if self.push_disable_consistency_check {
+            set("push.disable_consistency_check", Value::from(true));
         }
         if self.cache {
             set("cache.enabled", Value::from(true));

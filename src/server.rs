@@ -4,7 +4,9 @@
 //! - `PUT|POST|DELETE P/metrics/job/...` and `P/pushgateway/metrics/job/...`:
 //!   pushes ([`crate::push::handler`]);
 //! - `GET P<telemetry path>`: pushrelay's own metrics;
-//! - `GET P/-/healthy`, `GET P/-/ready`.
+//! - `GET P/-/healthy`, `GET P/-/ready`;
+//! - in cache mode, every other cache route ([`crate::cache::http`]): the
+//!   scrape (own metrics + store), JSON API, admin wipe, `/-/quit`, web page.
 //!
 //! Paths are percent-decoded once before routing, as the Pushgateway does,
 //! so `%2F` in a grouping value is a path separator.
@@ -31,6 +33,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::cache::http::CacheWeb;
 use crate::config::Config;
 use crate::push::handler::{Ingest, PushFailure};
 use crate::push::{PushOp, path};
@@ -54,6 +57,7 @@ pub struct AppState {
     sinks: Sinks,
     ingest: Ingest,
     telemetry: Telemetry,
+    cache_web: Option<CacheWeb>,
     shutting_down: AtomicBool,
     web: Option<Arc<WebSecurity>>,
     auth_exempt_health: bool,
@@ -67,7 +71,12 @@ impl AppState {
 
     /// Builds the state for `config` with the given sinks.
     pub fn new(config: &Config, sinks: Sinks, telemetry: Telemetry) -> Self {
+        let cache_web = sinks
+            .cache
+            .clone()
+            .map(|cache| CacheWeb::new(cache, config, telemetry.clone()));
         Self {
+            cache_web,
             prefix: config.route_prefix(),
             telemetry_path: config.web.telemetry_path.clone(),
             sinks,
@@ -226,11 +235,20 @@ async fn route(state: &AppState, request: Request<Incoming>) -> Response<Body> {
         }
     }
     let method = request.method();
+    if let Some(web) = &state.cache_web
+        && let Some(response) = web.route(method, rest, request.headers()).await
+    {
+        return response;
+    }
+    let saturated = state.sinks.cache.as_ref().is_some_and(|c| c.saturated());
     match rest {
-        b"/-/healthy" if method == Method::GET => health_ok(),
+        b"/-/healthy" | b"/-/ready" if method == Method::GET && saturated => {
+            plain(StatusCode::INTERNAL_SERVER_ERROR, "write queue is full")
+        }
+        b"/-/healthy" if method == Method::GET => ok_text(),
         b"/-/ready" if method == Method::GET => {
             if !state.shutting_down.load(Ordering::SeqCst) && state.sinks.is_ready() {
-                health_ok()
+                ok_text()
             } else {
                 plain(StatusCode::SERVICE_UNAVAILABLE, "not ready")
             }
@@ -306,8 +324,9 @@ pub fn plain(status: StatusCode, message: &str) -> Response<Body> {
     response
 }
 
-/// `OK` without a newline, byte for byte the Pushgateway's health answer.
-fn health_ok() -> Response<Body> {
+/// `200 OK` with the body `OK` (no newline), as the Pushgateway's health
+/// endpoints answer.
+fn ok_text() -> Response<Body> {
     let mut response = Response::new(Body::from("OK"));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
