@@ -59,7 +59,7 @@ async fn https_with_basic_auth_admits_only_the_right_password() {
     .await
     .unwrap();
     assert_eq!(ok.status, 200, "{ok:?}");
-    assert_eq!(ok.body, "OK\n");
+    assert_eq!(ok.body, "OK");
     assert_eq!(
         ok.version,
         http::Version::HTTP_2,
