@@ -390,6 +390,24 @@ async fn requests_are_spec_conformant_on_the_wire() {
 }
 
 #[tokio::test]
+async fn http2_with_prior_knowledge_is_spoken_when_configured() {
+    let receiver = Receiver::start().await;
+    let mut config = config(&receiver);
+    config.http2 = true;
+    let forwarder = Forwarder::new(&config).unwrap();
+    bounded(forwarder.forward(&gauge("j", "m", 1.0)))
+        .await
+        .unwrap();
+    let received = receiver.received();
+    assert_eq!(received[0].version, http::Version::HTTP_2);
+    assert_eq!(received[0].headers["content-encoding"], "snappy");
+
+    let plain = Forwarder::new(&self::config(&receiver)).unwrap();
+    bounded(plain.forward(&gauge("j", "m", 2.0))).await.unwrap();
+    assert_eq!(receiver.received()[1].version, http::Version::HTTP_11);
+}
+
+#[tokio::test]
 async fn timestamps_strictly_increase_per_series_under_concurrent_pushes() {
     let receiver = Receiver::start().await;
     // Slow answers make pushes pile up and share requests.

@@ -9,7 +9,8 @@
 //!
 //! Contract: one memory per shard (a group always maps to the same shard,
 //! so no locking). The number of remembered series is bounded; beyond the
-//! bound the groups pushed least recently are forgotten whole (counted in
+//! bound (on series, and on groups) the groups pushed least recently are
+//! forgotten whole (counted in
 //! `telemetry::SERIES_MEMORY_EVICTIONS`), after which their series can no
 //! longer be ended by stale markers and their timestamps restart from the
 //! receive time.
@@ -253,7 +254,9 @@ impl SeriesMemory {
     }
 
     fn evict(&mut self, keep: &GroupingKey) {
-        while self.series > self.max_series {
+        // Groups count too: a group whose series all ended still holds its
+        // timestamp and failure time.
+        while self.series > self.max_series || self.groups.len() > self.max_series {
             let Some((&recency, oldest)) = self.by_recency.iter().next() else {
                 return;
             };
@@ -368,6 +371,16 @@ mod tests {
         assert_eq!(group.next_timestamp(1000), 1001);
         assert_eq!(group.next_timestamp(999), 1002);
         assert_eq!(group.next_timestamp(5000), 5000);
+    }
+
+    #[test]
+    fn groups_without_series_are_bounded_too() {
+        let mut memory = SeriesMemory::new(2);
+        for job in ["a", "b", "c", "d"] {
+            memory.record(&key(job), PushOp::Delete, &push(&[]));
+        }
+        assert_eq!(memory.groups.len(), 2);
+        assert!(memory.groups.contains_key(&key("d")));
     }
 
     #[test]
