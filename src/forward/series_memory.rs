@@ -250,6 +250,7 @@ impl SeriesMemory {
         change(group);
         let after = group.series_count();
         self.series = self.series + after - before;
+        metrics::gauge!(telemetry::REMEMBERED_SERIES).increment(after as f64 - before as f64);
         self.evict(key);
     }
 
@@ -268,12 +269,14 @@ impl SeriesMemory {
             if let Some(group) = self.groups.remove(&oldest) {
                 let count = group.series_count();
                 self.series -= count;
+                metrics::gauge!(telemetry::REMEMBERED_SERIES).decrement(count as f64);
                 metrics::counter!(telemetry::SERIES_MEMORY_EVICTIONS).increment(count as u64);
             }
         }
     }
 
     /// Series remembered in all groups.
+    #[cfg(test)]
     pub fn series(&self) -> usize {
         self.series
     }
