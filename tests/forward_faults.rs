@@ -390,6 +390,31 @@ async fn requests_are_spec_conformant_on_the_wire() {
 }
 
 #[tokio::test]
+async fn a_push_larger_than_the_request_limits_is_split_in_order() {
+    let receiver = Receiver::start().await;
+    let mut config = config(&receiver);
+    config.max_samples_per_request = 10;
+    let forwarder = Forwarder::new(&config).unwrap();
+    let values: Vec<String> = (0..35).map(|i| i.to_string()).collect();
+    let labels: Vec<[(&str, &str); 1]> = values.iter().map(|v| [("i", v.as_str())]).collect();
+    let samples: Vec<GaugeSample> = labels.iter().map(|l| ("m", &l[..], 1.0)).collect();
+    bounded(forwarder.forward(&push(PushOp::Replace, "big", &samples)))
+        .await
+        .unwrap();
+    let received = receiver.received();
+    // 35 series + push_time_seconds + push_failure_time_seconds.
+    assert_eq!(received.len(), 4);
+    assert!(received.iter().all(|r| r.request.timeseries.len() <= 10));
+    let sent: Vec<String> = received
+        .iter()
+        .flat_map(|r| r.request.timeseries.iter())
+        .filter(|s| name_of(s) == "m")
+        .map(|s| s.labels[1].value.clone())
+        .collect();
+    assert_eq!(sent, values);
+}
+
+#[tokio::test]
 async fn http2_with_prior_knowledge_is_spoken_when_configured() {
     let receiver = Receiver::start().await;
     let mut config = config(&receiver);
