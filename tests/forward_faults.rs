@@ -194,7 +194,7 @@ async fn a_backend_that_stays_down_makes_the_push_unavailable_at_the_deadline() 
     }
     // Gives up when the next attempt could not start before the deadline.
     assert!(elapsed >= Duration::from_millis(600), "{elapsed:?}");
-    assert!(elapsed <= Duration::from_millis(1500), "{elapsed:?}");
+    assert!(elapsed <= Duration::from_millis(2500), "{elapsed:?}");
     assert!(receiver.received().len() >= 3);
 }
 
@@ -225,7 +225,8 @@ async fn a_slow_backend_times_out_and_is_retried() {
     bounded(forwarder.forward(&gauge("j", "m", 1.0)))
         .await
         .unwrap();
-    assert!(started.elapsed() < Duration::from_secs(2));
+    // Did not wait for the 3 s answer.
+    assert!(started.elapsed() < Duration::from_millis(2900));
     let received = receiver.received();
     assert_eq!(received.len(), 2);
     let gap = received[1].at - received[0].at;
@@ -542,7 +543,8 @@ async fn async_ack_answers_at_once_and_sheds_when_the_queue_is_full() {
         outcomes.push(forwarder.forward(&gauge(&format!("j{i}"), "m", 1.0)).await);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(started.elapsed() < Duration::from_millis(400));
+    // Synchronous answers would take at least 5 × 500 ms.
+    assert!(started.elapsed() < Duration::from_secs(1));
     assert_eq!(outcomes[0], Ok(()));
     assert!(
         outcomes
