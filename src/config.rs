@@ -21,6 +21,9 @@ use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::security::outbound::{BasicAuthConfig, ExtraHeaders, TlsClientConfig};
+use crate::security::tenant::TenantConfig;
+
 /// The whole configuration. See the module docs for how it is layered.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -47,6 +50,12 @@ pub struct WebConfig {
     pub enable_admin_api: bool,
     /// Enables `PUT|POST /-/quit`.
     pub enable_lifecycle: bool,
+    /// exporter-toolkit web configuration (TLS, basic auth), as the
+    /// Pushgateway's `--web.config.file`.
+    pub config_file: Option<PathBuf>,
+    /// Serve `/-/healthy` and `/-/ready` without basic auth (the
+    /// Pushgateway exempts nothing).
+    pub auth_exempt_health: bool,
 }
 
 impl Default for WebConfig {
@@ -57,6 +66,8 @@ impl Default for WebConfig {
             telemetry_path: "/metrics".into(),
             enable_admin_api: false,
             enable_lifecycle: false,
+            config_file: None,
+            auth_exempt_health: false,
         }
     }
 }
@@ -76,6 +87,47 @@ pub struct RemoteWriteConfig {
     pub max_samples_per_request: usize,
     /// Remote_write requests in flight at once (series are sharded over them).
     pub concurrency: usize,
+    /// TLS towards the backend (CA, client certificate, server name).
+    pub tls: TlsClientConfig,
+    /// Basic auth towards the backend; the password comes from a file.
+    pub basic_auth: Option<BasicAuthConfig>,
+    /// File holding a bearer token for the backend, re-read when it changes.
+    pub bearer_token_file: Option<PathBuf>,
+    /// Extra headers on every remote_write request (values are secrets).
+    pub headers: ExtraHeaders,
+    /// Which tenant (`X-Scope-OrgID`) a push is written as.
+    pub tenant: TenantConfig,
+    /// Most bytes (uncompressed protobuf) in one remote_write request; a
+    /// single push larger than this is split at series boundaries.
+    pub max_bytes_per_request: usize,
+    /// When a push is answered: `sync` once the backend accepted all of it,
+    /// `async` once it is queued (a full queue then sheds with 429).
+    pub ack: AckMode,
+    /// Pushes queued per shard before pushers wait (`sync`) or are shed
+    /// (`async`).
+    pub queue_capacity: usize,
+    /// First retry delay; doubles per attempt up to `max_backoff`, jittered.
+    pub min_backoff: GoDuration,
+    /// Longest delay between two attempts (unless `Retry-After` asks more).
+    pub max_backoff: GoDuration,
+    /// Most series whose label sets are remembered for stale markers; the
+    /// groups pushed least recently are forgotten beyond it.
+    pub max_remembered_series: usize,
+    /// Forward `push_time_seconds` / `push_failure_time_seconds` per group.
+    pub push_time_metrics: bool,
+    /// Speak HTTP/2 with prior knowledge to an `http://` backend.
+    pub http2: bool,
+}
+
+/// When a forwarded push is acknowledged to the pusher.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AckMode {
+    /// After the backend accepted every sample of the push.
+    #[default]
+    Sync,
+    /// As soon as the push is queued.
+    Async,
 }
 
 impl Default for RemoteWriteConfig {
@@ -86,6 +138,19 @@ impl Default for RemoteWriteConfig {
             retry_deadline: GoDuration(Duration::from_secs(30)),
             max_samples_per_request: 10_000,
             concurrency: 4,
+            tls: TlsClientConfig::default(),
+            basic_auth: None,
+            bearer_token_file: None,
+            headers: ExtraHeaders::default(),
+            tenant: TenantConfig::default(),
+            max_bytes_per_request: 8 << 20,
+            ack: AckMode::Sync,
+            queue_capacity: 1024,
+            min_backoff: GoDuration(Duration::from_millis(30)),
+            max_backoff: GoDuration(Duration::from_secs(5)),
+            max_remembered_series: 1_000_000,
+            push_time_metrics: true,
+            http2: false,
         }
     }
 }
@@ -109,6 +174,9 @@ pub struct PushConfig {
     pub max_label_name_length: usize,
     /// Longest label value in bytes (400 above).
     pub max_label_value_length: usize,
+    /// Cache mode: skip the push-time consistency check (pushes are then
+    /// answered 202, as in the Pushgateway).
+    pub disable_consistency_check: bool,
 }
 
 impl Default for PushConfig {
@@ -121,6 +189,7 @@ impl Default for PushConfig {
             max_labels_per_series: 128,
             max_label_name_length: 1024,
             max_label_value_length: 64 * 1024,
+            disable_consistency_check: false,
         }
     }
 }
@@ -288,6 +357,12 @@ pub struct Cli {
     /// Enable `PUT|POST /-/quit`.
     #[arg(long = "web.enable-lifecycle")]
     pub web_enable_lifecycle: bool,
+    /// exporter-toolkit web config file (YAML): TLS and basic auth.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
+    /// Serve /-/healthy and /-/ready without basic auth.
+    #[arg(long = "web.auth-exempt-health")]
+    pub web_auth_exempt_health: bool,
 
     /// remote_write URL of the backend; without it pushrelay runs as a cache.
     #[arg(long = "remote-write.url", value_name = "URL")]
@@ -304,6 +379,66 @@ pub struct Cli {
     /// Remote_write requests in flight at once.
     #[arg(long = "remote-write.concurrency", value_name = "N")]
     pub remote_write_concurrency: Option<usize>,
+    /// PEM CA certificates that verify the backend (instead of the system store).
+    #[arg(long = "remote-write.tls.ca-file", value_name = "FILE")]
+    pub remote_write_tls_ca_file: Option<PathBuf>,
+    /// PEM client certificate for the backend (mTLS).
+    #[arg(long = "remote-write.tls.cert-file", value_name = "FILE")]
+    pub remote_write_tls_cert_file: Option<PathBuf>,
+    /// PEM private key of the client certificate.
+    #[arg(long = "remote-write.tls.key-file", value_name = "FILE")]
+    pub remote_write_tls_key_file: Option<PathBuf>,
+    /// Name the backend's certificate must carry, instead of the URL's host.
+    #[arg(long = "remote-write.tls.server-name", value_name = "NAME")]
+    pub remote_write_tls_server_name: Option<String>,
+    /// Do not verify the backend's certificate (tests only).
+    #[arg(long = "remote-write.tls.insecure-skip-verify")]
+    pub remote_write_tls_insecure_skip_verify: bool,
+    /// Basic-auth user name for the backend.
+    #[arg(long = "remote-write.basic-auth.username", value_name = "NAME")]
+    pub remote_write_basic_auth_username: Option<String>,
+    /// File holding the basic-auth password for the backend.
+    #[arg(long = "remote-write.basic-auth.password-file", value_name = "FILE")]
+    pub remote_write_basic_auth_password_file: Option<PathBuf>,
+    /// File holding a bearer token for the backend (re-read when it changes).
+    #[arg(long = "remote-write.bearer-token-file", value_name = "FILE")]
+    pub remote_write_bearer_token_file: Option<PathBuf>,
+    /// Extra header on every remote_write request, `Name:Value` (repeatable).
+    #[arg(long = "remote-write.header", value_name = "NAME:VALUE")]
+    pub remote_write_header: Vec<String>,
+    /// Static tenant (X-Scope-OrgID) for every push.
+    #[arg(long = "remote-write.tenant.id", value_name = "TENANT")]
+    pub remote_write_tenant_id: Option<String>,
+    /// Grouping label whose value is the push's tenant.
+    #[arg(long = "remote-write.tenant.from-label", value_name = "LABEL")]
+    pub remote_write_tenant_from_label: Option<String>,
+    /// Use the pusher's own X-Scope-OrgID header when it sends one.
+    #[arg(long = "remote-write.tenant.passthrough")]
+    pub remote_write_tenant_passthrough: bool,
+    /// Most uncompressed bytes in one remote_write request.
+    #[arg(long = "remote-write.max-bytes-per-request", value_name = "BYTES")]
+    pub remote_write_max_bytes_per_request: Option<usize>,
+    /// When pushes are answered: sync (backend accepted) or async (queued).
+    #[arg(long = "remote-write.ack", value_name = "MODE")]
+    pub remote_write_ack: Option<String>,
+    /// Pushes queued per shard.
+    #[arg(long = "remote-write.queue-capacity", value_name = "N")]
+    pub remote_write_queue_capacity: Option<usize>,
+    /// First retry delay, e.g. 30ms.
+    #[arg(long = "remote-write.min-backoff", value_name = "DURATION")]
+    pub remote_write_min_backoff: Option<String>,
+    /// Longest retry delay, e.g. 5s.
+    #[arg(long = "remote-write.max-backoff", value_name = "DURATION")]
+    pub remote_write_max_backoff: Option<String>,
+    /// Most series remembered for stale markers.
+    #[arg(long = "remote-write.max-remembered-series", value_name = "N")]
+    pub remote_write_max_remembered_series: Option<usize>,
+    /// Forward push_time_seconds / push_failure_time_seconds (true or false).
+    #[arg(long = "remote-write.push-time-metrics", value_name = "BOOL")]
+    pub remote_write_push_time_metrics: Option<bool>,
+    /// Use HTTP/2 with prior knowledge towards an http:// backend.
+    #[arg(long = "remote-write.http2")]
+    pub remote_write_http2: bool,
 
     /// Forward pushed sample timestamps instead of rejecting them.
     #[arg(long = "push.honor-timestamps")]
@@ -326,6 +461,9 @@ pub struct Cli {
     /// Longest label value in bytes.
     #[arg(long = "push.max-label-value-length", value_name = "BYTES")]
     pub push_max_label_value_length: Option<usize>,
+    /// Cache mode: skip the push-time consistency check (answers 202).
+    #[arg(long = "push.disable-consistency-check")]
+    pub push_disable_consistency_check: bool,
 
     /// Keep a Pushgateway cache even when forwarding.
     #[arg(long = "cache")]
@@ -366,6 +504,13 @@ impl Cli {
         if self.web_enable_lifecycle {
             set("web.enable_lifecycle", Value::from(true));
         }
+        if let Some(v) = &self.web_config_file {
+            set("web.config_file", string(&v.to_string_lossy()));
+        }
+        if self.web_auth_exempt_health {
+            set("web.auth_exempt_health", Value::from(true));
+        }
+        self.security_overrides(&mut set);
         if let Some(v) = &self.remote_write_url {
             set("remote_write.url", string(v));
         }
@@ -380,6 +525,30 @@ impl Cli {
         }
         if let Some(v) = self.remote_write_concurrency {
             set("remote_write.concurrency", Value::from(v));
+        }
+        if let Some(v) = self.remote_write_max_bytes_per_request {
+            set("remote_write.max_bytes_per_request", Value::from(v));
+        }
+        if let Some(v) = &self.remote_write_ack {
+            set("remote_write.ack", string(v));
+        }
+        if let Some(v) = self.remote_write_queue_capacity {
+            set("remote_write.queue_capacity", Value::from(v));
+        }
+        if let Some(v) = &self.remote_write_min_backoff {
+            set("remote_write.min_backoff", string(v));
+        }
+        if let Some(v) = &self.remote_write_max_backoff {
+            set("remote_write.max_backoff", string(v));
+        }
+        if let Some(v) = self.remote_write_max_remembered_series {
+            set("remote_write.max_remembered_series", Value::from(v));
+        }
+        if let Some(v) = self.remote_write_push_time_metrics {
+            set("remote_write.push_time_metrics", Value::from(v));
+        }
+        if self.remote_write_http2 {
+            set("remote_write.http2", Value::from(true));
         }
         if self.push_honor_timestamps {
             set("push.honor_timestamps", Value::from(true));
@@ -402,6 +571,9 @@ impl Cli {
         if let Some(v) = self.push_max_label_value_length {
             set("push.max_label_value_length", Value::from(v));
         }
+        if self.push_disable_consistency_check {
+            set("push.disable_consistency_check", Value::from(true));
+        }
         if self.cache {
             set("cache.enabled", Value::from(true));
         }
@@ -418,6 +590,80 @@ impl Cli {
             set("log.format", string(v));
         }
         root
+    }
+}
+
+impl Cli {
+    /// The remote_write security flags.
+    fn security_overrides(&self, set: &mut impl FnMut(&str, Value)) {
+        let path = |p: &PathBuf| Value::from(p.to_string_lossy().into_owned());
+        let files = [
+            ("remote_write.tls.ca_file", &self.remote_write_tls_ca_file),
+            (
+                "remote_write.tls.cert_file",
+                &self.remote_write_tls_cert_file,
+            ),
+            ("remote_write.tls.key_file", &self.remote_write_tls_key_file),
+            (
+                "remote_write.basic_auth.password_file",
+                &self.remote_write_basic_auth_password_file,
+            ),
+            (
+                "remote_write.bearer_token_file",
+                &self.remote_write_bearer_token_file,
+            ),
+        ];
+        for (key, value) in files {
+            if let Some(v) = value {
+                set(key, path(v));
+            }
+        }
+        let strings = [
+            (
+                "remote_write.tls.server_name",
+                &self.remote_write_tls_server_name,
+            ),
+            (
+                "remote_write.basic_auth.username",
+                &self.remote_write_basic_auth_username,
+            ),
+            ("remote_write.tenant.id", &self.remote_write_tenant_id),
+            (
+                "remote_write.tenant.from_label",
+                &self.remote_write_tenant_from_label,
+            ),
+        ];
+        for (key, value) in strings {
+            if let Some(v) = value {
+                set(key, Value::from(v.clone()));
+            }
+        }
+        if self.remote_write_tls_insecure_skip_verify {
+            set("remote_write.tls.insecure_skip_verify", Value::from(true));
+        }
+        if self.remote_write_tenant_passthrough {
+            set("remote_write.tenant.passthrough", Value::from(true));
+        }
+        if !self.remote_write_header.is_empty() {
+            set(
+                "remote_write.headers",
+                Value::from(self.remote_write_header.clone()),
+            );
+        }
+    }
+}
+
+/// The command-line flags as a figment layer, named so that errors say the
+/// value came from a flag.
+struct FlagsProvider(Dict);
+
+impl figment::Provider for FlagsProvider {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("command-line flags")
+    }
+
+    fn data(&self) -> Result<Map<figment::Profile, Dict>, figment::Error> {
+        Ok(Map::from([(figment::Profile::Default, self.0.clone())]))
     }
 }
 
@@ -446,7 +692,13 @@ impl Config {
     /// Loads the layers for these flags, with `env` as the environment
     /// (`PUSHRELAY_*` variables), and validates the result.
     pub fn load(cli: &Cli) -> Result<Self, ConfigError> {
-        let figment = Self::figment(cli, Env::prefixed("PUSHRELAY_").split("__"))?;
+        // Only nested keys (`SECTION__KEY`): Kubernetes injects
+        // `PUSHRELAY_SERVICE_HOST`-style variables for Services named
+        // `pushrelay*`, which must not be read as configuration.
+        let env = Env::prefixed("PUSHRELAY_")
+            .filter(|key| key.as_str().contains("__"))
+            .split("__");
+        let figment = Self::figment(cli, env)?;
         let config: Config = figment
             .extract()
             .map_err(|e| ConfigError(describe_figment_error(e)))?;
@@ -468,9 +720,7 @@ impl Config {
                 _ => figment.merge(Toml::file_exact(path)),
             };
         }
-        Ok(figment
-            .merge(env)
-            .merge(Serialized::defaults(cli.overrides()).profile(figment::Profile::Default)))
+        Ok(figment.merge(env).merge(FlagsProvider(cli.overrides())))
     }
 
     fn validate(&self, figment: &Figment) -> Result<(), ConfigError> {
@@ -499,6 +749,29 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
+        for (key, value) in [
+            (
+                "remote_write.max_bytes_per_request",
+                self.remote_write.max_bytes_per_request,
+            ),
+            (
+                "remote_write.queue_capacity",
+                self.remote_write.queue_capacity,
+            ),
+        ] {
+            if value == 0 {
+                return Err(fail(key, "must be at least 1".into()));
+            }
+        }
+        if self.remote_write.min_backoff.0 > self.remote_write.max_backoff.0 {
+            return Err(fail(
+                "remote_write.min_backoff",
+                format!(
+                    "{} is longer than remote_write.max_backoff {}",
+                    self.remote_write.min_backoff, self.remote_write.max_backoff
+                ),
+            ));
+        }
         if self.remote_write.max_samples_per_request == 0 {
             return Err(fail(
                 "remote_write.max_samples_per_request",
@@ -517,6 +790,49 @@ impl Config {
         if !self.web.telemetry_path.starts_with('/') {
             return Err(fail("web.telemetry_path", "must start with /".into()));
         }
+        self.validate_security(&fail)
+    }
+
+    /// Checks the security settings now, so a bad certificate, a missing
+    /// secret file or a reserved header fails at start (and in
+    /// `--check-config`). Messages never contain secret values.
+    fn validate_security(
+        &self,
+        fail: &dyn Fn(&str, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        use crate::security::{inbound::WebSecurity, outbound, tenant::TenantPolicy};
+        // The security messages start with the key they are about; `fail`
+        // names it already.
+        let fail = |key: &str, problem: String| {
+            let problem = match problem.strip_prefix(key).and_then(|p| p.strip_prefix(": ")) {
+                Some(rest) => rest.to_string(),
+                None => problem,
+            };
+            fail(key, problem)
+        };
+        if let Some(path) = self.web_config_file() {
+            WebSecurity::load(path).map_err(|e| fail("web.config_file", e))?;
+        }
+        let rw = &self.remote_write;
+        // Only a configured section is checked: the default one would just
+        // load the system's CA store.
+        if rw.tls != outbound::TlsClientConfig::default() {
+            outbound::client_tls_config(&rw.tls).map_err(|e| fail("remote_write.tls", e))?;
+        }
+        outbound::Credentials::new(
+            rw.basic_auth.as_ref(),
+            rw.bearer_token_file.as_deref(),
+            &rw.headers,
+        )
+        .map_err(|e| {
+            let key = e
+                .split([':', ' '])
+                .next()
+                .unwrap_or("remote_write")
+                .to_string();
+            fail(&key, e)
+        })?;
+        TenantPolicy::new(&rw.tenant).map_err(|e| fail("remote_write.tenant", e))?;
         Ok(())
     }
 
@@ -553,6 +869,14 @@ impl Config {
     /// The cache is on when asked for, or when there is nowhere to forward.
     pub fn caching(&self) -> bool {
         self.cache.enabled || !self.forwarding()
+    }
+
+    /// The web config file, if one is configured (an empty path means none).
+    pub fn web_config_file(&self) -> Option<&Path> {
+        self.web
+            .config_file
+            .as_deref()
+            .filter(|p| !p.as_os_str().is_empty())
     }
 
     /// The persistence file, if one is configured (an empty path means none).
@@ -602,6 +926,7 @@ mod tests {
 
     /// Loads a config inside a figment jail: a private environment and a
     /// temporary working directory holding the optional config file.
+    #[allow(clippy::result_large_err)] // figment's Jail closure signature
     fn load(
         args: &[&str],
         env: &[(&str, &str)],
@@ -664,6 +989,64 @@ mod tests {
         assert_eq!(config.web.listen_address, "127.0.0.1:3000");
         assert_eq!(config.remote_write.url.as_deref(), Some("http://flag/"));
         assert_eq!(config.remote_write.concurrency, 2);
+    }
+
+    #[test]
+    fn kubernetes_service_variables_are_not_configuration() {
+        let env = [
+            ("PUSHRELAY_PORT", "tcp://10.0.0.1:9091"),
+            ("PUSHRELAY_SERVICE_HOST", "10.0.0.1"),
+            (
+                "PUSHRELAY_REMOTE_WRITE__URL",
+                "http://env:9090/api/v1/write",
+            ),
+        ];
+        let config = load(&[], &env, None).unwrap();
+        assert_eq!(
+            config.remote_write.url.as_deref(),
+            Some("http://env:9090/api/v1/write")
+        );
+    }
+
+    #[test]
+    fn forwarding_delivery_settings_layer_and_validate() {
+        let config = load(&[], &[], None).unwrap();
+        assert_eq!(config.remote_write.ack, AckMode::Sync);
+        assert!(config.remote_write.push_time_metrics);
+        let config = load(
+            &[
+                "--remote-write.ack=async",
+                "--remote-write.min-backoff=10ms",
+                "--remote-write.max-backoff=2s",
+                "--remote-write.push-time-metrics=false",
+                "--remote-write.max-remembered-series=7",
+            ],
+            &[],
+            Some(("c.toml", "[remote_write]\nqueue_capacity = 3\n")),
+        )
+        .unwrap();
+        assert_eq!(config.remote_write.ack, AckMode::Async);
+        assert_eq!(config.remote_write.min_backoff.0, Duration::from_millis(10));
+        assert_eq!(config.remote_write.max_backoff.0, Duration::from_secs(2));
+        assert!(!config.remote_write.push_time_metrics);
+        assert_eq!(config.remote_write.max_remembered_series, 7);
+        assert_eq!(config.remote_write.queue_capacity, 3);
+
+        let err = load(&["--remote-write.ack=later"], &[], None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("remote_write.ack"), "{err}");
+        let err = load(
+            &[
+                "--remote-write.min-backoff=10s",
+                "--remote-write.max-backoff=1s",
+            ],
+            &[],
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("remote_write.min_backoff"), "{err}");
     }
 
     #[test]

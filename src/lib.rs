@@ -17,6 +17,7 @@
 //! | [`forward`] | remote_write: convert, batch, send |
 //! | [`cache`] | the Pushgateway store and its scrape |
 //! | [`telemetry`] | pushrelay's own metrics, all names in one place |
+//! | [`security`] | TLS and auth on both sides, tenancy, secrets that never print |
 //! | [`proto`] | generated protobuf types |
 
 pub mod cache;
@@ -25,6 +26,7 @@ pub mod exposition;
 pub mod forward;
 pub mod proto;
 pub mod push;
+pub mod security;
 pub mod server;
 pub mod sinks;
 pub mod telemetry;

@@ -2,10 +2,14 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Parser;
+use pushrelay::cache::persistence::{self, Persister};
+use pushrelay::cache::store::StoreOptions;
+use pushrelay::cache::{self, Cache};
 use pushrelay::config::{Cli, Config, LogFormat};
 use pushrelay::forward::Forwarder;
+use pushrelay::security::inbound::WebSecurity;
 use pushrelay::server::{self, AppState};
 use pushrelay::sinks::Sinks;
 use pushrelay::telemetry::Telemetry;
@@ -22,26 +26,65 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     init_logging(&config);
-    let Some(url) = config.remote_write.url.clone() else {
-        bail!(
-            "no remote_write backend configured: set one with --remote-write.url=http://HOST:9090/api/v1/write, \
-             remote_write.url in the --config file, or PUSHRELAY_REMOTE_WRITE__URL"
-        );
-    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
         let telemetry = Telemetry::install().map_err(anyhow::Error::msg)?;
-        let forwarder = Forwarder::new(&config.remote_write).map_err(anyhow::Error::msg)?;
-        let sinks = Sinks { forwarder: Some(forwarder), cache: None };
+        let forwarder = match &config.remote_write.url {
+            Some(_) => Some(Forwarder::new(&config.remote_write).map_err(anyhow::Error::msg)?),
+            None => None,
+        };
+        let cache = config.caching().then(|| {
+            Cache::new(StoreOptions {
+                disable_consistency_check: config.push.disable_consistency_check,
+                own_families: cache::own_families(),
+            })
+        });
+        let mut persister = None;
+        if let (Some(cache), Some(file)) = (&cache, config.persistence_file()) {
+            let groups = persistence::load(cache, file)
+                .context("restoring the cache (move the file away to start empty)")?;
+            tracing::info!(file = %file.display(), groups, "cache restored");
+            persister = Some(Persister::start(
+                cache.clone(),
+                file.to_path_buf(),
+                config.persistence.interval.0,
+            ));
+        }
+        let quit = cache.clone();
+        let sinks = Sinks { forwarder, cache };
         let addr = config.listen_addr().map_err(anyhow::Error::msg)?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("listening on {addr}"))?;
-        tracing::info!(address = %listener.local_addr()?, backend = %url, "pushrelay forwarding pushes as remote_write");
-        let state = Arc::new(AppState::new(&config, sinks, telemetry));
-        server::serve(listener, state, shutdown_signal()).await;
+        let address = listener.local_addr()?;
+        match (&config.remote_write.url, config.caching()) {
+            (Some(url), false) => tracing::info!(%address, backend = %url, "pushrelay forwarding pushes as remote_write"),
+            (Some(url), true) => tracing::info!(%address, backend = %url, "pushrelay forwarding pushes as remote_write and caching them (Pushgateway mode)"),
+            (None, _) => tracing::info!(%address, "no remote_write backend configured: pushrelay runs in cache mode as a Pushgateway"),
+        }
+        let mut state = AppState::new(&config, sinks, telemetry);
+        if let Some(path) = config.web_config_file() {
+            let web = WebSecurity::load(path).map_err(anyhow::Error::msg)?;
+            tracing::info!(tls = web.tls_enabled(), auth = web.auth_enabled(), "web config loaded");
+            state = state.with_web_security(Arc::new(web));
+        }
+        let state = Arc::new(state);
+        let shutdown = async move {
+            match quit {
+                Some(cache) => tokio::select! {
+                    () = shutdown_signal() => {}
+                    () = cache.quit_requested() => tracing::info!("quit requested through /-/quit"),
+                },
+                None => shutdown_signal().await,
+            }
+        };
+        server::serve(listener, state.clone(), shutdown).await;
+        state.sinks().drain().await;
+        if let Some(persister) = persister {
+            persister.finish().await;
+        }
         tracing::info!("stopped");
         Ok(())
     })

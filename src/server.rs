@@ -4,10 +4,18 @@
 //! - `PUT|POST|DELETE P/metrics/job/...` and `P/pushgateway/metrics/job/...`:
 //!   pushes ([`crate::push::handler`]);
 //! - `GET P<telemetry path>`: pushrelay's own metrics;
-//! - `GET P/-/healthy`, `GET P/-/ready`.
+//! - `GET P/-/healthy`, `GET P/-/ready`;
+//! - in cache mode, every other cache route ([`crate::cache::http`]): the
+//!   scrape (own metrics + store), JSON API, admin wipe, `/-/quit`, web page.
 //!
 //! Paths are percent-decoded once before routing, as the Pushgateway does,
 //! so `%2F` in a grouping value is a path separator.
+//!
+//! With a `--web.config.file` ([`crate::security::inbound`]) the listener
+//! speaks TLS (HTTP/1.1 and h2 by ALPN; each connection's handshake runs
+//! in its own task, bounded in time) and every request passes basic auth
+//! before routing, the health endpoints too unless
+//! `web.auth_exempt_health` is set.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -23,11 +31,13 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
+use crate::cache::http::CacheWeb;
 use crate::config::Config;
 use crate::push::handler::{Ingest, PushFailure};
 use crate::push::{PushOp, path};
+use crate::security::inbound::WebSecurity;
 use crate::sinks::Sinks;
 use crate::telemetry::Telemetry;
 
@@ -37,6 +47,9 @@ pub type Body = Full<Bytes>;
 /// How long in-flight requests may take to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a client may take to finish the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Everything a request handler needs; shared by all connections.
 pub struct AppState {
     prefix: String,
@@ -44,13 +57,26 @@ pub struct AppState {
     sinks: Sinks,
     ingest: Ingest,
     telemetry: Telemetry,
+    cache_web: Option<CacheWeb>,
     shutting_down: AtomicBool,
+    web: Option<Arc<WebSecurity>>,
+    auth_exempt_health: bool,
 }
 
 impl AppState {
+    /// The sinks pushes go to (shutdown drains them).
+    pub fn sinks(&self) -> &Sinks {
+        &self.sinks
+    }
+
     /// Builds the state for `config` with the given sinks.
     pub fn new(config: &Config, sinks: Sinks, telemetry: Telemetry) -> Self {
+        let cache_web = sinks
+            .cache
+            .clone()
+            .map(|cache| CacheWeb::new(cache, config, telemetry.clone()));
         Self {
+            cache_web,
             prefix: config.route_prefix(),
             telemetry_path: config.web.telemetry_path.clone(),
             sinks,
@@ -59,7 +85,16 @@ impl AppState {
             },
             telemetry,
             shutting_down: AtomicBool::new(false),
+            web: None,
+            auth_exempt_health: config.web.auth_exempt_health,
         }
+    }
+
+    /// Adds the `--web.config.file` security: TLS on the listener, basic
+    /// auth on requests.
+    pub fn with_web_security(mut self, web: Arc<WebSecurity>) -> Self {
+        self.web = Some(web);
+        self
     }
 }
 
@@ -86,15 +121,29 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let acceptor = state.web.as_ref().and_then(|web| web.tls_acceptor());
+                let watcher = graceful.watcher();
+                let builder = builder.clone();
                 let state = state.clone();
-                let service = service_fn(move |request| {
-                    let state = state.clone();
-                    async move { Ok::<_, Infallible>(route(&state, request).await) }
-                });
-                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let connection = graceful.watch(connection);
                 tokio::spawn(async move {
-                    if let Err(error) = connection.await {
+                    let service = service_fn(move |request| {
+                        let state = state.clone();
+                        async move { Ok::<_, Infallible>(handle(&state, request).await) }
+                    });
+                    let result = match acceptor {
+                        None => {
+                            let connection = builder.serve_connection(TokioIo::new(stream), service);
+                            watcher.watch(connection.into_owned()).await
+                        }
+                        Some(acceptor) => {
+                            let Some(tls) = handshake(acceptor, stream).await else {
+                                return;
+                            };
+                            let connection = builder.serve_connection(TokioIo::new(tls), service);
+                            watcher.watch(connection.into_owned()).await
+                        }
+                    };
+                    if let Err(error) = result {
                         tracing::debug!(error = %error, "connection ended with an error");
                     }
                 });
@@ -111,6 +160,61 @@ pub async fn serve(
     {
         tracing::warn!("drain timeout reached; closing remaining connections");
     }
+}
+
+/// Runs the TLS handshake of one connection, bounded in time; a failed one
+/// is logged (at debug: scanners and health probes cause many) and dropped.
+async fn handshake(
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let peer = stream.peer_addr().ok();
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(error)) => {
+            tracing::debug!(?peer, %error, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(?peer, "TLS handshake timed out");
+            None
+        }
+    }
+}
+
+/// Authentication, then routing, then the web config's response headers.
+async fn handle(state: &AppState, request: Request<Incoming>) -> Response<Body> {
+    let Some(web) = &state.web else {
+        return route(state, request).await;
+    };
+    let exempt = state.auth_exempt_health && is_health_path(state, request.uri().path());
+    let mut response = if exempt || web.authorize(request.headers()).await {
+        route(state, request).await
+    } else {
+        unauthorized()
+    };
+    let settings = web.settings();
+    for (name, value) in &settings.response_headers {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
+    response
+}
+
+/// Whether `raw_path` is exactly `P/-/healthy` or `P/-/ready`; compared
+/// before percent-decoding, so an encoded variant needs auth.
+fn is_health_path(state: &AppState, raw_path: &str) -> bool {
+    raw_path
+        .strip_prefix(state.prefix.as_str())
+        .is_some_and(|rest| rest == "/-/healthy" || rest == "/-/ready")
+}
+
+/// 401 as exporter-toolkit answers it.
+fn unauthorized() -> Response<Body> {
+    let mut response = plain(StatusCode::UNAUTHORIZED, "Unauthorized");
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+    response
 }
 
 async fn route(state: &AppState, request: Request<Incoming>) -> Response<Body> {
@@ -131,11 +235,20 @@ async fn route(state: &AppState, request: Request<Incoming>) -> Response<Body> {
         }
     }
     let method = request.method();
+    if let Some(web) = &state.cache_web
+        && let Some(response) = web.route(method, rest, request.headers()).await
+    {
+        return response;
+    }
+    let saturated = state.sinks.cache.as_ref().is_some_and(|c| c.saturated());
     match rest {
-        b"/-/healthy" if method == Method::GET => plain(StatusCode::OK, "OK"),
+        b"/-/healthy" | b"/-/ready" if method == Method::GET && saturated => {
+            plain(StatusCode::INTERNAL_SERVER_ERROR, "write queue is full")
+        }
+        b"/-/healthy" if method == Method::GET => ok_text(),
         b"/-/ready" if method == Method::GET => {
             if !state.shutting_down.load(Ordering::SeqCst) && state.sinks.is_ready() {
-                plain(StatusCode::OK, "OK")
+                ok_text()
             } else {
                 plain(StatusCode::SERVICE_UNAVAILABLE, "not ready")
             }
@@ -207,6 +320,17 @@ pub fn plain(status: StatusCode, message: &str) -> Response<Body> {
     headers.insert(
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// `200 OK` with the body `OK` (no newline), as the Pushgateway's health
+/// endpoints answer.
+fn ok_text() -> Response<Body> {
+    let mut response = Response::new(Body::from("OK"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
 }

@@ -5,9 +5,11 @@
 //! checks the push first (a push it would refuse is never forwarded), then the
 //! forwarder sends it, then the cache applies it.
 
+use http::StatusCode;
+
 use crate::cache::Cache;
 use crate::forward::Forwarder;
-use crate::push::{Push, SinkError};
+use crate::push::{Push, PushOp, SinkError};
 
 /// The sinks a push goes to. At least one is present.
 pub struct Sinks {
@@ -19,12 +21,37 @@ impl Sinks {
     /// Hands `push` to every enabled sink; the first refusal wins.
     pub async fn apply(&self, push: &Push) -> Result<(), SinkError> {
         if let Some(forwarder) = &self.forwarder {
+            if let Some(cache) = &self.cache {
+                cache.check(push)?;
+            }
             forwarder.forward(push).await?;
         }
         if let Some(cache) = &self.cache {
             cache.apply(push)?;
         }
         Ok(())
+    }
+
+    /// Sends everything the forwarder still has queued (shutdown).
+    pub async fn drain(&self) {
+        if let Some(forwarder) = &self.forwarder {
+            forwarder.drain().await;
+        }
+    }
+
+    /// The status of an accepted push or delete: 202 for a delete, and for
+    /// every push when the cache runs without its consistency check (as the
+    /// Pushgateway answers then); 200 otherwise.
+    pub fn accepted_status(&self, op: PushOp) -> StatusCode {
+        let unchecked = self
+            .cache
+            .as_ref()
+            .is_some_and(|c| c.store().options().disable_consistency_check);
+        if op == PushOp::Delete || unchecked {
+            StatusCode::ACCEPTED
+        } else {
+            StatusCode::OK
+        }
     }
 
     /// Ready when the backend has been reached (forward mode) or always

@@ -20,6 +20,13 @@ pub const SAMPLES_FORWARDED: &str = "pushrelay_samples_forwarded_total";
 /// remote_write requests sent, by `code` (HTTP status, or `error` when no
 /// answer came).
 pub const REMOTE_WRITE_REQUESTS: &str = "pushrelay_remote_write_requests_total";
+/// Remembered series forgotten (with their group) to stay within
+/// `remote_write.max_remembered_series`; no stale markers follow for them.
+pub const SERIES_MEMORY_EVICTIONS: &str = "pushrelay_series_memory_evicted_series_total";
+/// Stale markers sent for series a push or delete ended.
+pub const STALE_MARKERS: &str = "pushrelay_stale_markers_total";
+/// Pushes waiting in the forwarder's queues.
+pub const FORWARD_QUEUE_LENGTH: &str = "pushrelay_forward_queue_pushes";
 /// Pushes refused by a limit, by `limit`.
 pub const LIMIT_REJECTIONS: &str = "pushrelay_limit_rejections_total";
 /// Always 1; the labels carry the version.
@@ -76,6 +83,18 @@ fn describe() {
     describe_counter!(
         REMOTE_WRITE_REQUESTS,
         "remote_write requests sent, by HTTP status code."
+    );
+    describe_counter!(
+        SERIES_MEMORY_EVICTIONS,
+        "Series forgotten by the stale-marker memory to stay within its bound."
+    );
+    describe_counter!(
+        STALE_MARKERS,
+        "Stale markers sent for series that a push or delete ended."
+    );
+    describe_gauge!(
+        FORWARD_QUEUE_LENGTH,
+        "Pushes queued for forwarding and not yet answered."
     );
     describe_counter!(
         LIMIT_REJECTIONS,

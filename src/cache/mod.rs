@@ -1,14 +1,158 @@
-//! Cache mode: the Pushgateway store.
+//! Cache mode: pushrelay as a complete Pushgateway.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`store`] | groups, PUT/POST/DELETE semantics, failure bookkeeping, locking |
+//! | [`consistency`] | the push-time consistency check and its index |
+//! | [`scrape`] | `GET /metrics`: merge, sort, text and protobuf writers, gzip |
+//! | [`api`] | the JSON API (`/api/v1/status`, `/api/v1/metrics`) |
+//! | [`persistence`] | the persistence file: format, atomic writes, schedule |
+//! | [`ui`] | the web page at `/` |
+//! | [`http`] | the cache's routes (scrape, API, admin, lifecycle, UI) |
+//!
+//! [`Cache`] is the sink the push handler talks to (through
+//! `crate::sinks`): a cheap handle, cloned wherever the store is needed.
 
+pub mod api;
+pub mod consistency;
+pub mod http;
+pub mod persistence;
+pub mod scrape;
+pub mod store;
+pub mod ui;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::Notify;
+
+use crate::proto::client::MetricType;
 use crate::push::{Push, SinkError};
+use crate::telemetry;
+use store::{Store, StoreOptions};
 
-/// The Pushgateway store.
-#[derive(Default)]
-pub struct Cache {}
+/// Most writes that may wait for the store at once; more are answered 503
+/// instead of queueing without bound (the Pushgateway blocks instead).
+pub const MAX_PENDING_WRITES: usize = 1000;
+
+/// The cache sink: the store plus the signals around it.
+#[derive(Clone)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    pending_writes: AtomicUsize,
+    changed: Notify,
+    quit: Notify,
+    started_at: SystemTime,
+}
 
 impl Cache {
-    /// Applies one push.
-    pub fn apply(&self, _push: &Push) -> Result<(), SinkError> {
-        Err(SinkError::Rejected("cache not built yet".into()))
+    /// An empty cache.
+    pub fn new(options: StoreOptions) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store: Store::new(options),
+                pending_writes: AtomicUsize::new(0),
+                changed: Notify::new(),
+                quit: Notify::new(),
+                started_at: SystemTime::now(),
+            }),
+        }
     }
+
+    /// The store behind the cache.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// When this cache was created (the process start, for the status API).
+    pub fn started_at(&self) -> SystemTime {
+        self.inner.started_at
+    }
+
+    /// Checks `push` against the store without storing it (used before
+    /// forwarding, so that a push the cache would refuse is never sent).
+    pub fn check(&self, push: &Push) -> Result<(), SinkError> {
+        let result = self.inner.store.check(push);
+        if result.is_err() {
+            self.inner.changed.notify_one();
+        }
+        result.map_err(|refused| SinkError::Rejected(refused.0))
+    }
+
+    /// Applies `push`; a refusal is a 400 for the pusher.
+    pub fn apply(&self, push: &Push) -> Result<(), SinkError> {
+        let pending = self.inner.pending_writes.fetch_add(1, Ordering::SeqCst);
+        let result = if pending >= MAX_PENDING_WRITES {
+            Err(SinkError::Unavailable {
+                message: "write queue is full".into(),
+                retry_after: Duration::from_secs(1),
+            })
+        } else {
+            let result = self.inner.store.apply(push);
+            self.inner.changed.notify_one();
+            result.map_err(|refused| SinkError::Rejected(refused.0))
+        };
+        self.inner.pending_writes.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+
+    /// Removes every group (`PUT /api/v1/admin/wipe`).
+    pub fn wipe(&self) {
+        self.inner.store.wipe();
+        self.inner.changed.notify_one();
+    }
+
+    /// Whether the write path is saturated (health turns 500 then, as in
+    /// the Pushgateway with a full queue).
+    pub fn saturated(&self) -> bool {
+        self.inner.pending_writes.load(Ordering::SeqCst) >= MAX_PENDING_WRITES
+    }
+
+    /// Resolves after a write that may have changed the store (one wake-up
+    /// for any number of writes since the last wait).
+    pub async fn changed(&self) {
+        self.inner.changed.notified().await;
+    }
+
+    /// Asks the process to shut down (`/-/quit`).
+    pub fn request_quit(&self) {
+        self.inner.quit.notify_one();
+    }
+
+    /// Resolves once `/-/quit` was called.
+    pub async fn quit_requested(&self) {
+        self.inner.quit.notified().await;
+    }
+}
+
+/// pushrelay's own families (name → type), which pushes must not clash
+/// with: the `crate::telemetry` metrics and the standard process metrics.
+pub fn own_families() -> HashMap<String, i32> {
+    let counter = MetricType::Counter as i32;
+    let gauge = MetricType::Gauge as i32;
+    let histogram = MetricType::Histogram as i32;
+    [
+        (telemetry::PUSHES, counter),
+        (telemetry::PUSH_DURATION, histogram),
+        (telemetry::SAMPLES_RECEIVED, counter),
+        (telemetry::SAMPLES_FORWARDED, counter),
+        (telemetry::REMOTE_WRITE_REQUESTS, counter),
+        (telemetry::LIMIT_REJECTIONS, counter),
+        (telemetry::BUILD_INFO, gauge),
+        ("process_cpu_seconds_total", counter),
+        ("process_virtual_memory_bytes", gauge),
+        ("process_resident_memory_bytes", gauge),
+        ("process_open_fds", gauge),
+        ("process_max_fds", gauge),
+        ("process_start_time_seconds", gauge),
+    ]
+    .into_iter()
+    .map(|(name, kind)| (name.to_string(), kind))
+    .collect()
 }

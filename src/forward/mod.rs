@@ -1,31 +1,239 @@
-//! remote_write forwarding: convert pushes to remote_write, batch, send.
+//! remote_write forwarding: every push becomes remote_write 1.0 traffic to
+//! the configured backend.
+//!
+//! Pipeline: [`convert`] turns the push's families into encoded series (on
+//! the pusher's task), the push is queued to one of `concurrency` [`shard`]
+//! workers chosen by its grouping key, the worker batches what is queued,
+//! stamps timestamps, adds stale markers from its [`series_memory`] and
+//! `push_time_seconds`, and [`batch`] sends the requests through [`send`]
+//! with the [`retry`] policy. [`wire`] holds the protobuf encoding.
+//!
+//! Contract of [`Forwarder::forward`]:
+//! - `ack = "sync"` (default): `Ok` only when the backend accepted every
+//!   sample of the push; a backend 4xx is [`SinkError::Rejected`] with the
+//!   backend's text; a backend that stays unreachable or failing (5xx, 429,
+//!   no answer) until `retry_deadline` is [`SinkError::Unavailable`].
+//! - `ack = "async"`: `Ok` once queued; a full queue is
+//!   [`SinkError::Overloaded`]. Failures are then only logged and counted.
+//! - One group's samples are always sent in order, with strictly increasing
+//!   timestamps (the receive time in ms, bumped by 1 ms when a group is
+//!   pushed twice within a millisecond); pushed timestamps (only present
+//!   when `push.honor_timestamps` is on) are sent as given.
+//!
+//! `push_time_seconds` / `push_failure_time_seconds` (switch:
+//! `remote_write.push_time_metrics`): the Pushgateway exposes both gauges
+//! for every group, labelled with the grouping labels, with the push time
+//! in seconds or 0 for "never". A forwarder has no scrape to show them
+//! continuously, so it sends what a scrape right after the push would have
+//! seen: every successful PUT/POST sends `push_time_seconds` = the push's
+//! receive time and `push_failure_time_seconds` = the group's last failure
+//! time (0 when none is remembered), both at the push's timestamp. When the
+//! backend refuses a push (4xx), `push_failure_time_seconds` = now is sent
+//! on its own right after (a failure because the backend is unreachable is
+//! only remembered: sending it would fail too; the next successful push
+//! carries it). A DELETE ends both series with stale markers, as the
+//! Pushgateway drops them with the group. Empty label values (the
+//! Pushgateway's `instance=""`) are dropped as remote_write requires.
+//!
+//! Readiness: [`Forwarder::is_ready`] turns true once the backend answered
+//! any request (an empty `WriteRequest` probe is sent at start; Prometheus
+//! answers it 204) and stays true.
 
-use crate::config::RemoteWriteConfig;
+pub mod batch;
+pub mod convert;
+pub mod retry;
+pub mod send;
+pub mod series_memory;
+pub mod shard;
+pub mod wire;
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::config::{AckMode, RemoteWriteConfig};
 use crate::push::{Push, SinkError};
+use crate::telemetry;
+use batch::Limits;
+use retry::Backoff;
+use send::Endpoint;
+use shard::{Message, Queued, Settings, Worker};
+
+/// How long an async pusher is told to wait when the queue is full.
+const OVERLOAD_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// The forwarding sink.
 pub struct Forwarder {
-    _config: RemoteWriteConfig,
+    endpoint: Arc<Endpoint>,
+    shards: Vec<mpsc::Sender<Message>>,
+    ack: AckMode,
+    retry_deadline: Duration,
+    probe: JoinHandle<()>,
 }
 
 impl Forwarder {
-    /// Builds the sink for the configured backend.
+    /// Builds the sink for the configured backend and starts its shard
+    /// workers and readiness probe; must be called inside a tokio runtime.
     pub fn new(config: &RemoteWriteConfig) -> Result<Self, String> {
+        let endpoint = Arc::new(Endpoint::new(config)?);
+        let backoff = Backoff {
+            min: config.min_backoff.0,
+            max: config.max_backoff.0,
+        };
+        let concurrency = config.concurrency.max(1);
+        let shards = (0..concurrency)
+            .map(|_| {
+                let (sender, receiver) = mpsc::channel(config.queue_capacity.max(1));
+                let settings = Settings {
+                    limits: Limits {
+                        max_samples: config.max_samples_per_request.max(1),
+                        max_bytes: config.max_bytes_per_request.max(1),
+                    },
+                    backoff,
+                    push_time_metrics: config.push_time_metrics,
+                    max_remembered_series: config.max_remembered_series,
+                };
+                let worker = Worker::new(endpoint.clone(), settings, concurrency);
+                tokio::spawn(worker.run(receiver));
+                sender
+            })
+            .collect();
+        let probe = tokio::spawn(probe(endpoint.clone(), backoff));
         Ok(Self {
-            _config: config.clone(),
+            endpoint,
+            shards,
+            ack: config.ack,
+            retry_deadline: config.retry_deadline.0,
+            probe,
         })
     }
 
-    /// Forwards one push; returns once the backend accepted all of it.
-    pub async fn forward(&self, _push: &Push) -> Result<(), SinkError> {
-        Err(SinkError::Unavailable {
-            message: "forwarding not built yet".into(),
-            retry_after: std::time::Duration::from_secs(1),
-        })
+    /// Forwards one push; see the module docs for when it returns `Ok`.
+    pub async fn forward(&self, push: &Push) -> Result<(), SinkError> {
+        let deadline = Instant::now() + self.retry_deadline;
+        let converted = convert::convert(&push.families);
+        let mut hasher = DefaultHasher::new();
+        push.key.hash(&mut hasher);
+        let shard = &self.shards[(hasher.finish() % self.shards.len() as u64) as usize];
+        let (reply, answer) = match self.ack {
+            AckMode::Sync => {
+                let (reply, answer) = oneshot::channel();
+                (Some(reply), Some(answer))
+            }
+            AckMode::Async => (None, None),
+        };
+        let message = Message::Push(Box::new(Queued {
+            op: push.op,
+            key: push.key.clone(),
+            received_at: push.received_at,
+            converted,
+            deadline,
+            reply,
+        }));
+        let stopped = || SinkError::Unavailable {
+            message: "the remote_write forwarder is shutting down".into(),
+            retry_after: OVERLOAD_RETRY_AFTER,
+        };
+        match answer {
+            None => match shard.try_send(message) {
+                Ok(()) => Ok(()),
+                Err(mpsc::error::TrySendError::Full(_)) => Err(SinkError::Overloaded {
+                    message: "the remote_write forwarding queue is full".into(),
+                    retry_after: OVERLOAD_RETRY_AFTER,
+                }),
+                Err(mpsc::error::TrySendError::Closed(_)) => Err(stopped()),
+            },
+            Some(answer) => {
+                let queued = tokio::time::timeout_at(deadline.into(), shard.send(message)).await;
+                match queued {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return Err(stopped()),
+                    Err(_) => {
+                        return Err(SinkError::Unavailable {
+                            message: format!(
+                                "the remote_write forwarding queue stayed full for {:?}",
+                                self.retry_deadline
+                            ),
+                            retry_after: OVERLOAD_RETRY_AFTER,
+                        });
+                    }
+                }
+                let _waiting = QueuedGauge::enter();
+                answer.await.unwrap_or_else(|_| Err(stopped()))
+            }
+        }
     }
 
-    /// Whether the backend has been reached.
+    /// Whether the backend has answered any request.
     pub fn is_ready(&self) -> bool {
-        false
+        self.endpoint.reached()
+    }
+
+    /// Waits until every push queued before the call has been sent (or has
+    /// failed), at most twice the retry deadline.
+    pub async fn drain(&self) {
+        let flush = async {
+            let mut waiting = Vec::with_capacity(self.shards.len());
+            for shard in &self.shards {
+                let (done, flushed) = oneshot::channel();
+                if shard.send(Message::Flush(done)).await.is_ok() {
+                    waiting.push(flushed);
+                }
+            }
+            for flushed in waiting {
+                let _ = flushed.await;
+            }
+        };
+        if tokio::time::timeout(self.retry_deadline * 2, flush)
+            .await
+            .is_err()
+        {
+            tracing::warn!("remote_write queues not drained within twice the retry deadline");
+        }
+    }
+}
+
+/// Counts a push in `FORWARD_QUEUE_LENGTH` while it waits for its answer,
+/// also when the pusher goes away before the answer.
+struct QueuedGauge(metrics::Gauge);
+
+impl QueuedGauge {
+    fn enter() -> Self {
+        let gauge = metrics::gauge!(telemetry::FORWARD_QUEUE_LENGTH);
+        gauge.increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for QueuedGauge {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.probe.abort();
+    }
+}
+
+/// Sends empty `WriteRequest`s until the backend answers one, so readiness
+/// does not wait for the first push.
+async fn probe(endpoint: Arc<Endpoint>, backoff: Backoff) {
+    let empty = Bytes::from_static(&[0]); // snappy block of zero bytes
+    let mut attempt = 0;
+    while !endpoint.reached() {
+        if let send::Answer::NoAnswer(error) = endpoint.post(empty.clone(), None).await {
+            tracing::info!(%error, "remote_write backend not reachable yet");
+        }
+        if endpoint.reached() {
+            return;
+        }
+        tokio::time::sleep(backoff.delay(attempt).max(Duration::from_millis(100))).await;
+        attempt = (attempt + 1).min(16);
     }
 }

@@ -147,6 +147,6 @@ impl Ingest {
         };
         sinks.apply(&push).await?;
         metrics::counter!(telemetry::SAMPLES_RECEIVED).increment(samples as u64);
-        Ok(StatusCode::OK)
+        Ok(sinks.accepted_status(op))
     }
 }

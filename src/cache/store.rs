@@ -1,0 +1,563 @@
+//! The Pushgateway store: groups of metric families keyed by grouping key,
+//! with the Pushgateway's PUT/POST/DELETE semantics and failure bookkeeping.
+//!
+//! # Concurrency
+//!
+//! One `RwLock` guards the whole state. Groups and families are behind
+//! `Arc`s and copied on write (`Arc::make_mut`), so:
+//! - a writer holds the lock only for the check and the swap of the changed
+//!   families: O(pushed series), never O(stored series);
+//! - a reader ([`Store::snapshot`]) holds it only to clone one `Arc` per
+//!   group, then formats outside the lock; it sees every group exactly as one
+//!   completed write left it (a consistent snapshot), and never blocks writers
+//!   for longer than that copy;
+//! - writes are applied in the order they take the lock; a write that got its
+//!   answer is visible to every later read.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::SystemTime;
+
+use super::consistency::{
+    self, Index, PUSH_FAILURE_TIME, PUSH_TIME, REJECT_PREFIX, check_metric, check_suffixes,
+    describe_metric, family_type, join_errors, same_labels, series_signature,
+};
+use crate::proto::client::{LabelPair, Metric, MetricFamily, MetricType};
+use crate::push::{GroupingKey, Push, PushOp};
+
+/// A value with the time of the write that stored it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stamp {
+    /// `None` means "never" (exposed as 0).
+    pub value: Option<SystemTime>,
+    pub stored_at: SystemTime,
+}
+
+impl Stamp {
+    /// The value as the Pushgateway exposes it: Unix seconds, or 0.
+    pub fn seconds(&self) -> f64 {
+        self.value.map_or(0.0, unix_seconds)
+    }
+}
+
+/// Unix time in seconds with nanosecond precision, as Go's
+/// `float64(t.UnixNano()) / 1e9`.
+pub fn unix_seconds(time: SystemTime) -> f64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_nanos() as f64 / 1e9)
+}
+
+/// One stored family and the time of the write that stored it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredFamily {
+    pub family: MetricFamily,
+    pub stored_at: SystemTime,
+}
+
+/// The metrics stored under one grouping key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Group {
+    pub key: GroupingKey,
+    /// Pushed families by name (never `push_time_seconds` or
+    /// `push_failure_time_seconds`: those are the two stamps).
+    pub families: BTreeMap<String, Arc<StoredFamily>>,
+    pub push_time: Stamp,
+    pub failure_time: Stamp,
+}
+
+impl Group {
+    fn new(key: GroupingKey, now: SystemTime) -> Self {
+        let never = Stamp {
+            value: None,
+            stored_at: now,
+        };
+        Self {
+            key,
+            families: BTreeMap::new(),
+            push_time: never,
+            failure_time: never,
+        }
+    }
+
+    /// The labels of this group's `push_*` series: the grouping labels, plus
+    /// `instance=""` when the key has no instance, sorted by name.
+    pub fn push_labels(&self) -> Vec<LabelPair> {
+        stamp_labels(&self.key)
+    }
+
+    /// False when the last push failed (failure time after success time).
+    pub fn last_push_successful(&self) -> bool {
+        self.failure_time.seconds() <= self.push_time.seconds()
+    }
+}
+
+fn stamp_labels(key: &GroupingKey) -> Vec<LabelPair> {
+    let mut labels: Vec<LabelPair> = key
+        .labels()
+        .iter()
+        .map(|(n, v)| LabelPair {
+            name: Some(n.clone()),
+            value: Some(v.clone()),
+        })
+        .collect();
+    if key.get("instance").is_none() {
+        labels.push(LabelPair {
+            name: Some("instance".into()),
+            value: Some(String::new()),
+        });
+        labels.sort_by(|a, b| a.name().cmp(b.name()));
+    }
+    labels
+}
+
+/// A push refused by the store; the message is the pusher's 400 body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
+/// How the store checks pushes.
+#[derive(Clone, Debug, Default)]
+pub struct StoreOptions {
+    /// `--push.disable-consistency-check`: store inconsistent pushes anyway
+    /// (timestamped pushes are still dropped, with a failure recorded).
+    pub disable_consistency_check: bool,
+    /// Families pushrelay exposes itself (name → type): pushes must not
+    /// clash with them.
+    pub own_families: HashMap<String, i32>,
+}
+
+#[derive(Default)]
+struct State {
+    groups: HashMap<u64, Arc<Group>>,
+    by_key: HashMap<GroupingKey, u64>,
+    index: Index,
+    next_id: u64,
+}
+
+/// The store. See the module docs for its concurrency guarantees.
+pub struct Store {
+    state: RwLock<State>,
+    options: StoreOptions,
+    generation: AtomicU64,
+}
+
+impl Store {
+    /// An empty store.
+    pub fn new(options: StoreOptions) -> Self {
+        Self {
+            state: RwLock::default(),
+            options,
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// The options the store was built with.
+    pub fn options(&self) -> &StoreOptions {
+        &self.options
+    }
+
+    /// Counts completed writes; changes whenever the stored data may have.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Applies one push (PUT, POST or DELETE) atomically. A refused push
+    /// leaves the group's metrics untouched and records a failure time.
+    pub fn apply(&self, push: &Push) -> Result<(), Refused> {
+        let now = push.received_at;
+        if push.op == PushOp::Delete {
+            self.delete(&push.key);
+            return Ok(());
+        }
+        let families = sanitize(push);
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        let outcome = self.verdict(&state, push.op, &push.key, &families);
+        let result = match outcome {
+            Verdict::Store => {
+                state.store(push.op, &push.key, families, now);
+                Ok(())
+            }
+            Verdict::Drop => {
+                state.record_failure(&push.key, now);
+                Ok(())
+            }
+            Verdict::Refuse(message) => {
+                state.record_failure(&push.key, now);
+                Err(Refused(message))
+            }
+        };
+        drop(state);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        result
+    }
+
+    /// Checks a push without storing it; a refusal records a failure time,
+    /// as a refused [`Store::apply`] does.
+    pub fn check(&self, push: &Push) -> Result<(), Refused> {
+        if push.op == PushOp::Delete {
+            return Ok(());
+        }
+        let families = sanitize(push);
+        let verdict = {
+            let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+            self.verdict(&state, push.op, &push.key, &families)
+        };
+        match verdict {
+            Verdict::Store | Verdict::Drop => Ok(()),
+            Verdict::Refuse(message) => {
+                self.state
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .record_failure(&push.key, push.received_at);
+                self.generation.fetch_add(1, Ordering::SeqCst);
+                Err(Refused(message))
+            }
+        }
+    }
+
+    /// Removes the group with exactly this key (no-op when absent).
+    pub fn delete(&self, key: &GroupingKey) {
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        state.remove(key);
+        drop(state);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Removes every group.
+    pub fn wipe(&self) {
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        *state = State::default();
+        drop(state);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Every group as one completed write left it, in no particular order.
+    pub fn snapshot(&self) -> Vec<Arc<Group>> {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        state.groups.values().cloned().collect()
+    }
+
+    /// Replaces the whole content (persistence restore). Not checked, as the
+    /// Pushgateway does not check what it loads.
+    pub fn restore(&self, groups: Vec<Group>) {
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        *state = State::default();
+        for group in groups {
+            let id = state.insert_group(group.key.clone(), group.push_time.stored_at);
+            let State { groups, index, .. } = &mut *state;
+            for stored in group.families.values() {
+                index.insert_family(id, &stored.family);
+            }
+            groups.insert(id, Arc::new(group));
+        }
+        drop(state);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn verdict(
+        &self,
+        state: &State,
+        op: PushOp,
+        key: &GroupingKey,
+        families: &[MetricFamily],
+    ) -> Verdict {
+        let timestamped = families
+            .iter()
+            .flat_map(|f| &f.metric)
+            .any(|m| m.timestamp_ms.is_some());
+        if self.options.disable_consistency_check {
+            return if timestamped {
+                Verdict::Drop
+            } else {
+                Verdict::Store
+            };
+        }
+        if timestamped {
+            return Verdict::Refuse(format!(
+                "{REJECT_PREFIX}pushed metrics must not have timestamps"
+            ));
+        }
+        let errors = state.check(op, key, families, &self.options.own_families);
+        if errors.is_empty() {
+            Verdict::Store
+        } else {
+            Verdict::Refuse(format!("{REJECT_PREFIX}{}", join_errors(&errors)))
+        }
+    }
+}
+
+enum Verdict {
+    Store,
+    /// Accepted but not stored (timestamps with the check disabled).
+    Drop,
+    Refuse(String),
+}
+
+/// The store's view of a push: one family per name (a later one replaces an
+/// earlier one, as in the Pushgateway), the reserved `push_*` families
+/// dropped, grouping labels set on every metric, `instance=""` added where
+/// missing, labels sorted by name.
+fn sanitize(push: &Push) -> Vec<MetricFamily> {
+    let mut by_name: BTreeMap<&str, &MetricFamily> = BTreeMap::new();
+    for family in &push.families {
+        by_name.insert(family.name(), family);
+    }
+    by_name
+        .into_values()
+        .filter(|f| f.name() != PUSH_TIME && f.name() != PUSH_FAILURE_TIME)
+        .map(|family| {
+            let mut family = family.clone();
+            for metric in &mut family.metric {
+                set_grouping_labels(metric, &push.key);
+            }
+            family
+        })
+        .collect()
+}
+
+fn set_grouping_labels(metric: &mut Metric, key: &GroupingKey) {
+    metric.label.retain(|l| key.get(l.name()).is_none());
+    for (name, value) in key.labels() {
+        metric.label.push(LabelPair {
+            name: Some(name.clone()),
+            value: Some(value.clone()),
+        });
+    }
+    if !metric.label.iter().any(|l| l.name() == "instance") {
+        metric.label.push(LabelPair {
+            name: Some("instance".into()),
+            value: Some(String::new()),
+        });
+    }
+    metric.label.sort_by(|a, b| a.name().cmp(b.name()));
+}
+
+impl State {
+    fn insert_group(&mut self, key: GroupingKey, now: SystemTime) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let labels = stamp_labels(&key);
+        for name in [PUSH_TIME, PUSH_FAILURE_TIME] {
+            self.index
+                .insert_series(id, series_signature(name, &labels));
+        }
+        self.by_key.insert(key.clone(), id);
+        self.groups.insert(id, Arc::new(Group::new(key, now)));
+        id
+    }
+
+    fn remove(&mut self, key: &GroupingKey) {
+        let Some(id) = self.by_key.remove(key) else {
+            return;
+        };
+        let Some(group) = self.groups.remove(&id) else {
+            return;
+        };
+        for stored in group.families.values() {
+            self.index.remove_family(id, &stored.family);
+        }
+        let labels = group.push_labels();
+        for name in [PUSH_TIME, PUSH_FAILURE_TIME] {
+            self.index
+                .remove_series(id, series_signature(name, &labels));
+        }
+    }
+
+    fn store(
+        &mut self,
+        op: PushOp,
+        key: &GroupingKey,
+        families: Vec<MetricFamily>,
+        now: SystemTime,
+    ) {
+        let id = match self.by_key.get(key) {
+            Some(id) => *id,
+            None => self.insert_group(key.clone(), now),
+        };
+        let State { groups, index, .. } = self;
+        let Some(slot) = groups.get_mut(&id) else {
+            return;
+        };
+        let group = Arc::make_mut(slot);
+        if op == PushOp::Replace {
+            for stored in std::mem::take(&mut group.families).into_values() {
+                index.remove_family(id, &stored.family);
+            }
+        }
+        for family in families {
+            index.insert_family(id, &family);
+            let name = family.name().to_string();
+            let stored = Arc::new(StoredFamily {
+                family,
+                stored_at: now,
+            });
+            if let Some(old) = group.families.insert(name, stored) {
+                index.remove_family(id, &old.family);
+            }
+        }
+        group.push_time = Stamp {
+            value: Some(now),
+            stored_at: now,
+        };
+    }
+
+    /// Records a refused push. A new group is created holding only its
+    /// stamps, unless those stamps would duplicate another group's (the
+    /// Pushgateway creates it anyway and poisons itself; see
+    /// docs/cache-divergences.md).
+    fn record_failure(&mut self, key: &GroupingKey, now: SystemTime) {
+        let id = match self.by_key.get(key) {
+            Some(id) => *id,
+            None => {
+                if self.stamp_clash(key, None).is_some() {
+                    return;
+                }
+                self.insert_group(key.clone(), now)
+            }
+        };
+        if let Some(slot) = self.groups.get_mut(&id) {
+            Arc::make_mut(slot).failure_time = Stamp {
+                value: Some(now),
+                stored_at: now,
+            };
+        }
+    }
+
+    /// The first `push_*` series of a group with `key` that another group
+    /// already exposes.
+    fn stamp_clash(
+        &self,
+        key: &GroupingKey,
+        own_id: Option<u64>,
+    ) -> Option<(&'static str, Vec<LabelPair>)> {
+        let labels = stamp_labels(key);
+        for name in [PUSH_TIME, PUSH_FAILURE_TIME] {
+            let signature = series_signature(name, &labels);
+            let clash = self.index.owners(signature).into_iter().any(|owner| {
+                Some(owner) != own_id
+                    && self
+                        .groups
+                        .get(&owner)
+                        .is_some_and(|g| same_labels(&g.push_labels(), &labels))
+            });
+            if clash {
+                return Some((name, labels));
+            }
+        }
+        None
+    }
+
+    /// The consistency check of a push against the index: O(pushed series).
+    fn check(
+        &self,
+        op: PushOp,
+        key: &GroupingKey,
+        families: &[MetricFamily],
+        own: &HashMap<String, i32>,
+    ) -> Vec<String> {
+        let mut errors = Vec::new();
+        let own_id = self.by_key.get(key).copied();
+        let group = own_id.and_then(|id| self.groups.get(&id));
+        let pushed: HashMap<&str, i32> = families
+            .iter()
+            .filter(|f| !f.metric.is_empty())
+            .map(|f| (f.name(), family_type(f)))
+            .collect();
+        // Whether this group's stored family `name` goes away with this push.
+        let replaced = |name: &str| {
+            group.is_some_and(|g| {
+                g.families
+                    .get(name)
+                    .is_some_and(|f| !f.family.metric.is_empty())
+                    && (op == PushOp::Replace || pushed.contains_key(name))
+            })
+        };
+        let stored_elsewhere = |name: &str| {
+            if let Some(kind) = own.get(name) {
+                return Some(*kind);
+            }
+            if name == PUSH_TIME || name == PUSH_FAILURE_TIME {
+                return Some(MetricType::Gauge as i32);
+            }
+            let (kind, holders) = self.index.family(name)?;
+            (holders > u32::from(replaced(name))).then_some(kind)
+        };
+        let mut in_push: HashMap<u64, Vec<&Metric>> = HashMap::new();
+        for family in families.iter().filter(|f| !f.metric.is_empty()) {
+            let name = family.name();
+            let kind = family_type(family);
+            for metric in &family.metric {
+                check_metric(name, kind, metric, &mut errors);
+            }
+            match (own.get(name), stored_elsewhere(name)) {
+                (Some(own_kind), _) if *own_kind != kind => errors.push(format!(
+                    "gathered metric family {name} has type {} but should have {}",
+                    consistency::type_name(kind),
+                    consistency::type_name(*own_kind)
+                )),
+                (_, Some(existing)) if existing != kind => {
+                    for metric in &family.metric {
+                        errors.push(format!(
+                            "collected metric {name:?} {{ {}}} is not a {}",
+                            describe_metric(metric),
+                            consistency::type_name(existing)
+                        ));
+                    }
+                }
+                _ => {}
+            }
+            check_suffixes(
+                name,
+                kind,
+                |n| {
+                    stored_elsewhere(n)
+                        .or_else(|| (n != name).then(|| pushed.get(n).copied()).flatten())
+                },
+                &mut errors,
+            );
+            for metric in &family.metric {
+                let signature = series_signature(name, &metric.label);
+                let seen = in_push.entry(signature).or_default();
+                let twice = seen.iter().any(|m| same_labels(&m.label, &metric.label));
+                seen.push(metric);
+                let elsewhere = || {
+                    self.index.owners(signature).into_iter().any(|owner| {
+                        Some(owner) != own_id
+                            && self.groups.get(&owner).is_some_and(|g| {
+                                g.families.get(name).is_some_and(|f| {
+                                    f.family
+                                        .metric
+                                        .iter()
+                                        .any(|m| same_labels(&m.label, &metric.label))
+                                })
+                            })
+                    })
+                };
+                if twice || elsewhere() {
+                    errors.push(format!(
+                        "collected metric {name:?} {{ {}}} was collected before with the same name and label values",
+                        describe_metric(metric)
+                    ));
+                }
+            }
+        }
+        if own_id.is_none()
+            && let Some((name, labels)) = self.stamp_clash(key, None)
+        {
+            let metric = Metric {
+                label: labels,
+                gauge: Some(Default::default()),
+                ..Default::default()
+            };
+            errors.push(format!(
+                "collected metric {name:?} {{ {}}} was collected before with the same name and label values",
+                describe_metric(&metric)
+            ));
+        }
+        errors
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,569 @@
+//! OpenMetrics 1.0 text, mapped onto the Pushgateway data model.
+//!
+//! The Pushgateway itself has no OpenMetrics parser (it reads such bodies as
+//! text 0.0.4); these are our decisions, chosen so the stored series are the
+//! ones Prometheus stores when it scrapes the same exposition:
+//! - a counter `foo` becomes the COUNTER family `foo_total` (the sample
+//!   name), the name the Go and Python clients also push in text 0.0.4;
+//! - `_created` samples become the `created_timestamp` of the counter,
+//!   summary or histogram metric with the same labels, not series;
+//! - `info` `foo` becomes the GAUGE family `foo_info` (value as given);
+//!   `stateset` becomes a GAUGE family; `unknown` becomes UNTYPED;
+//!   `gaugehistogram` becomes GAUGE_HISTOGRAM with `_gsum`/`_gcount` as the
+//!   histogram's sum/count;
+//! - `# UNIT` fills `MetricFamily.unit`; exemplars are checked for syntax
+//!   and dropped; timestamps (float seconds) become `timestamp_ms`;
+//! - `# EOF` must end the body; a sample whose name does not belong to the
+//!   family announced by the preceding metadata is an untyped family of its
+//!   own; other `#` lines are ignored.
+//!
+//! Errors read `openmetrics parsing error in line N: <problem>`.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use memchr::{memchr, memchr3};
+
+use super::goquote::quote;
+use super::scan::{
+    go_float_to_u64, label_name_end, metric_name_end, parse_go_float, skip_blanks, token_end,
+};
+use crate::exposition::ParseError;
+use crate::proto::client::{
+    Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType, Quantile,
+    Summary, Untyped,
+};
+
+/// The OpenMetrics family types.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum OmType {
+    Counter,
+    Gauge,
+    Summary,
+    Histogram,
+    GaugeHistogram,
+    StateSet,
+    Info,
+    Unknown,
+}
+
+impl OmType {
+    fn from_word(word: &str) -> Option<Self> {
+        Some(match word {
+            "counter" => Self::Counter,
+            "gauge" => Self::Gauge,
+            "summary" => Self::Summary,
+            "histogram" => Self::Histogram,
+            "gaugehistogram" => Self::GaugeHistogram,
+            "stateset" => Self::StateSet,
+            "info" => Self::Info,
+            "unknown" => Self::Unknown,
+            _ => return None,
+        })
+    }
+
+    fn model(self) -> MetricType {
+        match self {
+            Self::Counter => MetricType::Counter,
+            Self::Gauge | Self::StateSet | Self::Info => MetricType::Gauge,
+            Self::Summary => MetricType::Summary,
+            Self::Histogram => MetricType::Histogram,
+            Self::GaugeHistogram => MetricType::GaugeHistogram,
+            Self::Unknown => MetricType::Untyped,
+        }
+    }
+
+    /// The name the model family gets for OpenMetrics family `name`.
+    fn family_name(self, name: &str) -> String {
+        match self {
+            Self::Counter => format!("{name}_total"),
+            Self::Info => format!("{name}_info"),
+            _ => name.to_string(),
+        }
+    }
+}
+
+/// What a sample line contributes to its metric.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Value,
+    Sum,
+    Count,
+    Bucket,
+    Quantile,
+    Created,
+}
+
+/// The family announced by the latest metadata lines.
+struct Announced {
+    name: String,
+    kind: OmType,
+    help: Option<String>,
+    unit: Option<String>,
+    family: Option<usize>,
+}
+
+struct Builder {
+    families: Vec<MetricFamily>,
+    by_name: HashMap<String, usize>,
+    /// Metric index by (family, label key) for multi-line metrics.
+    metrics: HashMap<(usize, String), usize>,
+}
+
+/// Parses an OpenMetrics text body.
+pub(super) fn parse(body: &[u8]) -> Result<Vec<MetricFamily>, ParseError> {
+    let mut line_no = 0usize;
+    let fail = |line: usize, problem: String| {
+        ParseError(format!(
+            "openmetrics parsing error in line {line}: {problem}"
+        ))
+    };
+    let text = std::str::from_utf8(body).map_err(|err| {
+        let line = body[..err.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        fail(line, "invalid UTF-8".to_string())
+    })?;
+    let mut builder = Builder {
+        families: Vec::new(),
+        by_name: HashMap::new(),
+        metrics: HashMap::new(),
+    };
+    let mut announced: Option<Announced> = None;
+    let mut seen_eof = false;
+    let mut rest = text;
+    while !rest.is_empty() {
+        line_no += 1;
+        let (line, next) = match memchr(b'\n', rest.as_bytes()) {
+            Some(at) => (&rest[..at], &rest[at + 1..]),
+            None => (rest, ""),
+        };
+        rest = next;
+        if seen_eof {
+            return Err(fail(line_no, "unexpected content after \"# EOF\"".into()));
+        }
+        if line == "# EOF" {
+            seen_eof = true;
+            continue;
+        }
+        let outcome = if let Some(comment) = line.strip_prefix('#') {
+            metadata(comment, &mut announced, &builder)
+        } else {
+            sample(line, &mut announced, &mut builder)
+        };
+        outcome.map_err(|problem| fail(line_no, problem))?;
+    }
+    if !seen_eof {
+        return Err(fail(line_no.max(1), "missing \"# EOF\" at the end".into()));
+    }
+    Ok(builder
+        .families
+        .into_iter()
+        .filter(|f| !f.metric.is_empty())
+        .collect())
+}
+
+/// `# TYPE`, `# HELP`, `# UNIT`: update the announced family.
+fn metadata(
+    comment: &str,
+    announced: &mut Option<Announced>,
+    builder: &Builder,
+) -> Result<(), String> {
+    let Some(rest) = comment.strip_prefix(' ') else {
+        return Ok(());
+    };
+    let (keyword, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+    if !matches!(keyword, "TYPE" | "HELP" | "UNIT") {
+        return Ok(());
+    }
+    let name_len = metric_name_end(rest.as_bytes(), 0);
+    if name_len == 0 {
+        return Err(format!("invalid metric name in # {keyword} line"));
+    }
+    let name = &rest[..name_len];
+    let value = match &rest[name_len..] {
+        "" => "",
+        tail => tail
+            .strip_prefix(' ')
+            .ok_or_else(|| format!("invalid metric name in # {keyword} line"))?,
+    };
+    if announced.as_ref().is_none_or(|a| a.name != name) {
+        if builder.by_name.contains_key(name)
+            || builder.by_name.contains_key(&format!("{name}_total"))
+            || builder.by_name.contains_key(&format!("{name}_info"))
+        {
+            return Err(format!(
+                "metric family {} is not contiguous",
+                quote(name.as_bytes())
+            ));
+        }
+        *announced = Some(Announced {
+            name: name.to_string(),
+            kind: OmType::Unknown,
+            help: None,
+            unit: None,
+            family: None,
+        });
+    }
+    let Some(current) = announced.as_mut() else {
+        return Ok(());
+    };
+    if current.family.is_some() {
+        return Err(format!(
+            "# {keyword} line for {} after its samples",
+            quote(name.as_bytes())
+        ));
+    }
+    match keyword {
+        "TYPE" => {
+            current.kind = OmType::from_word(value)
+                .ok_or_else(|| format!("unknown metric type {}", quote(value.as_bytes())))?;
+        }
+        "HELP" => current.help = Some(unescape(value, false)?.into_owned()),
+        _ => current.unit = Some(value.to_string()),
+    }
+    Ok(())
+}
+
+/// Which part of which announced family a sample name is.
+fn classify(kind: OmType, family: &str, sample: &str) -> Option<Part> {
+    let suffix = sample.strip_prefix(family)?;
+    let part = match (kind, suffix) {
+        (OmType::Counter, "_total") => Part::Value,
+        (OmType::Counter | OmType::Summary | OmType::Histogram, "_created") => Part::Created,
+        (OmType::Summary, "") => Part::Quantile,
+        (OmType::Summary | OmType::Histogram, "_sum") => Part::Sum,
+        (OmType::Summary | OmType::Histogram, "_count") => Part::Count,
+        (OmType::Histogram | OmType::GaugeHistogram, "_bucket") => Part::Bucket,
+        (OmType::GaugeHistogram, "_gsum") => Part::Sum,
+        (OmType::GaugeHistogram, "_gcount") => Part::Count,
+        (OmType::Info, "_info") => Part::Value,
+        (OmType::Gauge | OmType::StateSet | OmType::Unknown, "") => Part::Value,
+        _ => return None,
+    };
+    Some(part)
+}
+
+fn sample(line: &str, announced: &mut Option<Announced>, b: &mut Builder) -> Result<(), String> {
+    let bytes = line.as_bytes();
+    let name_end = metric_name_end(bytes, 0);
+    if name_end == 0 {
+        return Err("invalid metric name".into());
+    }
+    let name = &line[..name_end];
+    let (mut labels, after_labels) = if bytes.get(name_end) == Some(&b'{') {
+        label_set(line, name_end + 1)?
+    } else {
+        (Vec::new(), name_end)
+    };
+    let value_start = skip_blanks(bytes, after_labels);
+    if value_start == after_labels {
+        return Err(format!("expected a space after {}", quote(name.as_bytes())));
+    }
+    let value_end = token_end(bytes, value_start);
+    let token = &bytes[value_start..value_end];
+    let value = parse_go_float(token)
+        .ok_or_else(|| format!("expected float as value, got {}", quote(token)))?;
+    let timestamp_ms = trailer(line, value_end)?;
+
+    let placed = announced
+        .as_ref()
+        .and_then(|a| Some((a, classify(a.kind, &a.name, name)?)));
+    let (family, kind, part) = match placed {
+        Some((a, part)) => {
+            let (kind, family_name) = (a.kind, a.kind.family_name(&a.name));
+            let (help, unit) = (a.help.clone(), a.unit.clone());
+            let family = match a.family {
+                Some(family) => family,
+                None => b.new_family(family_name, kind.model(), help, unit),
+            };
+            if let Some(current) = announced.as_mut() {
+                current.family = Some(family);
+            }
+            (family, kind, part)
+        }
+        None => {
+            // A sample outside its announced family: an untyped family of
+            // its own, as a scraper would read it.
+            *announced = None;
+            let family = match b.by_name.get(name) {
+                Some(&family) => family,
+                None => b.new_family(name.to_string(), MetricType::Untyped, None, None),
+            };
+            (family, OmType::Unknown, Part::Value)
+        }
+    };
+
+    let selector_name = match part {
+        Part::Bucket => Some("le"),
+        Part::Quantile => Some("quantile"),
+        _ => None,
+    };
+    let mut selector = None;
+    if let Some(selector_name) = selector_name {
+        let at = labels
+            .iter()
+            .position(|(n, _)| *n == selector_name)
+            .ok_or_else(|| {
+                format!(
+                    "missing {selector_name:?} label on {}",
+                    quote(name.as_bytes())
+                )
+            })?;
+        let (_, raw) = labels.remove(at);
+        selector = Some(parse_go_float(raw.as_bytes()).ok_or_else(|| {
+            format!(
+                "expected float as value for '{selector_name}' label, got {}",
+                quote(raw.as_bytes())
+            )
+        })?);
+    }
+    let metric = b.metric(family, labels, kind);
+    metric.timestamp_ms = timestamp_ms.or(metric.timestamp_ms);
+    store(metric, kind, part, selector, value);
+    Ok(())
+}
+
+/// Parses what follows the value: an optional timestamp (float seconds) and
+/// an optional exemplar, which is checked and dropped.
+fn trailer(line: &str, from: usize) -> Result<Option<i64>, String> {
+    let bytes = line.as_bytes();
+    let mut at = skip_blanks(bytes, from);
+    let mut timestamp_ms = None;
+    if at < bytes.len() && bytes[at] != b'#' {
+        let end = token_end(bytes, at);
+        let token = &bytes[at..end];
+        let seconds = parse_go_float(token)
+            .filter(|s| s.is_finite())
+            .ok_or_else(|| format!("expected timestamp, got {}", quote(token)))?;
+        timestamp_ms = Some((seconds * 1000.0).round() as i64);
+        at = skip_blanks(bytes, end);
+    }
+    if at < bytes.len() {
+        line.get(at..)
+            .and_then(|rest| rest.strip_prefix("# {"))
+            .ok_or_else(|| format!("unexpected text after the value: {}", quote(&bytes[at..])))?;
+        let offset = at + 3;
+        let (_, after) =
+            label_set(line, offset).map_err(|problem| format!("invalid exemplar: {problem}"))?;
+        let value_start = skip_blanks(bytes, after);
+        let value_end = token_end(bytes, value_start);
+        parse_go_float(&bytes[value_start..value_end])
+            .ok_or_else(|| "invalid exemplar: expected float as value".to_string())?;
+        let ts_start = skip_blanks(bytes, value_end);
+        if ts_start < bytes.len() {
+            let ts_end = token_end(bytes, ts_start);
+            parse_go_float(&bytes[ts_start..ts_end])
+                .filter(|_| ts_end == bytes.len())
+                .ok_or_else(|| "invalid exemplar: expected timestamp".to_string())?;
+        }
+    }
+    Ok(timestamp_ms)
+}
+
+/// A sample's labels, borrowed from its line unless unescaped.
+type Labels<'a> = Vec<(&'a str, Cow<'a, str>)>;
+
+/// Labels after `{`; returns them and the index after `}`.
+fn label_set(line: &str, mut at: usize) -> Result<(Labels<'_>, usize), String> {
+    let bytes = line.as_bytes();
+    let mut labels: Labels<'_> = Vec::new();
+    loop {
+        at = skip_blanks(bytes, at);
+        if bytes.get(at) == Some(&b'}') {
+            return Ok((labels, at + 1));
+        }
+        let name_end = label_name_end(bytes, at);
+        if name_end == at {
+            return Err("invalid label name".into());
+        }
+        let name = &line[at..name_end];
+        if labels.iter().any(|(seen, _)| *seen == name) {
+            return Err(format!("duplicate label name {}", quote(name.as_bytes())));
+        }
+        if bytes.get(name_end) != Some(&b'=') || bytes.get(name_end + 1) != Some(&b'"') {
+            return Err(format!(
+                "expected =\" after label name {}",
+                quote(name.as_bytes())
+            ));
+        }
+        let start = name_end + 2;
+        let close = closing_quote(bytes, start)
+            .ok_or_else(|| format!("unterminated value of label {}", quote(name.as_bytes())))?;
+        labels.push((name, unescape(&line[start..close], true)?));
+        at = skip_blanks(bytes, close + 1);
+        match bytes.get(at) {
+            Some(b',') => at += 1,
+            Some(b'}') => return Ok((labels, at + 1)),
+            _ => {
+                return Err(format!(
+                    "expected , or }} after the value of label {}",
+                    quote(name.as_bytes())
+                ));
+            }
+        }
+    }
+}
+
+fn closing_quote(bytes: &[u8], mut from: usize) -> Option<usize> {
+    loop {
+        let at = from + memchr3(b'"', b'\\', b'\n', bytes.get(from..)?)?;
+        match bytes[at] {
+            b'"' => return Some(at),
+            b'\\' => from = at + 2,
+            _ => return None,
+        }
+    }
+}
+
+/// OpenMetrics escapes: `\\`, `\n` and (in label values and HELP) `\"`.
+fn unescape(raw: &str, in_label: bool) -> Result<Cow<'_, str>, String> {
+    if !raw.contains('\\') {
+        return Ok(Cow::Borrowed(raw));
+    }
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('\\') => out.push('\\'),
+            Some('n') => out.push('\n'),
+            Some('"') => out.push('"'),
+            Some(other) if !in_label => {
+                out.push('\\');
+                out.push(other);
+            }
+            other => {
+                let shown = other.map(String::from).unwrap_or_default();
+                return Err(format!("invalid escape sequence '\\{shown}'"));
+            }
+        }
+    }
+    Ok(Cow::Owned(out))
+}
+
+impl Builder {
+    fn new_family(
+        &mut self,
+        name: String,
+        kind: MetricType,
+        help: Option<String>,
+        unit: Option<String>,
+    ) -> usize {
+        let index = self.families.len();
+        self.by_name.insert(name.clone(), index);
+        self.families.push(MetricFamily {
+            name: Some(name),
+            help,
+            r#type: Some(kind as i32),
+            metric: Vec::new(),
+            unit: unit.filter(|u| !u.is_empty()),
+        });
+        index
+    }
+
+    /// The metric of `family` with these labels: one per label set for
+    /// multi-line types, one per line otherwise (duplicates are kept, as
+    /// the text parser keeps them).
+    fn metric(
+        &mut self,
+        family: usize,
+        labels: Vec<(&str, Cow<'_, str>)>,
+        kind: OmType,
+    ) -> &mut Metric {
+        let multi_line = matches!(
+            kind,
+            OmType::Counter | OmType::Summary | OmType::Histogram | OmType::GaugeHistogram
+        );
+        let label: Vec<LabelPair> = labels
+            .into_iter()
+            .map(|(name, value)| LabelPair {
+                name: Some(name.to_string()),
+                value: Some(value.into_owned()),
+            })
+            .collect();
+        let metrics = &mut self.families[family].metric;
+        if !multi_line {
+            metrics.push(Metric {
+                label,
+                ..Metric::default()
+            });
+            let last = metrics.len() - 1;
+            return &mut metrics[last];
+        }
+        let mut sorted: Vec<(&str, &str)> = label.iter().map(|l| (l.name(), l.value())).collect();
+        sorted.sort_unstable();
+        let key: String = sorted
+            .iter()
+            .flat_map(|(n, v)| [*n, "\u{ff}", *v, "\u{ff}"])
+            .collect();
+        let index = match self.metrics.get(&(family, key.clone())) {
+            Some(&index) => index,
+            None => {
+                metrics.push(Metric {
+                    label,
+                    ..Metric::default()
+                });
+                self.metrics.insert((family, key), metrics.len() - 1);
+                metrics.len() - 1
+            }
+        };
+        &mut metrics[index]
+    }
+}
+
+fn created(seconds: f64) -> prost_types::Timestamp {
+    let whole = seconds.floor();
+    prost_types::Timestamp {
+        seconds: whole as i64,
+        nanos: ((seconds - whole) * 1e9).round().min(999_999_999.0) as i32,
+    }
+}
+
+fn store(metric: &mut Metric, kind: OmType, part: Part, selector: Option<f64>, value: f64) {
+    match kind {
+        OmType::Counter => {
+            let counter = metric.counter.get_or_insert_with(Counter::default);
+            match part {
+                Part::Created => counter.created_timestamp = Some(created(value)),
+                _ => counter.value = Some(value),
+            }
+        }
+        OmType::Gauge | OmType::StateSet | OmType::Info => {
+            metric.gauge = Some(Gauge { value: Some(value) });
+        }
+        OmType::Unknown => metric.untyped = Some(Untyped { value: Some(value) }),
+        OmType::Summary => {
+            let summary = metric.summary.get_or_insert_with(Summary::default);
+            match (part, selector) {
+                (Part::Sum, _) => summary.sample_sum = Some(value),
+                (Part::Count, _) => summary.sample_count = Some(go_float_to_u64(value)),
+                (Part::Created, _) => summary.created_timestamp = Some(created(value)),
+                (_, Some(q)) => summary.quantile.push(Quantile {
+                    quantile: Some(q),
+                    value: Some(value),
+                }),
+                _ => {}
+            }
+        }
+        OmType::Histogram | OmType::GaugeHistogram => {
+            let histogram = metric.histogram.get_or_insert_with(Histogram::default);
+            match (part, selector) {
+                (Part::Sum, _) => histogram.sample_sum = Some(value),
+                (Part::Count, _) => histogram.sample_count = Some(go_float_to_u64(value)),
+                (Part::Created, _) => histogram.created_timestamp = Some(created(value)),
+                (_, Some(upper_bound)) => histogram.bucket.push(Bucket {
+                    upper_bound: Some(upper_bound),
+                    cumulative_count: Some(go_float_to_u64(value)),
+                    ..Bucket::default()
+                }),
+                _ => {}
+            }
+        }
+    }
+}

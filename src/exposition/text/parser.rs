@@ -1,0 +1,646 @@
+//! The text 0.0.4 parser: one pass over the body bytes, building
+//! `MetricFamily` values with the semantics (and the error messages) of Go's
+//! `expfmt.TextParser` as vendored by Pushgateway 1.5.1.
+//!
+//! Contract: the body is validated as UTF-8 once; names, label values and
+//! numbers are borrowed slices of it until they are copied into the model,
+//! so the only allocations are the owned strings and vectors of the model
+//! itself (plus label values that contain escapes). Every error carries the
+//! line number Go reports. Families come out in the order first seen, empty
+//! ones dropped.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use memchr::{memchr, memchr2, memchr3};
+
+use super::goquote::{quote, quote_byte};
+use super::scan::{
+    FxBuild, go_float_to_u64, is_blank, label_name_end, metric_name_end, parse_go_float,
+    parse_go_int, skip_blanks, token_end,
+};
+use crate::exposition::ParseError;
+use crate::proto::client::{
+    Bucket, Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType, Quantile, Summary, Untyped,
+};
+
+/// Why parsing stopped: the input ended mid-line, or a syntax problem worded
+/// as Go words it.
+pub(super) enum Fault {
+    Eof,
+    Msg(String),
+}
+
+type Step<T> = Result<T, Fault>;
+
+/// What a sample name refers to: a family, and whether the line is that
+/// summary's or histogram's `_sum` or `_count`.
+#[derive(Clone, Copy)]
+struct Resolved {
+    family: usize,
+    role: Role,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Plain,
+    Sum,
+    Count,
+}
+
+pub(super) struct Parser<'a> {
+    body: &'a [u8],
+    /// The whole body as text when it is valid UTF-8 (the common case):
+    /// slicing it at ASCII delimiters needs no further validation.
+    text: Option<&'a str>,
+    line: usize,
+    families: Vec<MetricFamily>,
+    kinds: Vec<Option<MetricType>>,
+    /// Summary/histogram metrics of each family by their label set.
+    groups: Vec<HashMap<Box<[u8]>, usize, FxBuild>>,
+    by_name: HashMap<&'a [u8], usize, FxBuild>,
+    resolved: HashMap<&'a [u8], Resolved, FxBuild>,
+    last_resolved: Option<(&'a [u8], Resolved)>,
+    /// Labels of the current line (reused across lines).
+    labels: Vec<(&'a str, Cow<'a, str>)>,
+    group_key: Vec<u8>,
+    label_order: Vec<usize>,
+}
+
+impl<'a> Parser<'a> {
+    pub(super) fn new(body: &'a [u8]) -> Self {
+        Parser {
+            body,
+            text: std::str::from_utf8(body).ok(),
+            line: 0,
+            families: Vec::new(),
+            kinds: Vec::new(),
+            groups: Vec::new(),
+            by_name: HashMap::default(),
+            resolved: HashMap::default(),
+            last_resolved: None,
+            labels: Vec::new(),
+            group_key: Vec::new(),
+            label_order: Vec::new(),
+        }
+    }
+
+    pub(super) fn run(mut self) -> Result<Vec<MetricFamily>, ParseError> {
+        if let Err(fault) = self.lines() {
+            return Err(self.error(fault));
+        }
+        Ok(self
+            .families
+            .into_iter()
+            .zip(self.kinds)
+            .filter(|(family, _)| !family.metric.is_empty())
+            .map(|(mut family, kind)| {
+                family.r#type = kind.map(|k| k as i32);
+                family
+            })
+            .collect())
+    }
+
+    fn error(&self, fault: Fault) -> ParseError {
+        let problem = match fault {
+            Fault::Eof => "unexpected end of input stream".to_string(),
+            Fault::Msg(message) => message,
+        };
+        ParseError(format!(
+            "text format parsing error in line {}: {problem}",
+            self.line
+        ))
+    }
+
+    fn lines(&mut self) -> Step<()> {
+        let mut pos = 0;
+        loop {
+            self.line += 1;
+            let start = skip_blanks(self.body, pos);
+            let Some(&first) = self.body.get(start) else {
+                return Ok(());
+            };
+            pos = match first {
+                b'#' => self.comment(start)?,
+                b'\n' => start + 1,
+                _ => self.sample(start)?,
+            };
+        }
+    }
+
+    /// The byte at `at`; running off the end is the end-of-input fault.
+    #[inline]
+    fn byte(&self, at: usize) -> Step<u8> {
+        self.body.get(at).copied().ok_or(Fault::Eof)
+    }
+
+    #[inline]
+    fn str_at(&self, start: usize, end: usize) -> Option<&'a str> {
+        match self.text {
+            Some(text) => text.get(start..end),
+            None => std::str::from_utf8(self.body.get(start..end)?).ok(),
+        }
+    }
+
+    /// Index just past the newline ending the line that contains `from`.
+    fn next_line(&self, from: usize) -> Step<usize> {
+        memchr(b'\n', &self.body[from..])
+            .map(|offset| from + offset + 1)
+            .ok_or(Fault::Eof)
+    }
+
+    /// A `#` line: HELP, TYPE, or a comment to skip. Returns the start of
+    /// the next line.
+    fn comment(&mut self, hash: usize) -> Step<usize> {
+        let body = self.body;
+        let start = skip_blanks(body, hash + 1);
+        if self.byte(start)? == b'\n' {
+            return Ok(start + 1);
+        }
+        let end = token_end(body, start);
+        if self.byte(end)? == b'\n' {
+            return Ok(end + 1);
+        }
+        let keyword = &body[start..end];
+        let is_help = keyword == b"HELP";
+        if !is_help && keyword != b"TYPE" {
+            return self.next_line(end);
+        }
+        let name_start = skip_blanks(body, end + 1);
+        self.byte(name_start)?;
+        let name_end = metric_name_end(body, name_start);
+        let after_name = self.byte(name_end)?;
+        if after_name == b'\n' {
+            return Ok(name_end + 1);
+        }
+        if !is_blank(after_name) {
+            return Err(Fault::Msg("invalid metric name in comment".into()));
+        }
+        let family = self.resolve(name_start, name_end)?.family;
+        let text_start = skip_blanks(body, name_end + 1);
+        if self.byte(text_start)? == b'\n' {
+            return Ok(text_start + 1);
+        }
+        if is_help {
+            if self.families[family].help.is_some() {
+                return Err(Fault::Msg(format!(
+                    "second HELP line for metric name {}",
+                    quote(self.families[family].name().as_bytes())
+                )));
+            }
+            let (help, newline) = self.help_text(text_start)?;
+            self.families[family].help = Some(help);
+            Ok(newline + 1)
+        } else {
+            if self.kinds[family].is_some() {
+                return Err(Fault::Msg(format!(
+                    "second TYPE line for metric name {}, or TYPE reported after samples",
+                    quote(self.families[family].name().as_bytes())
+                )));
+            }
+            let next = self.next_line(text_start)?;
+            let word = without_backslashes(&body[text_start..next - 1]);
+            let kind = metric_type(&word)
+                .ok_or_else(|| Fault::Msg(format!("unknown metric type {}", quote(&word))))?;
+            self.kinds[family] = Some(kind);
+            Ok(next)
+        }
+    }
+
+    /// The rest of a HELP line with `\\` and `\n` unescaped; returns the text
+    /// and the index of the terminating newline.
+    fn help_text(&self, start: usize) -> Step<(String, usize)> {
+        let body = self.body;
+        let mut text: Vec<u8> = Vec::new();
+        let mut from = start;
+        loop {
+            let at = memchr2(b'\\', b'\n', &body[from..])
+                .map(|offset| from + offset)
+                .ok_or(Fault::Eof)?;
+            text.extend_from_slice(&body[from..at]);
+            if body[at] == b'\n' {
+                // HELP is not validated as UTF-8 by the reference parser;
+                // the model needs a String, so bad bytes become U+FFFD.
+                let help = match String::from_utf8(text) {
+                    Ok(help) => help,
+                    Err(err) => String::from_utf8_lossy(err.as_bytes()).into_owned(),
+                };
+                return Ok((help, at));
+            }
+            match self.byte(at + 1)? {
+                b'\\' => text.push(b'\\'),
+                b'n' => text.push(b'\n'),
+                other => return Err(invalid_escape(other)),
+            }
+            from = at + 2;
+        }
+    }
+
+    /// A sample line starting at `start`. Returns the start of the next line.
+    fn sample(&mut self, start: usize) -> Step<usize> {
+        let body = self.body;
+        let name_end = metric_name_end(body, start);
+        if name_end == start {
+            return Err(Fault::Msg("invalid metric name".into()));
+        }
+        let after_name = self.byte(name_end)?;
+        let Resolved { family, role } = self.resolve(start, name_end)?;
+        let kind = *self.kinds[family].get_or_insert(MetricType::Untyped);
+        let mut at = name_end;
+        if is_blank(after_name) {
+            at = skip_blanks(body, name_end + 1);
+            self.byte(at)?;
+        }
+        self.labels.clear();
+        let mut selector = f64::NAN;
+        if body[at] == b'{' {
+            at = self.label_set(at + 1, family, kind, &mut selector)?;
+        }
+        let index = match kind {
+            MetricType::Summary | MetricType::Histogram => self.grouped_metric(family),
+            _ => self.new_metric(family),
+        };
+        let value_end = token_end(body, at);
+        let terminator = self.byte(value_end)?;
+        let token = &body[at..value_end];
+        let value = parse_go_float(token)
+            .ok_or_else(|| Fault::Msg(format!("expected float as value, got {}", quote(token))))?;
+        let metric = &mut self.families[family].metric[index];
+        set_value(metric, kind, role, selector, value);
+        if terminator == b'\n' {
+            return Ok(value_end + 1);
+        }
+        let ts_start = skip_blanks(body, value_end + 1);
+        self.byte(ts_start)?;
+        let ts_end = token_end(body, ts_start);
+        self.byte(ts_end)?;
+        let token = &body[ts_start..ts_end];
+        let timestamp = parse_go_int(token).ok_or_else(|| {
+            Fault::Msg(format!(
+                "expected integer as timestamp, got {}",
+                quote(token)
+            ))
+        })?;
+        self.families[family].metric[index].timestamp_ms = Some(timestamp);
+        let next = self.next_line(ts_end)?;
+        let rest = without_backslashes(&body[ts_end..next - 1]);
+        if !rest.is_empty() {
+            return Err(Fault::Msg(format!(
+                "spurious string after timestamp: {}",
+                quote(&rest)
+            )));
+        }
+        Ok(next)
+    }
+
+    /// The labels after `{` up to `}`; returns the index of the first byte
+    /// of the value. A summary's `quantile` and a histogram's `le` go to
+    /// `selector` instead of the label list.
+    fn label_set(
+        &mut self,
+        mut at: usize,
+        family: usize,
+        kind: MetricType,
+        selector: &mut f64,
+    ) -> Step<usize> {
+        let body = self.body;
+        loop {
+            at = skip_blanks(body, at);
+            if self.byte(at)? == b'}' {
+                let value_start = skip_blanks(body, at + 1);
+                self.byte(value_start)?;
+                return Ok(value_start);
+            }
+            let name_end = label_name_end(body, at);
+            if name_end == at {
+                return Err(Fault::Msg(format!(
+                    "invalid label name for metric {}",
+                    quote(self.families[family].name().as_bytes())
+                )));
+            }
+            let after_name = self.byte(name_end)?;
+            let name = self.str_at(at, name_end).unwrap_or_default();
+            if name == "__name__" {
+                return Err(Fault::Msg(
+                    "label name \"__name__\" is reserved".to_string(),
+                ));
+            }
+            let special = match kind {
+                MetricType::Summary => name == "quantile",
+                MetricType::Histogram => name == "le",
+                _ => false,
+            };
+            let mut eq = name_end;
+            if is_blank(after_name) {
+                eq = skip_blanks(body, name_end + 1);
+            }
+            let found = self.byte(eq)?;
+            if found != b'=' {
+                return Err(Fault::Msg(format!(
+                    "expected '=' after label name, found {}",
+                    quote_byte(found)
+                )));
+            }
+            if !special && self.labels.iter().any(|(seen, _)| *seen == name) {
+                return Err(Fault::Msg(format!(
+                    "duplicate label names for metric {}",
+                    quote(self.families[family].name().as_bytes())
+                )));
+            }
+            let open = skip_blanks(body, eq + 1);
+            let found = self.byte(open)?;
+            if found != b'"' {
+                return Err(Fault::Msg(format!(
+                    "expected '\"' at start of label value, found {}",
+                    quote_byte(found)
+                )));
+            }
+            let (value, close) = self.label_value(open + 1)?;
+            if special {
+                let label = if kind == MetricType::Summary {
+                    "quantile"
+                } else {
+                    "le"
+                };
+                *selector = parse_go_float(value.as_bytes()).ok_or_else(|| {
+                    Fault::Msg(format!(
+                        "expected float as value for '{label}' label, got {}",
+                        quote(value.as_bytes())
+                    ))
+                })?;
+            }
+            let after_value = skip_blanks(body, close + 1);
+            let separator = self.byte(after_value)?;
+            if separator != b',' && separator != b'}' {
+                return Err(Fault::Msg(format!(
+                    "unexpected end of label value {}",
+                    quote(value.as_bytes())
+                )));
+            }
+            if !special {
+                self.labels.push((name, value));
+            }
+            if separator == b'}' {
+                let value_start = skip_blanks(body, after_value + 1);
+                self.byte(value_start)?;
+                return Ok(value_start);
+            }
+            at = after_value + 1;
+        }
+    }
+
+    /// A quoted label value starting after its opening quote; returns the
+    /// unescaped text and the index of the closing quote.
+    fn label_value(&self, start: usize) -> Step<(Cow<'a, str>, usize)> {
+        let body = self.body;
+        let mut unescaped: Option<Vec<u8>> = None;
+        let mut from = start;
+        loop {
+            let at = memchr3(b'"', b'\\', b'\n', &body[from..])
+                .map(|offset| from + offset)
+                .ok_or(Fault::Eof)?;
+            match body[at] {
+                b'"' => {
+                    let value = match unescaped {
+                        None => self.str_at(start, at).map(Cow::Borrowed),
+                        Some(mut bytes) => {
+                            bytes.extend_from_slice(&body[from..at]);
+                            String::from_utf8(bytes).ok().map(Cow::Owned)
+                        }
+                    };
+                    return match value {
+                        Some(value) => Ok((value, at)),
+                        None => Err(Fault::Msg(format!(
+                            "invalid label value {}",
+                            quote(&unescape(&body[start..at]))
+                        ))),
+                    };
+                }
+                b'\n' => {
+                    let mut so_far = unescaped.unwrap_or_default();
+                    so_far.extend_from_slice(&body[from..at]);
+                    return Err(Fault::Msg(format!(
+                        "label value {} contains unescaped new-line",
+                        quote(&so_far)
+                    )));
+                }
+                _ => {
+                    let bytes = unescaped.get_or_insert_with(Vec::new);
+                    bytes.extend_from_slice(&body[from..at]);
+                    match self.byte(at + 1)? {
+                        b'"' => bytes.push(b'"'),
+                        b'\\' => bytes.push(b'\\'),
+                        b'n' => bytes.push(b'\n'),
+                        other => return Err(invalid_escape(other)),
+                    }
+                    from = at + 2;
+                }
+            }
+        }
+    }
+
+    /// Appends a metric carrying the current line's labels.
+    fn new_metric(&mut self, family: usize) -> usize {
+        let label = self
+            .labels
+            .drain(..)
+            .map(|(name, value)| LabelPair {
+                name: Some(name.to_owned()),
+                value: Some(value.into_owned()),
+            })
+            .collect();
+        let metrics = &mut self.families[family].metric;
+        metrics.push(Metric {
+            label,
+            ..Metric::default()
+        });
+        metrics.len() - 1
+    }
+
+    /// The summary/histogram metric with the current line's label set,
+    /// created on first sight.
+    fn grouped_metric(&mut self, family: usize) -> usize {
+        let labels = &self.labels;
+        self.label_order.clear();
+        self.label_order.extend(0..labels.len());
+        self.label_order.sort_unstable_by_key(|&i| labels[i].0);
+        self.group_key.clear();
+        for &i in &self.label_order {
+            // 0xFF never occurs in UTF-8, so the key is unambiguous.
+            self.group_key.extend_from_slice(labels[i].0.as_bytes());
+            self.group_key.push(0xFF);
+            self.group_key.extend_from_slice(labels[i].1.as_bytes());
+            self.group_key.push(0xFF);
+        }
+        if let Some(&index) = self.groups[family].get(self.group_key.as_slice()) {
+            return index;
+        }
+        let index = self.new_metric(family);
+        self.groups[family].insert(self.group_key.as_slice().into(), index);
+        index
+    }
+
+    /// Finds the family a name belongs to as Go's `setOrCreateCurrentMF`
+    /// does: the exact family, else the summary/histogram it is the
+    /// `_sum`/`_count`/`_bucket` of, else a new family. A name's answer
+    /// never changes once given (types only go from unset to set, and a
+    /// suffix name never gets its own family while its base is a
+    /// summary/histogram), so it is cached.
+    fn resolve(&mut self, start: usize, end: usize) -> Step<Resolved> {
+        let name = &self.body[start..end];
+        if let Some((last, resolved)) = self.last_resolved {
+            if last == name {
+                return Ok(resolved);
+            }
+        }
+        let resolved = match self.resolved.get(name) {
+            Some(&resolved) => resolved,
+            None => {
+                let resolved = self.resolve_new(name, start, end)?;
+                self.resolved.insert(name, resolved);
+                resolved
+            }
+        };
+        self.last_resolved = Some((name, resolved));
+        Ok(resolved)
+    }
+
+    fn resolve_new(&mut self, name: &'a [u8], start: usize, end: usize) -> Step<Resolved> {
+        if let Some(&family) = self.by_name.get(name) {
+            return Ok(Resolved {
+                family,
+                role: Role::Plain,
+            });
+        }
+        let suffixes: [(&[u8], Role, bool); 3] = [
+            (b"_count", Role::Count, true),
+            (b"_sum", Role::Sum, true),
+            (b"_bucket", Role::Plain, false),
+        ];
+        for want in [MetricType::Summary, MetricType::Histogram] {
+            for (suffix, role, in_summary) in suffixes {
+                if want == MetricType::Summary && !in_summary {
+                    continue;
+                }
+                let Some(base) = name.strip_suffix(suffix).filter(|b| !b.is_empty()) else {
+                    continue;
+                };
+                if let Some(&family) = self.by_name.get(base) {
+                    if self.kinds[family] == Some(want) {
+                        return Ok(Resolved { family, role });
+                    }
+                }
+            }
+        }
+        let family_name = self
+            .str_at(start, end)
+            .ok_or_else(|| Fault::Msg("invalid metric name".into()))?;
+        let family = self.families.len();
+        self.families.push(MetricFamily {
+            name: Some(family_name.to_owned()),
+            ..MetricFamily::default()
+        });
+        self.kinds.push(None);
+        self.groups.push(HashMap::default());
+        self.by_name.insert(name, family);
+        Ok(Resolved {
+            family,
+            role: Role::Plain,
+        })
+    }
+}
+
+/// Stores one sample's value the way Go's `readingValue` does.
+fn set_value(metric: &mut Metric, kind: MetricType, role: Role, selector: f64, value: f64) {
+    match kind {
+        MetricType::Counter => {
+            metric.counter = Some(Counter {
+                value: Some(value),
+                ..Counter::default()
+            });
+        }
+        MetricType::Gauge => metric.gauge = Some(Gauge { value: Some(value) }),
+        MetricType::Untyped => metric.untyped = Some(Untyped { value: Some(value) }),
+        MetricType::Summary => {
+            let summary = metric.summary.get_or_insert_with(Summary::default);
+            match role {
+                Role::Count => summary.sample_count = Some(go_float_to_u64(value)),
+                Role::Sum => summary.sample_sum = Some(value),
+                // A NaN quantile (absent or written `NaN`) records nothing.
+                Role::Plain if !selector.is_nan() => summary.quantile.push(Quantile {
+                    quantile: Some(selector),
+                    value: Some(value),
+                }),
+                Role::Plain => {}
+            }
+        }
+        MetricType::Histogram => {
+            let histogram = metric.histogram.get_or_insert_with(Default::default);
+            match role {
+                Role::Count => histogram.sample_count = Some(go_float_to_u64(value)),
+                Role::Sum => histogram.sample_sum = Some(value),
+                Role::Plain if !selector.is_nan() => histogram.bucket.push(Bucket {
+                    upper_bound: Some(selector),
+                    cumulative_count: Some(go_float_to_u64(value)),
+                    ..Bucket::default()
+                }),
+                Role::Plain => {}
+            }
+        }
+        // The reference parser has no value slot for a gauge histogram in
+        // the text format: the metric is kept without a value.
+        MetricType::GaugeHistogram => {}
+    }
+}
+
+/// `# TYPE` words, matched case-insensitively as Go's `strings.ToUpper`
+/// (simple per-rune upper-casing) against the `MetricType` names.
+fn metric_type(word: &[u8]) -> Option<MetricType> {
+    let word = std::str::from_utf8(word).ok()?;
+    let upper: String = word
+        .chars()
+        .map(|c| {
+            let mut up = c.to_uppercase();
+            match (up.next(), up.next()) {
+                (Some(single), None) => single,
+                _ => c,
+            }
+        })
+        .collect();
+    MetricType::from_str_name(&upper)
+}
+
+/// Go's raw rest-of-line reading drops every backslash.
+fn without_backslashes(bytes: &[u8]) -> Cow<'_, [u8]> {
+    if memchr(b'\\', bytes).is_none() {
+        Cow::Borrowed(bytes)
+    } else {
+        Cow::Owned(bytes.iter().copied().filter(|&b| b != b'\\').collect())
+    }
+}
+
+/// Label-value escapes applied to a complete (already checked) value, for
+/// the error message about its bytes.
+fn unescape(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut bytes = raw.iter().copied();
+    while let Some(b) = bytes.next() {
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        match bytes.next() {
+            Some(b'n') => out.push(b'\n'),
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
+}
+
+fn invalid_escape(after_backslash: u8) -> Fault {
+    Fault::Msg(format!(
+        "invalid escape sequence '\\{}'",
+        char::from(after_backslash)
+    ))
+}

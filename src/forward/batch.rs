@@ -1,0 +1,194 @@
+//! Delivery of a batch of prepared pushes: packing into requests, sending
+//! with retries, and isolating a push the backend refuses.
+//!
+//! Contract:
+//! - each push arrives as one or more [`Chunk`]s (encoded `WriteRequest`
+//!   fragments, each within the request limits); chunks are packed in order
+//!   into requests of at most `max_samples` samples and `max_bytes` bytes,
+//!   and requests are sent one after the other, so samples of one series
+//!   keep their order;
+//! - 5xx, 429 and missing answers are retried with backoff until the
+//!   earliest deadline of the pushes in the request; then those pushes fail
+//!   as unavailable;
+//! - a refused (4xx) request carrying several pushes is re-sent push by
+//!   push, so only the push the backend refuses fails;
+//! - the answer for each push is `Ok` only when every one of its chunks was
+//!   accepted.
+
+use std::time::{Duration, Instant};
+
+use tokio::time::sleep;
+
+use super::retry::{self, Backoff, Verdict};
+use super::send::{self, Answer, Endpoint};
+
+/// An encoded `WriteRequest` fragment: whole `timeseries`/`metadata` entries.
+#[derive(Debug, Default)]
+pub struct Chunk {
+    pub bytes: Vec<u8>,
+    pub samples: usize,
+}
+
+/// Why a push was not forwarded.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Failure {
+    /// The backend refused it (4xx other than 429): the message names the
+    /// status and carries the backend's text.
+    Rejected(String),
+    /// The backend could not be made to accept it before its deadline.
+    Unavailable {
+        message: String,
+        retry_after: Duration,
+    },
+}
+
+/// The size limits of one request.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_samples: usize,
+    pub max_bytes: usize,
+}
+
+/// One push of a batch, as the delivery sees it.
+pub struct Parcel<'a> {
+    pub chunks: &'a [Chunk],
+    pub deadline: Instant,
+}
+
+/// Sends a batch; returns one outcome per parcel, in order.
+pub struct Delivery<'a> {
+    pub endpoint: &'a Endpoint,
+    pub backoff: Backoff,
+    pub limits: Limits,
+}
+
+/// A request's content: (parcel, chunk) pairs.
+type Parts = Vec<(usize, usize)>;
+
+impl Delivery<'_> {
+    pub async fn deliver(&self, parcels: &[Parcel<'_>]) -> Vec<Result<(), Failure>> {
+        let mut outcomes: Vec<Result<(), Failure>> = vec![Ok(()); parcels.len()];
+        for request in self.pack(parcels) {
+            let live: Parts = request
+                .into_iter()
+                .filter(|(p, _)| outcomes[*p].is_ok())
+                .collect();
+            let mut owners: Vec<usize> = live.iter().map(|(p, _)| *p).collect();
+            owners.dedup();
+            let Some(deadline) = owners.iter().map(|&p| parcels[p].deadline).min() else {
+                continue;
+            };
+            match self.send(parcels, &live, deadline).await {
+                Ok(()) => {}
+                Err(Failure::Rejected(_)) if owners.len() > 1 => {
+                    for owner in owners {
+                        let own: Parts =
+                            live.iter().copied().filter(|(p, _)| *p == owner).collect();
+                        outcomes[owner] = self.send(parcels, &own, parcels[owner].deadline).await;
+                    }
+                }
+                Err(failure) => {
+                    for owner in owners {
+                        outcomes[owner] = Err(failure.clone());
+                    }
+                }
+            }
+        }
+        outcomes
+    }
+
+    /// Groups chunks, in order, into requests within the limits (a chunk
+    /// alone may exceed them only if it was built that way).
+    fn pack(&self, parcels: &[Parcel<'_>]) -> Vec<Parts> {
+        let mut requests = Vec::new();
+        let mut current: Parts = Vec::new();
+        let (mut samples, mut bytes) = (0, 0);
+        for (p, parcel) in parcels.iter().enumerate() {
+            for (c, chunk) in parcel.chunks.iter().enumerate() {
+                let fits = samples + chunk.samples <= self.limits.max_samples
+                    && bytes + chunk.bytes.len() <= self.limits.max_bytes;
+                if !fits && !current.is_empty() {
+                    requests.push(std::mem::take(&mut current));
+                    (samples, bytes) = (0, 0);
+                }
+                current.push((p, c));
+                samples += chunk.samples;
+                bytes += chunk.bytes.len();
+            }
+        }
+        if !current.is_empty() {
+            requests.push(current);
+        }
+        requests
+    }
+
+    /// Sends the given chunks as one request, retrying until `deadline`.
+    async fn send(
+        &self,
+        parcels: &[Parcel<'_>],
+        parts: &[(usize, usize)],
+        deadline: Instant,
+    ) -> Result<(), Failure> {
+        let mut raw = Vec::with_capacity(
+            parts
+                .iter()
+                .map(|&(p, c)| parcels[p].chunks[c].bytes.len())
+                .sum(),
+        );
+        for &(p, c) in parts {
+            raw.extend_from_slice(&parcels[p].chunks[c].bytes);
+        }
+        let body = send::compress(&raw).map_err(|message| Failure::Unavailable {
+            message,
+            retry_after: self.backoff.max,
+        })?;
+        drop(raw);
+        let mut attempt = 0u32;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            // The first attempt always gets the full request timeout: a push
+            // that queued past its deadline is still tried once.
+            let timeout = (attempt > 0).then_some(remaining);
+            let answer = self.endpoint.post(body.clone(), timeout).await;
+            let (problem, retry_after) = match (&answer, retry::verdict(answer.status())) {
+                (_, Verdict::Done) => return Ok(()),
+                (Answer::Status { status, body, .. }, Verdict::Refused) => {
+                    tracing::warn!(status = %status, body = %body, "remote_write backend refused a request");
+                    return Err(Failure::Rejected(format!(
+                        "remote_write backend refused the push: {status}: {body}"
+                    )));
+                }
+                (
+                    Answer::Status {
+                        status,
+                        retry_after,
+                        body,
+                    },
+                    _,
+                ) => {
+                    tracing::warn!(status = %status, body = %body, attempt, "remote_write request failed; retrying");
+                    (format!("{status}: {body}"), *retry_after)
+                }
+                (Answer::NoAnswer(error), _) => {
+                    tracing::warn!(%error, attempt, "remote_write request got no answer; retrying");
+                    (error.clone(), None)
+                }
+            };
+            let delay = retry_after.unwrap_or_else(|| self.backoff.delay(attempt));
+            attempt += 1;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if delay >= remaining {
+                return Err(Failure::Unavailable {
+                    message: format!(
+                        "remote_write backend did not accept the push within the retry deadline \
+                         ({attempt} attempts); last error: {problem}"
+                    ),
+                    retry_after: retry_after
+                        .unwrap_or(self.backoff.max)
+                        .max(Duration::from_secs(1)),
+                });
+            }
+            sleep(delay).await;
+        }
+    }
+}

@@ -1,0 +1,386 @@
+//! Per-group memory of what was last forwarded: the label sets (not
+//! values) of each family's series, the group's last sample timestamp, and
+//! its last failure time.
+//!
+//! It is what lets a stateless forwarder end series the way a Pushgateway
+//! scrape would: a PUT that no longer carries a series, a POST that replaces
+//! a family without it, an empty PUT and a DELETE all yield the remembered
+//! series that ended, for stale markers.
+//!
+//! Contract: one memory per shard (a group always maps to the same shard,
+//! so no locking). The number of remembered series is bounded; beyond the
+//! bound the groups pushed least recently are forgotten whole (counted in
+//! `telemetry::SERIES_MEMORY_EVICTIONS`), after which their series can no
+//! longer be ended by stale markers and their timestamps restart from the
+//! receive time.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use super::convert::Converted;
+use crate::push::{GroupingKey, PushOp};
+use crate::telemetry;
+
+/// The encoded label sets of one family's series.
+#[derive(Clone, Debug, Default)]
+pub struct SeriesSet {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl SeriesSet {
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Each series' encoded labels.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter())
+            .map(|(s, &e)| &self.bytes[s..e])
+    }
+
+    fn push(&mut self, labels: &[u8]) {
+        self.bytes.extend_from_slice(labels);
+        self.ends.push(self.bytes.len());
+    }
+
+    /// Whether this set holds exactly the series of `converted`'s family
+    /// `index`, in the same order (the common case of a job pushing the same
+    /// series again: one memcmp instead of hashing every series).
+    fn same_as_family(&self, converted: &Converted, index: usize) -> bool {
+        let family = &converted.families[index];
+        let base = family.labels.start;
+        self.bytes == converted.labels[family.labels.clone()]
+            && self.ends.len() == family.series.len()
+            && converted.series[family.series.clone()]
+                .iter()
+                .zip(&self.ends)
+                .all(|(s, &end)| s.labels.end - base == end)
+    }
+
+    /// The set of `converted`'s family `index`.
+    fn of_family(converted: &Converted, index: usize) -> Self {
+        let family = &converted.families[index];
+        let base = family.labels.start;
+        let ends = converted.series[family.series.clone()]
+            .iter()
+            .map(|s| s.labels.end - base)
+            .collect();
+        Self {
+            bytes: converted.labels[family.labels.clone()].to_vec(),
+            ends,
+        }
+    }
+
+    fn merge(&mut self, other: &SeriesSet) {
+        let known: HashSet<&[u8]> = self.iter().collect();
+        let missing: Vec<Vec<u8>> = other
+            .iter()
+            .filter(|s| !known.contains(s))
+            .map(<[u8]>::to_vec)
+            .collect();
+        for labels in missing {
+            self.push(&labels);
+        }
+    }
+}
+
+/// What is remembered of one group.
+#[derive(Debug, Default)]
+pub struct Group {
+    families: HashMap<String, SeriesSet>,
+    /// The last timestamp stamped on the group's samples (ms).
+    last_timestamp_ms: i64,
+    /// Unix seconds of the last failed push (0: none seen).
+    pub last_failure: f64,
+    /// Whether push_time_seconds was ever forwarded for the group.
+    pub pushed: bool,
+    recency: u64,
+}
+
+impl Group {
+    /// The timestamp for the group's next samples: the receive time, or
+    /// 1 ms after the previous samples, whichever is later, so that one
+    /// series never gets two samples at one timestamp or out of order.
+    pub fn next_timestamp(&mut self, received_ms: i64) -> i64 {
+        let ts = received_ms.max(self.last_timestamp_ms.saturating_add(1));
+        self.last_timestamp_ms = ts;
+        ts
+    }
+
+    fn series_count(&self) -> usize {
+        self.families.values().map(SeriesSet::len).sum()
+    }
+
+    /// The remembered series that `op` with `converted` ends.
+    pub fn ended_series<'a>(
+        &'a self,
+        op: PushOp,
+        converted: &'a Converted,
+    ) -> Vec<(&'a str, &'a [u8])> {
+        let mut ended = Vec::new();
+        let pushed: HashMap<&str, usize> = converted
+            .families
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name.as_str(), i))
+            .collect();
+        for (name, remembered) in &self.families {
+            match (op, pushed.get(name.as_str())) {
+                (PushOp::Delete, _) | (PushOp::Replace, None) => {
+                    ended.extend(remembered.iter().map(|s| (name.as_str(), s)))
+                }
+                (PushOp::Merge, None) => {}
+                (_, Some(&index)) if remembered.same_as_family(converted, index) => {}
+                (_, Some(&index)) => {
+                    let family = &converted.families[index];
+                    let still: HashSet<&[u8]> = converted.series[family.series.clone()]
+                        .iter()
+                        .map(|s| converted.series_labels(s))
+                        .collect();
+                    ended.extend(
+                        remembered
+                            .iter()
+                            .filter(|s| !still.contains(s))
+                            .map(|s| (name.as_str(), s)),
+                    );
+                }
+            }
+        }
+        ended
+    }
+
+    /// Makes the group hold what `op` with `converted` leaves, as if it
+    /// succeeds (later pushes in the same batch must see it).
+    fn record(&mut self, op: PushOp, converted: &Converted) {
+        match op {
+            PushOp::Delete => self.families.clear(),
+            PushOp::Replace => {
+                let pushed: HashSet<&str> =
+                    converted.families.iter().map(|f| f.name.as_str()).collect();
+                self.families
+                    .retain(|name, _| pushed.contains(name.as_str()));
+            }
+            PushOp::Merge => {}
+        }
+        for (index, family) in converted.families.iter().enumerate() {
+            if let Some(existing) = self.families.get(&family.name) {
+                if existing.same_as_family(converted, index) {
+                    continue;
+                }
+            }
+            let set = SeriesSet::of_family(converted, index);
+            if set.is_empty() {
+                self.families.remove(&family.name);
+            } else {
+                self.families.insert(family.name.clone(), set);
+            }
+        }
+    }
+
+    /// Remembers `ended` series again after the push that ended them failed:
+    /// their stale markers may not have landed. (The failed push's own
+    /// series stay remembered too: some may have reached the backend, and
+    /// ending a series that does not exist is harmless.)
+    fn restore(&mut self, ended: &[(String, Vec<u8>)]) {
+        for (family, labels) in ended {
+            let mut one = SeriesSet::default();
+            one.push(labels);
+            self.families.entry(family.clone()).or_default().merge(&one);
+        }
+    }
+}
+
+/// The groups one shard has forwarded, bounded by series count.
+#[derive(Debug)]
+pub struct SeriesMemory {
+    groups: HashMap<GroupingKey, Group>,
+    by_recency: BTreeMap<u64, GroupingKey>,
+    clock: u64,
+    series: usize,
+    max_series: usize,
+}
+
+impl SeriesMemory {
+    pub fn new(max_series: usize) -> Self {
+        Self {
+            groups: HashMap::new(),
+            by_recency: BTreeMap::new(),
+            clock: 0,
+            series: 0,
+            max_series,
+        }
+    }
+
+    /// The group's memory, created empty when unknown; marks it as the most
+    /// recently used.
+    pub fn group(&mut self, key: &GroupingKey) -> &mut Group {
+        self.clock += 1;
+        let group = self.groups.entry(key.clone()).or_default();
+        // Recency 0 means "new": the clock starts at 1.
+        if group.recency != 0 {
+            self.by_recency.remove(&group.recency);
+        }
+        group.recency = self.clock;
+        self.by_recency.insert(self.clock, key.clone());
+        group
+    }
+
+    /// Records what a push leaves in its group (see [`Group::record`]),
+    /// then forgets the least recently pushed groups while over the bound
+    /// (never `key` itself).
+    pub fn record(&mut self, key: &GroupingKey, op: PushOp, converted: &Converted) {
+        self.update(key, |group| group.record(op, converted));
+    }
+
+    /// Remembers again the series a failed push had ended.
+    pub fn restore(&mut self, key: &GroupingKey, ended: &[(String, Vec<u8>)]) {
+        self.update(key, |group| group.restore(ended));
+    }
+
+    fn update(&mut self, key: &GroupingKey, change: impl FnOnce(&mut Group)) {
+        let group = self.group(key);
+        let before = group.series_count();
+        change(group);
+        let after = group.series_count();
+        self.series = self.series + after - before;
+        self.evict(key);
+    }
+
+    fn evict(&mut self, keep: &GroupingKey) {
+        while self.series > self.max_series {
+            let Some((&recency, oldest)) = self.by_recency.iter().next() else {
+                return;
+            };
+            if oldest == keep {
+                return;
+            }
+            let oldest = oldest.clone();
+            self.by_recency.remove(&recency);
+            if let Some(group) = self.groups.remove(&oldest) {
+                let count = group.series_count();
+                self.series -= count;
+                metrics::counter!(telemetry::SERIES_MEMORY_EVICTIONS).increment(count as u64);
+            }
+        }
+    }
+
+    /// Series remembered in all groups.
+    pub fn series(&self) -> usize {
+        self.series
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::forward::convert::convert;
+    use crate::proto::client::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
+
+    fn key(job: &str) -> GroupingKey {
+        GroupingKey::new([("job".to_string(), job.to_string())])
+    }
+
+    /// Families `name{i=...}` with the given label values.
+    fn push(families: &[(&str, &[&str])]) -> Converted {
+        let families: Vec<MetricFamily> = families
+            .iter()
+            .map(|(name, values)| MetricFamily {
+                name: Some(name.to_string()),
+                r#type: Some(MetricType::Gauge as i32),
+                metric: values
+                    .iter()
+                    .map(|v| Metric {
+                        label: vec![LabelPair {
+                            name: Some("i".into()),
+                            value: Some(v.to_string()),
+                        }],
+                        gauge: Some(Gauge { value: Some(1.0) }),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .collect();
+        convert(&families)
+    }
+
+    fn ended_count(memory: &mut SeriesMemory, op: PushOp, converted: &Converted) -> usize {
+        memory.group(&key("j")).ended_series(op, converted).len()
+    }
+
+    #[test]
+    fn put_post_and_delete_end_the_series_they_drop() {
+        let mut memory = SeriesMemory::new(100);
+        let first = push(&[("a", &["1", "2"]), ("b", &["1"])]);
+        assert_eq!(ended_count(&mut memory, PushOp::Replace, &first), 0);
+        memory.record(&key("j"), PushOp::Replace, &first);
+        assert_eq!(memory.series(), 3);
+        // The same push again ends nothing and remembers the same.
+        assert_eq!(ended_count(&mut memory, PushOp::Replace, &first), 0);
+        memory.record(&key("j"), PushOp::Replace, &first);
+        assert_eq!(memory.series(), 3);
+
+        // PUT without a{i=2} and without b: two series end.
+        let put = push(&[("a", &["1"])]);
+        assert_eq!(ended_count(&mut memory, PushOp::Replace, &put), 2);
+        // POST of a without a{i=2}: only a's dropped series ends, b stays.
+        assert_eq!(ended_count(&mut memory, PushOp::Merge, &put), 1);
+        memory.record(&key("j"), PushOp::Merge, &put);
+        assert_eq!(memory.series(), 2);
+        // Empty PUT and DELETE end everything left.
+        let empty = push(&[]);
+        assert_eq!(ended_count(&mut memory, PushOp::Replace, &empty), 2);
+        assert_eq!(ended_count(&mut memory, PushOp::Delete, &empty), 2);
+        memory.record(&key("j"), PushOp::Delete, &empty);
+        assert_eq!(memory.series(), 0);
+    }
+
+    #[test]
+    fn a_failed_push_leaves_old_and_new_series_remembered() {
+        let mut memory = SeriesMemory::new(100);
+        memory.record(&key("j"), PushOp::Replace, &push(&[("a", &["1"])]));
+        let second = push(&[("a", &["2"])]);
+        let ended: Vec<(String, Vec<u8>)> = memory
+            .group(&key("j"))
+            .ended_series(PushOp::Replace, &second)
+            .into_iter()
+            .map(|(f, l)| (f.to_string(), l.to_vec()))
+            .collect();
+        assert_eq!(ended.len(), 1);
+        memory.record(&key("j"), PushOp::Replace, &second);
+        assert_eq!(memory.series(), 1);
+        memory.restore(&key("j"), &ended);
+        assert_eq!(memory.series(), 2);
+        assert_eq!(ended_count(&mut memory, PushOp::Delete, &push(&[])), 2);
+    }
+
+    #[test]
+    fn timestamps_strictly_increase_per_group() {
+        let mut memory = SeriesMemory::new(100);
+        let group = memory.group(&key("j"));
+        assert_eq!(group.next_timestamp(1000), 1000);
+        assert_eq!(group.next_timestamp(1000), 1001);
+        assert_eq!(group.next_timestamp(999), 1002);
+        assert_eq!(group.next_timestamp(5000), 5000);
+    }
+
+    #[test]
+    fn least_recent_groups_are_evicted_beyond_the_bound() {
+        let mut memory = SeriesMemory::new(3);
+        memory.record(&key("old"), PushOp::Replace, &push(&[("a", &["1", "2"])]));
+        memory.record(&key("new"), PushOp::Replace, &push(&[("a", &["1"])]));
+        assert_eq!(memory.series(), 3);
+        memory.group(&key("old"));
+        memory.record(&key("newest"), PushOp::Replace, &push(&[("a", &["1"])]));
+        // "new" was the least recently used.
+        assert_eq!(memory.series(), 3);
+        assert!(memory.groups.contains_key(&key("old")));
+        assert!(!memory.groups.contains_key(&key("new")));
+    }
+}

@@ -1,0 +1,354 @@
+//! A shard worker: the single owner of the groups hashed to it.
+//!
+//! Pushes reach a shard over a bounded queue, in arrival order. The worker
+//! takes everything queued (up to the request limits) as one batch, so
+//! pushes arriving while a request is in flight share the next one. For
+//! each push, in order, it stamps the group's timestamp (strictly
+//! increasing per group), adds stale markers for the series the push ends
+//! and the group's `push_time_seconds`, delivers the batch (see `batch`),
+//! and answers every pusher.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::batch::{Chunk, Delivery, Failure, Limits, Parcel};
+use super::convert::{self, Converted, SeriesValue};
+use super::retry::Backoff;
+use super::send::Endpoint;
+use super::series_memory::SeriesMemory;
+use super::wire;
+use crate::proto::prompb::metric_metadata::MetricType as RwType;
+use crate::push::{GroupingKey, PushOp, SinkError};
+use crate::telemetry;
+
+const PUSH_TIME: &str = "push_time_seconds";
+const PUSH_FAILURE_TIME: &str = "push_failure_time_seconds";
+const PUSH_TIME_HELP: &str =
+    "Last Unix time when changing this group in the Pushgateway succeeded.";
+const PUSH_FAILURE_TIME_HELP: &str =
+    "Last Unix time when changing this group in the Pushgateway failed.";
+
+/// The answer channel of a push acknowledged synchronously.
+pub type Reply = oneshot::Sender<Result<(), SinkError>>;
+
+/// What travels over a shard's queue.
+pub enum Message {
+    Push(Box<Queued>),
+    /// Answered once everything queued before it has been answered.
+    Flush(oneshot::Sender<()>),
+}
+
+/// A push waiting for its shard.
+pub struct Queued {
+    pub op: PushOp,
+    pub key: GroupingKey,
+    pub received_at: SystemTime,
+    pub converted: Converted,
+    pub deadline: Instant,
+    /// `None` when the push was already acknowledged (async mode).
+    pub reply: Option<Reply>,
+}
+
+impl Queued {
+    /// (samples, bytes) it will add to a request, roughly.
+    fn size(&self) -> (usize, usize) {
+        let c = &self.converted;
+        (
+            c.series.len(),
+            c.labels.len() + c.histograms.len() + c.metadata.len() + 24 * c.series.len(),
+        )
+    }
+}
+
+/// The settings a worker runs with.
+pub struct Settings {
+    pub limits: Limits,
+    pub backoff: Backoff,
+    pub push_time_metrics: bool,
+    pub max_remembered_series: usize,
+}
+
+/// A push ready to send.
+struct Prepared {
+    job: Queued,
+    chunks: Vec<Chunk>,
+    /// Series the push ended, remembered again if it fails.
+    ended: Vec<(String, Vec<u8>)>,
+    samples: usize,
+    /// Whether the group had push_time_seconds before a DELETE.
+    was_pushed: bool,
+}
+
+pub struct Worker {
+    endpoint: Arc<Endpoint>,
+    settings: Settings,
+    memory: SeriesMemory,
+}
+
+impl Worker {
+    pub fn new(endpoint: Arc<Endpoint>, settings: Settings, shards: usize) -> Self {
+        let memory = SeriesMemory::new((settings.max_remembered_series / shards.max(1)).max(1));
+        Self {
+            endpoint,
+            settings,
+            memory,
+        }
+    }
+
+    /// Serves the queue until every sender is gone.
+    pub async fn run(mut self, mut queue: mpsc::Receiver<Message>) {
+        let mut carried: Option<Message> = None;
+        loop {
+            let first = match carried.take() {
+                Some(message) => message,
+                None => match queue.recv().await {
+                    Some(message) => message,
+                    None => return,
+                },
+            };
+            let mut batch = Vec::new();
+            let mut flush = None;
+            let (mut samples, mut bytes) = (0, 0);
+            let mut next = Some(first);
+            while let Some(message) = next.take() {
+                match message {
+                    Message::Flush(done) => {
+                        flush = Some(done);
+                        break;
+                    }
+                    Message::Push(job) => {
+                        let (s, b) = job.size();
+                        let limits = self.settings.limits;
+                        if !batch.is_empty()
+                            && (samples + s > limits.max_samples || bytes + b > limits.max_bytes)
+                        {
+                            carried = Some(Message::Push(job));
+                            break;
+                        }
+                        samples += s;
+                        bytes += b;
+                        batch.push(*job);
+                    }
+                }
+                next = queue.try_recv().ok();
+            }
+            if !batch.is_empty() {
+                self.process(batch).await;
+            }
+            if let Some(done) = flush {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    async fn process(&mut self, batch: Vec<Queued>) {
+        let prepared: Vec<Prepared> = batch.into_iter().map(|job| self.prepare(job)).collect();
+        let parcels: Vec<Parcel> = prepared
+            .iter()
+            .map(|p| Parcel {
+                chunks: &p.chunks,
+                deadline: p.job.deadline,
+            })
+            .collect();
+        let outcomes = self.delivery().deliver(&parcels).await;
+        drop(parcels);
+        let mut failure_report = ChunkBuilder::new(self.settings.limits);
+        for (prepared, outcome) in prepared.into_iter().zip(outcomes) {
+            self.finish(prepared, outcome, &mut failure_report);
+        }
+        let chunks = failure_report.finish();
+        if !chunks.is_empty() {
+            // Best effort, one try: the pushes are already answered.
+            let report = [Parcel {
+                chunks: &chunks,
+                deadline: Instant::now(),
+            }];
+            let _ = self.delivery().deliver(&report).await;
+        }
+    }
+
+    fn delivery(&self) -> Delivery<'_> {
+        Delivery {
+            endpoint: &self.endpoint,
+            backoff: self.settings.backoff,
+            limits: self.settings.limits,
+        }
+    }
+
+    fn prepare(&mut self, job: Queued) -> Prepared {
+        let (_, estimate) = job.size();
+        let mut builder = ChunkBuilder::with_capacity(self.settings.limits, estimate + 256);
+        let group = self.memory.group(&job.key);
+        let ts = group.next_timestamp(unix_ms(job.received_at));
+        let stale = f64::from_bits(wire::STALE_NAN_BITS);
+        let ended: Vec<(String, Vec<u8>)> = group
+            .ended_series(job.op, &job.converted)
+            .into_iter()
+            .map(|(family, labels)| {
+                builder.float(labels, stale, ts);
+                (family.to_string(), labels.to_vec())
+            })
+            .collect();
+        let c = &job.converted;
+        for series in &c.series {
+            let labels = c.series_labels(series);
+            let at = series.timestamp_ms.unwrap_or(ts);
+            match &series.value {
+                SeriesValue::Float(v) => builder.float(labels, *v, at),
+                SeriesValue::Histogram(r) => {
+                    builder.histogram(labels, &c.histograms[r.clone()], at)
+                }
+            }
+        }
+        let was_pushed = group.pushed;
+        if self.settings.push_time_metrics {
+            let push_time = convert::group_series_labels(PUSH_TIME, &job.key);
+            let failure_time = convert::group_series_labels(PUSH_FAILURE_TIME, &job.key);
+            if job.op == PushOp::Delete {
+                if group.pushed {
+                    builder.float(&push_time, stale, ts);
+                    builder.float(&failure_time, stale, ts);
+                }
+                group.pushed = false;
+            } else {
+                builder.float(&push_time, telemetry::unix_seconds(job.received_at), ts);
+                builder.float(&failure_time, group.last_failure, ts);
+                builder.metadata(RwType::Gauge, PUSH_TIME, PUSH_TIME_HELP);
+                builder.metadata(RwType::Gauge, PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP);
+                group.pushed = true;
+            }
+        }
+        builder.raw_metadata(&c.metadata);
+        self.memory.record(&job.key, job.op, &job.converted);
+        Prepared {
+            samples: c.series.len(),
+            chunks: builder.finish(),
+            ended,
+            was_pushed,
+            job,
+        }
+    }
+
+    fn finish(
+        &mut self,
+        prepared: Prepared,
+        outcome: Result<(), Failure>,
+        failure_report: &mut ChunkBuilder,
+    ) {
+        let Prepared {
+            job,
+            ended,
+            samples,
+            was_pushed,
+            ..
+        } = prepared;
+        match &outcome {
+            Ok(()) => {
+                metrics::counter!(telemetry::SAMPLES_FORWARDED).increment(samples as u64);
+                metrics::counter!(telemetry::STALE_MARKERS).increment(ended.len() as u64);
+            }
+            Err(failure) => {
+                self.memory.restore(&job.key, &ended);
+                let group = self.memory.group(&job.key);
+                let now = SystemTime::now();
+                group.last_failure = telemetry::unix_seconds(now);
+                if job.op == PushOp::Delete {
+                    group.pushed = was_pushed;
+                } else if self.settings.push_time_metrics && matches!(failure, Failure::Rejected(_))
+                {
+                    // The backend is up but refused the push: tell it when,
+                    // as the Pushgateway shows a failed push.
+                    let ts = group.next_timestamp(unix_ms(now));
+                    let labels = convert::group_series_labels(PUSH_FAILURE_TIME, &job.key);
+                    failure_report.float(&labels, group.last_failure, ts);
+                }
+            }
+        }
+        if let Some(reply) = job.reply {
+            let _ = reply.send(outcome.map_err(Failure::into_sink_error));
+        }
+    }
+}
+
+impl Failure {
+    fn into_sink_error(self) -> SinkError {
+        match self {
+            Failure::Rejected(message) => SinkError::Rejected(message),
+            Failure::Unavailable {
+                message,
+                retry_after,
+            } => SinkError::Unavailable {
+                message,
+                retry_after,
+            },
+        }
+    }
+}
+
+/// Builds a push's chunks, starting a new one when the current one is full.
+struct ChunkBuilder {
+    limits: Limits,
+    chunks: Vec<Chunk>,
+    current: Chunk,
+}
+
+impl ChunkBuilder {
+    fn new(limits: Limits) -> Self {
+        Self::with_capacity(limits, 0)
+    }
+
+    /// A builder whose first chunk has room for about `bytes`.
+    fn with_capacity(limits: Limits, bytes: usize) -> Self {
+        Self {
+            limits,
+            chunks: Vec::new(),
+            current: Chunk {
+                bytes: Vec::with_capacity(bytes.min(limits.max_bytes)),
+                samples: 0,
+            },
+        }
+    }
+
+    fn make_room(&mut self, bytes: usize) {
+        let full = self.current.samples >= self.limits.max_samples
+            || self.current.bytes.len() + bytes > self.limits.max_bytes;
+        if full && !self.current.bytes.is_empty() {
+            self.chunks.push(std::mem::take(&mut self.current));
+        }
+    }
+
+    fn float(&mut self, labels: &[u8], value: f64, timestamp_ms: i64) {
+        self.make_room(wire::float_series_size(labels.len(), timestamp_ms));
+        wire::put_float_series(&mut self.current.bytes, labels, value, timestamp_ms);
+        self.current.samples += 1;
+    }
+
+    fn histogram(&mut self, labels: &[u8], histogram: &[u8], timestamp_ms: i64) {
+        self.make_room(labels.len() + histogram.len() + 24);
+        wire::put_histogram_series(&mut self.current.bytes, labels, histogram, timestamp_ms);
+        self.current.samples += 1;
+    }
+
+    fn metadata(&mut self, r#type: RwType, name: &str, help: &str) {
+        wire::put_metadata(&mut self.current.bytes, r#type as i32, name, help, "");
+    }
+
+    fn raw_metadata(&mut self, encoded: &[u8]) {
+        self.current.bytes.extend_from_slice(encoded);
+    }
+
+    fn finish(mut self) -> Vec<Chunk> {
+        if !self.current.bytes.is_empty() {
+            self.chunks.push(self.current);
+        }
+        self.chunks
+    }
+}
+
+fn unix_ms(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

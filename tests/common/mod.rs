@@ -1,0 +1,88 @@
+//! The integration-test harness: real peers, an HTTP client, a Prometheus
+//! query helper, and a recording remote_write pass-through.
+//!
+//! - Peers ([`Prometheus`], [`Pushgateway`], [`Pushrelay`]) run as child
+//!   processes on 127.0.0.1, each on a free port with its own temporary
+//!   directory. Starting one waits until it answers its readiness endpoint;
+//!   dropping it kills it by its PID and removes the directory.
+//! - A peer binary that is missing is a test failure that says to run
+//!   `scripts/install-peers.sh`: nothing is skipped silently.
+//! - [`RecordingProxy`] sits between pushrelay and Prometheus. Prometheus
+//!   2.42 keeps no remote-written metadata and silently drops empty label
+//!   values, so TYPE/HELP and label hygiene can only be checked on the wire:
+//!   the proxy records every request (headers and decoded `WriteRequest`)
+//!   and forwards it unchanged.
+//! - The clients under `tests/clients/` (Go client_golang, Python
+//!   prometheus_client) are run by [`run_go_push`] and [`run_py_push`].
+//!
+//! Parts: [`peers`] (the processes), [`fetch`] (HTTP client), [`proxy`]
+//! (recording pass-through and wire checks), [`clients`] (client programs);
+//! everything is re-exported here. Every test binary uses a different part
+//! of the harness, hence `allow(dead_code)`.
+#![allow(dead_code)]
+
+mod clients;
+mod fetch;
+mod peers;
+mod proxy;
+
+pub use clients::*;
+pub use fetch::*;
+pub use peers::*;
+pub use proxy::*;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What every "peer missing" failure tells the reader to do.
+pub const INSTALL_HINT: &str = "run scripts/install-peers.sh to install the test peers";
+
+/// The value of Prometheus' stale marker (a NaN with this exact bit pattern).
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
+    listener.local_addr().expect("local address").port()
+}
+
+/// The path of `name` in `PATH`; panics with the install hint when missing.
+pub fn require_binary(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| panic!("`{name}` is not installed (not found in PATH): {INSTALL_HINT}"))
+}
+
+/// The repository root (where Cargo.toml is).
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A file under `tests/fixtures/`.
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = repo_root().join("tests/fixtures").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+/// The `Content-Type` recorded in a captured `.headers` fixture.
+pub fn fixture_content_type(headers_file: &str) -> String {
+    let text = String::from_utf8(fixture(headers_file)).expect("headers fixture is UTF-8");
+    text.lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-type")
+                .then(|| value.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("{headers_file} has no Content-Type line"))
+}
+
+/// Seconds since the Unix epoch, as Prometheus and the Pushgateway write times.
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64()
+}

@@ -1,0 +1,749 @@
+//! The forwarder against a fault-injecting in-process remote_write receiver:
+//! retries, deadlines, refusals, batching, and what goes on the wire.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use pushrelay::config::{AckMode, GoDuration, RemoteWriteConfig};
+use pushrelay::forward::Forwarder;
+use pushrelay::proto::client::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use pushrelay::proto::prompb::{TimeSeries, WriteRequest};
+use pushrelay::push::{GroupingKey, Push, PushOp, SinkError};
+use support::receiver::{Fault, Receiver};
+
+const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+fn config(receiver: &Receiver) -> RemoteWriteConfig {
+    RemoteWriteConfig {
+        url: Some(receiver.url.clone()),
+        timeout: GoDuration(Duration::from_secs(2)),
+        retry_deadline: GoDuration(Duration::from_secs(5)),
+        min_backoff: GoDuration(Duration::from_millis(50)),
+        max_backoff: GoDuration(Duration::from_millis(400)),
+        ..RemoteWriteConfig::default()
+    }
+}
+
+/// A gauge sample: family name, labels besides `job`, value.
+type GaugeSample<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
+
+/// A push of gauge samples to `{job=<job>}`.
+fn push(op: PushOp, job: &str, metrics: &[GaugeSample]) -> Push {
+    let key = GroupingKey::new([("job".to_string(), job.to_string())]);
+    let mut families: Vec<MetricFamily> = Vec::new();
+    for (name, labels, value) in metrics {
+        let mut label: Vec<LabelPair> = labels
+            .iter()
+            .chain([("job", job)].iter())
+            .map(|(n, v)| LabelPair {
+                name: Some(n.to_string()),
+                value: Some(v.to_string()),
+            })
+            .collect();
+        label.sort_by(|a, b| a.name().cmp(b.name()));
+        let metric = Metric {
+            label,
+            gauge: Some(Gauge {
+                value: Some(*value),
+            }),
+            ..Default::default()
+        };
+        match families.iter_mut().find(|f| f.name() == *name) {
+            Some(family) => family.metric.push(metric),
+            None => families.push(MetricFamily {
+                name: Some(name.to_string()),
+                help: Some(format!("help of {name}")),
+                r#type: Some(MetricType::Gauge as i32),
+                metric: vec![metric],
+                unit: None,
+            }),
+        }
+    }
+    Push {
+        op,
+        key,
+        families,
+        received_at: SystemTime::now(),
+    }
+}
+
+fn gauge(job: &str, name: &str, value: f64) -> Push {
+    push(PushOp::Replace, job, &[(name, &[], value)])
+}
+
+/// `name{labels}` of a series, labels in wire order.
+fn series_id(series: &TimeSeries) -> String {
+    let labels: Vec<String> = series
+        .labels
+        .iter()
+        .map(|l| format!("{}={:?}", l.name, l.value))
+        .collect();
+    labels.join(",")
+}
+
+fn name_of(series: &TimeSeries) -> &str {
+    series
+        .labels
+        .iter()
+        .find(|l| l.name == "__name__")
+        .map_or("", |l| l.value.as_str())
+}
+
+fn has_series(request: &WriteRequest, name: &str) -> bool {
+    request.timeseries.iter().any(|s| name_of(s) == name)
+}
+
+/// Runs `f` with a bound so a hung forwarder fails the test.
+async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(20), f)
+        .await
+        .expect("test took too long")
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_with_growing_gaps() {
+    let receiver = Receiver::start().await;
+    receiver.script([
+        Fault::Status(500, "boom", None),
+        Fault::Status(500, "boom", None),
+        Fault::Accept,
+    ]);
+    let forwarder = Forwarder::new(&config(&receiver)).unwrap();
+    bounded(forwarder.forward(&gauge("j", "m", 1.0)))
+        .await
+        .unwrap();
+    let received = receiver.received();
+    assert_eq!(received.len(), 3);
+    let first_gap = received[1].at - received[0].at;
+    let second_gap = received[2].at - received[1].at;
+    // Jittered in [min/2, min], then [min, 2·min].
+    assert!(first_gap >= Duration::from_millis(25), "{first_gap:?}");
+    assert!(second_gap >= Duration::from_millis(50), "{second_gap:?}");
+    assert!(received[2].accepted);
+}
+
+#[tokio::test]
+async fn client_errors_are_not_retried_and_carry_the_backend_text() {
+    let receiver = Receiver::start().await;
+    receiver.respond(|_| Fault::Status(400, "out of bounds: sample too old", None));
+    let forwarder = Forwarder::new(&config(&receiver)).unwrap();
+    let err = bounded(forwarder.forward(&gauge("j", "m", 1.0)))
+        .await
+        .unwrap_err();
+    match err {
+        SinkError::Rejected(message) => {
+            assert!(message.contains("400 Bad Request"), "{message}");
+            assert!(
+                message.contains("out of bounds: sample too old"),
+                "{message}"
+            );
+        }
+        other => panic!("expected Rejected, got {other:?}"),
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The refused push, then the best-effort push_failure_time_seconds report.
+    let received = receiver.received();
+    let with_m = received
+        .iter()
+        .filter(|r| has_series(&r.request, "m"))
+        .count();
+    assert_eq!(with_m, 1, "a 4xx must not be retried");
+    assert!(received.iter().any(
+        |r| has_series(&r.request, "push_failure_time_seconds") && !has_series(&r.request, "m")
+    ));
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let receiver = Receiver::start().await;
+    receiver.script([Fault::Status(429, "slow down", Some("1"))]);
+    let forwarder = Forwarder::new(&config(&receiver)).unwrap();
+    bounded(forwarder.forward(&gauge("j", "m", 1.0)))
+        .await
+        .unwrap();
+    let received = receiver.received();
+    assert_eq!(received.len(), 2);
+    let gap = received[1].at - received[0].at;
+    assert!(gap >= Duration::from_secs(1), "{gap:?}");
+}
+
+#[tokio::test]
+async fn a_backend_that_stays_down_makes_the_push_unavailable_at_the_deadline() {
+    let receiver = Receiver::start().await;
+    receiver.respond(|_| Fault::Status(503, "maintenance", None));
+    let mut config = config(&receiver);
+    config.retry_deadline = GoDuration(Duration::from_secs(1));
+    let forwarder = Forwarder::new(&config).unwrap();
+    let started = Instant::now();
+    let err = bounded(forwarder.forward(&gauge("j", "m", 1.0)))
+        .await
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    match err {
+        SinkError::Unavailable {
+            message,
+            retry_after,
+        } => {
+            assert!(message.contains("503"), "{message}");
+            assert!(message.contains("maintenance"), "{message}");
+            assert!(retry_after >= Duration::from_secs(1));
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    // Gives up when the next attempt could not start before the deadline.
+    assert!(elapsed >= Duration::from_millis(600), "{elapsed:?}");
+    assert!(elapsed <= Duration::from_millis(1500), "{elapsed:?}");
+    assert!(receiver.received().len() >= 3);
+}
+
+#[tokio::test]
+async fn a_dropped_connection_is_retried() {
+    let receiver = Receiver::start().await;
+    receiver.script([Fault::Drop]);
+    let forwarder = Forwarder::new(&config(&receiver)).unwrap();
+    bounded(forwarder.forward(&gauge("j", "m", 1.0)))
+        .await
+        .unwrap();
+    let received = receiver.received();
+    assert_eq!(received.len(), 2);
+    assert!(!received[0].accepted && received[1].accepted);
+}
+
+#[tokio::test]
+async fn a_slow_backend_times_out_and_is_retried() {
+    let receiver = Receiver::start().await;
+    receiver.script([Fault::Delay(
+        Duration::from_secs(3),
+        Box::new(Fault::Accept),
+    )]);
+    let mut config = config(&receiver);
+    config.timeout = GoDuration(Duration::from_millis(300));
+    let forwarder = Forwarder::new(&config).unwrap();
+    let started = Instant::now();
+    bounded(forwarder.forward(&gauge("j", "m", 1.0)))
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let received = receiver.received();
+    assert_eq!(received.len(), 2);
+    let gap = received[1].at - received[0].at;
+    assert!(gap >= Duration::from_millis(300), "{gap:?}");
+}
+
+#[tokio::test]
+async fn one_refused_push_does_not_fail_its_batch_neighbours() {
+    let receiver = Receiver::start().await;
+    // The first request is slow, so the next pushes queue up behind it and
+    // share one request; any request carrying `bad` is refused.
+    receiver.script([Fault::Delay(
+        Duration::from_millis(400),
+        Box::new(Fault::Accept),
+    )]);
+    receiver.respond(|request| {
+        if has_series(request, "bad") {
+            Fault::Status(400, "bad sample", None)
+        } else {
+            Fault::Accept
+        }
+    });
+    let mut config = config(&receiver);
+    config.concurrency = 1;
+    let forwarder = Arc::new(Forwarder::new(&config).unwrap());
+    let gate = {
+        let f = forwarder.clone();
+        tokio::spawn(async move { f.forward(&gauge("gate", "gate", 1.0)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut handles = Vec::new();
+    for (job, name) in [("a", "good"), ("b", "bad"), ("c", "good")] {
+        let f = forwarder.clone();
+        handles.push(tokio::spawn(async move {
+            f.forward(&gauge(job, name, 1.0)).await
+        }));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    bounded(gate).await.unwrap().unwrap();
+    let mut results = Vec::new();
+    for handle in handles {
+        results.push(bounded(handle).await.unwrap());
+    }
+    assert_eq!(results[0], Ok(()));
+    assert!(
+        matches!(&results[1], Err(SinkError::Rejected(m)) if m.contains("bad sample")),
+        "{:?}",
+        results[1]
+    );
+    assert_eq!(results[2], Ok(()));
+    let received = receiver.received();
+    let shared = received
+        .iter()
+        .find(|r| has_series(&r.request, "bad") && has_series(&r.request, "good"))
+        .expect("the three pushes shared a request");
+    assert!(!shared.accepted);
+    let goods_accepted = received
+        .iter()
+        .filter(|r| r.accepted)
+        .flat_map(|r| r.request.timeseries.iter())
+        .filter(|s| name_of(s) == "good")
+        .count();
+    assert_eq!(goods_accepted, 2);
+}
+
+#[tokio::test]
+async fn requests_are_spec_conformant_on_the_wire() {
+    let receiver = Receiver::start().await;
+    let forwarder = Forwarder::new(&config(&receiver)).unwrap();
+    let mut p = push(
+        PushOp::Replace,
+        "wire",
+        &[
+            (
+                "b_metric",
+                &[("zone", "z"), ("empty", ""), ("Upper", "u")],
+                1.0,
+            ),
+            ("a_metric", &[("x", "1")], 2.0),
+            ("a_metric", &[("x", "2")], 3.0),
+        ],
+    );
+    p.key = GroupingKey::new([
+        ("job".to_string(), "wire".to_string()),
+        ("instance".to_string(), String::new()),
+    ]);
+    bounded(forwarder.forward(&p)).await.unwrap();
+    let received = receiver.received();
+    assert_eq!(received.len(), 1);
+    let headers = &received[0].headers;
+    assert_eq!(headers["content-encoding"], "snappy");
+    assert_eq!(headers["content-type"], "application/x-protobuf");
+    assert_eq!(headers["x-prometheus-remote-write-version"], "0.1.0");
+    assert_eq!(
+        headers["user-agent"],
+        concat!("pushrelay/", env!("CARGO_PKG_VERSION"))
+    );
+    let request = &received[0].request;
+    for series in &request.timeseries {
+        let names: Vec<&str> = series.labels.iter().map(|l| l.name.as_str()).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(names, sorted, "sorted and unique: {}", series_id(series));
+        assert!(names.contains(&"__name__"), "{}", series_id(series));
+        assert!(
+            series
+                .labels
+                .iter()
+                .all(|l| !l.value.is_empty() && !l.name.is_empty()),
+            "{}",
+            series_id(series)
+        );
+        assert_eq!(series.samples.len(), 1);
+    }
+    let ids: Vec<String> = request.timeseries.iter().map(series_id).collect();
+    assert!(
+        ids.contains(&r#"Upper="u",__name__="b_metric",job="wire",zone="z""#.to_string()),
+        "{ids:?}"
+    );
+    assert!(
+        ids.contains(&r#"__name__="push_time_seconds",job="wire""#.to_string()),
+        "{ids:?}"
+    );
+    let push_failure = request
+        .timeseries
+        .iter()
+        .find(|s| name_of(s) == "push_failure_time_seconds")
+        .unwrap();
+    assert_eq!(push_failure.samples[0].value, 0.0);
+    let mut metadata: Vec<(&str, i32, &str)> = request
+        .metadata
+        .iter()
+        .map(|m| (m.metric_family_name.as_str(), m.r#type, m.help.as_str()))
+        .collect();
+    metadata.sort();
+    assert_eq!(
+        metadata,
+        [
+            ("a_metric", 2, "help of a_metric"),
+            ("b_metric", 2, "help of b_metric"),
+            (
+                "push_failure_time_seconds",
+                2,
+                "Last Unix time when changing this group in the Pushgateway failed."
+            ),
+            (
+                "push_time_seconds",
+                2,
+                "Last Unix time when changing this group in the Pushgateway succeeded."
+            ),
+        ]
+    );
+    // Stamped with the receive time.
+    let ts = request.timeseries[0].samples[0].timestamp;
+    let received_ms = p
+        .received_at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    assert_eq!(ts, received_ms);
+}
+
+#[tokio::test]
+async fn timestamps_strictly_increase_per_series_under_concurrent_pushes() {
+    let receiver = Receiver::start().await;
+    // Slow answers make pushes pile up and share requests.
+    receiver.respond(|_| Fault::Delay(Duration::from_millis(20), Box::new(Fault::Accept)));
+    let forwarder = Arc::new(Forwarder::new(&config(&receiver)).unwrap());
+    let received_at = SystemTime::now();
+    let mut handles = Vec::new();
+    for i in 0..60 {
+        let f = forwarder.clone();
+        handles.push(tokio::spawn(async move {
+            // All within one millisecond as far as the pushes say.
+            let mut p = gauge("same", "m", f64::from(i));
+            p.received_at = received_at;
+            f.forward(&p).await
+        }));
+    }
+    for handle in handles {
+        bounded(handle).await.unwrap().unwrap();
+    }
+    let mut timestamps = Vec::new();
+    let mut requests = 0;
+    for r in receiver.received() {
+        requests += 1;
+        for series in r.request.timeseries.iter().filter(|s| name_of(s) == "m") {
+            timestamps.extend(series.samples.iter().map(|s| s.timestamp));
+        }
+    }
+    assert_eq!(timestamps.len(), 60);
+    assert!(timestamps.windows(2).all(|w| w[0] < w[1]), "{timestamps:?}");
+    assert!(requests < 60, "pushes should share requests: {requests}");
+}
+
+fn stale_markers(receiver: &Receiver) -> Vec<String> {
+    receiver
+        .received()
+        .iter()
+        .flat_map(|r| r.request.timeseries.clone())
+        .filter(|s| {
+            s.samples
+                .iter()
+                .any(|x| x.value.to_bits() == STALE_NAN_BITS)
+        })
+        .map(|s| series_id(&s))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_put_that_drops_a_series_and_a_delete_send_stale_markers() {
+    let receiver = Receiver::start().await;
+    let forwarder = Forwarder::new(&config(&receiver)).unwrap();
+    let both = push(
+        PushOp::Replace,
+        "s",
+        &[("m", &[("i", "1")], 1.0), ("m", &[("i", "2")], 2.0)],
+    );
+    bounded(forwarder.forward(&both)).await.unwrap();
+    assert!(stale_markers(&receiver).is_empty());
+
+    let one = push(PushOp::Replace, "s", &[("m", &[("i", "1")], 1.0)]);
+    bounded(forwarder.forward(&one)).await.unwrap();
+    assert_eq!(stale_markers(&receiver), [r#"__name__="m",i="2",job="s""#]);
+
+    // A POST of another family leaves m alone.
+    let other = push(PushOp::Merge, "s", &[("n", &[], 1.0)]);
+    bounded(forwarder.forward(&other)).await.unwrap();
+    assert_eq!(stale_markers(&receiver).len(), 1);
+
+    let delete = Push {
+        op: PushOp::Delete,
+        key: GroupingKey::new([("job".to_string(), "s".to_string())]),
+        families: Vec::new(),
+        received_at: SystemTime::now(),
+    };
+    bounded(forwarder.forward(&delete)).await.unwrap();
+    let mut markers = stale_markers(&receiver);
+    markers.sort();
+    assert_eq!(
+        markers,
+        [
+            r#"__name__="m",i="1",job="s""#,
+            r#"__name__="m",i="2",job="s""#,
+            r#"__name__="n",job="s""#,
+            r#"__name__="push_failure_time_seconds",job="s""#,
+            r#"__name__="push_time_seconds",job="s""#,
+        ]
+    );
+    // A DELETE of an unknown group needs no request.
+    let before = receiver.received().len();
+    let mut unknown = delete.clone();
+    unknown.key = GroupingKey::new([("job".to_string(), "never".to_string())]);
+    bounded(forwarder.forward(&unknown)).await.unwrap();
+    assert_eq!(receiver.received().len(), before);
+}
+
+#[tokio::test]
+async fn async_ack_answers_at_once_and_sheds_when_the_queue_is_full() {
+    let receiver = Receiver::start().await;
+    receiver.respond(|_| Fault::Delay(Duration::from_millis(500), Box::new(Fault::Accept)));
+    let mut config = config(&receiver);
+    config.ack = AckMode::Async;
+    config.concurrency = 1;
+    config.queue_capacity = 1;
+    let forwarder = Forwarder::new(&config).unwrap();
+    let started = Instant::now();
+    let mut outcomes = Vec::new();
+    for i in 0..5 {
+        outcomes.push(forwarder.forward(&gauge(&format!("j{i}"), "m", 1.0)).await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(started.elapsed() < Duration::from_millis(400));
+    assert_eq!(outcomes[0], Ok(()));
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| matches!(o, Err(SinkError::Overloaded { .. }))),
+        "{outcomes:?}"
+    );
+    bounded(forwarder.drain()).await;
+    let forwarded = receiver
+        .received()
+        .iter()
+        .filter(|r| r.accepted)
+        .map(|r| {
+            r.request
+                .timeseries
+                .iter()
+                .filter(|s| name_of(s) == "m")
+                .count()
+        })
+        .sum::<usize>();
+    let queued = outcomes.iter().filter(|o| o.is_ok()).count();
+    assert_eq!(forwarded, queued, "drain sends every queued push");
+}
+
+#[tokio::test]
+async fn ready_once_the_backend_answered() {
+    let receiver = Receiver::start().await;
+    let mut config = config(&receiver);
+    // Nothing listens on port 1.
+    config.url = Some("http://127.0.0.1:1/api/v1/write".into());
+    let down = Forwarder::new(&config).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!down.is_ready());
+
+    let up = Forwarder::new(&self::config(&receiver)).unwrap();
+    bounded(async {
+        while !up.is_ready() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(receiver.probes() >= 1);
+    assert!(
+        receiver.received().is_empty(),
+        "the probe is an empty request"
+    );
+}
+
+/// A Prometheus 2.x started for one test, killed (by PID) when dropped.
+struct Prometheus {
+    child: std::process::Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Prometheus {
+    /// Starts the installed `prometheus` as a remote_write receiver, or
+    /// `None` when it is not installed.
+    async fn start() -> Option<Self> {
+        let binary = std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join("prometheus"))
+                .find(|p| p.is_file())
+        })?;
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(&config, "global: {}\n").unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+        let child = std::process::Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.enable-remote-write-receiver")
+            .arg("--enable-feature=native-histograms")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let prometheus = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        };
+        let ready = format!("{}/-/ready", prometheus.base);
+        bounded(async {
+            while http_get(&ready).await.map(|(s, _)| s) != Some(200) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await;
+        Some(prometheus)
+    }
+
+    /// The result vector of an instant query.
+    async fn query(&self, expr: &str) -> Vec<serde_json::Value> {
+        let encoded: String = expr
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let url = format!("{}/api/v1/query?query={encoded}", self.base);
+        let (status, body) = http_get(&url).await.expect("query answered");
+        assert_eq!(status, 200, "{body}");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        json["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+async fn http_get(url: &str) -> Option<(u16, String)> {
+    use http_body_util::BodyExt;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let response = client.get(url.parse().ok()?).await.ok()?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.ok()?.to_bytes();
+    Some((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+#[tokio::test]
+async fn prometheus_stores_forwarded_series_and_honours_stale_markers() {
+    let Some(prometheus) = Prometheus::start().await else {
+        eprintln!("prometheus not installed; skipping");
+        return;
+    };
+    let config = RemoteWriteConfig {
+        url: Some(format!("{}/api/v1/write", prometheus.base)),
+        ..RemoteWriteConfig::default()
+    };
+    let forwarder = Forwarder::new(&config).unwrap();
+    bounded(async {
+        while !forwarder.is_ready() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+
+    let mut p = push(
+        PushOp::Replace,
+        "e2e",
+        &[
+            ("pushrelay_e2e", &[("i", "1")], 42.0),
+            ("pushrelay_e2e", &[("i", "2")], 43.0),
+        ],
+    );
+    // A native histogram travels as a remote_write histogram.
+    p.families.push(MetricFamily {
+        name: Some("pushrelay_e2e_native".into()),
+        help: Some("native".into()),
+        r#type: Some(MetricType::Histogram as i32),
+        metric: vec![Metric {
+            label: vec![LabelPair {
+                name: Some("job".into()),
+                value: Some("e2e".into()),
+            }],
+            histogram: Some(pushrelay::proto::client::Histogram {
+                sample_count: Some(3),
+                sample_sum: Some(4.5),
+                schema: Some(0),
+                zero_threshold: Some(1e-128),
+                zero_count: Some(0),
+                positive_span: vec![pushrelay::proto::client::BucketSpan {
+                    offset: Some(0),
+                    length: Some(2),
+                }],
+                positive_delta: vec![1, 1],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        unit: None,
+    });
+    bounded(forwarder.forward(&p)).await.unwrap();
+
+    let found = prometheus.query("pushrelay_e2e").await;
+    let mut values: Vec<(String, String)> = found
+        .iter()
+        .map(|r| {
+            (
+                r["metric"]["i"].as_str().unwrap_or("").to_string(),
+                r["value"][1].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    values.sort();
+    assert_eq!(
+        values,
+        [
+            ("1".to_string(), "42".to_string()),
+            ("2".to_string(), "43".to_string())
+        ],
+        "{found:?}"
+    );
+    assert_eq!(found[0]["metric"]["job"], "e2e");
+    let count = prometheus
+        .query("histogram_count(pushrelay_e2e_native)")
+        .await;
+    assert_eq!(count[0]["value"][1], "3", "{count:?}");
+    let push_time = prometheus.query("push_time_seconds").await;
+    assert_eq!(push_time.len(), 1, "{push_time:?}");
+    assert_eq!(push_time[0]["metric"]["job"], "e2e");
+
+    // A PUT without i="2" ends it; a DELETE ends everything.
+    let one = push(
+        PushOp::Replace,
+        "e2e",
+        &[("pushrelay_e2e", &[("i", "1")], 44.0)],
+    );
+    bounded(forwarder.forward(&one)).await.unwrap();
+    let left = prometheus.query("pushrelay_e2e").await;
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0]["metric"]["i"], "1");
+    assert_eq!(left[0]["value"][1], "44");
+    let native = prometheus
+        .query("histogram_count(pushrelay_e2e_native)")
+        .await;
+    assert!(native.is_empty(), "native histogram ended: {native:?}");
+
+    let delete = Push {
+        op: PushOp::Delete,
+        key: GroupingKey::new([("job".to_string(), "e2e".to_string())]),
+        families: Vec::new(),
+        received_at: SystemTime::now(),
+    };
+    bounded(forwarder.forward(&delete)).await.unwrap();
+    assert!(prometheus.query("pushrelay_e2e").await.is_empty());
+    assert!(prometheus.query("push_time_seconds").await.is_empty());
+}

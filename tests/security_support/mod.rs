@@ -1,0 +1,214 @@
+//! Shared helpers of the security tests: a throwaway certificate authority
+//! (rcgen), the pushrelay binary started on a free loopback port, and an
+//! HTTPS client built on pushrelay's own outbound connector.
+
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use pushrelay::security::outbound::{TlsClientConfig, https_connector};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+
+/// A certificate authority made for one test.
+pub struct TestCa {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+/// A PEM certificate and its PEM private key.
+pub struct Leaf {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl TestCa {
+    pub fn new(name: &str) -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        Self { issuer }
+    }
+
+    pub fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A server certificate for these names (DNS names or IP addresses).
+    pub fn server(&self, names: &[&str]) -> Leaf {
+        self.leaf(names, ExtendedKeyUsagePurpose::ServerAuth)
+    }
+
+    /// A client certificate.
+    pub fn client(&self, name: &str) -> Leaf {
+        self.leaf(&[name], ExtendedKeyUsagePurpose::ClientAuth)
+    }
+
+    fn leaf(&self, names: &[&str], usage: ExtendedKeyUsagePurpose) -> Leaf {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(names.clone()).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, &names[0]);
+        params.extended_key_usages = vec![usage];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        Leaf {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+}
+
+/// Writes `contents` to `dir/name` and returns the path.
+pub fn write(dir: &Path, name: &str, contents: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The pushrelay binary, running until dropped; its stderr goes to a file.
+pub struct Relay {
+    child: Child,
+    pub addr: SocketAddr,
+    pub log: PathBuf,
+}
+
+impl Relay {
+    /// Starts pushrelay with `args` (plus a listen address and a backend
+    /// nobody listens on) and waits until it accepts connections.
+    pub fn start(dir: &Path, args: &[&str]) -> Self {
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let log = dir.join(format!("relay-{port}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_pushrelay"))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--remote-write.url=http://127.0.0.1:1/api/v1/write")
+            .arg("--remote-write.retry-deadline=1s")
+            .args(args)
+            .env_clear()
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut relay = Self { child, addr, log };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if let Ok(Some(status)) = relay.child.try_wait() {
+                panic!("pushrelay exited with {status}: {}", relay.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pushrelay did not start: {}",
+                relay.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        relay
+    }
+
+    /// Stops the process (SIGKILL) and returns everything it logged.
+    pub fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.log_text()
+    }
+
+    pub fn log_text(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut file) = std::fs::File::open(&self.log) {
+            let _ = file.read_to_string(&mut text);
+        }
+        text
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// An HTTP/HTTPS client using pushrelay's outbound connector with `tls`.
+pub fn https_client(tls: &TlsClientConfig) -> HttpsClient {
+    Client::builder(TokioExecutor::new()).build(https_connector(tls).unwrap())
+}
+
+/// A response reduced to what the tests look at.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub version: http::Version,
+    pub headers: http::HeaderMap,
+    pub body: String,
+}
+
+/// Sends one request; `Err` carries the whole error chain.
+pub async fn send(
+    client: &HttpsClient,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<Answer, String> {
+    let mut request = http::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(20), client.request(request))
+        .await
+        .map_err(|_| "timed out".to_string())?
+        .map_err(|e| pushrelay::security::outbound::error_chain(&e))?;
+    let status = response.status().as_u16();
+    let version = response.version();
+    let headers = response.headers().clone();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| pushrelay::security::outbound::error_chain(&e))?
+        .to_bytes();
+    Ok(Answer {
+        status,
+        version,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    })
+}
+
+/// `Authorization: Basic ...` for a user and password.
+pub fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}

@@ -1,0 +1,186 @@
+//! An in-process remote_write receiver for tests: decodes every request
+//! (snappy block + protobuf), records it, and answers as the test scripts:
+//! statuses, `Retry-After`, delays, dropped connections.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use prost::Message;
+use pushrelay::proto::prompb::WriteRequest;
+use tokio::net::TcpListener;
+
+/// How the receiver answers one request.
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// 204, as Prometheus answers.
+    Accept,
+    /// This status with this body and optional `Retry-After` value.
+    Status(u16, &'static str, Option<&'static str>),
+    /// Wait, then answer with the inner fault.
+    Delay(Duration, Box<Fault>),
+    /// Close the connection without answering.
+    Drop,
+}
+
+/// Picks a fault for a decoded request when no scripted one is left.
+pub type Responder = Box<dyn Fn(&WriteRequest) -> Fault + Send + Sync>;
+
+/// One non-empty request the receiver got.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub at: Instant,
+    pub headers: HeaderMap,
+    pub request: WriteRequest,
+    /// Whether it was answered 2xx.
+    pub accepted: bool,
+}
+
+struct State {
+    script: Mutex<VecDeque<Fault>>,
+    responder: Mutex<Responder>,
+    received: Mutex<Vec<Received>>,
+    probes: Mutex<usize>,
+}
+
+pub struct Receiver {
+    pub url: String,
+    state: Arc<State>,
+}
+
+impl Receiver {
+    /// Starts a receiver on a free loopback port that accepts everything.
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(State {
+            script: Mutex::new(VecDeque::new()),
+            responder: Mutex::new(Box::new(|_| Fault::Accept)),
+            received: Mutex::new(Vec::new()),
+            probes: Mutex::new(0),
+        });
+        let serving = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let state = serving.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| handle(state.clone(), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            url: format!("http://{addr}/api/v1/write"),
+            state,
+        }
+    }
+
+    /// Answers the next non-empty requests with these faults, in order.
+    pub fn script(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.state.script.lock().unwrap().extend(faults);
+    }
+
+    /// Answers requests (once the script is used up) with `responder`.
+    pub fn respond(&self, responder: impl Fn(&WriteRequest) -> Fault + Send + Sync + 'static) {
+        *self.state.responder.lock().unwrap() = Box::new(responder);
+    }
+
+    /// Every non-empty request so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.state.received.lock().unwrap().clone()
+    }
+
+    /// Empty requests (readiness probes) so far.
+    pub fn probes(&self) -> usize {
+        *self.state.probes.lock().unwrap()
+    }
+}
+
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by the test receiver")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Dropped> {
+    let at = Instant::now();
+    let headers = req.headers().clone();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map_err(|_| Dropped)?
+        .to_bytes();
+    let decoded = snap::raw::Decoder::new()
+        .decompress_vec(&body)
+        .ok()
+        .and_then(|raw| WriteRequest::decode(raw.as_slice()).ok());
+    let Some(request) = decoded else {
+        return Ok(reply(400, "body is not a snappy-block WriteRequest", None));
+    };
+    if request.timeseries.is_empty() && request.metadata.is_empty() {
+        *state.probes.lock().unwrap() += 1;
+        return Ok(reply(204, "", None));
+    }
+    let scripted = state.script.lock().unwrap().pop_front();
+    let mut fault = scripted.unwrap_or_else(|| (state.responder.lock().unwrap())(&request));
+    let index = {
+        let mut received = state.received.lock().unwrap();
+        received.push(Received {
+            at,
+            headers,
+            request,
+            accepted: false,
+        });
+        received.len() - 1
+    };
+    loop {
+        match fault {
+            Fault::Delay(delay, then) => {
+                tokio::time::sleep(delay).await;
+                fault = *then;
+            }
+            Fault::Drop => return Err(Dropped),
+            Fault::Accept => {
+                state.received.lock().unwrap()[index].accepted = true;
+                return Ok(reply(204, "", None));
+            }
+            Fault::Status(code, body, retry_after) => {
+                if (200..300).contains(&code) {
+                    state.received.lock().unwrap()[index].accepted = true;
+                }
+                return Ok(reply(code, body, retry_after));
+            }
+        }
+    }
+}
+
+fn reply(code: u16, body: &str, retry_after: Option<&str>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = StatusCode::from_u16(code).unwrap();
+    if let Some(value) = retry_after {
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, value.parse().unwrap());
+    }
+    response
+}
