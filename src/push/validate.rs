@@ -23,6 +23,11 @@
 //!    summaries, duplicate series. Every failure is collected and reported
 //!    as Go reports them (`N error(s) occurred:\n* ...`).
 //!
+//! With `push.disable_consistency_check` step 5 is skipped: the Pushgateway
+//! then accepts every push that parses (and its scrapes fail instead).
+//! Timestamps are still refused with a 400, where the Pushgateway answers
+//! 202 and drops the push silently.
+//!
 //! Each failure is a 400. Messages of 1 and 5 carry the Pushgateway's
 //! prefix; limit messages name the limit and the series, and are counted in
 //! `LIMIT_REJECTIONS`. Families with no metrics are kept (a POST replaces
@@ -68,6 +73,9 @@ pub fn validate(
             merge_grouping_labels(metric, key.labels(), add_instance);
             check_label_limits(family.name.as_deref().unwrap_or(""), metric, config)?;
         }
+    }
+    if config.disable_consistency_check {
+        return Ok(());
     }
     check_consistency(families)
 }

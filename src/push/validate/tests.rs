@@ -727,3 +727,85 @@ proptest! {
         prop_assert_eq!(families, once);
     }
 }
+
+#[test]
+fn the_consistency_check_can_be_disabled_but_not_the_timestamp_check() {
+    let config = PushConfig {
+        disable_consistency_check: true,
+        ..PushConfig::default()
+    };
+    let mut families = vec![family(
+        "m",
+        MetricType::Gauge,
+        vec![
+            gauge(&[("__x", "1")], 1.0),
+            counter(&[], 1.0),
+            counter(&[], 1.0),
+        ],
+    )];
+    validate(&mut families, &key(&[("job", "j")]), &config).unwrap();
+    assert_eq!(
+        rendered_labels(&families[0].metric[0]),
+        ["__x=1", "instance=", "job=j"]
+    );
+    families[0].metric[0].timestamp_ms = Some(1);
+    assert!(
+        validate(&mut families, &key(&[("job", "j")]), &config)
+            .unwrap_err()
+            .message
+            .ends_with("pushed metrics must not have timestamps")
+    );
+}
+
+/// Text bodies through the real parser, with the answers of the
+/// Pushgateway 1.5.1 for the same bodies.
+#[test]
+fn text_bodies_get_the_pushgateway_answers() {
+    let prefix = "pushed metrics are invalid or inconsistent with existing metrics: ";
+    let cases: &[(&str, &str, Option<String>)] = &[
+        ("vt9", "ve_m{x=\"\"} 1\nve_m 2\n", None),
+        (
+            "vt2",
+            "vd_m{a=\"1\"} 1\nvd_m{a=\"1\"} 2\n",
+            Some(format!(
+                r#"{prefix}collected metric "vd_m" {{ label:<name:"a" value:"1" > label:<name:"instance" value:"" > label:<name:"job" value:"vt2" > untyped:<value:2 > }} was collected before with the same name and label values"#
+            )),
+        ),
+        (
+            "vt4",
+            "vl_m{__x=\"1\"} 1\n",
+            Some(format!(
+                r#"{prefix}collected metric "vl_m" {{ label:<name:"__x" value:"1" > label:<name:"instance" value:"" > label:<name:"job" value:"vt4" > untyped:<value:1 > }} has a label with an invalid name: __x"#
+            )),
+        ),
+        (
+            "c3",
+            "vh2_x_bucket 1\n# TYPE vh2_x histogram\nvh2_x_sum 1\nvh2_x_count 1\n",
+            Some(format!(
+                r#"{prefix}collected metric named "vh2_x_bucket" collides with previously collected histogram named "vh2_x""#
+            )),
+        ),
+        (
+            "c21",
+            "vs5_x_count{a=\"1\"} 1\nvs5_x_count{a=\"2\"} 1\n# TYPE vs5_x summary\nvs5_x_sum 1\nvs5_x_count 1\nvs5_x_sum{a=\"b\"} 1\nvs5_x_count{a=\"b\"} 1\n",
+            Some(format!(
+                r#"{prefix}collected metric named "vs5_x_count" collides with previously collected summary named "vs5_x""#
+            )),
+        ),
+        (
+            "c4",
+            "vs6_x_bucket 1\n# TYPE vs6_x summary\nvs6_x_sum 1\nvs6_x_count 1\n",
+            None,
+        ),
+        (
+            "c51",
+            "vs7_x_count 1\nvs7_x_sum 1\n# TYPE vs7_x summary\nvs7_x_sum{a=\"1\"} 1\nvs7_x_count{a=\"1\"} 1\n",
+            None,
+        ),
+    ];
+    for (job, body, want) in cases {
+        let mut families = crate::exposition::text::parse(body.as_bytes()).unwrap();
+        let got = run(&mut families, &key(&[("job", job)])).err();
+        assert_eq!(&got, want, "{job}");
+    }
+}
