@@ -1,9 +1,36 @@
-//! Request bodies: `Content-Encoding` and size limits.
+//! Request bodies: reading under a size limit and undoing `Content-Encoding`
+//! under a second limit.
+//!
+//! Contract:
+//! - The body as sent may hold at most `max_body_bytes`: a larger
+//!   `Content-Length` is refused before anything is read, a body streamed
+//!   past the limit as soon as it crosses it (413).
+//! - `Content-Encoding` (case-insensitive) may be absent, `identity`,
+//!   `gzip` (also `x-gzip`; concatenated members are one body, as Go reads
+//!   them) or `snappy`, in the framed/stream format (what the Python client
+//!   and snzip send, recognised by its stream identifier chunk) or the block
+//!   format. Anything else is a 415 naming the encoding.
+//! - The decoded body may hold at most `max_decompressed_bytes` (413).
+//!   Decompression writes into a buffer that never grows past that limit,
+//!   so a compression bomb costs at most the limit in memory.
+//! - Corrupt input is a 400 naming the encoding and the problem.
+//!
+//! Divergence from the Pushgateway 1.5.1 (which decodes only a
+//! case-sensitive `gzip` and reads anything else raw): unknown encodings
+//! are refused instead of being parsed as text, snappy is decoded (as
+//! Pushgateway 1.6+ does), and a gzip body with a bad checksum or trailing
+//! garbage is refused where the Pushgateway's text parser happens to accept
+//! the already-decoded lines.
 
-use bytes::Bytes;
+use std::io::Read;
+
+use bytes::{Bytes, BytesMut};
+use flate2::{Crc, Decompress, FlushDecompress, Status};
+use http::StatusCode;
 use http_body_util::BodyExt;
 
 use super::Rejection;
+use crate::telemetry;
 
 /// The size limits a body is read under.
 #[derive(Clone, Copy, Debug)]
@@ -12,18 +39,421 @@ pub struct BodyLimits {
     pub max_decompressed_bytes: u64,
 }
 
-/// Reads a whole body and undoes its `Content-Encoding`.
+/// Compressed bodies at least this large are decoded on the blocking pool
+/// so that a big decompression does not stall the connection tasks.
+const BLOCKING_DECODE_THRESHOLD: usize = 256 << 10;
+
+/// The first chunk of every snappy framed stream: chunk type 0xff, length 6,
+/// `sNaPpY`.
+const SNAPPY_STREAM_IDENTIFIER: &[u8] = b"\xff\x06\x00\x00sNaPpY";
+
+/// Output grows in steps of at least this much (and at most to the limit).
+const MIN_GROWTH: usize = 64 << 10;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Encoding {
+    Identity,
+    Gzip,
+    Snappy,
+}
+
+impl Encoding {
+    fn from_header(value: Option<&str>) -> Result<Self, Rejection> {
+        let Some(raw) = value else {
+            return Ok(Self::Identity);
+        };
+        let name = raw.trim();
+        if name.is_empty() || name.eq_ignore_ascii_case("identity") {
+            Ok(Self::Identity)
+        } else if name.eq_ignore_ascii_case("gzip") || name.eq_ignore_ascii_case("x-gzip") {
+            Ok(Self::Gzip)
+        } else if name.eq_ignore_ascii_case("snappy") {
+            Ok(Self::Snappy)
+        } else {
+            Err(Rejection::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "unsupported Content-Encoding {raw:?}: pushrelay decodes gzip, snappy \
+                     (framed or block format) and identity"
+                ),
+            ))
+        }
+    }
+}
+
+/// Reads a whole body under `limits.max_body_bytes` and undoes its
+/// `Content-Encoding` under `limits.max_decompressed_bytes`.
 pub async fn read_body<B>(
     body: B,
-    _content_encoding: Option<&str>,
-    _limits: &BodyLimits,
+    content_encoding: Option<&str>,
+    limits: &BodyLimits,
 ) -> Result<Bytes, Rejection>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: std::fmt::Display,
 {
-    body.collect()
-        .await
-        .map(|b| b.to_bytes())
-        .map_err(|e| Rejection::bad_request(format!("reading the body failed: {e}")))
+    let encoding = Encoding::from_header(content_encoding)?;
+    let raw = collect_limited(body, limits.max_body_bytes).await?;
+    let limits = *limits;
+    if encoding != Encoding::Identity && raw.len() >= BLOCKING_DECODE_THRESHOLD {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            return runtime
+                .spawn_blocking(move || decode_encoded(encoding, raw, &limits))
+                .await
+                .map_err(|e| {
+                    Rejection::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("decoding the request body failed: {e}"),
+                    )
+                })?;
+        }
+    }
+    decode_encoded(encoding, raw, &limits)
 }
+
+/// Undoes `content_encoding` on a body already in memory, under both
+/// limits: the synchronous core of [`read_body`] (for fuzzing and benches).
+pub fn decode(
+    content_encoding: Option<&str>,
+    body: Bytes,
+    limits: &BodyLimits,
+) -> Result<Bytes, Rejection> {
+    let encoding = Encoding::from_header(content_encoding)?;
+    if body.len() as u64 > limits.max_body_bytes {
+        return Err(body_too_large(
+            limits.max_body_bytes,
+            Some(body.len() as u64),
+        ));
+    }
+    decode_encoded(encoding, body, limits)
+}
+
+async fn collect_limited<B>(body: B, max_body_bytes: u64) -> Result<Bytes, Rejection>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::fmt::Display,
+{
+    // hyper reports a Content-Length as an exact size hint.
+    let announced = body.size_hint().lower();
+    if announced > max_body_bytes {
+        return Err(body_too_large(max_body_bytes, Some(announced)));
+    }
+    let mut body = std::pin::pin!(body);
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut total: u64 = 0;
+    while let Some(frame) = body.as_mut().frame().await {
+        let frame = frame
+            .map_err(|e| Rejection::bad_request(format!("reading the request body failed: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total += data.len() as u64;
+        if total > max_body_bytes {
+            return Err(body_too_large(max_body_bytes, None));
+        }
+        if !data.is_empty() {
+            chunks.push(data);
+        }
+    }
+    Ok(match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.swap_remove(0),
+        _ => {
+            let mut joined = BytesMut::with_capacity(total as usize);
+            for chunk in &chunks {
+                joined.extend_from_slice(chunk);
+            }
+            joined.freeze()
+        }
+    })
+}
+
+fn decode_encoded(
+    encoding: Encoding,
+    body: Bytes,
+    limits: &BodyLimits,
+) -> Result<Bytes, Rejection> {
+    let limit = usize::try_from(limits.max_decompressed_bytes).unwrap_or(usize::MAX);
+    let decoded = match encoding {
+        Encoding::Identity if body.len() > limit => Err(DecodeError::TooLarge),
+        Encoding::Identity => return Ok(body),
+        Encoding::Gzip => gunzip(&body, limit),
+        Encoding::Snappy if body.is_empty() => Ok(Vec::new()),
+        Encoding::Snappy if body.starts_with(SNAPPY_STREAM_IDENTIFIER) => {
+            unsnappy_framed(&body, limit)
+        }
+        Encoding::Snappy => unsnappy_block(&body, limit),
+    };
+    match decoded {
+        Ok(bytes) => Ok(Bytes::from(bytes)),
+        Err(DecodeError::TooLarge) => {
+            count_limit_rejection("max_decompressed_bytes");
+            Err(Rejection::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "decoded request body is larger than the limit of {} bytes \
+                     (push.max_decompressed_bytes)",
+                    limits.max_decompressed_bytes
+                ),
+            ))
+        }
+        Err(DecodeError::Corrupt(message)) => Err(Rejection::bad_request(message)),
+    }
+}
+
+fn body_too_large(max_body_bytes: u64, announced: Option<u64>) -> Rejection {
+    count_limit_rejection("max_body_bytes");
+    let size = match announced {
+        Some(n) => format!(" of {n} bytes"),
+        None => String::new(),
+    };
+    Rejection::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "request body{size} is larger than the limit of {max_body_bytes} bytes \
+             (push.max_body_bytes)"
+        ),
+    )
+}
+
+fn count_limit_rejection(limit: &'static str) {
+    metrics::counter!(telemetry::LIMIT_REJECTIONS, "limit" => limit).increment(1);
+}
+
+#[derive(Debug)]
+enum DecodeError {
+    TooLarge,
+    Corrupt(String),
+}
+
+fn corrupt(message: impl Into<String>) -> DecodeError {
+    DecodeError::Corrupt(message.into())
+}
+
+/// Makes room in `out` for more output without its capacity ever passing
+/// `limit + 1` (one byte past the limit is how "more than the limit" shows).
+fn reserve_within(out: &mut Vec<u8>, wanted: usize, limit: usize) -> Result<(), DecodeError> {
+    let ceiling = limit.saturating_add(1);
+    if out.len() >= ceiling {
+        return Err(DecodeError::TooLarge);
+    }
+    if out.capacity() - out.len() >= wanted.max(1) {
+        return Ok(());
+    }
+    let target = out
+        .capacity()
+        .saturating_mul(2)
+        .max(out.len().saturating_add(wanted.max(MIN_GROWTH)))
+        .min(ceiling);
+    out.reserve_exact(target - out.len());
+    Ok(())
+}
+
+// gzip (RFC 1952) framing around raw deflate, so that each failure gets its
+// own message and the output buffer stays under the limit.
+
+const GZIP_FHCRC: u8 = 0x02;
+const GZIP_FEXTRA: u8 = 0x04;
+const GZIP_FNAME: u8 = 0x08;
+const GZIP_FCOMMENT: u8 = 0x10;
+
+fn gunzip(input: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
+    if input.is_empty() {
+        return Err(corrupt("gzip: empty body (EOF)"));
+    }
+    let mut out = Vec::new();
+    let mut rest = input;
+    loop {
+        rest = &rest[gzip_header_len(rest)?..];
+        let member_start = out.len();
+        let consumed = inflate(rest, &mut out, limit)?;
+        rest = &rest[consumed..];
+        let Some((trailer, after)) = rest.split_first_chunk::<8>() else {
+            return Err(corrupt("gzip: unexpected EOF (truncated trailer)"));
+        };
+        let [c0, c1, c2, c3, s0, s1, s2, s3] = *trailer;
+        let mut crc = Crc::new();
+        crc.update(&out[member_start..]);
+        let size = (out.len() - member_start) as u32; // ISIZE is the size mod 2^32
+        if crc.sum() != u32::from_le_bytes([c0, c1, c2, c3])
+            || size != u32::from_le_bytes([s0, s1, s2, s3])
+        {
+            return Err(corrupt("gzip: invalid checksum"));
+        }
+        rest = after;
+        if rest.is_empty() {
+            return Ok(out);
+        }
+    }
+}
+
+/// The length of the gzip member header at the start of `input`.
+fn gzip_header_len(input: &[u8]) -> Result<usize, DecodeError> {
+    let truncated = || corrupt("gzip: unexpected EOF (truncated header)");
+    let magic_ok = input.iter().zip([0x1f, 0x8b, 0x08]).all(|(&b, m)| b == m);
+    if !magic_ok {
+        return Err(corrupt("gzip: invalid header"));
+    }
+    let Some(&[_, _, _, flags, ..]) = input.get(..10) else {
+        return Err(truncated());
+    };
+    let mut pos = 10;
+    if flags & GZIP_FEXTRA != 0 {
+        let Some(&[lo, hi]) = input.get(pos..pos + 2) else {
+            return Err(truncated());
+        };
+        pos += 2 + usize::from(u16::from_le_bytes([lo, hi]));
+    }
+    for flag in [GZIP_FNAME, GZIP_FCOMMENT] {
+        if flags & flag != 0 {
+            let terminator = input
+                .get(pos..)
+                .and_then(|field| field.iter().position(|&b| b == 0))
+                .ok_or_else(truncated)?;
+            pos += terminator + 1;
+        }
+    }
+    if flags & GZIP_FHCRC != 0 {
+        let (Some(header), Some(&[lo, hi])) = (input.get(..pos), input.get(pos..pos + 2)) else {
+            return Err(truncated());
+        };
+        let mut crc = Crc::new();
+        crc.update(header);
+        if crc.sum() as u16 != u16::from_le_bytes([lo, hi]) {
+            return Err(corrupt("gzip: invalid header (header checksum mismatch)"));
+        }
+        pos += 2;
+    }
+    if pos > input.len() {
+        return Err(truncated());
+    }
+    Ok(pos)
+}
+
+/// Inflates one raw deflate stream from `input` onto `out`; returns the
+/// input bytes it used.
+fn inflate(input: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<usize, DecodeError> {
+    let mut inflater = Decompress::new(false);
+    loop {
+        reserve_within(out, MIN_GROWTH, limit)?;
+        let used = usize::try_from(inflater.total_in()).unwrap_or(usize::MAX);
+        let remaining = input.get(used..).unwrap_or_default();
+        let len_before = out.len();
+        let status = inflater
+            .decompress_vec(remaining, out, FlushDecompress::None)
+            .map_err(|e| {
+                corrupt(format!(
+                    "gzip: corrupt deflate stream after {used} compressed bytes: {e}"
+                ))
+            })?;
+        let used_now = usize::try_from(inflater.total_in()).unwrap_or(usize::MAX);
+        if status == Status::StreamEnd {
+            if out.len() > limit {
+                return Err(DecodeError::TooLarge);
+            }
+            return Ok(used_now);
+        }
+        if used_now == used && out.len() == len_before {
+            // No progress with room to write: the input ended mid-stream.
+            return Err(corrupt("gzip: unexpected EOF (truncated deflate stream)"));
+        }
+    }
+}
+
+fn unsnappy_framed(input: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
+    let mut reader = snap::read::FrameDecoder::new(input);
+    let mut out = Vec::new();
+    let mut scratch = vec![0u8; MIN_GROWTH];
+    loop {
+        let n = match reader.read(&mut scratch) {
+            Ok(0) => return Ok(out),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(corrupt("snappy: unexpected EOF (truncated framed stream)"));
+            }
+            Err(e) => return Err(corrupt(format!("{e} (framed format)"))),
+        };
+        if out.len() + n > limit {
+            return Err(DecodeError::TooLarge);
+        }
+        reserve_within(&mut out, n, limit)?;
+        out.extend_from_slice(&scratch[..n]);
+    }
+}
+
+fn unsnappy_block(input: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
+    let block_error = |e: snap::Error| corrupt(format!("{e} (block format)"));
+    // The block header announces the decoded length: check it before
+    // allocating anything.
+    let len = snap::raw::decompress_len(input).map_err(block_error)?;
+    if len > limit {
+        return Err(DecodeError::TooLarge);
+    }
+    snap::raw::Decoder::new()
+        .decompress_vec(input)
+        .map_err(block_error)
+}
+
+/// A metrics recorder for tests that counts `LIMIT_REJECTIONS` by `limit`.
+#[cfg(test)]
+pub(crate) mod limit_counter {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use metrics::{
+        Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+    };
+
+    #[derive(Default)]
+    pub struct LimitCounter {
+        counters: Mutex<HashMap<String, Arc<AtomicU64>>>,
+    }
+
+    impl LimitCounter {
+        /// Runs `f` with this recorder installed on the current thread and
+        /// returns its result with the rejections counted per `limit`.
+        pub fn count<T>(f: impl FnOnce() -> T) -> (T, HashMap<String, u64>) {
+            let recorder = Self::default();
+            let result = metrics::with_local_recorder(&recorder, f);
+            let counts = recorder
+                .counters
+                .lock()
+                .map(|c| {
+                    c.iter()
+                        .map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (result, counts)
+        }
+    }
+
+    impl Recorder for LimitCounter {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            if key.name() != crate::telemetry::LIMIT_REJECTIONS {
+                return Counter::noop();
+            }
+            let limit = key
+                .labels()
+                .find(|l| l.key() == "limit")
+                .map(|l| l.value().to_string())
+                .unwrap_or_default();
+            let mut counters = self.counters.lock().expect("test recorder lock");
+            Counter::from_arc(counters.entry(limit).or_default().clone())
+        }
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::noop()
+        }
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::noop()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,32 +1,451 @@
-//! Validation of parsed families and the merge of grouping labels.
+//! Validation of parsed families and the merge of grouping labels: every
+//! check a push goes through after parsing, in one place.
+//!
+//! Contract, in the order the checks run:
+//! 1. Pushed timestamps: refused with the Pushgateway's message unless
+//!    `push.honor_timestamps`.
+//! 2. `push.max_series`: the series a scrape of the push would show
+//!    (1 per counter, gauge, untyped or native histogram; quantiles + 2 per
+//!    summary; buckets with `+Inf` + 2 per classic histogram).
+//! 3. The merge, as the Pushgateway sanitises a push: every grouping label
+//!    is set on every metric (overriding a body label of that name, `job`
+//!    included), `instance=""` is added when neither the URL nor the body
+//!    has an `instance`, labels end up sorted by name. A repeated body label
+//!    is kept repeated (and refused by step 5, as the Pushgateway does).
+//! 4. Per-series limits on the merged labels: `push.max_labels_per_series`
+//!    (labels with a non-empty value), `push.max_label_name_length`,
+//!    `push.max_label_value_length`.
+//! 5. The consistency check the Pushgateway runs through client_golang's
+//!    `Gatherers.Gather`, restricted to the push itself (the cache checks
+//!    against stored groups): families in name order; suffix collisions
+//!    (`x_count` next to summary `x`, ...), type/value mismatches, repeated,
+//!    invalid or `__`-prefixed label names, explicit `quantile` labels on
+//!    summaries, duplicate series. Every failure is collected and reported
+//!    as Go reports them (`N error(s) occurred:\n* ...`).
+//!
+//! With `push.disable_consistency_check` step 5 is skipped: the Pushgateway
+//! then accepts every push that parses (and its scrapes fail instead).
+//! Timestamps are still refused with a 400, where the Pushgateway answers
+//! 202 and drops the push silently.
+//!
+//! Each failure is a 400. Messages of 1 and 5 carry the Pushgateway's
+//! prefix; limit messages name the limit and the series, and are counted in
+//! `LIMIT_REJECTIONS`. Families with no metrics are kept (a POST replaces
+//! with them).
+//!
+//! Divergences (reference §14.5): invalid metric names and unknown metric
+//! types are refused; a `GAUGE_HISTOGRAM` family must carry histograms.
 
+mod render;
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+
+use super::path::{go_quote, is_legacy_label_name};
 use super::{GroupingKey, Rejection};
 use crate::config::PushConfig;
-use crate::proto::client::{LabelPair, MetricFamily};
+use crate::proto::client::{LabelPair, Metric, MetricFamily, MetricType};
+use crate::telemetry;
+
+/// The prefix of every consistency failure, as the Pushgateway writes it.
+pub const INCONSISTENT_PREFIX: &str =
+    "pushed metrics are invalid or inconsistent with existing metrics: ";
+
+/// More collected errors than this are summarised, not listed.
+const MAX_LISTED_ERRORS: usize = 50;
 
 /// Validates `families` for a push to `key` and merges the grouping labels
 /// into every metric (grouping labels win), leaving labels sorted by name.
 pub fn validate(
     families: &mut [MetricFamily],
     key: &GroupingKey,
-    _config: &PushConfig,
+    config: &PushConfig,
 ) -> Result<(), Rejection> {
+    if !config.honor_timestamps && has_timestamps(families) {
+        return Err(Rejection::bad_request(format!(
+            "{INCONSISTENT_PREFIX}pushed metrics must not have timestamps"
+        )));
+    }
+    check_series_limit(families, config.max_series)?;
+    let add_instance = key.get("instance").is_none();
     for family in families.iter_mut() {
-        for metric in family.metric.iter_mut() {
-            if metric.timestamp_ms.is_some() {
-                return Err(Rejection::bad_request(
-                    "pushed metrics are invalid or inconsistent with existing metrics: pushed metrics must not have timestamps",
+        for metric in &mut family.metric {
+            merge_grouping_labels(metric, key.labels(), add_instance);
+            check_label_limits(family.name.as_deref().unwrap_or(""), metric, config)?;
+        }
+    }
+    if config.disable_consistency_check {
+        return Ok(());
+    }
+    check_consistency(families)
+}
+
+fn has_timestamps(families: &[MetricFamily]) -> bool {
+    families
+        .iter()
+        .flat_map(|f| &f.metric)
+        .any(|m| m.timestamp_ms.is_some())
+}
+
+fn limit_exceeded(limit: &'static str, message: String) -> Rejection {
+    metrics::counter!(telemetry::LIMIT_REJECTIONS, "limit" => limit).increment(1);
+    Rejection::bad_request(message)
+}
+
+/// Series a scrape of `metric` would show (see the module docs).
+fn series_count(metric: &Metric) -> usize {
+    if let Some(summary) = &metric.summary {
+        return summary.quantile.len() + 2;
+    }
+    if let Some(histogram) = &metric.histogram {
+        let native = histogram.schema.is_some()
+            || !histogram.positive_span.is_empty()
+            || !histogram.negative_span.is_empty();
+        if native && histogram.bucket.is_empty() {
+            return 1;
+        }
+        let has_inf = histogram
+            .bucket
+            .last()
+            .is_some_and(|b| b.upper_bound() == f64::INFINITY);
+        return histogram.bucket.len() + usize::from(!has_inf) + 2;
+    }
+    1
+}
+
+fn check_series_limit(families: &[MetricFamily], max_series: usize) -> Result<(), Rejection> {
+    let mut total = 0usize;
+    for family in families {
+        for metric in &family.metric {
+            total += series_count(metric);
+            if total > max_series {
+                return Err(limit_exceeded(
+                    "max_series",
+                    format!(
+                        "push has more than push.max_series = {max_series} series; the limit \
+                         is crossed at {}",
+                        render::series(family.name(), &metric.label)
+                    ),
                 ));
             }
-            metric.label.retain(|l| key.get(l.name()).is_none());
-            for (name, value) in key.labels() {
-                metric.label.push(LabelPair {
-                    name: Some(name.clone()),
-                    value: Some(value.clone()),
-                });
-            }
-            metric.label.sort_by(|a, b| a.name().cmp(b.name()));
         }
     }
     Ok(())
 }
+
+/// Sets the grouping labels on `metric` and sorts its labels, as the
+/// Pushgateway's sanitisation does: the first body label of a grouping
+/// name takes the grouping value, a repeated one stays as it was.
+fn merge_grouping_labels(metric: &mut Metric, grouping: &[(String, String)], add_instance: bool) {
+    let by_name = |a: &LabelPair, b: &LabelPair| a.name().cmp(b.name());
+    if !metric.label.is_sorted_by(|a, b| by_name(a, b).is_le()) {
+        metric.label.sort_by(by_name);
+    }
+    let body = std::mem::take(&mut metric.label);
+    let mut merged = Vec::with_capacity(body.len() + grouping.len() + usize::from(add_instance));
+    let mut pending = grouping.iter().peekable();
+    let mut instance_pending = add_instance;
+    for label in body {
+        let name = label.name();
+        while let Some((g_name, g_value)) = pending.next_if(|(g, _)| g.as_str() < name) {
+            push_instance_before(&mut merged, &mut instance_pending, g_name);
+            merged.push(pair(g_name, g_value));
+        }
+        push_instance_before(&mut merged, &mut instance_pending, name);
+        if name == "instance" {
+            instance_pending = false;
+        }
+        // Only the first body label of a grouping name matches: `pending`
+        // has moved past it for a repeated one, which stays as it was.
+        match pending.next_if(|(g, _)| g.as_str() == name) {
+            Some((_, g_value)) => merged.push(LabelPair {
+                value: Some(g_value.clone()),
+                ..label
+            }),
+            None => merged.push(label),
+        }
+    }
+    for (g_name, g_value) in pending {
+        push_instance_before(&mut merged, &mut instance_pending, g_name);
+        merged.push(pair(g_name, g_value));
+    }
+    if instance_pending {
+        merged.push(pair("instance", ""));
+    }
+    metric.label = merged;
+}
+
+/// Adds the pending `instance=""` before a label sorting after it.
+fn push_instance_before(merged: &mut Vec<LabelPair>, pending: &mut bool, next_name: &str) {
+    if *pending && next_name > "instance" {
+        merged.push(pair("instance", ""));
+        *pending = false;
+    }
+}
+
+fn pair(name: &str, value: &str) -> LabelPair {
+    LabelPair {
+        name: Some(name.to_string()),
+        value: Some(value.to_string()),
+    }
+}
+
+fn check_label_limits(family: &str, metric: &Metric, config: &PushConfig) -> Result<(), Rejection> {
+    let labels = &metric.label;
+    let non_empty = labels.iter().filter(|l| !l.value().is_empty()).count();
+    if non_empty > config.max_labels_per_series {
+        return Err(limit_exceeded(
+            "max_labels_per_series",
+            format!(
+                "series {} has {non_empty} labels, more than push.max_labels_per_series = {}",
+                render::series(family, labels),
+                config.max_labels_per_series
+            ),
+        ));
+    }
+    for label in labels {
+        if label.name().len() > config.max_label_name_length {
+            return Err(limit_exceeded(
+                "max_label_name_length",
+                format!(
+                    "label name \"{}\" ({} bytes) of series {} is longer than \
+                     push.max_label_name_length = {} bytes",
+                    render::shorten(label.name()),
+                    label.name().len(),
+                    render::series(family, labels),
+                    config.max_label_name_length
+                ),
+            ));
+        }
+        if label.value().len() > config.max_label_value_length {
+            return Err(limit_exceeded(
+                "max_label_value_length",
+                format!(
+                    "value of label {} ({} bytes) of series {} is longer than \
+                     push.max_label_value_length = {} bytes",
+                    render::shorten(label.name()),
+                    label.value().len(),
+                    render::series(family, labels),
+                    config.max_label_value_length
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A series' identity within a push: metric name and (sorted) labels.
+struct SeriesKey<'a> {
+    name: &'a str,
+    labels: &'a [LabelPair],
+}
+
+impl Hash for SeriesKey<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write(self.name.as_bytes());
+        state.write_u8(0xff);
+        for label in self.labels {
+            state.write(label.name().as_bytes());
+            state.write_u8(0xff);
+            state.write(label.value().as_bytes());
+            state.write_u8(0xff);
+        }
+    }
+}
+
+impl PartialEq for SeriesKey<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.labels.len() == other.labels.len()
+            && self
+                .labels
+                .iter()
+                .zip(other.labels)
+                .all(|(a, b)| a.name() == b.name() && a.value() == b.value())
+    }
+}
+
+impl Eq for SeriesKey<'_> {}
+
+/// What one family was registered as during the check.
+struct Registered<'a> {
+    kind: MetricType,
+    help: &'a str,
+}
+
+/// client_golang's `Gatherers.Gather` checks over the push's own families.
+fn check_consistency(families: &[MetricFamily]) -> Result<(), Rejection> {
+    let mut order: Vec<&MetricFamily> = families.iter().collect();
+    order.sort_by(|a, b| a.name().cmp(b.name()));
+    let series: usize = families.iter().map(|f| f.metric.len()).sum();
+    let mut registered: HashMap<&str, Registered<'_>> = HashMap::with_capacity(families.len());
+    let mut seen: HashSet<SeriesKey<'_>> = HashSet::with_capacity(series);
+    let mut errors: Vec<String> = Vec::new();
+    for family in order {
+        let name = family.name();
+        if !is_metric_name(name) {
+            errors.push(format!("invalid metric name {}", go_quote(name.as_bytes())));
+            continue;
+        }
+        let Ok(kind) = MetricType::try_from(family.r#type.unwrap_or_default()) else {
+            errors.push(format!(
+                "metric family {name} has the unknown type {}",
+                family.r#type.unwrap_or_default()
+            ));
+            continue;
+        };
+        match registered.get(name) {
+            // A family name twice in one push (the parsers merge or replace
+            // them, so this is only reached by a caller that did not).
+            Some(existing) if existing.help != family.help() => {
+                errors.push(format!(
+                    "gathered metric family {name} has help {} but should have {}",
+                    go_quote(family.help().as_bytes()),
+                    go_quote(existing.help.as_bytes())
+                ));
+                continue;
+            }
+            Some(existing) if existing.kind != kind => {
+                errors.push(format!(
+                    "gathered metric family {name} has type {} but should have {}",
+                    kind.as_str_name(),
+                    existing.kind.as_str_name()
+                ));
+                continue;
+            }
+            Some(_) => {}
+            None => {
+                if let Some(collision) = suffix_collision(name, &registered) {
+                    errors.push(collision);
+                    continue;
+                }
+                registered.insert(
+                    name,
+                    Registered {
+                        kind,
+                        help: family.help(),
+                    },
+                );
+            }
+        }
+        for metric in &family.metric {
+            if let Some(error) = check_metric(name, kind, metric, &mut seen) {
+                errors.push(error);
+            }
+        }
+    }
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(Rejection::bad_request(format!(
+            "{INCONSISTENT_PREFIX}{}",
+            errors[0]
+        ))),
+        n => {
+            let mut message = format!("{INCONSISTENT_PREFIX}{n} error(s) occurred:");
+            for error in errors.iter().take(MAX_LISTED_ERRORS) {
+                message.push_str("\n* ");
+                message.push_str(error);
+            }
+            if n > MAX_LISTED_ERRORS {
+                message.push_str(&format!("\n* ... {} more not shown", n - MAX_LISTED_ERRORS));
+            }
+            Err(Rejection::bad_request(message))
+        }
+    }
+}
+
+/// client_golang's `checkSuffixCollisions` for a family about to be
+/// registered: `_count`/`_sum` next to a summary or histogram, `_bucket`
+/// next to a histogram. Families are checked in name order, so the base
+/// family is always registered first and only this direction can collide
+/// (Go, iterating a map, may also report the mirror message).
+fn suffix_collision(name: &str, registered: &HashMap<&str, Registered<'_>>) -> Option<String> {
+    let (base, suffix) = ["_count", "_sum", "_bucket"]
+        .into_iter()
+        .find_map(|suffix| Some((name.strip_suffix(suffix)?, suffix)))?;
+    let base_kind = match registered.get(base)?.kind {
+        MetricType::Summary if suffix != "_bucket" => "summary",
+        MetricType::Histogram => "histogram",
+        _ => return None,
+    };
+    Some(format!(
+        "collected metric named {} collides with previously collected {base_kind} named {}",
+        go_quote(name.as_bytes()),
+        go_quote(base.as_bytes())
+    ))
+}
+
+/// client_golang's `checkMetricConsistency` for one (merged) metric.
+fn check_metric<'a>(
+    name: &'a str,
+    kind: MetricType,
+    metric: &'a Metric,
+    seen: &mut HashSet<SeriesKey<'a>>,
+) -> Option<String> {
+    let described = || {
+        format!(
+            "collected metric {} {{ {}}}",
+            go_quote(name.as_bytes()),
+            render::compact_text(metric)
+        )
+    };
+    let has_value = match kind {
+        MetricType::Counter => metric.counter.is_some(),
+        MetricType::Gauge => metric.gauge.is_some(),
+        MetricType::Summary => metric.summary.is_some(),
+        MetricType::Untyped => metric.untyped.is_some(),
+        MetricType::Histogram | MetricType::GaugeHistogram => metric.histogram.is_some(),
+    };
+    if !has_value {
+        return Some(format!("{} is not a {}", described(), kind.as_str_name()));
+    }
+    // Go starts from "" too, so a first label with an empty name counts as
+    // a repeated one.
+    let mut previous = "";
+    for label in &metric.label {
+        let label_name = label.name();
+        if label_name == previous {
+            return Some(format!(
+                "{} has two or more labels with the same name: {label_name}",
+                described()
+            ));
+        }
+        if !is_legacy_label_name(label_name) || label_name.starts_with("__") {
+            return Some(format!(
+                "{} has a label with an invalid name: {label_name}",
+                described()
+            ));
+        }
+        if metric.summary.is_some() && label_name == "quantile" {
+            return Some(format!(
+                "{} must not have an explicit \"quantile\" label",
+                described()
+            ));
+        }
+        previous = label_name;
+    }
+    let key = SeriesKey {
+        name,
+        labels: &metric.label,
+    };
+    if !seen.insert(key) {
+        return Some(format!(
+            "{} was collected before with the same name and label values",
+            described()
+        ));
+    }
+    None
+}
+
+/// `[a-zA-Z_:][a-zA-Z0-9_:]*`: a metric name as Prometheus' legacy scheme
+/// defines it.
+fn is_metric_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_' || b == b':')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
+}
+
+#[cfg(test)]
+mod tests;
