@@ -80,7 +80,7 @@ fn summaries_histograms_and_gauge_histograms_group_per_label_set() {
 fn info_stateset_unknown_and_gauge() {
     let families = ok("# TYPE build info\nbuild_info{version=\"1.0\"} 1\n\
         # TYPE st stateset\nst{st=\"a\"} 1\nst{st=\"b\"} 0\n\
-        # TYPE u unknown\nu 5 1700000000.5\n# TYPE g gauge\ng -1\nstray 2\n# EOF");
+        # TYPE u unknown\nu 5 1700000000.5\n# TYPE g gauge\ng -1\nstray 2\nstray{a=\"b\"} 3\n# EOF");
     let kinds: Vec<(&str, MetricType, usize)> = families
         .iter()
         .map(|f| (f.name(), f.r#type(), f.metric.len()))
@@ -92,7 +92,7 @@ fn info_stateset_unknown_and_gauge() {
             ("st", MetricType::Gauge, 2),
             ("u", MetricType::Untyped, 1),
             ("g", MetricType::Gauge, 1),
-            ("stray", MetricType::Untyped, 1),
+            ("stray", MetricType::Untyped, 2),
         ]
     );
     assert_eq!(families[2].metric[0].timestamp_ms, Some(1_700_000_000_500));
@@ -138,6 +138,10 @@ fn syntax_errors_name_the_problem() {
         (
             "# TYPE a gauge\na 1\nb 1\n# TYPE a gauge\n# EOF\n",
             "line 4: metric family \"a\" is not contiguous",
+        ),
+        (
+            "# TYPE c counter\nc_total 1\nc 2\nc_total 3\n# EOF\n",
+            "line 4: samples of \"c_total\" are not contiguous",
         ),
     ];
     for (body, want) in table {

@@ -221,7 +221,10 @@ fn metadata(
             current.kind = OmType::from_word(value)
                 .ok_or_else(|| format!("unknown metric type {}", quote(value.as_bytes())))?;
         }
-        "HELP" => current.help = Some(unescape(value, false)?.into_owned()),
+        "HELP" => {
+            let help = unescape(value, false)?;
+            current.help = (!help.is_empty()).then(|| help.into_owned());
+        }
         _ => current.unit = Some(value.to_string()),
     }
     Ok(())
@@ -289,7 +292,19 @@ fn sample(line: &str, announced: &mut Option<Announced>, b: &mut Builder) -> Res
             // its own, as a scraper would read it.
             *announced = None;
             let family = match b.by_name.get(name) {
-                Some(&family) => family,
+                // Only the family just being read may continue.
+                Some(&family)
+                    if family + 1 == b.families.len()
+                        && b.families[family].r#type() == MetricType::Untyped =>
+                {
+                    family
+                }
+                Some(_) => {
+                    return Err(format!(
+                        "samples of {} are not contiguous",
+                        quote(name.as_bytes())
+                    ));
+                }
                 None => b.new_family(name.to_string(), MetricType::Untyped, None, None),
             };
             (family, OmType::Unknown, Part::Value)

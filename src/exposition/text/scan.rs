@@ -97,6 +97,9 @@ pub(crate) fn token_end(bytes: &[u8], mut from: usize) -> usize {
 /// and `_` refused outright, `Inf`/`Infinity` (signed, any case) and `NaN`
 /// (unsigned, any case), overflow is an error, underflow is zero.
 pub(crate) fn parse_go_float(token: &[u8]) -> Option<f64> {
+    if let Some(value) = small_integer(token) {
+        return Some(value);
+    }
     let (negative, unsigned) = match token.first() {
         Some(b'+') => (false, &token[1..]),
         Some(b'-') => (true, &token[1..]),
@@ -125,6 +128,29 @@ pub(crate) fn parse_go_float(token: &[u8]) -> Option<f64> {
     let text = std::str::from_utf8(token).ok()?;
     let value: f64 = text.parse().ok()?;
     (!value.is_infinite()).then_some(value)
+}
+
+/// Fast path for the most common values: up to 15 digits, optionally
+/// negative, which an f64 holds exactly (so the result equals the general
+/// parse).
+#[inline]
+fn small_integer(token: &[u8]) -> Option<f64> {
+    let (negative, digits) = match token.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, token),
+    };
+    if digits.is_empty() || digits.len() > 15 {
+        return None;
+    }
+    let mut value: u64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        value = value * 10 + u64::from(d - b'0');
+    }
+    let value = value as f64;
+    Some(if negative { -value } else { value })
 }
 
 /// Go's `strconv.ParseInt(s, 10, 64)`.
@@ -273,6 +299,29 @@ mod tests {
             parse_go_float(b"-0").map(f64::to_bits),
             Some((-0.0f64).to_bits())
         );
+    }
+
+    #[test]
+    fn the_integer_fast_path_agrees_with_the_general_parse() {
+        for token in [
+            "0",
+            "-0",
+            "7",
+            "-42",
+            "000123",
+            "999999999999999",
+            "-999999999999999",
+        ] {
+            let general: f64 = token.parse().expect("decimal");
+            assert_eq!(
+                small_integer(token.as_bytes()).map(f64::to_bits),
+                Some(general.to_bits()),
+                "{token}"
+            );
+        }
+        for token in ["", "-", "1.5", "1e3", "+1", "1234567890123456"] {
+            assert_eq!(small_integer(token.as_bytes()), None, "{token}");
+        }
     }
 
     #[test]

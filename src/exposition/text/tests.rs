@@ -667,3 +667,43 @@ fn many_labels_stay_fast_and_duplicates_are_still_found() {
         "text format parsing error in line 1: duplicate label names for metric \"m\""
     );
 }
+
+#[test]
+fn client_fixtures_parse_to_what_the_go_client_pushes_as_protobuf() {
+    let text = ok(include_bytes!("../../../tests/fixtures/go_push_text.txt"));
+    let mut proto = crate::exposition::protobuf::decode_delimited(include_bytes!(
+        "../../../tests/fixtures/go_push.bin"
+    ))
+    .expect("fixture decodes");
+    // The text rendering adds the implicit +Inf bucket.
+    for family in &mut proto {
+        for metric in &mut family.metric {
+            if let Some(histogram) = metric.histogram.as_mut() {
+                histogram.bucket.push(crate::proto::client::Bucket {
+                    upper_bound: Some(f64::INFINITY),
+                    cumulative_count: histogram.sample_count,
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    assert_eq!(text, proto);
+
+    let python = ok(include_bytes!("../../../tests/fixtures/python_push.txt"));
+    let kinds: Vec<(&str, MetricType, usize)> = python
+        .iter()
+        .map(|f| (f.name(), f.r#type(), f.metric.len()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("py_requests_total", MetricType::Counter, 2),
+            ("py_requests_created", MetricType::Gauge, 2),
+            ("py_temperature_celsius", MetricType::Gauge, 1),
+            ("py_latency_seconds", MetricType::Histogram, 1),
+            ("py_latency_seconds_created", MetricType::Gauge, 1),
+            ("py_size_bytes", MetricType::Summary, 1),
+            ("py_size_bytes_created", MetricType::Gauge, 1),
+        ]
+    );
+}
