@@ -9,7 +9,9 @@ use http::StatusCode;
 
 use crate::cache::Cache;
 use crate::forward::Forwarder;
-use crate::push::{Push, PushOp, SinkError};
+use std::time::SystemTime;
+
+use crate::push::{GroupingKey, Push, PushOp, SinkError};
 
 /// The sinks a push goes to. At least one is present.
 pub struct Sinks {
@@ -30,6 +32,15 @@ impl Sinks {
             cache.apply(push)?;
         }
         Ok(())
+    }
+
+    /// Notes a push to `key` whose metrics were refused as invalid or
+    /// inconsistent: the cache records the group's failure time, as the
+    /// Pushgateway does.
+    pub fn record_failure(&self, key: &GroupingKey, at: SystemTime) {
+        if let Some(cache) = &self.cache {
+            cache.store().record_failure(key, at);
+        }
     }
 
     /// Sends everything the forwarder still has queued (shutdown).

@@ -23,6 +23,8 @@ pub const REMOTE_WRITE_REQUESTS: &str = "pushrelay_remote_write_requests_total";
 /// Remembered series forgotten (with their group) to stay within
 /// `remote_write.max_remembered_series`; no stale markers follow for them.
 pub const SERIES_MEMORY_EVICTIONS: &str = "pushrelay_series_memory_evicted_series_total";
+/// Series whose label sets are remembered for stale markers.
+pub const REMEMBERED_SERIES: &str = "pushrelay_remembered_series";
 /// Stale markers sent for series a push or delete ended.
 pub const STALE_MARKERS: &str = "pushrelay_stale_markers_total";
 /// Pushes waiting in the forwarder's queues.
@@ -87,6 +89,10 @@ fn describe() {
     describe_counter!(
         SERIES_MEMORY_EVICTIONS,
         "Series forgotten by the stale-marker memory to stay within its bound."
+    );
+    describe_gauge!(
+        REMEMBERED_SERIES,
+        "Series whose label sets are remembered to send stale markers."
     );
     describe_counter!(
         STALE_MARKERS,

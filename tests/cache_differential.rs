@@ -475,6 +475,18 @@ async fn without_the_consistency_check_pushes_are_accepted_and_scrapes_fail() {
         let (g, r) = pair
             .send(step.method.clone(), &step.path, &[], step.body.clone())
             .await;
+        if step.body.as_ref().ends_with(b" 1000\n") {
+            // Known divergence (docs/cache-divergences.md): the Pushgateway
+            // acknowledges a timestamped push with 202 and drops it; we
+            // refuse it with 400. Both record the failure.
+            assert_eq!(
+                (g.status, r.status),
+                (StatusCode::ACCEPTED, StatusCode::BAD_REQUEST),
+                "{}",
+                r.text()
+            );
+            continue;
+        }
         compare(&format!("unchecked push {i}"), Cmp::Same, &g, &r);
         assert_eq!(r.status, StatusCode::ACCEPTED);
     }

@@ -11,6 +11,8 @@ use pushrelay::forward::Forwarder;
 use pushrelay::proto::client::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use pushrelay::proto::prompb::{TimeSeries, WriteRequest};
 use pushrelay::push::{GroupingKey, Push, PushOp, SinkError};
+use support::bounded;
+use support::prometheus::Prometheus;
 use support::receiver::{Fault, Receiver};
 
 const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
@@ -93,13 +95,6 @@ fn name_of(series: &TimeSeries) -> &str {
 
 fn has_series(request: &WriteRequest, name: &str) -> bool {
     request.timeseries.iter().any(|s| name_of(s) == name)
-}
-
-/// Runs `f` with a bound so a hung forwarder fails the test.
-async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(20), f)
-        .await
-        .expect("test took too long")
 }
 
 #[tokio::test]
@@ -194,7 +189,7 @@ async fn a_backend_that_stays_down_makes_the_push_unavailable_at_the_deadline() 
     }
     // Gives up when the next attempt could not start before the deadline.
     assert!(elapsed >= Duration::from_millis(600), "{elapsed:?}");
-    assert!(elapsed <= Duration::from_millis(1500), "{elapsed:?}");
+    assert!(elapsed <= Duration::from_millis(2500), "{elapsed:?}");
     assert!(receiver.received().len() >= 3);
 }
 
@@ -225,7 +220,8 @@ async fn a_slow_backend_times_out_and_is_retried() {
     bounded(forwarder.forward(&gauge("j", "m", 1.0)))
         .await
         .unwrap();
-    assert!(started.elapsed() < Duration::from_secs(2));
+    // Did not wait for the 3 s answer.
+    assert!(started.elapsed() < Duration::from_millis(2900));
     let received = receiver.received();
     assert_eq!(received.len(), 2);
     let gap = received[1].at - received[0].at;
@@ -390,6 +386,49 @@ async fn requests_are_spec_conformant_on_the_wire() {
 }
 
 #[tokio::test]
+async fn a_push_larger_than_the_request_limits_is_split_in_order() {
+    let receiver = Receiver::start().await;
+    let mut config = config(&receiver);
+    config.max_samples_per_request = 10;
+    let forwarder = Forwarder::new(&config).unwrap();
+    let values: Vec<String> = (0..35).map(|i| i.to_string()).collect();
+    let labels: Vec<[(&str, &str); 1]> = values.iter().map(|v| [("i", v.as_str())]).collect();
+    let samples: Vec<GaugeSample> = labels.iter().map(|l| ("m", &l[..], 1.0)).collect();
+    bounded(forwarder.forward(&push(PushOp::Replace, "big", &samples)))
+        .await
+        .unwrap();
+    let received = receiver.received();
+    // 35 series + push_time_seconds + push_failure_time_seconds.
+    assert_eq!(received.len(), 4);
+    assert!(received.iter().all(|r| r.request.timeseries.len() <= 10));
+    let sent: Vec<String> = received
+        .iter()
+        .flat_map(|r| r.request.timeseries.iter())
+        .filter(|s| name_of(s) == "m")
+        .map(|s| s.labels[1].value.clone())
+        .collect();
+    assert_eq!(sent, values);
+}
+
+#[tokio::test]
+async fn http2_with_prior_knowledge_is_spoken_when_configured() {
+    let receiver = Receiver::start().await;
+    let mut config = config(&receiver);
+    config.http2 = true;
+    let forwarder = Forwarder::new(&config).unwrap();
+    bounded(forwarder.forward(&gauge("j", "m", 1.0)))
+        .await
+        .unwrap();
+    let received = receiver.received();
+    assert_eq!(received[0].version, http::Version::HTTP_2);
+    assert_eq!(received[0].headers["content-encoding"], "snappy");
+
+    let plain = Forwarder::new(&self::config(&receiver)).unwrap();
+    bounded(plain.forward(&gauge("j", "m", 2.0))).await.unwrap();
+    assert_eq!(receiver.received()[1].version, http::Version::HTTP_11);
+}
+
+#[tokio::test]
 async fn timestamps_strictly_increase_per_series_under_concurrent_pushes() {
     let receiver = Receiver::start().await;
     // Slow answers make pushes pile up and share requests.
@@ -499,7 +538,8 @@ async fn async_ack_answers_at_once_and_sheds_when_the_queue_is_full() {
         outcomes.push(forwarder.forward(&gauge(&format!("j{i}"), "m", 1.0)).await);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(started.elapsed() < Duration::from_millis(400));
+    // Synchronous answers would take at least 5 × 500 ms.
+    assert!(started.elapsed() < Duration::from_secs(1));
     assert_eq!(outcomes[0], Ok(()));
     assert!(
         outcomes
@@ -546,96 +586,6 @@ async fn ready_once_the_backend_answered() {
         receiver.received().is_empty(),
         "the probe is an empty request"
     );
-}
-
-/// A Prometheus 2.x started for one test, killed (by PID) when dropped.
-struct Prometheus {
-    child: std::process::Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Prometheus {
-    /// Starts the installed `prometheus` as a remote_write receiver, or
-    /// `None` when it is not installed.
-    async fn start() -> Option<Self> {
-        let binary = std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|p| p.join("prometheus"))
-                .find(|p| p.is_file())
-        })?;
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(&config, "global: {}\n").unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-        let child = std::process::Command::new(binary)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--web.enable-remote-write-receiver")
-            .arg("--enable-feature=native-histograms")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let prometheus = Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
-        };
-        let ready = format!("{}/-/ready", prometheus.base);
-        bounded(async {
-            while http_get(&ready).await.map(|(s, _)| s) != Some(200) {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
-        .await;
-        Some(prometheus)
-    }
-
-    /// The result vector of an instant query.
-    async fn query(&self, expr: &str) -> Vec<serde_json::Value> {
-        let encoded: String = expr
-            .bytes()
-            .map(|b| match b {
-                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => (b as char).to_string(),
-                _ => format!("%{b:02X}"),
-            })
-            .collect();
-        let url = format!("{}/api/v1/query?query={encoded}", self.base);
-        let (status, body) = http_get(&url).await.expect("query answered");
-        assert_eq!(status, 200, "{body}");
-        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-        json["data"]["result"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    }
-}
-
-async fn http_get(url: &str) -> Option<(u16, String)> {
-    use http_body_util::BodyExt;
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Empty<bytes::Bytes>>();
-    let response = client.get(url.parse().ok()?).await.ok()?;
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await.ok()?.to_bytes();
-    Some((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
 #[tokio::test]

@@ -59,7 +59,7 @@ async fn https_with_basic_auth_admits_only_the_right_password() {
     .await
     .unwrap();
     assert_eq!(ok.status, 200, "{ok:?}");
-    assert_eq!(ok.body, "OK\n");
+    assert_eq!(ok.body, "OK");
     assert_eq!(
         ok.version,
         http::Version::HTTP_2,
@@ -124,7 +124,9 @@ async fn https_with_basic_auth_admits_only_the_right_password() {
     )
     .await
     .unwrap();
-    assert_eq!(push.status, 503, "{push:?}");
+    // Past authentication: a DELETE of a group never forwarded has no stale
+    // markers to send, so it is accepted at once.
+    assert_eq!(push.status, 202, "{push:?}");
 
     // Plain HTTP on the TLS port gets nowhere.
     let plain = https_client(&TlsClientConfig::default());

@@ -216,6 +216,16 @@ impl Store {
         }
     }
 
+    /// Records a push to `key` refused before it reached the store (its
+    /// metrics were invalid or inconsistent in themselves).
+    pub fn record_failure(&self, key: &GroupingKey, now: SystemTime) {
+        self.state
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .record_failure(key, now);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// Removes the group with exactly this key (no-op when absent).
     pub fn delete(&self, key: &GroupingKey) {
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);

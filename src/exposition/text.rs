@@ -22,7 +22,14 @@ use crate::proto::client::MetricFamily;
 
 /// Parses a text 0.0.4 body.
 pub fn parse(body: &[u8]) -> Result<Vec<MetricFamily>, ParseError> {
-    parser::Parser::new(body).run()
+    parser::Parser::new(body, true).run()
+}
+
+/// Checks a text 0.0.4 body exactly as [`parse`] does (same errors) without
+/// building the model; returns the number of sample lines. Cheap enough to
+/// enforce a series limit before paying for the model.
+pub fn count_samples(body: &[u8]) -> Result<usize, ParseError> {
+    parser::Parser::new(body, false).count()
 }
 
 /// Parses an OpenMetrics 1.0 text body (see the `openmetrics` module for

@@ -62,6 +62,20 @@ pub struct Delivery<'a> {
     pub limits: Limits,
 }
 
+/// Bodies from this size on are compressed off the async worker threads.
+const BLOCKING_COMPRESS_BYTES: usize = 256 * 1024;
+
+/// Snappy-compresses a request body; large ones on the blocking pool so a
+/// multi-megabyte request does not stall the runtime thread.
+async fn compress(raw: Vec<u8>) -> Result<bytes::Bytes, String> {
+    if raw.len() < BLOCKING_COMPRESS_BYTES {
+        return send::compress(&raw);
+    }
+    tokio::task::spawn_blocking(move || send::compress(&raw))
+        .await
+        .map_err(|e| format!("compression task failed: {e}"))?
+}
+
 /// A request's content: (parcel, chunk) pairs.
 type Parts = Vec<(usize, usize)>;
 
@@ -138,11 +152,12 @@ impl Delivery<'_> {
         for &(p, c) in parts {
             raw.extend_from_slice(&parcels[p].chunks[c].bytes);
         }
-        let body = send::compress(&raw).map_err(|message| Failure::Unavailable {
-            message,
-            retry_after: self.backoff.max,
-        })?;
-        drop(raw);
+        let body = compress(raw)
+            .await
+            .map_err(|message| Failure::Unavailable {
+                message,
+                retry_after: self.backoff.max,
+            })?;
         let mut attempt = 0u32;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());

@@ -9,7 +9,8 @@
 //!
 //! Contract: one memory per shard (a group always maps to the same shard,
 //! so no locking). The number of remembered series is bounded; beyond the
-//! bound the groups pushed least recently are forgotten whole (counted in
+//! bound (on series, and on groups) the groups pushed least recently are
+//! forgotten whole (counted in
 //! `telemetry::SERIES_MEMORY_EVICTIONS`), after which their series can no
 //! longer be ended by stale markers and their timestamps restart from the
 //! receive time.
@@ -249,11 +250,14 @@ impl SeriesMemory {
         change(group);
         let after = group.series_count();
         self.series = self.series + after - before;
+        metrics::gauge!(telemetry::REMEMBERED_SERIES).increment(after as f64 - before as f64);
         self.evict(key);
     }
 
     fn evict(&mut self, keep: &GroupingKey) {
-        while self.series > self.max_series {
+        // Groups count too: a group whose series all ended still holds its
+        // timestamp and failure time.
+        while self.series > self.max_series || self.groups.len() > self.max_series {
             let Some((&recency, oldest)) = self.by_recency.iter().next() else {
                 return;
             };
@@ -265,12 +269,14 @@ impl SeriesMemory {
             if let Some(group) = self.groups.remove(&oldest) {
                 let count = group.series_count();
                 self.series -= count;
+                metrics::gauge!(telemetry::REMEMBERED_SERIES).decrement(count as f64);
                 metrics::counter!(telemetry::SERIES_MEMORY_EVICTIONS).increment(count as u64);
             }
         }
     }
 
     /// Series remembered in all groups.
+    #[cfg(test)]
     pub fn series(&self) -> usize {
         self.series
     }
@@ -368,6 +374,16 @@ mod tests {
         assert_eq!(group.next_timestamp(1000), 1001);
         assert_eq!(group.next_timestamp(999), 1002);
         assert_eq!(group.next_timestamp(5000), 5000);
+    }
+
+    #[test]
+    fn groups_without_series_are_bounded_too() {
+        let mut memory = SeriesMemory::new(2);
+        for job in ["a", "b", "c", "d"] {
+            memory.record(&key(job), PushOp::Delete, &push(&[]));
+        }
+        assert_eq!(memory.groups.len(), 2);
+        assert!(memory.groups.contains_key(&key("d")));
     }
 
     #[test]

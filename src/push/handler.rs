@@ -137,7 +137,12 @@ impl Ingest {
         let format = BodyFormat::from_content_type(header_str(header::CONTENT_TYPE));
         let mut families =
             exposition::parse(format, &bytes).map_err(|e| Rejection::bad_request(e.0))?;
-        validate::validate(&mut families, &key, &self.config)?;
+        if let Err(rejection) = validate::validate(&mut families, &key, &self.config) {
+            if rejection.records_failure {
+                sinks.record_failure(&key, received_at);
+            }
+            return Err(rejection.into());
+        }
         let samples: usize = families.iter().map(|f| f.metric.len()).sum();
         let push = Push {
             op,

@@ -113,14 +113,24 @@ pub enum SinkError {
 pub struct Rejection {
     pub status: StatusCode,
     pub message: String,
+    /// The push parsed but its metrics are invalid or inconsistent: the
+    /// Pushgateway records a failed push for the group (its
+    /// `push_failure_time_seconds`) in that case, and only then.
+    pub records_failure: bool,
 }
 
 impl Rejection {
     /// A 400 Bad Request with `message`.
     pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// A 400 for metrics that parsed but are invalid or inconsistent; the
+    /// group's failure time is recorded.
+    pub fn inconsistent(message: impl Into<String>) -> Self {
         Self {
-            status: StatusCode::BAD_REQUEST,
-            message: message.into(),
+            records_failure: true,
+            ..Self::bad_request(message)
         }
     }
 
@@ -129,6 +139,7 @@ impl Rejection {
         Self {
             status,
             message: message.into(),
+            records_failure: false,
         }
     }
 }

@@ -62,7 +62,7 @@ pub fn validate(
     config: &PushConfig,
 ) -> Result<(), Rejection> {
     if !config.honor_timestamps && has_timestamps(families) {
-        return Err(Rejection::bad_request(format!(
+        return Err(Rejection::inconsistent(format!(
             "{INCONSISTENT_PREFIX}pushed metrics must not have timestamps"
         )));
     }
@@ -327,7 +327,7 @@ fn check_consistency(families: &[MetricFamily]) -> Result<(), Rejection> {
     }
     match errors.len() {
         0 => Ok(()),
-        1 => Err(Rejection::bad_request(format!(
+        1 => Err(Rejection::inconsistent(format!(
             "{INCONSISTENT_PREFIX}{}",
             errors[0]
         ))),
@@ -340,7 +340,7 @@ fn check_consistency(families: &[MetricFamily]) -> Result<(), Rejection> {
             if n > MAX_LISTED_ERRORS {
                 message.push_str(&format!("\n* ... {} more not shown", n - MAX_LISTED_ERRORS));
             }
-            Err(Rejection::bad_request(message))
+            Err(Rejection::inconsistent(message))
         }
     }
 }

@@ -215,6 +215,7 @@ pub fn is_stale_marker(value: f64) -> bool {
 /// body, and per series: `__name__` present, label names sorted and unique,
 /// no empty names or values, at least one sample, sample timestamps in
 /// milliseconds within `[not_before_ms, not_after_ms]` and increasing.
+/// An empty first request (the readiness probe) is allowed.
 /// Empty when all is well.
 pub fn wire_problems(
     writes: &[RecordedWrite],
@@ -259,8 +260,10 @@ pub fn wire_problems(
                 continue;
             }
         };
-        if request.timeseries.is_empty() && request.metadata.is_empty() {
-            problem("empty WriteRequest".into());
+        // The forwarder's start-up readiness probe is the one empty request
+        // allowed, and only as the very first.
+        if request.timeseries.is_empty() && request.metadata.is_empty() && index > 0 {
+            problem("empty WriteRequest after the start-up probe".into());
         }
         for series in &request.timeseries {
             let shown = format!("{:?}", label_map(series));

@@ -11,7 +11,7 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use prost::Message;
 use pushrelay::proto::prompb::WriteRequest;
 use tokio::net::TcpListener;
@@ -36,6 +36,7 @@ pub type Responder = Box<dyn Fn(&WriteRequest) -> Fault + Send + Sync>;
 #[derive(Clone, Debug)]
 pub struct Received {
     pub at: Instant,
+    pub version: http::Version,
     pub headers: HeaderMap,
     pub request: WriteRequest,
     /// Whether it was answered 2xx.
@@ -74,7 +75,8 @@ impl Receiver {
                 let state = serving.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| handle(state.clone(), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
+                    // HTTP/1.1 or HTTP/2 (prior knowledge), whichever comes.
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });
@@ -124,6 +126,7 @@ async fn handle(
 ) -> Result<Response<Full<Bytes>>, Dropped> {
     let at = Instant::now();
     let headers = req.headers().clone();
+    let version = req.version();
     let body = req
         .into_body()
         .collect()
@@ -147,6 +150,7 @@ async fn handle(
         let mut received = state.received.lock().unwrap();
         received.push(Received {
             at,
+            version,
             headers,
             request,
             accepted: false,

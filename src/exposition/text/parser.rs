@@ -10,7 +10,7 @@
 //! ones dropped.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use memchr::{memchr, memchr2, memchr3};
 
@@ -65,10 +65,16 @@ pub(super) struct Parser<'a> {
     labels: Vec<(&'a str, Cow<'a, str>)>,
     group_key: Vec<u8>,
     label_order: Vec<usize>,
+    /// Names of the current line's labels once there are many of them, so
+    /// the duplicate check stays linear on hostile lines.
+    label_names: HashSet<&'a str, FxBuild>,
+    /// False when only checking syntax: no metrics are built.
+    build_model: bool,
+    samples: usize,
 }
 
 impl<'a> Parser<'a> {
-    pub(super) fn new(body: &'a [u8]) -> Self {
+    pub(super) fn new(body: &'a [u8], build_model: bool) -> Self {
         Parser {
             body,
             text: std::str::from_utf8(body).ok(),
@@ -82,6 +88,9 @@ impl<'a> Parser<'a> {
             labels: Vec::new(),
             group_key: Vec::new(),
             label_order: Vec::new(),
+            label_names: HashSet::default(),
+            build_model,
+            samples: 0,
         }
     }
 
@@ -99,6 +108,14 @@ impl<'a> Parser<'a> {
                 family
             })
             .collect())
+    }
+
+    /// Checks the whole body; returns the number of sample lines.
+    pub(super) fn count(mut self) -> Result<usize, ParseError> {
+        match self.lines() {
+            Ok(()) => Ok(self.samples),
+            Err(fault) => Err(self.error(fault)),
+        }
     }
 
     fn error(&self, fault: Fault) -> ParseError {
@@ -252,21 +269,28 @@ impl<'a> Parser<'a> {
             self.byte(at)?;
         }
         self.labels.clear();
+        self.label_names.clear();
         let mut selector = f64::NAN;
         if body[at] == b'{' {
             at = self.label_set(at + 1, family, kind, &mut selector)?;
         }
-        let index = match kind {
-            MetricType::Summary | MetricType::Histogram => self.grouped_metric(family),
-            _ => self.new_metric(family),
+        self.samples += 1;
+        let index = match (self.build_model, kind) {
+            (false, _) => None,
+            (true, MetricType::Summary | MetricType::Histogram) => {
+                Some(self.grouped_metric(family))
+            }
+            (true, _) => Some(self.new_metric(family)),
         };
         let value_end = token_end(body, at);
         let terminator = self.byte(value_end)?;
         let token = &body[at..value_end];
         let value = parse_go_float(token)
             .ok_or_else(|| Fault::Msg(format!("expected float as value, got {}", quote(token))))?;
-        let metric = &mut self.families[family].metric[index];
-        set_value(metric, kind, role, selector, value);
+        if let Some(index) = index {
+            let metric = &mut self.families[family].metric[index];
+            set_value(metric, kind, role, selector, value);
+        }
         if terminator == b'\n' {
             return Ok(value_end + 1);
         }
@@ -281,7 +305,9 @@ impl<'a> Parser<'a> {
                 quote(token)
             ))
         })?;
-        self.families[family].metric[index].timestamp_ms = Some(timestamp);
+        if let Some(index) = index {
+            self.families[family].metric[index].timestamp_ms = Some(timestamp);
+        }
         let next = self.next_line(ts_end)?;
         let rest = without_backslashes(&body[ts_end..next - 1]);
         if !rest.is_empty() {
@@ -341,7 +367,7 @@ impl<'a> Parser<'a> {
                     quote_byte(found)
                 )));
             }
-            if !special && self.labels.iter().any(|(seen, _)| *seen == name) {
+            if !special && self.has_label(name) {
                 return Err(Fault::Msg(format!(
                     "duplicate label names for metric {}",
                     quote(self.families[family].name().as_bytes())
@@ -387,6 +413,21 @@ impl<'a> Parser<'a> {
             }
             at = after_value + 1;
         }
+    }
+
+    /// Whether the current line already has a label `name`.
+    fn has_label(&mut self, name: &'a str) -> bool {
+        const SCAN_LIMIT: usize = 16;
+        if self.labels.len() < SCAN_LIMIT {
+            return self.labels.iter().any(|(seen, _)| *seen == name);
+        }
+        // Labels are unique once checked, so the set holds exactly the
+        // first `len` of them.
+        let known = self.label_names.len();
+        if let Some(new) = self.labels.get(known..) {
+            self.label_names.extend(new.iter().map(|(seen, _)| *seen));
+        }
+        self.label_names.contains(name)
     }
 
     /// A quoted label value starting after its opening quote; returns the

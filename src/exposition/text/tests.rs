@@ -635,3 +635,35 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn counting_checks_like_parsing() {
+    use super::count_samples;
+    assert_eq!(
+        count_samples(b"# TYPE s summary\ns{quantile=\"0.5\"} 1\ns_sum 1\nm{a=\"b\"} 2 3\n"),
+        Ok(3)
+    );
+    for body in [&b"m 1"[..], b"m{a=\"1\",a=\"2\"} 1\n", b"m 1 x\n"] {
+        let counted = count_samples(body).err();
+        assert!(counted.is_some(), "{body:?}");
+        assert_eq!(counted, parse(body).err());
+    }
+}
+
+#[test]
+fn many_labels_stay_fast_and_duplicates_are_still_found() {
+    let mut line = String::from("m{");
+    for i in 0..50_000 {
+        line.push_str(&format!("l{i}=\"v\","));
+    }
+    let ok_body = format!("{line}}} 1\n");
+    let started = std::time::Instant::now();
+    let families = ok(ok_body.as_bytes());
+    assert_eq!(families[0].metric[0].label.len(), 50_000);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let dup_body = format!("{line}l7=\"x\"}} 1\n");
+    assert_eq!(
+        err(dup_body.as_bytes()),
+        "text format parsing error in line 1: duplicate label names for metric \"m\""
+    );
+}

@@ -1,0 +1,354 @@
+//! Unit tests of the conversion: each metric type, label handling, `le`
+//! and `quantile` rendering.
+
+use super::*;
+use crate::proto::client::{
+    Bucket, BucketSpan, Counter, Gauge, LabelPair, Metric, Quantile, Summary, Untyped,
+};
+use crate::proto::prompb::WriteRequest;
+
+fn labels(pairs: &[(&str, &str)]) -> Vec<LabelPair> {
+    pairs
+        .iter()
+        .map(|(n, v)| LabelPair {
+            name: Some(n.to_string()),
+            value: Some(v.to_string()),
+        })
+        .collect()
+}
+
+fn family(name: &str, r#type: MetricType, metric: Vec<Metric>) -> MetricFamily {
+    MetricFamily {
+        name: Some(name.into()),
+        help: Some(format!("help of {name}")),
+        r#type: Some(r#type as i32),
+        metric,
+        unit: None,
+    }
+}
+
+/// Encodes `converted` with timestamp 1000 and decodes it back.
+fn decode(converted: &Converted) -> WriteRequest {
+    let mut body = Vec::new();
+    for s in &converted.series {
+        let labels = converted.series_labels(s);
+        let ts = s.timestamp_ms.unwrap_or(1000);
+        match &s.value {
+            SeriesValue::Float(v) => wire::put_float_series(&mut body, labels, *v, ts),
+            SeriesValue::Histogram(r) => {
+                wire::put_histogram_series(&mut body, labels, &converted.histograms[r.clone()], ts)
+            }
+        }
+    }
+    body.extend_from_slice(&converted.metadata);
+    WriteRequest::decode(body.as_slice()).unwrap()
+}
+
+/// Each series as `name{a="b",...} value`.
+fn render(request: &WriteRequest) -> Vec<String> {
+    request
+        .timeseries
+        .iter()
+        .map(|s| {
+            let labels: Vec<String> = s
+                .labels
+                .iter()
+                .map(|l| format!("{}={:?}", l.name, l.value))
+                .collect();
+            let value = s.samples.first().map_or(f64::NAN, |s| s.value);
+            format!("{{{}}} {value}", labels.join(","))
+        })
+        .collect()
+}
+
+#[test]
+fn counter_gauge_untyped_become_one_series_each() {
+    let families = vec![
+        family(
+            "c_total",
+            MetricType::Counter,
+            vec![Metric {
+                label: labels(&[("a", "1"), ("job", "j")]),
+                counter: Some(Counter {
+                    value: Some(3.0),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+        ),
+        family(
+            "g",
+            MetricType::Gauge,
+            vec![Metric {
+                label: labels(&[("job", "j")]),
+                gauge: Some(Gauge { value: Some(-1.5) }),
+                ..Default::default()
+            }],
+        ),
+        family(
+            "u",
+            MetricType::Untyped,
+            vec![Metric {
+                label: labels(&[("job", "j")]),
+                untyped: Some(Untyped { value: Some(7.0) }),
+                ..Default::default()
+            }],
+        ),
+    ];
+    let converted = convert(&families);
+    let request = decode(&converted);
+    assert_eq!(
+        render(&request),
+        [
+            r#"{__name__="c_total",a="1",job="j"} 3"#,
+            r#"{__name__="g",job="j"} -1.5"#,
+            r#"{__name__="u",job="j"} 7"#,
+        ]
+    );
+    assert!(
+        request
+            .timeseries
+            .iter()
+            .all(|s| s.samples[0].timestamp == 1000)
+    );
+    let metadata: Vec<_> = request
+        .metadata
+        .iter()
+        .map(|m| (m.metric_family_name.as_str(), m.r#type, m.help.as_str()))
+        .collect();
+    assert_eq!(
+        metadata,
+        [
+            ("c_total", RwType::Counter as i32, "help of c_total"),
+            ("g", RwType::Gauge as i32, "help of g"),
+            ("u", RwType::Unknown as i32, "help of u"),
+        ]
+    );
+    assert_eq!(converted.families[1].name, "g");
+    assert_eq!(converted.families[1].series, 1..2);
+}
+
+#[test]
+fn empty_label_values_are_dropped_and_name_is_sorted_in() {
+    // Upper-case names sort before "__name__", lower-case after it.
+    let families = vec![family(
+        "m",
+        MetricType::Gauge,
+        vec![Metric {
+            label: labels(&[("A", "x"), ("Z", ""), ("b", ""), ("job", "j")]),
+            gauge: Some(Gauge { value: Some(1.0) }),
+            ..Default::default()
+        }],
+    )];
+    let request = decode(&convert(&families));
+    assert_eq!(render(&request), [r#"{A="x",__name__="m",job="j"} 1"#]);
+}
+
+#[test]
+fn group_series_carry_sorted_non_empty_grouping_labels() {
+    let key = GroupingKey::new([
+        ("job".to_string(), "j".to_string()),
+        ("instance".to_string(), String::new()),
+        ("A".to_string(), "up".to_string()),
+    ]);
+    let labels = group_series_labels("push_time_seconds", &key);
+    let mut body = Vec::new();
+    wire::put_float_series(&mut body, &labels, 1.0, 1);
+    let request = WriteRequest::decode(body.as_slice()).unwrap();
+    assert_eq!(
+        render(&request),
+        [r#"{A="up",__name__="push_time_seconds",job="j"} 1"#]
+    );
+}
+
+#[test]
+fn summary_becomes_quantiles_sum_and_count() {
+    let families = vec![family(
+        "s",
+        MetricType::Summary,
+        vec![Metric {
+            label: labels(&[("job", "j"), ("x", "")]),
+            summary: Some(Summary {
+                sample_count: Some(10),
+                sample_sum: Some(2.5),
+                quantile: vec![
+                    Quantile {
+                        quantile: Some(0.5),
+                        value: Some(0.2),
+                    },
+                    Quantile {
+                        quantile: Some(0.99),
+                        value: Some(0.9),
+                    },
+                ],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+    )];
+    let request = decode(&convert(&families));
+    assert_eq!(
+        render(&request),
+        [
+            format!(
+                r#"{{__name__="s",job="j",quantile={:?}}} 0.2"#,
+                gofloat::format(0.5)
+            ),
+            format!(
+                r#"{{__name__="s",job="j",quantile={:?}}} 0.9"#,
+                gofloat::format(0.99)
+            ),
+            r#"{__name__="s_sum",job="j"} 2.5"#.to_string(),
+            r#"{__name__="s_count",job="j"} 10"#.to_string(),
+        ]
+    );
+    assert_eq!(request.metadata[0].r#type, RwType::Summary as i32);
+}
+
+fn bucket(bound: f64, count: u64) -> Bucket {
+    Bucket {
+        cumulative_count: Some(count),
+        upper_bound: Some(bound),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn classic_histogram_gets_buckets_sum_count_and_a_missing_inf_bucket() {
+    let families = vec![family(
+        "h",
+        MetricType::Histogram,
+        vec![Metric {
+            label: labels(&[("job", "j"), ("zone", "z")]),
+            histogram: Some(client::Histogram {
+                sample_count: Some(5),
+                sample_sum: Some(12.0),
+                bucket: vec![bucket(1.0, 2), bucket(1e6, 4)],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+    )];
+    let request = decode(&convert(&families));
+    let le = |v: f64| gofloat::format(v);
+    assert_eq!(
+        render(&request),
+        [
+            format!(
+                r#"{{__name__="h_bucket",job="j",le={:?},zone="z"}} 2"#,
+                le(1.0)
+            ),
+            format!(
+                r#"{{__name__="h_bucket",job="j",le={:?},zone="z"}} 4"#,
+                le(1e6)
+            ),
+            format!(
+                r#"{{__name__="h_bucket",job="j",le={:?},zone="z"}} 5"#,
+                le(f64::INFINITY)
+            ),
+            r#"{__name__="h_sum",job="j",zone="z"} 12"#.to_string(),
+            r#"{__name__="h_count",job="j",zone="z"} 5"#.to_string(),
+        ]
+    );
+    // `le` is rendered the way a scrape renders it, not Rust's way.
+    assert_eq!(request.timeseries[0].labels[2].value, "1");
+}
+
+#[test]
+fn histogram_with_inf_bucket_gets_no_second_one() {
+    let families = vec![family(
+        "h",
+        MetricType::Histogram,
+        vec![Metric {
+            label: labels(&[("job", "j")]),
+            histogram: Some(client::Histogram {
+                sample_count: Some(3),
+                sample_sum: Some(1.0),
+                bucket: vec![bucket(0.5, 1), bucket(f64::INFINITY, 3)],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+    )];
+    let request = decode(&convert(&families));
+    assert_eq!(request.timeseries.len(), 4);
+}
+
+#[test]
+fn native_histogram_becomes_a_histogram_sample() {
+    let families = vec![family(
+        "n",
+        MetricType::Histogram,
+        vec![Metric {
+            label: labels(&[("job", "j")]),
+            histogram: Some(client::Histogram {
+                sample_count: Some(4),
+                sample_sum: Some(6.5),
+                schema: Some(3),
+                zero_threshold: Some(1e-128),
+                zero_count: Some(1),
+                positive_span: vec![BucketSpan {
+                    offset: Some(-2),
+                    length: Some(2),
+                }],
+                positive_delta: vec![1, 1],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+    )];
+    let request = decode(&convert(&families));
+    assert_eq!(request.timeseries.len(), 1);
+    let series = &request.timeseries[0];
+    assert!(series.samples.is_empty());
+    assert_eq!(series.labels[0].value, "n");
+    let h = &series.histograms[0];
+    assert_eq!(h.count, Some(prompb::histogram::Count::CountInt(4)));
+    assert_eq!(
+        h.zero_count,
+        Some(prompb::histogram::ZeroCount::ZeroCountInt(1))
+    );
+    assert_eq!(h.schema, 3);
+    assert_eq!(h.sum, 6.5);
+    assert_eq!(
+        h.positive_spans,
+        [prompb::BucketSpan {
+            offset: -2,
+            length: 2
+        }]
+    );
+    assert_eq!(h.positive_deltas, [1, 1]);
+    assert_eq!(h.timestamp, 1000);
+    assert_eq!(request.metadata[0].r#type, RwType::Histogram as i32);
+}
+
+#[test]
+fn pushed_timestamps_are_kept_and_clashing_labels_replaced() {
+    let families = vec![family(
+        "h",
+        MetricType::Histogram,
+        vec![Metric {
+            // A body label named like a generated one must not repeat.
+            label: labels(&[("__name__", "x"), ("job", "j"), ("le", "7")]),
+            histogram: Some(client::Histogram {
+                sample_count: Some(1),
+                sample_sum: Some(1.0),
+                bucket: vec![bucket(f64::INFINITY, 1)],
+                ..Default::default()
+            }),
+            timestamp_ms: Some(42),
+            ..Default::default()
+        }],
+    )];
+    let request = decode(&convert(&families));
+    for series in &request.timeseries {
+        assert_eq!(series.samples[0].timestamp, 42);
+        let names: Vec<_> = series.labels.iter().map(|l| l.name.as_str()).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(names, sorted);
+    }
+    assert_eq!(request.timeseries[0].labels.len(), 3);
+    assert_eq!(request.timeseries[1].labels.len(), 3, "sum keeps le=7");
+}
