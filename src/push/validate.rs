@@ -136,51 +136,42 @@ fn check_series_limit(families: &[MetricFamily], max_series: usize) -> Result<()
 /// Sets the grouping labels on `metric` and sorts its labels, as the
 /// Pushgateway's sanitisation does: the first body label of a grouping
 /// name takes the grouping value, a repeated one stays as it was.
+///
+/// Works in place: overridden values reuse their buffers, and only the
+/// missing grouping labels are allocated.
 fn merge_grouping_labels(metric: &mut Metric, grouping: &[(String, String)], add_instance: bool) {
+    let labels = &mut metric.label;
     let by_name = |a: &LabelPair, b: &LabelPair| a.name().cmp(b.name());
-    if !metric.label.is_sorted_by(|a, b| by_name(a, b).is_le()) {
-        metric.label.sort_by(by_name);
+    if !labels.is_sorted_by(|a, b| by_name(a, b).is_le()) {
+        labels.sort_by(by_name);
     }
-    let body = std::mem::take(&mut metric.label);
-    let mut merged = Vec::with_capacity(body.len() + grouping.len() + usize::from(add_instance));
-    let mut pending = grouping.iter().peekable();
-    let mut instance_pending = add_instance;
-    for label in body {
-        let name = label.name();
-        while let Some((g_name, g_value)) = pending.next_if(|(g, _)| g.as_str() < name) {
-            push_instance_before(&mut merged, &mut instance_pending, g_name);
-            merged.push(pair(g_name, g_value));
-        }
-        push_instance_before(&mut merged, &mut instance_pending, name);
-        if name == "instance" {
-            instance_pending = false;
-        }
-        // Only the first body label of a grouping name matches: `pending`
-        // has moved past it for a repeated one, which stays as it was.
-        match pending.next_if(|(g, _)| g.as_str() == name) {
-            Some((_, g_value)) => merged.push(LabelPair {
-                value: Some(g_value.clone()),
-                ..label
-            }),
-            None => merged.push(label),
+    let body_len = labels.len();
+    let mut missing = 0;
+    for (name, value) in grouping {
+        // The first of repeated names, if any.
+        let first = labels.partition_point(|l| l.name() < name.as_str());
+        match labels.get_mut(first).filter(|l| l.name() == name) {
+            Some(label) => label.value.get_or_insert_default().clone_from(value),
+            None => missing += 1,
         }
     }
-    for (g_name, g_value) in pending {
-        push_instance_before(&mut merged, &mut instance_pending, g_name);
-        merged.push(pair(g_name, g_value));
+    let has =
+        |labels: &[LabelPair], name: &str| labels.binary_search_by(|l| l.name().cmp(name)).is_ok();
+    let instance_missing = add_instance && !has(labels, "instance");
+    if missing == 0 && !instance_missing {
+        return;
     }
-    if instance_pending {
-        merged.push(pair("instance", ""));
+    labels.reserve_exact(missing + usize::from(instance_missing));
+    for (name, value) in grouping {
+        if !has(&labels[..body_len], name) {
+            labels.push(pair(name, value));
+        }
     }
-    metric.label = merged;
-}
-
-/// Adds the pending `instance=""` before a label sorting after it.
-fn push_instance_before(merged: &mut Vec<LabelPair>, pending: &mut bool, next_name: &str) {
-    if *pending && next_name > "instance" {
-        merged.push(pair("instance", ""));
-        *pending = false;
+    if instance_missing {
+        labels.push(pair("instance", ""));
     }
+    // Stable, so repeated body labels keep their order.
+    labels.sort_by(by_name);
 }
 
 fn pair(name: &str, value: &str) -> LabelPair {
