@@ -4,12 +4,15 @@
 //! With both, a push succeeds only when it is forwarded and stored: the cache
 //! checks the push first (a push it would refuse is never forwarded), then the
 //! forwarder sends it, then the cache applies it.
+//!
+//! Tenancy is the forwarder's: without one a push has no tenant. The cache
+//! keys groups by grouping key alone, whatever their tenant.
 
-use http::StatusCode;
+use http::{HeaderMap, StatusCode};
 
 use crate::cache::Cache;
 use crate::forward::Forwarder;
-use crate::push::{Push, PushOp, SinkError};
+use crate::push::{GroupingKey, Push, PushOp, Rejection, SinkError};
 
 /// The sinks a push goes to. At least one is present.
 pub struct Sinks {
@@ -30,6 +33,21 @@ impl Sinks {
             cache.apply(push)?;
         }
         Ok(())
+    }
+
+    /// The tenant a push to `key` with request `headers` is forwarded as
+    /// (`remote_write.tenant`); `None` without a forwarder or without
+    /// tenancy. A required tenant that is missing, or an invalid one, is a
+    /// 400.
+    pub fn tenant_of(
+        &self,
+        key: &GroupingKey,
+        headers: &HeaderMap,
+    ) -> Result<Option<String>, Rejection> {
+        match &self.forwarder {
+            Some(forwarder) => forwarder.tenancy().resolve(key, headers),
+            None => Ok(None),
+        }
     }
 
     /// Sends everything the forwarder still has queued (shutdown).

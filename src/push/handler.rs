@@ -114,12 +114,14 @@ impl Ingest {
     {
         let received_at = SystemTime::now();
         let key: GroupingKey = path::parse_grouping_key(grouping_path)?;
+        let tenant = sinks.tenant_of(&key, headers)?;
         if op == PushOp::Delete {
             let push = Push {
                 op,
                 key,
                 families: Vec::new(),
                 received_at,
+                tenant,
             };
             sinks.apply(&push).await?;
             return Ok(StatusCode::ACCEPTED);
@@ -144,6 +146,7 @@ impl Ingest {
             key,
             families,
             received_at,
+            tenant,
         };
         sinks.apply(&push).await?;
         metrics::counter!(telemetry::SAMPLES_RECEIVED).increment(samples as u64);
