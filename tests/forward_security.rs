@@ -35,16 +35,36 @@ const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
 /// A TLS receiver whose certificate (for 127.0.0.1 and localhost) is
 /// signed by `ca`; it offers h2 and HTTP/1.1 by ALPN.
 async fn tls_receiver(ca: &TestCa) -> Receiver {
-    let leaf = ca.server(&["127.0.0.1", "localhost"]);
+    tls_receiver_with(ca, &["127.0.0.1", "localhost"], None).await
+}
+
+/// A TLS receiver with a certificate for `names`; with `client_ca` it
+/// requires a client certificate from that CA.
+async fn tls_receiver_with(ca: &TestCa, names: &[&str], client_ca: Option<&TestCa>) -> Receiver {
+    let leaf = ca.server(names);
     let chain = vec![CertificateDer::from_pem_slice(leaf.cert_pem.as_bytes()).unwrap()];
     let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
         .unwrap();
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(client_ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots
+                .add(CertificateDer::from_pem_slice(client_ca.pem().as_bytes()).unwrap())
+                .unwrap();
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut tls = builder.with_single_cert(chain, key).unwrap();
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Receiver::start_tls(tls).await
 }
@@ -182,6 +202,56 @@ async fn a_backend_certificate_from_an_unknown_ca_makes_the_push_unavailable() {
     assert!(failure.retry_after.is_some());
     assert!(receiver.received().is_empty());
     assert!(!relay.sinks.is_ready());
+}
+
+#[tokio::test]
+async fn client_certificates_and_a_server_name_override_are_used_by_the_forwarder() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("backend-ca");
+    let client_ca = TestCa::new("client-ca");
+    // The certificate names the backend only by DNS name; the URL uses the
+    // IP address.
+    let receiver = tls_receiver_with(&ca, &["backend.test"], Some(&client_ca)).await;
+    let client = client_ca.client("pushrelay");
+    let mut config = config(&receiver.url);
+    config.retry_deadline = GoDuration(Duration::from_secs(1));
+    config.tls = TlsClientConfig {
+        ca_file: Some(write(dir.path(), "ca.crt", &ca.pem())),
+        cert_file: Some(write(dir.path(), "client.crt", &client.cert_pem)),
+        key_file: Some(write(dir.path(), "client.key", &client.key_pem)),
+        server_name: Some("backend.test".into()),
+        insecure_skip_verify: false,
+    };
+    let status = Relay::new(&config)
+        .push(PushOp::Replace, "job/mtls", &[], "m_mtls 1\n")
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+
+    // Without the override the certificate does not match 127.0.0.1.
+    let mut no_override = config.clone();
+    no_override.tls.server_name = None;
+    let failure = Relay::new(&no_override)
+        .push(PushOp::Replace, "job/mtls", &[], "m_mtls 2\n")
+        .await
+        .unwrap_err();
+    assert_eq!(failure.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        failure.message.contains("not valid for name"),
+        "{}",
+        failure.message
+    );
+
+    // Without a client certificate the receiver refuses the handshake.
+    let mut no_client_cert = config.clone();
+    no_client_cert.tls.cert_file = None;
+    no_client_cert.tls.key_file = None;
+    let failure = Relay::new(&no_client_cert)
+        .push(PushOp::Replace, "job/mtls", &[], "m_mtls 3\n")
+        .await
+        .unwrap_err();
+    assert_eq!(failure.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(receiver.received().len(), 1);
 }
 
 #[tokio::test]
@@ -535,6 +605,30 @@ async fn the_binary_forwards_to_an_https_backend_with_a_bearer_token() {
     // The readiness probe went through TLS too.
     let (status, _) = relay.request("GET", "/-/ready", "").await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn the_binary_warns_at_start_when_certificates_are_not_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = tls_receiver(&TestCa::new("unknown-ca")).await;
+    let mut relay = Binary::start(
+        dir.path(),
+        &[
+            format!("--remote-write.url={}", receiver.url),
+            "--remote-write.tls.insecure-skip-verify".into(),
+        ],
+    );
+    let (status, body) = relay
+        .request("PUT", "/metrics/job/insecure", "m_insecure 1\n")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(receiver.received().len(), 1);
+    let log = relay.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("WARN") && l.contains("insecure_skip_verify")),
+        "{log}"
+    );
 }
 
 #[tokio::test]

@@ -50,8 +50,9 @@
 //! header, and a scrape through the cache shows it too.
 //!
 //! Readiness: [`Forwarder::is_ready`] turns true once the backend answered
-//! any request (an empty `WriteRequest` probe is sent at start; Prometheus
-//! answers it 204) and stays true.
+//! any request (an empty `WriteRequest` probe is sent at start, as the
+//! static tenant if one is configured; Prometheus answers it 204) and stays
+//! true.
 
 pub mod batch;
 pub mod convert;
@@ -253,7 +254,10 @@ async fn probe(endpoint: Arc<Endpoint>, backoff: Backoff) {
     let empty = Bytes::from_static(&[0]); // snappy block of zero bytes
     let mut attempt = 0;
     while !endpoint.reached() {
-        if let send::Answer::NoAnswer(error) = endpoint.post(empty.clone(), None, None).await {
+        // As the static tenant when there is one: a multi-tenant backend
+        // may refuse a request without a tenant (any answer will do).
+        let tenant = endpoint.tenancy().static_tenant();
+        if let send::Answer::NoAnswer(error) = endpoint.post(empty.clone(), tenant, None).await {
             tracing::info!(%error, "remote_write backend not reachable yet");
         }
         if endpoint.reached() {
