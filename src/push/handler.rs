@@ -1,6 +1,8 @@
 //! The push handler: runs the ingest pipeline for one request and hands the
 //! resulting [`Push`] to the sinks. It stays thin: each step lives in its
-//! own module.
+//! own module. The push's tenant is resolved from the grouping key and the
+//! request headers (`Sinks::tenant_of`) before the body is read, so a push
+//! without a required tenant is refused (400) cheaply.
 
 use std::time::{Duration, Instant, SystemTime};
 
