@@ -4,14 +4,17 @@
 //! With both, a push succeeds only when it is forwarded and stored: the cache
 //! checks the push first (a push it would refuse is never forwarded), then the
 //! forwarder sends it, then the cache applies it.
+//!
+//! Tenancy is the forwarder's: without one a push has no tenant. The cache
+//! keys groups by grouping key alone, whatever their tenant.
 
-use http::StatusCode;
+use std::time::SystemTime;
+
+use http::{HeaderMap, StatusCode};
 
 use crate::cache::Cache;
 use crate::forward::Forwarder;
-use std::time::SystemTime;
-
-use crate::push::{GroupingKey, Push, PushOp, SinkError};
+use crate::push::{GroupingKey, Push, PushOp, Rejection, SinkError};
 
 /// The sinks a push goes to. At least one is present.
 pub struct Sinks {
@@ -40,6 +43,21 @@ impl Sinks {
     pub fn record_failure(&self, key: &GroupingKey, at: SystemTime) {
         if let Some(cache) = &self.cache {
             cache.store().record_failure(key, at);
+        }
+    }
+
+    /// The tenant a push to `key` with request `headers` is forwarded as
+    /// (`remote_write.tenant`); `None` without a forwarder or without
+    /// tenancy. A required tenant that is missing, or an invalid one, is a
+    /// 400.
+    pub fn tenant_of(
+        &self,
+        key: &GroupingKey,
+        headers: &HeaderMap,
+    ) -> Result<Option<String>, Rejection> {
+        match &self.forwarder {
+            Some(forwarder) => forwarder.tenancy().resolve(key, headers),
+            None => Ok(None),
         }
     }
 

@@ -68,6 +68,7 @@ fn push(op: PushOp, job: &str, metrics: &[GaugeSample]) -> Push {
         key,
         families,
         received_at: SystemTime::now(),
+        tenant: None,
     }
 }
 
@@ -501,6 +502,7 @@ async fn a_put_that_drops_a_series_and_a_delete_send_stale_markers() {
         key: GroupingKey::new([("job".to_string(), "s".to_string())]),
         families: Vec::new(),
         received_at: SystemTime::now(),
+        tenant: None,
     };
     bounded(forwarder.forward(&delete)).await.unwrap();
     let mut markers = stale_markers(&receiver);
@@ -692,6 +694,7 @@ async fn prometheus_stores_forwarded_series_and_honours_stale_markers() {
         key: GroupingKey::new([("job".to_string(), "e2e".to_string())]),
         families: Vec::new(),
         received_at: SystemTime::now(),
+        tenant: None,
     };
     bounded(forwarder.forward(&delete)).await.unwrap();
     assert!(prometheus.query("pushrelay_e2e").await.is_empty());

@@ -13,7 +13,10 @@
 //! - a refused (4xx) request carrying several pushes is re-sent push by
 //!   push, so only the push the backend refuses fails;
 //! - the answer for each push is `Ok` only when every one of its chunks was
-//!   accepted.
+//!   accepted;
+//! - every request of a delivery is sent as its one tenant: the caller
+//!   hands over the pushes of one tenant at a time, so a request never
+//!   mixes tenants.
 
 use std::time::{Duration, Instant};
 
@@ -55,9 +58,12 @@ pub struct Parcel<'a> {
     pub deadline: Instant,
 }
 
-/// Sends a batch; returns one outcome per parcel, in order.
+/// Sends a batch of one tenant's pushes; returns one outcome per parcel, in
+/// order.
 pub struct Delivery<'a> {
     pub endpoint: &'a Endpoint,
+    /// The tenant every request is sent as (`None`: no tenant header).
+    pub tenant: Option<&'a str>,
     pub backoff: Backoff,
     pub limits: Limits,
 }
@@ -164,7 +170,7 @@ impl Delivery<'_> {
             // The first attempt always gets the full request timeout: a push
             // that queued past its deadline is still tried once.
             let timeout = (attempt > 0).then_some(remaining);
-            let answer = self.endpoint.post(body.clone(), timeout).await;
+            let answer = self.endpoint.post(body.clone(), self.tenant, timeout).await;
             let (problem, retry_after) = match (&answer, retry::verdict(answer.status())) {
                 (_, Verdict::Done) => return Ok(()),
                 (Answer::Status { status, body, .. }, Verdict::Refused) => {

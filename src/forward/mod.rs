@@ -3,7 +3,7 @@
 //!
 //! Pipeline: [`convert`] turns the push's families into encoded series (on
 //! the pusher's task), the push is queued to one of `concurrency` [`shard`]
-//! workers chosen by its grouping key, the worker batches what is queued,
+//! workers chosen by its tenant and grouping key, the worker batches what is queued,
 //! stamps timestamps, adds stale markers from its [`series_memory`] and
 //! `push_time_seconds`, and [`batch`] sends the requests through [`send`]
 //! with the [`retry`] policy. [`wire`] holds the protobuf encoding.
@@ -35,9 +35,24 @@
 //! Pushgateway drops them with the group. Empty label values (the
 //! Pushgateway's `instance=""`) are dropped as remote_write requires.
 //!
+//! Transport and tenancy (see [`send`]): `https://` backends are verified
+//! with `remote_write.tls`; every request carries the configured
+//! credentials and extra headers, then the tenant header of its pushes'
+//! tenant ([`Push::tenant`], resolved by the handler with
+//! [`Forwarder::tenancy`]), then the four remote_write headers, which
+//! nothing configured can override. A request never mixes tenants, and a
+//! group is a grouping key *within a tenant*: two tenants pushing the same
+//! grouping key never end each other's series. The label named by
+//! `remote_write.tenant.from_label` stays on the forwarded series: it is a
+//! grouping label like any other (the Pushgateway keeps it on every series
+//! of the group), so dropping it could merge groups that differ only by
+//! tenant into one series set within a backend that ignores the tenant
+//! header, and a scrape through the cache shows it too.
+//!
 //! Readiness: [`Forwarder::is_ready`] turns true once the backend answered
-//! any request (an empty `WriteRequest` probe is sent at start; Prometheus
-//! answers it 204) and stays true.
+//! any request (an empty `WriteRequest` probe is sent at start, as the
+//! static tenant if one is configured; Prometheus answers it 204) and stays
+//! true.
 
 pub mod batch;
 pub mod convert;
@@ -57,10 +72,12 @@ use tokio::task::JoinHandle;
 
 use crate::config::{AckMode, RemoteWriteConfig};
 use crate::push::{Push, SinkError};
+use crate::security::tenant::TenantPolicy;
 use crate::telemetry;
 use batch::Limits;
 use retry::Backoff;
 use send::Endpoint;
+use series_memory::GroupId;
 use shard::{Message, Queued, Settings, Worker};
 
 /// How long an async pusher is told to wait when the queue is full.
@@ -116,8 +133,12 @@ impl Forwarder {
     pub async fn forward(&self, push: &Push) -> Result<(), SinkError> {
         let deadline = Instant::now() + self.retry_deadline;
         let converted = convert::convert(&push.families);
+        let group = GroupId {
+            tenant: push.tenant.clone(),
+            key: push.key.clone(),
+        };
         let mut hasher = DefaultHasher::new();
-        push.key.hash(&mut hasher);
+        group.hash(&mut hasher);
         let shard = &self.shards[(hasher.finish() % self.shards.len() as u64) as usize];
         let (reply, answer) = match self.ack {
             AckMode::Sync => {
@@ -128,7 +149,7 @@ impl Forwarder {
         };
         let message = Message::Push(Box::new(Queued {
             op: push.op,
-            key: push.key.clone(),
+            group,
             received_at: push.received_at,
             converted,
             deadline,
@@ -166,6 +187,12 @@ impl Forwarder {
                 answer.await.unwrap_or_else(|_| Err(stopped()))
             }
         }
+    }
+
+    /// The tenancy rules (`remote_write.tenant`): the push handler resolves
+    /// each push's [`Push::tenant`] with them before handing it over.
+    pub fn tenancy(&self) -> &TenantPolicy {
+        self.endpoint.tenancy()
     }
 
     /// Whether the backend has answered any request.
@@ -227,7 +254,10 @@ async fn probe(endpoint: Arc<Endpoint>, backoff: Backoff) {
     let empty = Bytes::from_static(&[0]); // snappy block of zero bytes
     let mut attempt = 0;
     while !endpoint.reached() {
-        if let send::Answer::NoAnswer(error) = endpoint.post(empty.clone(), None).await {
+        // As the static tenant when there is one: a multi-tenant backend
+        // may refuse a request without a tenant (any answer will do).
+        let tenant = endpoint.tenancy().static_tenant();
+        if let send::Answer::NoAnswer(error) = endpoint.post(empty.clone(), tenant, None).await {
             tracing::info!(%error, "remote_write backend not reachable yet");
         }
         if endpoint.reached() {

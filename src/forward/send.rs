@@ -1,30 +1,38 @@
 //! One remote_write HTTP exchange: POST a snappy-block-compressed
-//! `WriteRequest` with the four headers remote_write 1.0 reserves, and
-//! report what came back.
+//! `WriteRequest` for one tenant, with the headers remote_write 1.0
+//! reserves, and report what came back.
 //!
-//! Connections are pooled by a hyper-util legacy client (HTTP/1.1, or HTTP/2
-//! with prior knowledge when configured). The connector is the TLS seam:
-//! today it is plain TCP and `https://` URLs are refused at start; an
-//! `https` connector (hyper-rustls) slots in at [`Connector`] without
-//! touching the callers.
+//! Connections are pooled by a hyper-util legacy client over the
+//! [`https_connector`] of `remote_write.tls`: `http://` URLs are plain TCP,
+//! `https://` URLs are verified against the CA file or the system store,
+//! with an optional client certificate and server-name override. HTTP/2 is
+//! chosen by ALPN on TLS, or forced (prior knowledge on plain TCP) with
+//! `remote_write.http2`.
+//!
+//! Headers of each request, in the order they are set, each step able to
+//! replace what the previous one set: the configured extra headers and
+//! `Authorization` ([`Credentials::apply`], secret files re-read when they
+//! change), the tenant header ([`TenantPolicy::apply`]), then
+//! `Content-Encoding`, `Content-Type`, `X-Prometheus-Remote-Write-Version`
+//! and `User-Agent`, so nothing configured can override those four.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, StatusCode, Uri, header};
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use super::retry;
 use crate::config::RemoteWriteConfig;
+use crate::security::outbound::{Credentials, error_chain, https_connector};
+use crate::security::tenant::TenantPolicy;
 use crate::telemetry;
-
-/// The transport under the pooled client (the TLS seam).
-type Connector = HttpConnector;
 
 /// How much of an error body is kept for logs and pushers.
 pub const ERROR_BODY_LIMIT: usize = 1024;
@@ -56,33 +64,33 @@ impl Answer {
     }
 }
 
-/// The backend endpoint and its connection pool.
+/// The backend endpoint, its connection pool and what every request
+/// carries besides the body.
 pub struct Endpoint {
-    client: Client<Connector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     uri: Uri,
     timeout: Duration,
     user_agent: HeaderValue,
+    credentials: Credentials,
+    tenancy: TenantPolicy,
     reached: Arc<AtomicBool>,
 }
 
 impl Endpoint {
-    /// Builds the pooled client for `config.url`.
+    /// Builds the pooled client for `config.url` with the TLS settings,
+    /// credentials and tenancy of `config`. Secret files are read once here,
+    /// so a missing one fails at start.
     pub fn new(config: &RemoteWriteConfig) -> Result<Self, String> {
         let url = config.url.as_deref().ok_or("remote_write.url is not set")?;
         let uri: Uri = url
             .parse()
             .map_err(|e| format!("remote_write.url {url:?} is not a URL: {e}"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(format!(
-                    "remote_write.url {url:?}: https backends are not supported yet; use http://"
-                ));
-            }
-            _ => return Err(format!("remote_write.url {url:?} must start with http://")),
+        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+            return Err(format!(
+                "remote_write.url {url:?} must be an http:// or https:// URL with a host"
+            ));
         }
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
+        let connector = https_connector(&config.tls)?;
         let client = Client::builder(TokioExecutor::new())
             .http2_only(config.http2)
             .pool_idle_timeout(Duration::from_secs(90))
@@ -93,8 +101,16 @@ impl Endpoint {
             uri,
             timeout: config.timeout.0,
             user_agent,
+            credentials: Credentials::from_config(config)?,
+            tenancy: TenantPolicy::new(&config.tenant)?,
             reached: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// The tenancy rules requests are sent with; the push handler resolves
+    /// each push's tenant with the same rules.
+    pub fn tenancy(&self) -> &TenantPolicy {
+        &self.tenancy
     }
 
     /// Whether the backend has answered any request.
@@ -102,11 +118,18 @@ impl Endpoint {
         self.reached.load(Ordering::Relaxed)
     }
 
-    /// POSTs one compressed `WriteRequest`, waiting at most `timeout` (the
-    /// configured timeout when `None`). Counts the request by status.
-    pub async fn post(&self, compressed: Bytes, timeout: Option<Duration>) -> Answer {
+    /// POSTs one compressed `WriteRequest` as `tenant` (no tenant header
+    /// for `None`), waiting at most `timeout` (the configured timeout when
+    /// `None`). Counts the request by status.
+    pub async fn post(
+        &self,
+        compressed: Bytes,
+        tenant: Option<&str>,
+        timeout: Option<Duration>,
+    ) -> Answer {
         let timeout = timeout.unwrap_or(self.timeout).min(self.timeout);
-        let answer = match tokio::time::timeout(timeout, self.exchange(compressed)).await {
+        let exchange = self.exchange(compressed, tenant);
+        let answer = match tokio::time::timeout(timeout, exchange).await {
             Ok(answer) => answer,
             Err(_) => Answer::NoAnswer(format!("no answer within {timeout:?}")),
         };
@@ -121,22 +144,39 @@ impl Endpoint {
         answer
     }
 
-    async fn exchange(&self, compressed: Bytes) -> Answer {
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri(self.uri.clone())
-            .header(header::CONTENT_ENCODING, "snappy")
-            .header(header::CONTENT_TYPE, "application/x-protobuf")
-            .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-            .header(header::USER_AGENT, self.user_agent.clone())
-            .body(Full::new(compressed));
-        let request = match request {
-            Ok(r) => r,
-            Err(e) => return Answer::NoAnswer(format!("building the request: {e}")),
+    /// The headers of a request for `tenant`, in the order the module docs
+    /// give. An unreadable secret file is an error naming the file.
+    fn headers(&self, tenant: Option<&str>) -> Result<HeaderMap, String> {
+        let mut headers = HeaderMap::new();
+        self.credentials.apply(&mut headers)?;
+        self.tenancy.apply(tenant, &mut headers)?;
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("snappy"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-protobuf"),
+        );
+        headers.insert(
+            "x-prometheus-remote-write-version",
+            HeaderValue::from_static("0.1.0"),
+        );
+        headers.insert(header::USER_AGENT, self.user_agent.clone());
+        Ok(headers)
+    }
+
+    async fn exchange(&self, compressed: Bytes, tenant: Option<&str>) -> Answer {
+        let headers = match self.headers(tenant) {
+            Ok(headers) => headers,
+            // Retried like a missing answer: a secret file being rotated
+            // comes back.
+            Err(e) => return Answer::NoAnswer(format!("remote_write credentials: {e}")),
         };
+        let mut request = Request::new(Full::new(compressed));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = self.uri.clone();
+        *request.headers_mut() = headers;
         let response = match self.client.request(request).await {
             Ok(r) => r,
-            Err(e) => return Answer::NoAnswer(describe_client_error(&e)),
+            Err(e) => return Answer::NoAnswer(error_chain(&e)),
         };
         let status = response.status();
         let retry_after = response
@@ -164,19 +204,6 @@ impl Endpoint {
             body,
         }
     }
-}
-
-/// The error chain of a failed exchange, e.g. "client error (Connect):
-/// tcp connect error: Connection refused (os error 111)".
-fn describe_client_error(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// The first [`ERROR_BODY_LIMIT`] bytes of `body` as text, trimmed, cut at a
@@ -230,11 +257,54 @@ mod tests {
     }
 
     #[test]
-    fn https_and_missing_urls_are_refused() {
+    fn missing_and_non_http_urls_are_refused_and_https_is_accepted() {
         let mut config = RemoteWriteConfig::default();
         assert!(Endpoint::new(&config).is_err());
-        config.url = Some("https://x/api/v1/write".into());
+        config.url = Some("ftp://x/api/v1/write".into());
         let err = Endpoint::new(&config).err().unwrap();
-        assert!(err.contains("https"), "{err}");
+        assert!(err.contains("http:// or https://"), "{err}");
+        config.url = Some("https://x/api/v1/write".into());
+        config.tls.insecure_skip_verify = true;
+        assert!(Endpoint::new(&config).is_ok());
+    }
+
+    #[test]
+    fn configured_headers_come_first_and_the_reserved_four_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "s3cret\n").unwrap();
+        let mut config = RemoteWriteConfig {
+            url: Some("http://127.0.0.1:1/api/v1/write".into()),
+            bearer_token_file: Some(token),
+            ..RemoteWriteConfig::default()
+        };
+        config.tenant.id = Some("team-a".into());
+        config
+            .headers
+            .0
+            .push(("X-Extra".into(), crate::security::Secret::new("1")));
+        let endpoint = Endpoint::new(&config).unwrap();
+        let headers = endpoint.headers(Some("team-b")).unwrap();
+        let names: Vec<&str> = headers.keys().map(|n| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "x-extra",
+                "authorization",
+                "x-scope-orgid",
+                "content-encoding",
+                "content-type",
+                "x-prometheus-remote-write-version",
+                "user-agent"
+            ]
+        );
+        assert_eq!(headers["authorization"], "Bearer s3cret");
+        assert_eq!(headers["x-scope-orgid"], "team-b");
+        assert!(
+            !endpoint
+                .headers(None)
+                .unwrap()
+                .contains_key("x-scope-orgid")
+        );
     }
 }

@@ -8,7 +8,9 @@
 //! series that ended, for stale markers.
 //!
 //! Contract: one memory per shard (a group always maps to the same shard,
-//! so no locking). The number of remembered series is bounded; beyond the
+//! so no locking). A group is a grouping key within a tenant ([`GroupId`]):
+//! two tenants pushing the same grouping key have separate series, and a
+//! push of one never ends the other's series. The number of remembered series is bounded; beyond the
 //! bound (on series, and on groups) the groups pushed least recently are
 //! forgotten whole (counted in
 //! `telemetry::SERIES_MEMORY_EVICTIONS`), after which their series can no
@@ -20,6 +22,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use super::convert::Converted;
 use crate::push::{GroupingKey, PushOp};
 use crate::telemetry;
+
+/// A group as the forwarder tells groups apart: its tenant and its grouping
+/// key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GroupId {
+    pub tenant: Option<String>,
+    pub key: GroupingKey,
+}
 
 /// The encoded label sets of one family's series.
 #[derive(Clone, Debug, Default)]
@@ -200,8 +210,8 @@ impl Group {
 /// The groups one shard has forwarded, bounded by series count.
 #[derive(Debug)]
 pub struct SeriesMemory {
-    groups: HashMap<GroupingKey, Group>,
-    by_recency: BTreeMap<u64, GroupingKey>,
+    groups: HashMap<GroupId, Group>,
+    by_recency: BTreeMap<u64, GroupId>,
     clock: u64,
     series: usize,
     max_series: usize,
@@ -220,7 +230,7 @@ impl SeriesMemory {
 
     /// The group's memory, created empty when unknown; marks it as the most
     /// recently used.
-    pub fn group(&mut self, key: &GroupingKey) -> &mut Group {
+    pub fn group(&mut self, key: &GroupId) -> &mut Group {
         self.clock += 1;
         let group = self.groups.entry(key.clone()).or_default();
         // Recency 0 means "new": the clock starts at 1.
@@ -235,16 +245,16 @@ impl SeriesMemory {
     /// Records what a push leaves in its group (see [`Group::record`]),
     /// then forgets the least recently pushed groups while over the bound
     /// (never `key` itself).
-    pub fn record(&mut self, key: &GroupingKey, op: PushOp, converted: &Converted) {
+    pub fn record(&mut self, key: &GroupId, op: PushOp, converted: &Converted) {
         self.update(key, |group| group.record(op, converted));
     }
 
     /// Remembers again the series a failed push had ended.
-    pub fn restore(&mut self, key: &GroupingKey, ended: &[(String, Vec<u8>)]) {
+    pub fn restore(&mut self, key: &GroupId, ended: &[(String, Vec<u8>)]) {
         self.update(key, |group| group.restore(ended));
     }
 
-    fn update(&mut self, key: &GroupingKey, change: impl FnOnce(&mut Group)) {
+    fn update(&mut self, key: &GroupId, change: impl FnOnce(&mut Group)) {
         let group = self.group(key);
         let before = group.series_count();
         change(group);
@@ -254,7 +264,7 @@ impl SeriesMemory {
         self.evict(key);
     }
 
-    fn evict(&mut self, keep: &GroupingKey) {
+    fn evict(&mut self, keep: &GroupId) {
         // Groups count too: a group whose series all ended still holds its
         // timestamp and failure time.
         while self.series > self.max_series || self.groups.len() > self.max_series {
@@ -288,8 +298,11 @@ mod tests {
     use crate::forward::convert::convert;
     use crate::proto::client::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
 
-    fn key(job: &str) -> GroupingKey {
-        GroupingKey::new([("job".to_string(), job.to_string())])
+    fn key(job: &str) -> GroupId {
+        GroupId {
+            tenant: None,
+            key: GroupingKey::new([("job".to_string(), job.to_string())]),
+        }
     }
 
     /// Families `name{i=...}` with the given label values.
@@ -364,6 +377,30 @@ mod tests {
         memory.restore(&key("j"), &ended);
         assert_eq!(memory.series(), 2);
         assert_eq!(ended_count(&mut memory, PushOp::Delete, &push(&[])), 2);
+    }
+
+    #[test]
+    fn one_grouping_key_in_two_tenants_is_two_groups() {
+        let mut memory = SeriesMemory::new(100);
+        let in_tenant = |tenant: &str| GroupId {
+            tenant: Some(tenant.to_string()),
+            ..key("j")
+        };
+        memory.record(&in_tenant("a"), PushOp::Replace, &push(&[("m", &["1"])]));
+        let other = push(&[("m", &["2"])]);
+        // Tenant b's first push ends nothing of tenant a's group.
+        let ended = memory
+            .group(&in_tenant("b"))
+            .ended_series(PushOp::Replace, &other)
+            .len();
+        assert_eq!(ended, 0);
+        memory.record(&in_tenant("b"), PushOp::Replace, &other);
+        assert_eq!(memory.series(), 2);
+        let ended = memory
+            .group(&in_tenant("a"))
+            .ended_series(PushOp::Delete, &push(&[]))
+            .len();
+        assert_eq!(ended, 1);
     }
 
     #[test]

@@ -7,6 +7,11 @@
 //! increasing per group), adds stale markers for the series the push ends
 //! and the group's `push_time_seconds`, delivers the batch (see `batch`),
 //! and answers every pusher.
+//!
+//! Tenants: a batch may hold pushes of several tenants; each tenant's
+//! pushes are delivered on their own (tenants one after the other, in order
+//! of first arrival), so every request carries exactly one tenant's series
+//! and its header.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -17,10 +22,10 @@ use super::batch::{Chunk, Delivery, Failure, Limits, Parcel};
 use super::convert::{self, Converted, SeriesValue};
 use super::retry::Backoff;
 use super::send::Endpoint;
-use super::series_memory::SeriesMemory;
+use super::series_memory::{GroupId, SeriesMemory};
 use super::wire;
 use crate::proto::prompb::metric_metadata::MetricType as RwType;
-use crate::push::{GroupingKey, PushOp, SinkError};
+use crate::push::{PushOp, SinkError};
 use crate::telemetry;
 
 const PUSH_TIME: &str = "push_time_seconds";
@@ -43,7 +48,8 @@ pub enum Message {
 /// A push waiting for its shard.
 pub struct Queued {
     pub op: PushOp,
-    pub key: GroupingKey,
+    /// The push's tenant and grouping key.
+    pub group: GroupId,
     pub received_at: SystemTime,
     pub converted: Converted,
     pub deadline: Instant,
@@ -145,33 +151,51 @@ impl Worker {
 
     async fn process(&mut self, batch: Vec<Queued>) {
         let prepared: Vec<Prepared> = batch.into_iter().map(|job| self.prepare(job)).collect();
-        let parcels: Vec<Parcel> = prepared
-            .iter()
-            .map(|p| Parcel {
-                chunks: &p.chunks,
-                deadline: p.job.deadline,
-            })
-            .collect();
-        let outcomes = self.delivery().deliver(&parcels).await;
-        drop(parcels);
-        let mut failure_report = ChunkBuilder::new(self.settings.limits);
-        for (prepared, outcome) in prepared.into_iter().zip(outcomes) {
-            self.finish(prepared, outcome, &mut failure_report);
+        let mut tenants: Vec<Option<String>> = Vec::new();
+        for p in &prepared {
+            if !tenants.contains(&p.job.group.tenant) {
+                tenants.push(p.job.group.tenant.clone());
+            }
         }
-        let chunks = failure_report.finish();
-        if !chunks.is_empty() {
+        let mut outcomes: Vec<Result<(), Failure>> = vec![Ok(()); prepared.len()];
+        for tenant in &tenants {
+            let members: Vec<usize> = (0..prepared.len())
+                .filter(|&i| prepared[i].job.group.tenant == *tenant)
+                .collect();
+            let parcels: Vec<Parcel> = members
+                .iter()
+                .map(|&i| Parcel {
+                    chunks: &prepared[i].chunks,
+                    deadline: prepared[i].job.deadline,
+                })
+                .collect();
+            let delivered = self.delivery(tenant.as_deref()).deliver(&parcels).await;
+            for (i, outcome) in members.into_iter().zip(delivered) {
+                outcomes[i] = outcome;
+            }
+        }
+        let mut failure_reports = FailureReports::new(self.settings.limits);
+        for (prepared, outcome) in prepared.into_iter().zip(outcomes) {
+            self.finish(prepared, outcome, &mut failure_reports);
+        }
+        for (tenant, builder) in failure_reports.by_tenant {
+            let chunks = builder.finish();
+            if chunks.is_empty() {
+                continue;
+            }
             // Best effort, one try: the pushes are already answered.
             let report = [Parcel {
                 chunks: &chunks,
                 deadline: Instant::now(),
             }];
-            let _ = self.delivery().deliver(&report).await;
+            let _ = self.delivery(tenant.as_deref()).deliver(&report).await;
         }
     }
 
-    fn delivery(&self) -> Delivery<'_> {
+    fn delivery<'a>(&'a self, tenant: Option<&'a str>) -> Delivery<'a> {
         Delivery {
             endpoint: &self.endpoint,
+            tenant,
             backoff: self.settings.backoff,
             limits: self.settings.limits,
         }
@@ -180,7 +204,7 @@ impl Worker {
     fn prepare(&mut self, job: Queued) -> Prepared {
         let (_, estimate) = job.size();
         let mut builder = ChunkBuilder::with_capacity(self.settings.limits, estimate + 256);
-        let group = self.memory.group(&job.key);
+        let group = self.memory.group(&job.group);
         let ts = group.next_timestamp(unix_ms(job.received_at));
         let stale = f64::from_bits(wire::STALE_NAN_BITS);
         let ended: Vec<(String, Vec<u8>)> = group
@@ -204,8 +228,8 @@ impl Worker {
         }
         let was_pushed = group.pushed;
         if self.settings.push_time_metrics {
-            let push_time = convert::group_series_labels(PUSH_TIME, &job.key);
-            let failure_time = convert::group_series_labels(PUSH_FAILURE_TIME, &job.key);
+            let push_time = convert::group_series_labels(PUSH_TIME, &job.group.key);
+            let failure_time = convert::group_series_labels(PUSH_FAILURE_TIME, &job.group.key);
             if job.op == PushOp::Delete {
                 if group.pushed {
                     builder.float(&push_time, stale, ts);
@@ -221,7 +245,7 @@ impl Worker {
             }
         }
         builder.raw_metadata(&c.metadata);
-        self.memory.record(&job.key, job.op, &job.converted);
+        self.memory.record(&job.group, job.op, &job.converted);
         Prepared {
             samples: c.series.len(),
             chunks: builder.finish(),
@@ -235,7 +259,7 @@ impl Worker {
         &mut self,
         prepared: Prepared,
         outcome: Result<(), Failure>,
-        failure_report: &mut ChunkBuilder,
+        failure_reports: &mut FailureReports,
     ) {
         let Prepared {
             job,
@@ -250,8 +274,8 @@ impl Worker {
                 metrics::counter!(telemetry::STALE_MARKERS).increment(ended.len() as u64);
             }
             Err(failure) => {
-                self.memory.restore(&job.key, &ended);
-                let group = self.memory.group(&job.key);
+                self.memory.restore(&job.group, &ended);
+                let group = self.memory.group(&job.group);
                 let now = SystemTime::now();
                 group.last_failure = telemetry::unix_seconds(now);
                 if job.op == PushOp::Delete {
@@ -261,8 +285,10 @@ impl Worker {
                     // The backend is up but refused the push: tell it when,
                     // as the Pushgateway shows a failed push.
                     let ts = group.next_timestamp(unix_ms(now));
-                    let labels = convert::group_series_labels(PUSH_FAILURE_TIME, &job.key);
-                    failure_report.float(&labels, group.last_failure, ts);
+                    let labels = convert::group_series_labels(PUSH_FAILURE_TIME, &job.group.key);
+                    failure_reports
+                        .of(&job.group.tenant)
+                        .float(&labels, group.last_failure, ts);
                 }
             }
         }
@@ -284,6 +310,34 @@ impl Failure {
                 retry_after,
             },
         }
+    }
+}
+
+/// The `push_failure_time_seconds` samples to send after a batch, one
+/// builder per tenant.
+struct FailureReports {
+    limits: Limits,
+    by_tenant: Vec<(Option<String>, ChunkBuilder)>,
+}
+
+impl FailureReports {
+    fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            by_tenant: Vec::new(),
+        }
+    }
+
+    fn of(&mut self, tenant: &Option<String>) -> &mut ChunkBuilder {
+        let index = match self.by_tenant.iter().position(|(t, _)| t == tenant) {
+            Some(index) => index,
+            None => {
+                let builder = ChunkBuilder::new(self.limits);
+                self.by_tenant.push((tenant.clone(), builder));
+                self.by_tenant.len() - 1
+            }
+        };
+        &mut self.by_tenant[index].1
     }
 }
 

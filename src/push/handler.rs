@@ -1,6 +1,8 @@
 //! The push handler: runs the ingest pipeline for one request and hands the
 //! resulting [`Push`] to the sinks. It stays thin: each step lives in its
-//! own module.
+//! own module. The push's tenant is resolved from the grouping key and the
+//! request headers (`Sinks::tenant_of`) before the body is read, so a push
+//! without a required tenant is refused (400) cheaply.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -114,12 +116,14 @@ impl Ingest {
     {
         let received_at = SystemTime::now();
         let key: GroupingKey = path::parse_grouping_key(grouping_path)?;
+        let tenant = sinks.tenant_of(&key, headers)?;
         if op == PushOp::Delete {
             let push = Push {
                 op,
                 key,
                 families: Vec::new(),
                 received_at,
+                tenant,
             };
             sinks.apply(&push).await?;
             return Ok(StatusCode::ACCEPTED);
@@ -149,6 +153,7 @@ impl Ingest {
             key,
             families,
             received_at,
+            tenant,
         };
         sinks.apply(&push).await?;
         metrics::counter!(telemetry::SAMPLES_RECEIVED).increment(samples as u64);

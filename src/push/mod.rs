@@ -85,6 +85,10 @@ pub struct Push {
     pub key: GroupingKey,
     pub families: Vec<MetricFamily>,
     pub received_at: SystemTime,
+    /// The tenant the forwarder writes the push as (resolved by the
+    /// forwarder's `TenantPolicy`); `None` when tenancy is off. The cache
+    /// ignores it.
+    pub tenant: Option<String>,
 }
 
 /// A sink's typed refusal of a push; the handler maps it to an HTTP status.

@@ -11,20 +11,12 @@
 //!   password file, or a bearer token file, both re-read when the file
 //!   changes) and the extra headers on each request.
 //!
-//! How the sender uses them (the order matters only in that the sender sets
-//! its reserved headers last):
-//!
-//! ```ignore
-//! let client = Client::builder(TokioExecutor::new())
-//!     .build(https_connector(&config.remote_write.tls)?);
-//! let credentials = Credentials::from_config(&config.remote_write)?;
-//! let tenancy = TenantPolicy::new(&config.remote_write.tenant)?;
-//! // per request:
-//! credentials.apply(request.headers_mut())?;
-//! tenancy.apply(batch_tenant.as_deref(), request.headers_mut())?;
-//! // then Content-Encoding, Content-Type, X-Prometheus-Remote-Write-Version,
-//! // User-Agent; on failure log `error_chain(&error)`.
-//! ```
+//! The remote_write sender (`crate::forward::send`) builds its pooled
+//! client on [`https_connector`] and, per request, applies
+//! [`Credentials::apply`], then `TenantPolicy::apply` for the request's
+//! tenant, then sets its four reserved headers last; a failed exchange is
+//! reported with [`error_chain`] (which names a certificate problem, e.g.
+//! `invalid peer certificate: UnknownIssuer`).
 //!
 //! Extra headers can never replace what the sender owns: the four
 //! remote_write headers, HTTP framing headers, `Authorization` (use

@@ -112,6 +112,11 @@ impl TenantPolicy {
         self.static_id.is_some() || self.from_label.is_some() || self.passthrough
     }
 
+    /// The static tenant (`remote_write.tenant.id`), if configured.
+    pub fn static_tenant(&self) -> Option<&str> {
+        self.static_id.as_deref()
+    }
+
     /// The header the tenant is sent in (to the backend) and read from (the
     /// pusher, with passthrough).
     pub fn header(&self) -> &HeaderName {
@@ -260,6 +265,7 @@ mod tests {
             .resolve(&key(&[("job", "j")]), &headers(Some("other")))
             .unwrap();
         assert_eq!(got.as_deref(), Some("team-a"));
+        assert_eq!(p.static_tenant(), Some("team-a"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! An in-process remote_write receiver for tests: decodes every request
 //! (snappy block + protobuf), records it, and answers as the test scripts:
-//! statuses, `Retry-After`, delays, dropped connections.
+//! statuses, `Retry-After`, delays, dropped connections. Plain HTTP, or
+//! HTTPS with a given rustls server configuration.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -58,6 +59,18 @@ pub struct Receiver {
 impl Receiver {
     /// Starts a receiver on a free loopback port that accepts everything.
     pub async fn start() -> Self {
+        Self::serve(None).await
+    }
+
+    /// [`Receiver::start`] over TLS with `tls` (its ALPN decides between
+    /// HTTP/1.1 and h2); the URL is `https://127.0.0.1:<port>/api/v1/write`.
+    #[allow(dead_code)] // not every test file that shares this module uses TLS
+    pub async fn start_tls(tls: rustls::ServerConfig) -> Self {
+        Self::serve(Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls)))).await
+    }
+
+    async fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(State {
@@ -73,17 +86,34 @@ impl Receiver {
                     return;
                 };
                 let state = serving.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| handle(state.clone(), req));
-                    // HTTP/1.1 or HTTP/2 (prior knowledge), whichever comes.
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    // HTTP/1.1 or HTTP/2 (prior knowledge or ALPN), whichever
+                    // comes.
+                    let builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    match tls {
+                        None => {
+                            let _ = builder
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        }
+                        Some(acceptor) => {
+                            // A client that refuses our certificate ends here.
+                            let Ok(stream) = acceptor.accept(stream).await else {
+                                return;
+                            };
+                            let _ = builder
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        }
+                    }
                 });
             }
         });
         Self {
-            url: format!("http://{addr}/api/v1/write"),
+            url: format!("{scheme}://{addr}/api/v1/write"),
             state,
         }
     }

@@ -24,6 +24,7 @@ fn cache_with_data() -> Cache {
                 key: GroupingKey::new([("job".to_string(), job.to_string())]),
                 families: vec![family.clone()],
                 received_at: SystemTime::now(),
+                tenant: None,
             })
             .unwrap();
     }
@@ -34,6 +35,7 @@ fn cache_with_data() -> Cache {
         key: GroupingKey::new([("job".to_string(), "failed".to_string())]),
         families: vec![timestamped],
         received_at: SystemTime::now(),
+        tenant: None,
     };
     assert!(cache.apply(&refused).is_err());
     cache
@@ -111,6 +113,7 @@ async fn the_schedule_writes_at_once_after_idle_then_at_most_once_per_interval()
         key: GroupingKey::new([("job".to_string(), job.to_string())]),
         families: vec![],
         received_at: SystemTime::now(),
+        tenant: None,
     };
     let groups_on_disk = || std::fs::read(&path).ok().map(|b| decode(&b).unwrap().len());
     cache.apply(&push("a")).unwrap();

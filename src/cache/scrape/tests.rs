@@ -26,6 +26,7 @@ fn store_with(pushes: Vec<GroupPush<'_>>, disable_check: bool) -> Store {
             key: GroupingKey::new(key.iter().map(|(n, v)| (n.to_string(), v.to_string()))),
             families,
             received_at: SystemTime::UNIX_EPOCH + Duration::from_secs(10),
+            tenant: None,
         };
         store.apply(&push).unwrap();
     }
@@ -242,6 +243,7 @@ fn the_earliest_stored_help_wins() {
                     vec![gauge(&[], 1.0)],
                 )],
                 received_at: SystemTime::UNIX_EPOCH + Duration::from_secs(at),
+                tenant: None,
             })
             .unwrap();
     }

@@ -77,6 +77,7 @@ fn push(op: PushOp, k: &[(&str, &str)], families: Vec<MetricFamily>) -> Push {
         key: key(k),
         families,
         received_at: SystemTime::now(),
+        tenant: None,
     }
 }
 
