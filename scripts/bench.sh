@@ -175,9 +175,12 @@ for backend in null prometheus; do
   relay_pid=$PID relay_url=$URL
   for conns in $FORWARD_CONNS; do
     before=$(samples_of_$backend "$backend_url")
+    backend_t0=$(cpu_ticks "$backend_pid")
     run_wrk "$relay_pid" "$conns" "$DURATION" "$relay_url/metrics/job/bench/instance/fixed" push.lua \
       BODY="$BODY_1000" METHOD=POST
     after=$(samples_of_$backend "$backend_url")
+    result "forward_${backend}_c${conns}_backend_cores" "$(awk -v a="$backend_t0" -v b="$(cpu_ticks "$backend_pid")" \
+      -v t="$TICKS" -v d="$DURATION" 'BEGIN{printf "%.2f", (b-a)/t/d}')"
     result "forward_${backend}_c${conns}_sps" "$(awk -v r="$W_rps" 'BEGIN{printf "%.0f", r*1000}')"
     result "forward_${backend}_c${conns}_p50" "$W_p50"
     result "forward_${backend}_c${conns}_bad" "$W_bad"
@@ -303,7 +306,11 @@ extra = []
 for c in conns:
     for b in ("null", "prometheus"):
         extra.append(f"forward→{b} c={c}: backend counted {fmt(num(f'forward_{b}_c{c}_backend_sps'), 'samples/s')} samples/s "
-                     f"(push_time series included), pushrelay used {r.get(f'forward_{b}_c{c}_cores', '–')} cores")
+                     f"(push_time series included); cores used: pushrelay {r.get(f'forward_{b}_c{c}_cores', '–')}, "
+                     f"receiver {r.get(f'forward_{b}_c{c}_backend_cores', '–')}")
+for c in conns:
+    extra.append(f"POST 1,000 series c={c}, cores used: pushrelay (cache) {r.get(f'pushrelay_post1000_c{c}_cores', '–')}, "
+                 f"Pushgateway {r.get(f'pushgateway_post1000_c{c}_cores', '–')}")
 for s in ("pushrelay", "pushgateway"):
     extra.append(f"{s}: PUT rotating used {r.get(s + '_put_rotating_cores', '–')} cores; "
                  f"/metrics body {r.get(s + '_scrape_bytes', '–')} B")
