@@ -1,0 +1,171 @@
+//! Forwarding cost of one 1,000-series push (tests/fixtures/bench_1000.txt,
+//! the body of the Pushgateway baseline), stage by stage and end to end.
+//!
+//! - `convert`: `forward::convert::convert` of the parsed, validated push;
+//! - `encode`: the converted series written as `WriteRequest` bytes with the
+//!   `forward::wire` writers, as the shard worker does (one timestamp for
+//!   the push, metadata appended);
+//! - `snappy`: `forward::send::compress` of that request;
+//! - `convert_encode_snappy`: the three together, the CPU a push costs
+//!   before it reaches the network;
+//! - `forwarder_sync`: `Forwarder::forward` with `ack = sync` against an
+//!   in-process receiver that decompresses and answers 204, so it includes
+//!   the queue, the shard worker, HTTP/1.1 on loopback and the receiver.
+//!
+//! Text parsing is measured in benches/parse.rs. CI runs this once per
+//! benchmark with `cargo bench --bench forward -- --test`.
+
+use std::convert::Infallible;
+use std::hint::black_box;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use pushrelay::config::{PushConfig, RemoteWriteConfig};
+use pushrelay::exposition::text;
+use pushrelay::forward::Forwarder;
+use pushrelay::forward::convert::{self, Converted, SeriesValue};
+use pushrelay::forward::{send, wire};
+use pushrelay::push::validate::validate;
+use pushrelay::push::{GroupingKey, Push, PushOp};
+use tokio::net::TcpListener;
+
+const BODY_1000: &[u8] = include_bytes!("../tests/fixtures/bench_1000.txt");
+const SERIES: u64 = 1000;
+
+/// The fixture as the push handler hands it to the sinks.
+fn push_1000() -> Push {
+    let key = GroupingKey::new([
+        ("job".to_string(), "bench".to_string()),
+        ("instance".to_string(), "fixed".to_string()),
+    ]);
+    let mut families = text::parse(BODY_1000).expect("the fixture parses");
+    validate(&mut families, &key, &PushConfig::default()).expect("the fixture is valid");
+    Push {
+        op: PushOp::Merge,
+        key,
+        families,
+        received_at: SystemTime::now(),
+        tenant: None,
+    }
+}
+
+/// The request body the shard worker builds for one push (without the
+/// push-time series, which are two more samples).
+fn encode(converted: &Converted, timestamp_ms: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(converted.labels.len() + converted.series.len() * 24);
+    for series in &converted.series {
+        let labels = converted.series_labels(series);
+        let at = series.timestamp_ms.unwrap_or(timestamp_ms);
+        match &series.value {
+            SeriesValue::Float(v) => wire::put_float_series(&mut out, labels, *v, at),
+            SeriesValue::Histogram(r) => {
+                wire::put_histogram_series(&mut out, labels, &converted.histograms[r.clone()], at)
+            }
+        }
+    }
+    out.extend_from_slice(&converted.metadata);
+    out
+}
+
+fn stages(c: &mut Criterion) {
+    let push = push_1000();
+    let converted = convert::convert(&push.families);
+    assert_eq!(converted.series.len() as u64, SERIES);
+    let timestamp_ms = 1_700_000_000_000;
+    let raw = encode(&converted, timestamp_ms);
+
+    let mut group = c.benchmark_group("forward_1000_series");
+    group.throughput(Throughput::Elements(SERIES));
+    group.bench_function("convert", |b| {
+        b.iter(|| convert::convert(black_box(&push.families)))
+    });
+    group.bench_function("encode", |b| {
+        b.iter(|| encode(black_box(&converted), timestamp_ms))
+    });
+    group.bench_function("snappy", |b| {
+        b.iter(|| send::compress(black_box(&raw)).expect("snappy compresses"))
+    });
+    group.bench_function("convert_encode_snappy", |b| {
+        b.iter(|| {
+            let converted = convert::convert(black_box(&push.families));
+            send::compress(&encode(&converted, timestamp_ms)).expect("snappy compresses")
+        })
+    });
+    group.finish();
+}
+
+/// Answers every request 204 after decompressing its body, like a receiver
+/// that stores nothing.
+async fn null_answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let decoded = match request.into_body().collect().await {
+        Ok(body) => snap::raw::Decoder::new()
+            .decompress_vec(&body.to_bytes())
+            .is_ok(),
+        Err(_) => false,
+    };
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = if decoded {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    Ok(response)
+}
+
+async fn start_null_receiver() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binding a loopback port");
+    let addr = listener.local_addr().expect("a bound address");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service_fn(null_answer))
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}/api/v1/write")
+}
+
+fn forwarder_end_to_end(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let push = push_1000();
+    let forwarder = runtime.block_on(async {
+        let url = start_null_receiver().await;
+        let forwarder = Forwarder::new(&RemoteWriteConfig {
+            url: Some(url),
+            ..RemoteWriteConfig::default()
+        })
+        .expect("a forwarder");
+        while !forwarder.is_ready() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        forwarder
+    });
+    let mut group = c.benchmark_group("forward_1000_series");
+    group.throughput(Throughput::Elements(SERIES));
+    group.bench_function("forwarder_sync", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(forwarder.forward(black_box(&push)))
+                .expect("the null receiver accepts")
+        })
+    });
+    group.finish();
+    runtime.block_on(forwarder.drain());
+}
+
+criterion_group!(benches, stages, forwarder_end_to_end);
+criterion_main!(benches);

@@ -1,0 +1,322 @@
+#!/usr/bin/env bash
+# Load runs of pushrelay side by side with the Pushgateway, on this machine,
+# in one run, and a table of both figures and their ratio.
+#
+# Usage: scripts/bench.sh            # full run, ~10 s per wrk scenario (~6 min)
+#        QUICK=1 scripts/bench.sh    # smoke run, ~2 s per scenario
+# Environment: DURATION (s per wrk run), FORWARD_CONNS ("32 64"),
+#   CACHE_CONNS (16), SKIP_BUILD=1 (use the existing release build),
+#   OUT (directory for logs and results; default: a temp dir, kept).
+#
+# Needs: wrk, curl, python3 (free ports), prometheus-pushgateway and
+# prometheus (scripts/install-peers.sh installs them). Bodies:
+# tests/fixtures/bench_10.txt and bench_1000.txt (the baseline's).
+# Every server listens on 127.0.0.1 on a free port, is stopped by its PID
+# when the script exits, and every wait is bounded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+QUICK=${QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+  DURATION=${DURATION:-2}
+  FORWARD_CONNS=${FORWARD_CONNS:-32}
+else
+  DURATION=${DURATION:-10}
+  FORWARD_CONNS=${FORWARD_CONNS:-32 64}
+fi
+CACHE_CONNS=${CACHE_CONNS:-16}
+GROUPS_N=100
+OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/pushrelay-bench.XXXXXX")}
+mkdir -p "$OUT"
+RESULTS=$OUT/results.tsv
+: >"$RESULTS"
+BODY_10=$ROOT/tests/fixtures/bench_10.txt
+BODY_1000=$ROOT/tests/fixtures/bench_1000.txt
+export WRK_SCRIPTS=$ROOT/scripts/wrk
+
+for tool in wrk curl python3 prometheus-pushgateway prometheus; do
+  command -v "$tool" >/dev/null || { echo "bench.sh: $tool not found (scripts/install-peers.sh)" >&2; exit 1; }
+done
+
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  timeout 1800 cargo build --release --quiet --bin pushrelay --example null_receiver
+fi
+PUSHRELAY=$ROOT/target/release/pushrelay
+NULL_RECEIVER=$ROOT/target/release/examples/null_receiver
+
+PIDS=()
+cleanup() {
+  local pid
+  [ "${#PIDS[@]}" -gt 0 ] || return 0
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    timeout 10 tail --pid="$pid" -f /dev/null 2>/dev/null || kill -9 "$pid" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '%s\n' "$*" >&2; }
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# start NAME READY_URL CMD... : starts CMD in the background, logs to
+# $OUT/NAME.log, waits up to 30 s for READY_URL to answer 2xx; sets PID.
+start() {
+  local name=$1 ready=$2
+  shift 2
+  "$@" >"$OUT/$name.log" 2>&1 &
+  PID=$!
+  PIDS+=("$PID")
+  local deadline=$((SECONDS + 30))
+  until curl -fsS -o /dev/null --max-time 2 "$ready" 2>/dev/null; do
+    if ! kill -0 "$PID" 2>/dev/null; then
+      log "bench.sh: $name exited; its log:"; cat "$OUT/$name.log" >&2; exit 1
+    fi
+    [ "$SECONDS" -lt "$deadline" ] || { log "bench.sh: $name not ready after 30 s"; exit 1; }
+    sleep 0.1
+  done
+}
+
+stop() { # PID: stops one server started here and forgets it
+  local pid kept=()
+  kill "$1" 2>/dev/null || true
+  timeout 10 tail --pid="$1" -f /dev/null 2>/dev/null || kill -9 "$1" 2>/dev/null || true
+  for pid in "${PIDS[@]}"; do
+    [ "$pid" = "$1" ] || kept+=("$pid")
+  done
+  PIDS=("${kept[@]}")
+}
+
+start_pushrelay() { # NAME [ARGS...]: pushrelay on a free port; sets PID, URL
+  local name=$1 port
+  shift
+  port=$(free_port)
+  URL=http://127.0.0.1:$port
+  start "$name" "$URL/-/ready" "$PUSHRELAY" --web.listen-address="127.0.0.1:$port" --log.level=warn "$@"
+}
+
+start_pushgateway() { # NAME: a fresh in-memory Pushgateway; sets PID, URL
+  local port
+  port=$(free_port)
+  URL=http://127.0.0.1:$port
+  start "$1" "$URL/-/ready" prometheus-pushgateway --web.listen-address="127.0.0.1:$port" \
+    --persistence.file="" --log.level=warn
+}
+
+rss_mib() { awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+hwm_mib() { awk '/^VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TICKS=$(getconf CLK_TCK)
+
+# run_wrk PID CONNS SECONDS URL SCRIPT [ENV...]: runs wrk against URL, sets
+# W_rps W_p50 W_p99 W_bad (non-2xx + socket errors) W_cores (server CPU).
+run_wrk() {
+  local pid=$1 conns=$2 secs=$3 url=$4 script=$5 line t0 t1 threads=2
+  shift 5
+  [ "$conns" -ge 2 ] || threads=1
+  t0=$(cpu_ticks "$pid")
+  line=$(env "$@" timeout $((secs + 90)) wrk -t"$threads" -c"$conns" -d"${secs}s" --timeout 30s \
+    -s "$WRK_SCRIPTS/$script" "$url" | tee -a "$OUT/wrk.log" | grep '^WRK ')
+  t1=$(cpu_ticks "$pid")
+  W_rps=$(sed -E 's/.* rps=([^ ]+).*/\1/' <<<"$line")
+  W_p50=$(sed -E 's/.* p50_ms=([^ ]+).*/\1/' <<<"$line")
+  W_p99=$(sed -E 's/.* p99_ms=([^ ]+).*/\1/' <<<"$line")
+  W_bad=$(awk '{for(i=1;i<=NF;i++){split($i,kv,"="); if(kv[1]=="non2xx"||kv[1]=="errors") s+=kv[2]}} END{print s+0}' <<<"$line")
+  W_cores=$(awk -v a="$t0" -v b="$t1" -v t="$TICKS" -v d="$secs" 'BEGIN{printf "%.2f", (b-a)/t/d}')
+  log "  $url c=$conns: $line server_cores=$W_cores"
+}
+
+# result KEY VALUE: one figure for the table.
+result() { printf '%s\t%s\n' "$1" "$2" >>"$RESULTS"; }
+
+# put_groups URL BODY N: PUTs BODY to N groups g000.., one after the other.
+put_groups() {
+  local g
+  for ((g = 0; g < $3; g++)); do
+    curl -fsS -o /dev/null --max-time 60 -X PUT --data-binary "@$2" \
+      -H 'Content-Type: text/plain; version=0.0.4' "$1/metrics/job/bench/instance/$(printf 'g%03d' "$g")"
+  done
+}
+
+samples_of_null() { curl -fsS --max-time 5 "$1/" | awk '$1=="samples" {print $2}'; }
+samples_of_prometheus() {
+  curl -fsS --max-time 5 "$1/metrics" | awk '$1=="prometheus_tsdb_head_samples_appended_total" || $1 ~ /^prometheus_tsdb_head_samples_appended_total\{/ {s+=$2} END{printf "%.0f", s}'
+}
+
+log "bench.sh: results and logs in $OUT (QUICK=$QUICK, ${DURATION}s per run)"
+log "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); load: $(cut -d' ' -f1-3 /proc/loadavg)"
+result load_before "$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ---------------------------------------------------------------- forward
+log "== forward: 1,000-series POSTs to one group"
+for backend in null prometheus; do
+  port=$(free_port)
+  if [ "$backend" = null ]; then
+    start null_receiver "http://127.0.0.1:$port/" "$NULL_RECEIVER" "$port"
+    write_url=http://127.0.0.1:$port/api/v1/write
+  else
+    pdir=$OUT/prometheus-data
+    mkdir -p "$pdir"
+    printf 'global:\n  scrape_interval: 15s\nscrape_configs: []\n' >"$OUT/prometheus.yml"
+    start prometheus "http://127.0.0.1:$port/-/ready" prometheus --config.file="$OUT/prometheus.yml" \
+      --storage.tsdb.path="$pdir" --web.listen-address="127.0.0.1:$port" \
+      --web.enable-remote-write-receiver --log.level=warn
+  fi
+  backend_pid=$PID
+  backend_url=http://127.0.0.1:$port
+  write_url=$backend_url/api/v1/write
+  start_pushrelay "pushrelay-forward-$backend" --remote-write.url="$write_url"
+  relay_pid=$PID relay_url=$URL
+  for conns in $FORWARD_CONNS; do
+    before=$(samples_of_$backend "$backend_url")
+    backend_t0=$(cpu_ticks "$backend_pid")
+    run_wrk "$relay_pid" "$conns" "$DURATION" "$relay_url/metrics/job/bench/instance/fixed" push.lua \
+      BODY="$BODY_1000" METHOD=POST
+    after=$(samples_of_$backend "$backend_url")
+    result "forward_${backend}_c${conns}_backend_cores" "$(awk -v a="$backend_t0" -v b="$(cpu_ticks "$backend_pid")" \
+      -v t="$TICKS" -v d="$DURATION" 'BEGIN{printf "%.2f", (b-a)/t/d}')"
+    result "forward_${backend}_c${conns}_sps" "$(awk -v r="$W_rps" 'BEGIN{printf "%.0f", r*1000}')"
+    result "forward_${backend}_c${conns}_p50" "$W_p50"
+    result "forward_${backend}_c${conns}_bad" "$W_bad"
+    result "forward_${backend}_c${conns}_cores" "$W_cores"
+    # What the backend counted, push_time series included (2 per push).
+    result "forward_${backend}_c${conns}_backend_sps" "$(awk -v a="$before" -v b="$after" -v d="$DURATION" 'BEGIN{printf "%.0f", (b-a)/d}')"
+  done
+  result "forward_${backend}_rss" "$(rss_mib "$relay_pid")"
+  stop "$relay_pid"
+  stop "$backend_pid"
+done
+
+# ------------------------------------------------------------ cache mode
+# Each server runs the same sequence: idle RSS, POST 10 / 1,000 series to a
+# group of their own, then a fresh server loaded with 100 groups × 1,000
+# series for the push latency, the rotating PUTs and the scrape.
+for server in pushrelay pushgateway; do
+  log "== cache: $server"
+  if [ "$server" = pushrelay ]; then start_pushrelay "pushrelay-cache"; else start_pushgateway pushgateway; fi
+  pid=$PID url=$URL
+  sleep 1
+  result "${server}_rss_idle" "$(rss_mib "$pid")"
+  for conns in $FORWARD_CONNS; do
+    run_wrk "$pid" "$conns" "$DURATION" "$url/metrics/job/bench/instance/post1000c$conns" push.lua \
+      BODY="$BODY_1000" METHOD=POST
+    result "${server}_post1000_c${conns}_sps" "$(awk -v r="$W_rps" 'BEGIN{printf "%.0f", r*1000}')"
+    result "${server}_post1000_c${conns}_bad" "$W_bad"
+    result "${server}_post1000_c${conns}_cores" "$W_cores"
+  done
+  run_wrk "$pid" "$CACHE_CONNS" "$DURATION" "$url/metrics/job/bench/instance/post10" push.lua \
+    BODY="$BODY_10" METHOD=POST
+  result "${server}_post10_rps" "$W_rps"
+  result "${server}_post10_bad" "$W_bad"
+  stop "$pid"
+
+  if [ "$server" = pushrelay ]; then start_pushrelay "pushrelay-cache-loaded"; else start_pushgateway pushgateway-loaded; fi
+  pid=$PID url=$URL
+  started=$SECONDS
+  put_groups "$url" "$BODY_1000" "$GROUPS_N"
+  log "  loaded $GROUPS_N groups × 1,000 series in $((SECONDS - started)) s"
+  sleep 1
+  result "${server}_rss_loaded" "$(rss_mib "$pid")"
+  run_wrk "$pid" 1 "$DURATION" "$url/metrics/job/bench/instance/latency" push.lua \
+    BODY="$BODY_10" METHOD=POST
+  result "${server}_post10_loaded_p50" "$W_p50"
+  result "${server}_post10_loaded_p99" "$W_p99"
+  run_wrk "$pid" "$CACHE_CONNS" "$DURATION" "$url/" push.lua \
+    BODY="$BODY_1000" METHOD=PUT GROUPS="$GROUPS_N"
+  result "${server}_put_rotating_sps" "$(awk -v r="$W_rps" 'BEGIN{printf "%.0f", r*1000}')"
+  result "${server}_put_rotating_bad" "$W_bad"
+  result "${server}_put_rotating_cores" "$W_cores"
+  run_wrk "$pid" 1 "$DURATION" "$url/metrics" get.lua
+  result "${server}_scrape_rps" "$W_rps"
+  result "${server}_scrape_p50" "$W_p50"
+  result "${server}_scrape_bad" "$W_bad"
+  result "${server}_scrape_bytes" "$(curl -fsS --max-time 60 "$url/metrics" | wc -c)"
+  result "${server}_rss_after_load" "$(rss_mib "$pid")"
+  result "${server}_hwm" "$(hwm_mib "$pid")"
+  stop "$pid"
+done
+result load_after "$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ------------------------------------------------------------------ table
+python3 - "$RESULTS" "$FORWARD_CONNS" <<'PY'
+import sys
+r = dict(line.rstrip("\n").split("\t", 1) for line in open(sys.argv[1]) if "\t" in line)
+conns = sys.argv[2].split()
+def num(k):
+    try:
+        return float(r[k])
+    except (KeyError, ValueError):
+        return None
+def fmt(v, unit):
+    if v is None:
+        return "–"
+    if unit == "samples/s":
+        return f"{v/1e6:.2f}M" if v >= 1e6 else f"{v/1e3:.1f}k"
+    if unit == "ms":
+        return f"{v:.2f}"
+    if unit == "MiB":
+        return f"{v:.1f}"
+    return f"{v:.1f}"
+rows = []
+# (label, unit, ours, theirs, higher_is_better, target, bad-keys)
+for c in conns:
+    for b in ("null", "prometheus"):
+        rows.append((f"forward POST 1,000 series, c={c}, → {b} receiver", "samples/s",
+                     num(f"forward_{b}_c{c}_sps"), num(f"pushgateway_post1000_c{c}_sps"), True,
+                     "≥ 15×", [f"forward_{b}_c{c}_bad", f"pushgateway_post1000_c{c}_bad"]))
+for c in conns:
+    rows.append((f"cache POST 1,000 series, one group, c={c}", "samples/s",
+                 num(f"pushrelay_post1000_c{c}_sps"), num(f"pushgateway_post1000_c{c}_sps"), True, "",
+                 [f"pushrelay_post1000_c{c}_bad", f"pushgateway_post1000_c{c}_bad"]))
+rows += [
+    ("cache POST 10 series, one group", "req/s", num("pushrelay_post10_rps"), num("pushgateway_post10_rps"), True, "",
+     ["pushrelay_post10_bad", "pushgateway_post10_bad"]),
+    ("cache POST 10 series, 100k stored, p50 (c=1)", "ms", num("pushrelay_post10_loaded_p50"), num("pushgateway_post10_loaded_p50"), False, "p50 ≤ 1 ms", []),
+    ("cache POST 10 series, 100k stored, p99 (c=1)", "ms", num("pushrelay_post10_loaded_p99"), num("pushgateway_post10_loaded_p99"), False, "", []),
+    ("cache PUT 1,000 series over 100 groups (100k stored)", "samples/s", num("pushrelay_put_rotating_sps"), num("pushgateway_put_rotating_sps"), True, "≥ 100×",
+     ["pushrelay_put_rotating_bad", "pushgateway_put_rotating_bad"]),
+    ("GET /metrics, 100k series (c=1)", "req/s", num("pushrelay_scrape_rps"), num("pushgateway_scrape_rps"), True, "≥ 10×",
+     ["pushrelay_scrape_bad", "pushgateway_scrape_bad"]),
+    ("GET /metrics, 100k series, p50", "ms", num("pushrelay_scrape_p50"), num("pushgateway_scrape_p50"), False, "", []),
+    ("RSS idle", "MiB", num("pushrelay_rss_idle"), num("pushgateway_rss_idle"), False, "≤ 8 MiB", []),
+    ("RSS, 100k series stored", "MiB", num("pushrelay_rss_loaded"), num("pushgateway_rss_loaded"), False, "≤ 1/3", []),
+    ("RSS after the loaded runs", "MiB", num("pushrelay_rss_after_load"), num("pushgateway_rss_after_load"), False, "", []),
+    ("peak RSS (VmHWM), loaded server", "MiB", num("pushrelay_hwm"), num("pushgateway_hwm"), False, "", []),
+]
+print()
+print("| scenario | unit | pushrelay | Pushgateway | ratio | target | failed requests |")
+print("|---|---|---|---|---|---|---|")
+for label, unit, ours, theirs, higher, target, bad in rows:
+    if ours and theirs:
+        ratio = ours / theirs if higher else theirs / ours
+        ratio_s = f"{ratio:.1f}×" if ratio < 100 else f"{ratio:.0f}×"
+    else:
+        ratio_s = "–"
+    failed = "/".join(str(int(num(k) or 0)) for k in bad) if bad else ""
+    print(f"| {label} | {unit} | {fmt(ours, unit)} | {fmt(theirs, unit)} | {ratio_s} | {target} | {failed} |")
+print()
+print("ratio: how many times better pushrelay is (higher rate, or lower time/memory).")
+extra = []
+for c in conns:
+    for b in ("null", "prometheus"):
+        extra.append(f"forward→{b} c={c}: backend counted {fmt(num(f'forward_{b}_c{c}_backend_sps'), 'samples/s')} samples/s "
+                     f"(push_time series included); cores used: pushrelay {r.get(f'forward_{b}_c{c}_cores', '–')}, "
+                     f"receiver {r.get(f'forward_{b}_c{c}_backend_cores', '–')}")
+for c in conns:
+    extra.append(f"POST 1,000 series c={c}, cores used: pushrelay (cache) {r.get(f'pushrelay_post1000_c{c}_cores', '–')}, "
+                 f"Pushgateway {r.get(f'pushgateway_post1000_c{c}_cores', '–')}")
+for s in ("pushrelay", "pushgateway"):
+    extra.append(f"{s}: PUT rotating used {r.get(s + '_put_rotating_cores', '–')} cores; "
+                 f"/metrics body {r.get(s + '_scrape_bytes', '–')} B")
+extra.append(f"forwarding pushrelay RSS after the runs: null {r.get('forward_null_rss', '–')} MiB, prometheus {r.get('forward_prometheus_rss', '–')} MiB")
+extra.append(f"load average before: {r.get('load_before', '–')}; after: {r.get('load_after', '–')}")
+for line in extra:
+    print("- " + line)
+PY
+log "bench.sh: raw figures in $RESULTS, wrk output in $OUT/wrk.log"
