@@ -5,6 +5,8 @@
 //! Builds on `tests/common` for the HTTP client and free ports.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
