@@ -6,6 +6,7 @@
 #   - golang-go + Debian's client_golang (the Go test client is built
 #     offline, GOPATH mode),
 #   - wrk, curl,
+#   - chromium (the web page test drives it headless over DevTools),
 #   - Python prometheus_client (via pip; python3-pip from apt if no pip).
 #
 # Idempotent: when everything is present it only checks, in about a second.
@@ -19,7 +20,8 @@
 set -euo pipefail
 
 APT_PACKAGES=(prometheus prometheus-pushgateway golang-go
-              golang-github-prometheus-client-golang-dev wrk curl ca-certificates)
+              golang-github-prometheus-client-golang-dev wrk curl ca-certificates
+              chromium)
 PYTHON=${PYTHON:-python3}
 
 log() { printf 'install-peers: %s\n' "$*" >&2; }
@@ -125,7 +127,7 @@ if ! "$PYTHON" -c 'import prometheus_client' 2>/dev/null; then
 fi
 
 # Fail now, with the name, if anything is still missing.
-for bin in prometheus prometheus-pushgateway go wrk curl; do
+for bin in prometheus prometheus-pushgateway go wrk curl chromium; do
   command -v "$bin" >/dev/null 2>&1 || { log "$bin is still missing"; exit 1; }
 done
 if [ ! -d /usr/share/gocode/src/github.com/prometheus/client_golang/prometheus/push ]; then
