@@ -73,7 +73,7 @@ fn stored_series(groups: &[Arc<Group>]) -> u64 {
     groups
         .iter()
         .flat_map(|g| g.families.values())
-        .map(|f| f.family.metric.len() as u64)
+        .map(|f| f.len() as u64)
         .sum()
 }
 

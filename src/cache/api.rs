@@ -47,8 +47,8 @@ fn group_object(group: &Arc<Group>) -> Value {
     let mut object = Map::new();
     for stored in group.families.values() {
         object.insert(
-            stored.family.name().to_string(),
-            family_object(&stored.family, stored.stored_at),
+            stored.name().to_string(),
+            family_object(&stored.family(), stored.stored_at),
         );
     }
     let single = std::slice::from_ref(group);

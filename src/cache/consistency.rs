@@ -16,9 +16,12 @@
 //! check is disabled, so that inconsistent data fails the scrape as in the
 //! Pushgateway.
 
+use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::sync::OnceLock;
 
+use super::stored::pair_bytes;
 use crate::proto::client::{LabelPair, Metric, MetricFamily, MetricType};
 
 /// The family names pushrelay gives its per-group timestamps.
@@ -29,24 +32,69 @@ pub const PUSH_FAILURE_TIME: &str = "push_failure_time_seconds";
 pub const REJECT_PREFIX: &str =
     "pushed metrics are invalid or inconsistent with existing metrics: ";
 
-/// A 64-bit signature of one series (family name + all label pairs).
-pub fn series_signature(name: &str, labels: &[LabelPair]) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    name.hash(&mut hasher);
-    for label in labels {
-        0xffu8.hash(&mut hasher);
-        label.name().hash(&mut hasher);
-        label.value().hash(&mut hasher);
+/// The per-process random seed of series signatures: label values chosen
+/// by a pusher cannot be tuned to collide.
+static SIGNATURE_SEED: OnceLock<foldhash::quality::RandomState> = OnceLock::new();
+
+/// A 64-bit signature of one series (family name + all label pairs, as
+/// bytes: [`crate::cache::stored::pair_bytes`] and
+/// [`crate::cache::stored::Labels`] give the same pairs for one series).
+pub fn series_signature<'a>(
+    name: &str,
+    labels: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+) -> u64 {
+    let mut hasher = SIGNATURE_SEED.get_or_init(Default::default).build_hasher();
+    hasher.write(name.as_bytes());
+    hasher.write_usize(name.len());
+    for (label, value) in labels {
+        hasher.write_u8(0xff);
+        hasher.write(label);
+        hasher.write_usize(label.len());
+        hasher.write(value);
+        hasher.write_usize(value.len());
     }
     hasher.finish()
 }
 
+/// The signature of a series given as label pairs.
+pub fn signature_of<'a, L: Borrow<LabelPair> + 'a>(
+    name: &str,
+    labels: impl IntoIterator<Item = &'a L>,
+) -> u64 {
+    series_signature(name, labels.into_iter().map(|l| pair_bytes(l.borrow())))
+}
+
+/// A `Hasher` for maps keyed by series signatures: they are already
+/// uniformly distributed, so the key is its own hash.
+#[derive(Clone, Copy, Default)]
+pub struct SignatureHasher(u64);
+
+impl Hasher for SignatureHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// A map keyed by series signature.
+pub type BySignature<V> = HashMap<u64, V, BuildHasherDefault<SignatureHasher>>;
+
 /// Whether two label lists are the same pairs in the same order.
-pub fn same_labels(a: &[LabelPair], b: &[LabelPair]) -> bool {
+pub fn same_labels<A: Borrow<LabelPair>, B: Borrow<LabelPair>>(a: &[A], b: &[B]) -> bool {
     a.len() == b.len()
-        && a.iter()
-            .zip(b)
-            .all(|(x, y)| x.name() == y.name() && x.value() == y.value())
+        && a.iter().zip(b).all(|(x, y)| {
+            let (x, y) = (x.borrow(), y.borrow());
+            x.name() == y.name() && x.value() == y.value()
+        })
 }
 
 /// Go's `MetricType.String()`: `COUNTER`, `GAUGE`, ...
@@ -72,8 +120,15 @@ pub fn valid_label_name(name: &str) -> bool {
 /// protobuf text (`label:<name:"a" value:"1" > gauge:<value:1 > `). Pushers
 /// must not parse it; the Pushgateway's own rendering varies by version.
 pub fn describe_metric(metric: &Metric) -> String {
+    describe_series(metric, &metric.label)
+}
+
+/// [`describe_metric`] of `metric` with the labels `labels` in place of its
+/// own.
+pub fn describe_series<L: Borrow<LabelPair>>(metric: &Metric, labels: &[L]) -> String {
     let mut out = String::new();
-    for label in &metric.label {
+    for label in labels {
+        let label = label.borrow();
         out.push_str(&format!(
             "label:<name:{:?} value:{:?} > ",
             label.name(),
@@ -126,6 +181,17 @@ pub fn join_errors(errors: &[String]) -> String {
 /// family type, its label names are valid, unique, and not `quantile`/`le`
 /// where those are generated.
 pub fn check_metric(name: &str, kind: i32, metric: &Metric, errors: &mut Vec<String>) {
+    check_series(name, kind, metric, &metric.label, errors);
+}
+
+/// [`check_metric`] of `metric` with the labels `labels` in place of its own.
+pub fn check_series<L: Borrow<LabelPair>>(
+    name: &str,
+    kind: i32,
+    metric: &Metric,
+    labels: &[L],
+    errors: &mut Vec<String>,
+) {
     let matches = match MetricType::try_from(kind) {
         Ok(MetricType::Counter) => metric.counter.is_some(),
         Ok(MetricType::Gauge) => metric.gauge.is_some(),
@@ -137,18 +203,18 @@ pub fn check_metric(name: &str, kind: i32, metric: &Metric, errors: &mut Vec<Str
     if !matches {
         errors.push(format!(
             "collected metric {name:?} {{ {}}} is not a {}",
-            describe_metric(metric),
+            describe_series(metric, labels),
             type_name(kind)
         ));
         return;
     }
     let mut previous: Option<&str> = None;
-    for label in &metric.label {
-        let label_name = label.name();
+    for label in labels {
+        let label_name = label.borrow().name();
         if !valid_label_name(label_name) {
             errors.push(format!(
                 "collected metric {name:?} {{ {}}} has a label with an invalid name: {label_name}",
-                describe_metric(metric)
+                describe_series(metric, labels)
             ));
             return;
         }
@@ -160,14 +226,14 @@ pub fn check_metric(name: &str, kind: i32, metric: &Metric, errors: &mut Vec<Str
         if generated == Some(label_name) {
             errors.push(format!(
                 "collected metric {name:?} {{ {}}} must not have an explicit {label_name:?} label",
-                describe_metric(metric)
+                describe_series(metric, labels)
             ));
             return;
         }
         if previous == Some(label_name) {
             errors.push(format!(
                 "collected metric {name:?} {{ {}}} has two or more labels with the same name: {label_name}",
-                describe_metric(metric)
+                describe_series(metric, labels)
             ));
             return;
         }
@@ -217,100 +283,91 @@ pub fn check_suffixes(
     }
 }
 
-/// The groups owning one series signature (a multiset: a hash collision may
-/// put two different series under one signature).
-#[derive(Debug, Default)]
-struct Owners {
-    first: u64,
-    more: Vec<u64>,
-}
-
-impl Owners {
-    fn iter(&self) -> impl Iterator<Item = u64> + '_ {
-        std::iter::once(self.first).chain(self.more.iter().copied())
-    }
-
-    /// Removes one occurrence of `group`; true when none is left.
-    fn remove(&mut self, group: u64) -> bool {
-        if let Some(i) = self.more.iter().position(|g| *g == group) {
-            self.more.swap_remove(i);
-            false
-        } else if self.first == group {
-            match self.more.pop() {
-                Some(next) => {
-                    self.first = next;
-                    false
-                }
-                None => true,
-            }
-        } else {
-            false
-        }
-    }
-}
-
 /// The store's consistency index. It never holds metric data itself: the
 /// store confirms a signature hit by comparing labels in the owning group.
+/// Owners are a multiset: a hash collision (or a series stored twice, when
+/// the check is off) puts several groups under one signature.
 #[derive(Debug, Default)]
 pub struct Index {
     /// Non-empty families: name → (type, number of groups holding one).
     types: HashMap<String, (i32, u32)>,
-    series: HashMap<u64, Owners>,
+    /// Signature → its first owner.
+    series: BySignature<u64>,
+    /// Signature → its further owners, for signatures held more than once.
+    more: BySignature<Vec<u64>>,
 }
 
 impl Index {
-    /// Records a family stored in `group`.
-    pub fn insert_family(&mut self, group: u64, family: &MetricFamily) {
-        if family.metric.is_empty() {
-            return;
+    /// Records a family `name` of type `kind` stored in `group`, whose
+    /// series have the signatures `signatures` (none: an empty family).
+    pub fn insert_family(
+        &mut self,
+        group: u64,
+        name: &str,
+        kind: i32,
+        signatures: impl IntoIterator<Item = u64>,
+    ) {
+        let mut any = false;
+        for signature in signatures {
+            self.insert_series(group, signature);
+            any = true;
         }
-        let entry = self
-            .types
-            .entry(family.name().to_string())
-            .or_insert((family_type(family), 0));
-        entry.1 += 1;
-        for metric in &family.metric {
-            self.insert_series(group, series_signature(family.name(), &metric.label));
+        if any {
+            match self.types.get_mut(name) {
+                Some(entry) => entry.1 += 1,
+                None => {
+                    self.types.insert(name.to_string(), (kind, 1));
+                }
+            }
         }
     }
 
     /// Forgets a family that `group` no longer stores.
-    pub fn remove_family(&mut self, group: u64, family: &MetricFamily) {
-        if family.metric.is_empty() {
-            return;
+    pub fn remove_family(
+        &mut self,
+        group: u64,
+        name: &str,
+        signatures: impl IntoIterator<Item = u64>,
+    ) {
+        let mut any = false;
+        for signature in signatures {
+            self.remove_series(group, signature);
+            any = true;
         }
-        if let Some(entry) = self.types.get_mut(family.name()) {
+        if any && let Some(entry) = self.types.get_mut(name) {
             entry.1 = entry.1.saturating_sub(1);
             if entry.1 == 0 {
-                self.types.remove(family.name());
+                self.types.remove(name);
             }
-        }
-        for metric in &family.metric {
-            self.remove_series(group, series_signature(family.name(), &metric.label));
         }
     }
 
     /// Records one series signature owned by `group`.
     pub fn insert_series(&mut self, group: u64, signature: u64) {
-        match self.series.get_mut(&signature) {
-            Some(owners) => owners.more.push(group),
-            None => {
-                self.series.insert(
-                    signature,
-                    Owners {
-                        first: group,
-                        more: Vec::new(),
-                    },
-                );
+        match self.series.entry(signature) {
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(group);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.more.entry(signature).or_default().push(group);
             }
         }
     }
 
     /// Forgets one series signature owned by `group`.
     pub fn remove_series(&mut self, group: u64, signature: u64) {
-        if let Some(owners) = self.series.get_mut(&signature)
-            && owners.remove(group)
-        {
+        if let Some(more) = self.more.get_mut(&signature) {
+            if let Some(i) = more.iter().position(|g| *g == group) {
+                more.swap_remove(i);
+            } else if self.series.get(&signature) == Some(&group) {
+                if let Some(next) = more.pop() {
+                    self.series.insert(signature, next);
+                }
+            }
+            if more.is_empty() {
+                self.more.remove(&signature);
+            }
+        } else if self.series.get(&signature) == Some(&group) {
             self.series.remove(&signature);
         }
     }
@@ -321,16 +378,21 @@ impl Index {
     }
 
     /// The groups owning `signature`.
-    pub fn owners(&self, signature: u64) -> Vec<u64> {
-        self.series
-            .get(&signature)
-            .map(|o| o.iter().collect())
-            .unwrap_or_default()
+    pub fn owners(&self, signature: u64) -> impl Iterator<Item = u64> + '_ {
+        let first = self.series.get(&signature).copied();
+        let more = self.more.get(&signature).into_iter().flatten().copied();
+        first.into_iter().chain(more)
     }
 
     /// Number of indexed series signatures (for tests and sizing).
     pub fn series_count(&self) -> usize {
         self.series.len()
+    }
+
+    /// Gives back spare capacity after a large removal.
+    pub fn shrink(&mut self) {
+        self.series.shrink_to_fit();
+        self.more.shrink_to_fit();
     }
 }
 
@@ -343,12 +405,12 @@ pub fn full_check<'a>(
 ) -> Vec<String> {
     let mut errors = Vec::new();
     let mut types: HashMap<&str, i32> = HashMap::new();
-    let mut seen: HashMap<u64, Vec<&Metric>> = HashMap::new();
+    let mut seen: BySignature<Vec<&Metric>> = BySignature::default();
     for (name, kind, metric) in families {
         let merged_kind = *types.entry(name).or_insert(kind);
         let expected = own.get(name).copied().unwrap_or(merged_kind);
         check_metric(name, expected, metric, &mut errors);
-        let signature = series_signature(name, &metric.label);
+        let signature = signature_of(name, &metric.label);
         let same = seen.entry(signature).or_default();
         if same.iter().any(|m| same_labels(&m.label, &metric.label)) {
             errors.push(format!(
@@ -485,15 +547,22 @@ mod tests {
             metric: vec![gauge(&[("job", "a")])],
             ..Default::default()
         };
-        index.insert_family(1, &family);
-        index.insert_family(2, &family);
-        let signature = series_signature("m", &family.metric[0].label);
-        assert_eq!(index.owners(signature), vec![1, 2]);
-        assert_eq!(index.family("m"), Some((MetricType::Gauge as i32, 2)));
-        index.remove_family(1, &family);
-        assert_eq!(index.owners(signature), vec![2]);
-        index.remove_family(2, &family);
-        assert!(index.owners(signature).is_empty());
+        let signature = signature_of("m", &family.metric[0].label);
+        let gauge = MetricType::Gauge as i32;
+        index.insert_family(1, "m", gauge, [signature]);
+        index.insert_family(2, "m", gauge, [signature]);
+        index.insert_family(3, "m", gauge, [signature]);
+        index.insert_family(4, "empty", gauge, []);
+        assert_eq!(index.family("empty"), None);
+        let owners = |index: &Index| index.owners(signature).collect::<Vec<_>>();
+        assert_eq!(owners(&index), vec![1, 2, 3]);
+        assert_eq!(index.family("m"), Some((gauge, 3)));
+        index.remove_family(1, "m", [signature]);
+        assert_eq!(owners(&index), vec![3, 2]);
+        index.remove_family(2, "m", [signature]);
+        assert_eq!(owners(&index), vec![3]);
+        index.remove_family(3, "m", [signature]);
+        assert!(owners(&index).is_empty());
         assert_eq!(index.family("m"), None);
         assert_eq!(index.series_count(), 0);
     }

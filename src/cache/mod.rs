@@ -3,6 +3,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`store`] | groups, PUT/POST/DELETE semantics, failure bookkeeping, locking |
+//! | [`stored`] | a family's compact stored form and its cached text rendering |
 //! | [`consistency`] | the push-time consistency check and its index |
 //! | [`scrape`] | `GET /metrics`: merge, sort, text and protobuf writers, gzip |
 //! | [`api`] | the JSON API (`/api/v1/status`, `/api/v1/metrics`) |
@@ -19,6 +20,7 @@ pub mod http;
 pub mod persistence;
 pub mod scrape;
 pub mod store;
+pub mod stored;
 pub mod ui;
 
 use std::collections::HashMap;

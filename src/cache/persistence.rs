@@ -106,7 +106,7 @@ pub fn encode(groups: &[Arc<Group>]) -> Vec<u8> {
                 .families
                 .values()
                 .map(|s| FamilyRecord {
-                    family: Some(s.family.clone()),
+                    family: Some(s.family()),
                     stored_ns: to_ns(s.stored_at),
                 })
                 .collect(),
@@ -148,20 +148,15 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Group>, String> {
                 .iter()
                 .map(|l| (l.name().to_string(), l.value().to_string())),
         );
-        let families: BTreeMap<String, Arc<StoredFamily>> = record
-            .families
-            .into_iter()
-            .filter_map(|f| {
-                let family = f.family?;
-                Some((
-                    family.name().to_string(),
-                    Arc::new(StoredFamily {
-                        family,
-                        stored_at: from_ns(f.stored_ns),
-                    }),
-                ))
-            })
-            .collect();
+        let mut families: BTreeMap<String, Arc<StoredFamily>> = BTreeMap::new();
+        for record in record.families {
+            let Some(family) = record.family else {
+                continue;
+            };
+            let stored = StoredFamily::new(&family, from_ns(record.stored_ns))
+                .map_err(|e| format!("group record {n}: {e}"))?;
+            families.insert(family.name().to_string(), Arc::new(stored));
+        }
         groups.push(Group {
             key,
             families,

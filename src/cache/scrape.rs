@@ -18,10 +18,11 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use prost::Message;
+use prost::encoding::{self, WireType};
 
 use super::consistency::{self, PUSH_FAILURE_TIME, PUSH_TIME, family_type, full_check};
 use super::store::Group;
+use super::stored::{Labels, SortedView, StoredFamily, compare_values};
 use crate::exposition::gofloat;
 use crate::proto::client::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
 
@@ -124,17 +125,6 @@ pub fn gzip(body: &[u8]) -> Vec<u8> {
     encoder.finish().unwrap_or_default()
 }
 
-/// One family as exposed: the merge of every source of that name.
-struct Merged<'a> {
-    name: &'a str,
-    help: Option<&'a str>,
-    kind: i32,
-    metrics: Vec<&'a Metric>,
-    /// (stored at, group position) of the pushed family whose HELP is used;
-    /// `None` for own families and the stamps, whose HELP always wins.
-    help_rank: Option<(SystemTime, usize)>,
-}
-
 /// The `push_time_seconds` and `push_failure_time_seconds` families of
 /// `groups`.
 pub fn stamp_families(groups: &[Arc<Group>]) -> [MetricFamily; 2] {
@@ -162,10 +152,119 @@ pub fn stamp_families(groups: &[Arc<Group>]) -> [MetricFamily; 2] {
     ]
 }
 
-/// Merges own families, the stamps and every group's families; sorted.
+/// Where the metrics of one exposed family come from.
+enum Source<'a> {
+    /// Decoded metrics, sorted: own families, the stamps, and stored
+    /// families whose type renders differently from the exposed one.
+    Decoded(Vec<&'a Metric>),
+    /// A stored family: its stored bytes and cached text, in scrape order.
+    Stored(&'a StoredFamily, &'a SortedView),
+}
+
+impl<'a> Source<'a> {
+    fn len(&self) -> usize {
+        match self {
+            Self::Decoded(metrics) => metrics.len(),
+            Self::Stored(_, view) => view.order.len(),
+        }
+    }
+
+    /// The label values of the metric at `position`, for the merge.
+    fn values(&self, position: usize) -> Values<'a> {
+        match self {
+            Self::Decoded(metrics) => Values::Decoded(metrics[position].label.iter()),
+            Self::Stored(stored, view) => {
+                Values::Stored(stored.labels(view.order[position] as usize))
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Values<'a> {
+    Decoded(std::slice::Iter<'a, LabelPair>),
+    Stored(Labels<'a>),
+}
+
+impl<'a> Iterator for Values<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        match self {
+            Self::Decoded(labels) => labels.next().map(|l| l.value().as_bytes()),
+            Self::Stored(labels) => labels.next().map(|(_, v)| v),
+        }
+    }
+}
+
+/// One family as exposed: the merge of every source of that name.
+struct Merged<'a> {
+    name: &'a str,
+    help: Option<&'a str>,
+    kind: i32,
+    sources: Vec<Source<'a>>,
+    /// (stored at, group position) of the pushed family whose HELP is used;
+    /// `None` for own families and the stamps, whose HELP always wins.
+    help_rank: Option<(SystemTime, usize)>,
+}
+
+impl Merged<'_> {
+    fn len(&self) -> usize {
+        self.sources.iter().map(Source::len).sum()
+    }
+
+    /// Every metric as (source, position), in scrape order: a stable k-way
+    /// merge of the sorted sources (equal metrics keep source order, as one
+    /// stable sort of all of them would). A source yields a whole run of
+    /// metrics while they sort before every other source's next metric.
+    fn order(&self) -> Vec<(usize, usize)> {
+        let item = |(s, p): (usize, usize)| self.sources[s].values(p);
+        let before = |a: (usize, usize), b: (usize, usize)| {
+            compare_values(item(a), item(b)).then(a.0.cmp(&b.0))
+        };
+        let mut heads: Vec<(usize, usize)> = (0..self.sources.len())
+            .filter(|s| self.sources[*s].len() > 0)
+            .map(|s| (s, 0))
+            .collect();
+        heads.sort_by(|a, b| before(*a, *b));
+        let mut order = Vec::with_capacity(self.len());
+        while let Some(&(source, mut position)) = heads.first() {
+            let len = self.sources[source].len();
+            loop {
+                order.push((source, position));
+                position += 1;
+                if position == len {
+                    heads.remove(0);
+                    break;
+                }
+                if let Some(&next) = heads.get(1)
+                    && before((source, position), next).is_gt()
+                {
+                    heads.remove(0);
+                    let at = heads.partition_point(|h| before(*h, (source, position)).is_lt());
+                    heads.insert(at, (source, position));
+                    break;
+                }
+            }
+        }
+        order
+    }
+}
+
+/// Whether metrics stored as `stored` render as a family of type `exposed`
+/// renders them (histograms and gauge histograms print alike).
+fn renders_as(stored: i32, exposed: i32) -> bool {
+    let histogram = |k| k == MetricType::Histogram as i32 || k == MetricType::GaugeHistogram as i32;
+    stored == exposed || histogram(stored) && histogram(exposed)
+}
+
+/// Merges own families, the stamps and every group's families (`ordered`:
+/// sorted by grouping key); sorted by name. `mismatched` holds the decoded
+/// metrics of stored families whose type differs from their exposed family's.
 fn merge<'a>(
-    groups: &'a [Arc<Group>],
-    fixed: impl IntoIterator<Item = &'a MetricFamily>,
+    ordered: &[&'a Arc<Group>],
+    fixed: &'a [&'a MetricFamily],
+    mismatched: &'a HashMap<(usize, &'a str), Vec<Metric>>,
 ) -> Vec<Merged<'a>> {
     let mut merged: BTreeMap<&'a str, Merged<'a>> = BTreeMap::new();
     for family in fixed {
@@ -173,22 +272,21 @@ fn merge<'a>(
             name: family.name(),
             help: family.help.as_deref(),
             kind: family_type(family),
-            metrics: Vec::new(),
+            sources: Vec::new(),
             help_rank: None,
         });
-        entry.metrics.extend(family.metric.iter());
+        let mut metrics: Vec<&Metric> = family.metric.iter().collect();
+        metrics.sort_by(|a, b| compare_metrics(a, b));
+        entry.sources.push(Source::Decoded(metrics));
     }
-    let mut ordered: Vec<&Arc<Group>> = groups.iter().collect();
-    ordered.sort_by(|a, b| a.key.cmp(&b.key));
-    for (position, group) in ordered.into_iter().enumerate() {
+    for (position, group) in ordered.iter().enumerate() {
         for stored in group.families.values() {
-            let family = &stored.family;
             let rank = (stored.stored_at, position);
-            let entry = merged.entry(family.name()).or_insert_with(|| Merged {
-                name: family.name(),
-                help: family.help.as_deref(),
-                kind: family_type(family),
-                metrics: Vec::new(),
+            let entry = merged.entry(stored.name()).or_insert_with(|| Merged {
+                name: stored.name(),
+                help: stored.help(),
+                kind: stored.kind(),
+                sources: Vec::new(),
                 help_rank: Some(rank),
             });
             // Pushed HELP: the earliest stored wins; own HELP (no rank) stays.
@@ -196,32 +294,50 @@ fn merge<'a>(
                 && rank < *best
             {
                 *best = rank;
-                entry.help = family.help.as_deref();
+                entry.help = stored.help();
             }
-            entry.metrics.extend(family.metric.iter());
+            if stored.is_empty() {
+                continue;
+            }
+            let source = match mismatched.get(&(position, stored.name())) {
+                Some(metrics) => {
+                    let mut metrics: Vec<&Metric> = metrics.iter().collect();
+                    metrics.sort_by(|a, b| compare_metrics(a, b));
+                    Source::Decoded(metrics)
+                }
+                None => Source::Stored(stored, stored.view()),
+            };
+            entry.sources.push(source);
         }
     }
-    merged
-        .into_values()
-        .map(|mut family| {
-            family.metrics.sort_by(|a, b| compare_metrics(a, b));
-            family
-        })
-        .filter(|f| !f.metrics.is_empty())
-        .collect()
+    merged.into_values().filter(|f| f.len() > 0).collect()
+}
+
+/// The exposed type of every family name: the first source's, own families
+/// and stamps first, then groups in key order.
+fn exposed_kinds<'a>(
+    ordered: &[&'a Arc<Group>],
+    fixed: &[&'a MetricFamily],
+) -> HashMap<&'a str, i32> {
+    let mut kinds = HashMap::new();
+    for family in fixed {
+        kinds.entry(family.name()).or_insert(family_type(family));
+    }
+    for group in ordered {
+        for stored in group.families.values() {
+            kinds.entry(stored.name()).or_insert(stored.kind());
+        }
+    }
+    kinds
 }
 
 /// client_golang's metric order: fewer labels first, then label values
 /// position by position.
 fn compare_metrics(a: &Metric, b: &Metric) -> std::cmp::Ordering {
-    a.label.len().cmp(&b.label.len()).then_with(|| {
-        a.label
-            .iter()
-            .zip(&b.label)
-            .map(|(x, y)| x.value().cmp(y.value()))
-            .find(|o| o.is_ne())
-            .unwrap_or(std::cmp::Ordering::Equal)
-    })
+    compare_values(
+        a.label.iter().map(|l| l.value().as_bytes()),
+        b.label.iter().map(|l| l.value().as_bytes()),
+    )
 }
 
 /// A rendered scrape.
@@ -245,29 +361,44 @@ pub fn render(
             .iter()
             .map(|f| (f.name().to_string(), family_type(f)))
             .collect();
-        let pushed = groups.iter().flat_map(|g| {
-            g.families.values().flat_map(|s| {
-                let kind = family_type(&s.family);
-                s.family
-                    .metric
-                    .iter()
-                    .map(move |m| (s.family.name(), kind, m))
-            })
-        });
-        let fixed = own.iter().chain(&stamps).flat_map(|f| {
+        let decoded: Vec<MetricFamily> = groups
+            .iter()
+            .flat_map(|g| g.families.values().map(|s| s.family()))
+            .collect();
+        let all = own.iter().chain(&stamps).chain(&decoded).flat_map(|f| {
             let kind = family_type(f);
             f.metric.iter().map(move |m| (f.name(), kind, m))
         });
-        let errors = full_check(fixed.chain(pushed), &own_types);
+        let errors = full_check(all, &own_types);
         if !errors.is_empty() {
             return Err(consistency::join_errors(&errors));
         }
     }
-    let families = merge(groups, own.iter().chain(&stamps));
+    let mut ordered: Vec<&Arc<Group>> = groups.iter().collect();
+    ordered.sort_by(|a, b| a.key.cmp(&b.key));
+    let fixed: Vec<&MetricFamily> = own.iter().chain(&stamps).collect();
+    let kinds = exposed_kinds(&ordered, &fixed);
+    let mut mismatched = HashMap::new();
+    for (position, group) in ordered.iter().enumerate() {
+        for stored in group.families.values() {
+            if !renders_as(stored.kind(), kinds[stored.name()]) {
+                let metrics = (0..stored.len()).map(|i| stored.metric(i)).collect();
+                mismatched.insert((position, stored.name()), metrics);
+            }
+        }
+    }
+    let families = merge(&ordered, &fixed, &mismatched);
     let body = match format {
         Format::Text => {
-            let mut out =
-                String::with_capacity(families.iter().map(|f| f.metrics.len() * 64).sum());
+            let size = families
+                .iter()
+                .flat_map(|f| &f.sources)
+                .map(|s| match s {
+                    Source::Stored(_, view) => view.text.len(),
+                    Source::Decoded(metrics) => metrics.len() * 64,
+                })
+                .sum();
+            let mut out = String::with_capacity(size);
             for family in &families {
                 write_text_family(&mut out, family);
             }
@@ -275,16 +406,9 @@ pub fn render(
         }
         Format::Protobuf => {
             let mut out = Vec::new();
+            let mut body = Vec::new();
             for family in &families {
-                let message = MetricFamily {
-                    name: Some(family.name.to_string()),
-                    help: family.help.map(str::to_string),
-                    r#type: Some(family.kind),
-                    metric: family.metrics.iter().map(|m| (*m).clone()).collect(),
-                    unit: None,
-                };
-                // Encoding into a Vec cannot run out of space.
-                let _ = message.encode_length_delimited(&mut out);
+                write_protobuf_family(&mut out, &mut body, family);
             }
             out
         }
@@ -293,6 +417,30 @@ pub fn render(
         body,
         content_type: format.content_type(),
     })
+}
+
+fn write_protobuf_family(out: &mut Vec<u8>, body: &mut Vec<u8>, family: &Merged<'_>) {
+    let string_field = |tag: u32, value: &str, body: &mut Vec<u8>| {
+        encoding::encode_key(tag, WireType::LengthDelimited, body);
+        encoding::encode_varint(value.len() as u64, body);
+        body.extend_from_slice(value.as_bytes());
+    };
+    body.clear();
+    string_field(1, family.name, body);
+    if let Some(help) = family.help {
+        string_field(2, help, body);
+    }
+    encoding::int32::encode(3, &family.kind, body);
+    for (source, position) in family.order() {
+        match &family.sources[source] {
+            Source::Stored(stored, view) => {
+                body.extend_from_slice(stored.entry(view.order[position] as usize));
+            }
+            Source::Decoded(metrics) => encoding::message::encode(4, metrics[position], body),
+        }
+    }
+    encoding::encode_varint(body.len() as u64, out);
+    out.extend_from_slice(body);
 }
 
 fn write_text_family(out: &mut String, family: &Merged<'_>) {
@@ -309,12 +457,22 @@ fn write_text_family(out: &mut String, family: &Merged<'_>) {
     out.push(' ');
     out.push_str(&consistency::type_name(family.kind).to_ascii_lowercase());
     out.push('\n');
-    for metric in &family.metrics {
-        write_text_metric(out, name, family.kind, metric);
+    if let [Source::Stored(_, view)] = family.sources.as_slice() {
+        out.push_str(&view.text);
+        return;
+    }
+    for (source, position) in family.order() {
+        match &family.sources[source] {
+            Source::Stored(_, view) => out.push_str(view.text_of(position)),
+            Source::Decoded(metrics) => {
+                write_text_metric(out, name, family.kind, metrics[position])
+            }
+        }
     }
 }
 
-fn write_text_metric(out: &mut String, name: &str, kind: i32, metric: &Metric) {
+/// The text lines of one metric of a family `name` of type `kind`.
+pub(super) fn write_text_metric(out: &mut String, name: &str, kind: i32, metric: &Metric) {
     let labels = &metric.label;
     let float = |v: Option<f64>| gofloat::format(v.unwrap_or(0.0));
     match MetricType::try_from(kind) {
@@ -416,15 +574,29 @@ fn sample(
     out.push('\n');
 }
 
-/// Escapes `\` and newline (HELP), plus `"` in label values.
+/// Escapes `\` and newline (HELP), plus `"` in label values; copies the
+/// runs between escapes whole.
 fn escape_into(out: &mut String, text: &str, quotes: bool) {
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '"' if quotes => out.push_str("\\\""),
-            c => out.push(c),
-        }
+    let bytes = text.as_bytes();
+    let mut done = 0;
+    loop {
+        let next = if quotes {
+            memchr::memchr3(b'\\', b'\n', b'"', &bytes[done..])
+        } else {
+            memchr::memchr2(b'\\', b'\n', &bytes[done..])
+        };
+        let Some(at) = next.map(|i| done + i) else {
+            out.push_str(&text[done..]);
+            return;
+        };
+        // The escaped characters are ASCII: `at` is a char boundary.
+        out.push_str(&text[done..at]);
+        out.push_str(match bytes[at] {
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            _ => "\\\"",
+        });
+        done = at + 1;
     }
 }
 

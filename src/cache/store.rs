@@ -14,15 +14,18 @@
 //! - writes are applied in the order they take the lock; a write that got its
 //!   answer is visible to every later read.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::SystemTime;
 
 use super::consistency::{
-    self, Index, PUSH_FAILURE_TIME, PUSH_TIME, REJECT_PREFIX, check_metric, check_suffixes,
-    describe_metric, family_type, join_errors, same_labels, series_signature,
+    self, BySignature, Index, PUSH_FAILURE_TIME, PUSH_TIME, REJECT_PREFIX, check_series,
+    check_suffixes, describe_metric, describe_series, family_type, join_errors, same_labels,
+    series_signature, signature_of,
 };
+pub use super::stored::StoredFamily;
 use crate::proto::client::{LabelPair, Metric, MetricFamily, MetricType};
 use crate::push::{GroupingKey, Push, PushOp};
 
@@ -46,13 +49,6 @@ impl Stamp {
 pub fn unix_seconds(time: SystemTime) -> f64 {
     time.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_nanos() as f64 / 1e9)
-}
-
-/// One stored family and the time of the write that stored it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StoredFamily {
-    pub family: MetricFamily,
-    pub stored_at: SystemTime,
 }
 
 /// The metrics stored under one grouping key.
@@ -170,19 +166,28 @@ impl Store {
             self.delete(&push.key);
             return Ok(());
         }
-        let families = sanitize(push);
+        let grouping = GroupingPairs::new(&push.key);
+        let families = prepare(push, &grouping);
+        let stored: Result<Vec<StoredFamily>, _> = families
+            .iter()
+            .map(|f| StoredFamily::with_labels(f.family, now, |i| f.labels_of(i).iter().copied()))
+            .collect();
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
-        let outcome = self.verdict(&state, push.op, &push.key, &families);
-        let result = match outcome {
-            Verdict::Store => {
-                state.store(push.op, &push.key, families, now);
+        let outcome = match &stored {
+            Ok(_) => self.verdict(&state, push.op, &push.key, &families),
+            Err(too_large) => Verdict::Refuse(too_large.to_string()),
+        };
+        let result = match (outcome, stored) {
+            (Verdict::Store, Ok(stored)) => {
+                state.store(push.op, &push.key, &families, stored, now);
                 Ok(())
             }
-            Verdict::Drop => {
+            (Verdict::Store, Err(_)) => Ok(()),
+            (Verdict::Drop, _) => {
                 state.record_failure(&push.key, now);
                 Ok(())
             }
-            Verdict::Refuse(message) => {
+            (Verdict::Refuse(message), _) => {
                 state.record_failure(&push.key, now);
                 Err(Refused(message))
             }
@@ -198,7 +203,8 @@ impl Store {
         if push.op == PushOp::Delete {
             return Ok(());
         }
-        let families = sanitize(push);
+        let grouping = GroupingPairs::new(&push.key);
+        let families = prepare(push, &grouping);
         let verdict = {
             let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
             self.verdict(&state, push.op, &push.key, &families)
@@ -257,7 +263,7 @@ impl Store {
             let id = state.insert_group(group.key.clone(), group.push_time.stored_at);
             let State { groups, index, .. } = &mut *state;
             for stored in group.families.values() {
-                index.insert_family(id, &stored.family);
+                index.insert_family(id, stored.name(), stored.kind(), signatures(stored));
             }
             groups.insert(id, Arc::new(group));
         }
@@ -270,11 +276,11 @@ impl Store {
         state: &State,
         op: PushOp,
         key: &GroupingKey,
-        families: &[MetricFamily],
+        families: &[Prepared<'_>],
     ) -> Verdict {
         let timestamped = families
             .iter()
-            .flat_map(|f| &f.metric)
+            .flat_map(|f| &f.family.metric)
             .any(|m| m.timestamp_ms.is_some());
         if self.options.disable_consistency_check {
             return if timestamped {
@@ -304,11 +310,68 @@ enum Verdict {
     Refuse(String),
 }
 
+/// The labels every metric of a push gets: the grouping labels, and
+/// `instance=""` for metrics that have no instance label at all.
+struct GroupingPairs<'a> {
+    key: &'a GroupingKey,
+    pairs: Vec<LabelPair>,
+    empty_instance: LabelPair,
+}
+
+impl<'a> GroupingPairs<'a> {
+    fn new(key: &'a GroupingKey) -> Self {
+        Self {
+            key,
+            pairs: key
+                .labels()
+                .iter()
+                .map(|(n, v)| LabelPair {
+                    name: Some(n.clone()),
+                    value: Some(v.clone()),
+                })
+                .collect(),
+            empty_instance: LabelPair {
+                name: Some("instance".into()),
+                value: Some(String::new()),
+            },
+        }
+    }
+}
+
+/// One pushed family as the store sees it: every metric's labels as they
+/// are stored (body labels named like a grouping label dropped, the
+/// grouping labels added, `instance=""` added where missing, sorted by
+/// name), and each series' signature. Borrows the push; copies nothing.
+pub(crate) struct Prepared<'a> {
+    family: &'a MetricFamily,
+    kind: i32,
+    /// The labels of every metric, one after the other.
+    labels: Vec<&'a LabelPair>,
+    /// End of each metric's labels in `labels`.
+    bounds: Vec<usize>,
+    signatures: Vec<u64>,
+}
+
+impl<'a> Prepared<'a> {
+    fn labels_of(&self, i: usize) -> &[&'a LabelPair] {
+        let start = i.checked_sub(1).map_or(0, |p| self.bounds[p]);
+        &self.labels[start..self.bounds[i]]
+    }
+
+    fn name(&self) -> &'a str {
+        self.family.name()
+    }
+
+    /// The metric at `i` with its stored labels (for error messages).
+    fn describe(&self, i: usize) -> String {
+        describe_series(&self.family.metric[i], self.labels_of(i))
+    }
+}
+
 /// The store's view of a push: one family per name (a later one replaces an
-/// earlier one, as in the Pushgateway), the reserved `push_*` families
-/// dropped, grouping labels set on every metric, `instance=""` added where
-/// missing, labels sorted by name.
-fn sanitize(push: &Push) -> Vec<MetricFamily> {
+/// earlier one, as in the Pushgateway), sorted by name, the reserved
+/// `push_*` families dropped.
+fn prepare<'a>(push: &'a Push, grouping: &'a GroupingPairs<'_>) -> Vec<Prepared<'a>> {
     let mut by_name: BTreeMap<&str, &MetricFamily> = BTreeMap::new();
     for family in &push.families {
         by_name.insert(family.name(), family);
@@ -317,30 +380,40 @@ fn sanitize(push: &Push) -> Vec<MetricFamily> {
         .into_values()
         .filter(|f| f.name() != PUSH_TIME && f.name() != PUSH_FAILURE_TIME)
         .map(|family| {
-            let mut family = family.clone();
-            for metric in &mut family.metric {
-                set_grouping_labels(metric, &push.key);
+            let name = family.name();
+            let mut labels = Vec::with_capacity(family.metric.len() * (grouping.pairs.len() + 3));
+            let mut bounds = Vec::with_capacity(family.metric.len());
+            let mut signatures = Vec::with_capacity(family.metric.len());
+            for metric in &family.metric {
+                let start = labels.len();
+                labels.extend(
+                    metric
+                        .label
+                        .iter()
+                        .filter(|l| grouping.key.get(l.name()).is_none()),
+                );
+                labels.extend(&grouping.pairs);
+                if !labels[start..].iter().any(|l| l.name() == "instance") {
+                    labels.push(&grouping.empty_instance);
+                }
+                labels[start..].sort_by(|a, b| a.name().cmp(b.name()));
+                bounds.push(labels.len());
+                signatures.push(signature_of(name, labels[start..].iter().copied()));
             }
-            family
+            Prepared {
+                family,
+                kind: family_type(family),
+                labels,
+                bounds,
+                signatures,
+            }
         })
         .collect()
 }
 
-fn set_grouping_labels(metric: &mut Metric, key: &GroupingKey) {
-    metric.label.retain(|l| key.get(l.name()).is_none());
-    for (name, value) in key.labels() {
-        metric.label.push(LabelPair {
-            name: Some(name.clone()),
-            value: Some(value.clone()),
-        });
-    }
-    if !metric.label.iter().any(|l| l.name() == "instance") {
-        metric.label.push(LabelPair {
-            name: Some("instance".into()),
-            value: Some(String::new()),
-        });
-    }
-    metric.label.sort_by(|a, b| a.name().cmp(b.name()));
+/// The signatures of a stored family's series.
+fn signatures(stored: &StoredFamily) -> impl Iterator<Item = u64> + '_ {
+    (0..stored.len()).map(|i| series_signature(stored.name(), stored.labels(i)))
 }
 
 impl State {
@@ -349,8 +422,7 @@ impl State {
         self.next_id += 1;
         let labels = stamp_labels(&key);
         for name in [PUSH_TIME, PUSH_FAILURE_TIME] {
-            self.index
-                .insert_series(id, series_signature(name, &labels));
+            self.index.insert_series(id, signature_of(name, &labels));
         }
         self.by_key.insert(key.clone(), id);
         self.groups.insert(id, Arc::new(Group::new(key, now)));
@@ -365,12 +437,12 @@ impl State {
             return;
         };
         for stored in group.families.values() {
-            self.index.remove_family(id, &stored.family);
+            self.index
+                .remove_family(id, stored.name(), signatures(stored));
         }
         let labels = group.push_labels();
         for name in [PUSH_TIME, PUSH_FAILURE_TIME] {
-            self.index
-                .remove_series(id, series_signature(name, &labels));
+            self.index.remove_series(id, signature_of(name, &labels));
         }
     }
 
@@ -378,7 +450,8 @@ impl State {
         &mut self,
         op: PushOp,
         key: &GroupingKey,
-        families: Vec<MetricFamily>,
+        families: &[Prepared<'_>],
+        stored: Vec<StoredFamily>,
         now: SystemTime,
     ) {
         let id = match self.by_key.get(key) {
@@ -391,20 +464,25 @@ impl State {
         };
         let group = Arc::make_mut(slot);
         if op == PushOp::Replace {
-            for stored in std::mem::take(&mut group.families).into_values() {
-                index.remove_family(id, &stored.family);
+            for old in std::mem::take(&mut group.families).into_values() {
+                index.remove_family(id, old.name(), signatures(&old));
             }
         }
-        for family in families {
-            index.insert_family(id, &family);
-            let name = family.name().to_string();
-            let stored = Arc::new(StoredFamily {
-                family,
-                stored_at: now,
-            });
-            if let Some(old) = group.families.insert(name, stored) {
-                index.remove_family(id, &old.family);
+        for (family, stored) in families.iter().zip(stored) {
+            // The old family leaves the index first: its series are
+            // usually the new one's, and the owner lists stay single.
+            if let Some(old) = group.families.get(family.name()) {
+                index.remove_family(id, old.name(), signatures(old));
             }
+            index.insert_family(
+                id,
+                family.name(),
+                family.kind,
+                family.signatures.iter().copied(),
+            );
+            group
+                .families
+                .insert(family.name().to_string(), Arc::new(stored));
         }
         group.push_time = Stamp {
             value: Some(now),
@@ -443,8 +521,8 @@ impl State {
     ) -> Option<(&'static str, Vec<LabelPair>)> {
         let labels = stamp_labels(key);
         for name in [PUSH_TIME, PUSH_FAILURE_TIME] {
-            let signature = series_signature(name, &labels);
-            let clash = self.index.owners(signature).into_iter().any(|owner| {
+            let signature = signature_of(name, &labels);
+            let clash = self.index.owners(signature).any(|owner| {
                 Some(owner) != own_id
                     && self
                         .groups
@@ -463,7 +541,7 @@ impl State {
         &self,
         op: PushOp,
         key: &GroupingKey,
-        families: &[MetricFamily],
+        families: &[Prepared<'_>],
         own: &HashMap<String, i32>,
     ) -> Vec<String> {
         let mut errors = Vec::new();
@@ -471,15 +549,13 @@ impl State {
         let group = own_id.and_then(|id| self.groups.get(&id));
         let pushed: HashMap<&str, i32> = families
             .iter()
-            .filter(|f| !f.metric.is_empty())
-            .map(|f| (f.name(), family_type(f)))
+            .filter(|f| !f.family.metric.is_empty())
+            .map(|f| (f.name(), f.kind))
             .collect();
         // Whether this group's stored family `name` goes away with this push.
         let replaced = |name: &str| {
             group.is_some_and(|g| {
-                g.families
-                    .get(name)
-                    .is_some_and(|f| !f.family.metric.is_empty())
+                g.families.get(name).is_some_and(|f| !f.is_empty())
                     && (op == PushOp::Replace || pushed.contains_key(name))
             })
         };
@@ -493,12 +569,20 @@ impl State {
             let (kind, holders) = self.index.family(name)?;
             (holders > u32::from(replaced(name))).then_some(kind)
         };
-        let mut in_push: HashMap<u64, Vec<&Metric>> = HashMap::new();
-        for family in families.iter().filter(|f| !f.metric.is_empty()) {
+        let pushed_series = families.iter().map(|f| f.signatures.len()).sum();
+        // Signature → (family, metric) position of the first series seen
+        // with it, and of any further ones.
+        let mut first_seen: BySignature<(usize, usize)> =
+            BySignature::with_capacity_and_hasher(pushed_series, Default::default());
+        let mut more_seen: BySignature<Vec<(usize, usize)>> = BySignature::default();
+        for (f, family) in families.iter().enumerate() {
+            if family.family.metric.is_empty() {
+                continue;
+            }
             let name = family.name();
-            let kind = family_type(family);
-            for metric in &family.metric {
-                check_metric(name, kind, metric, &mut errors);
+            let kind = family.kind;
+            for (i, metric) in family.family.metric.iter().enumerate() {
+                check_series(name, kind, metric, family.labels_of(i), &mut errors);
             }
             match (own.get(name), stored_elsewhere(name)) {
                 (Some(own_kind), _) if *own_kind != kind => errors.push(format!(
@@ -507,10 +591,10 @@ impl State {
                     consistency::type_name(*own_kind)
                 )),
                 (_, Some(existing)) if existing != kind => {
-                    for metric in &family.metric {
+                    for i in 0..family.family.metric.len() {
                         errors.push(format!(
                             "collected metric {name:?} {{ {}}} is not a {}",
-                            describe_metric(metric),
+                            family.describe(i),
                             consistency::type_name(existing)
                         ));
                     }
@@ -526,28 +610,35 @@ impl State {
                 },
                 &mut errors,
             );
-            for metric in &family.metric {
-                let signature = series_signature(name, &metric.label);
-                let seen = in_push.entry(signature).or_default();
-                let twice = seen.iter().any(|m| same_labels(&m.label, &metric.label));
-                seen.push(metric);
+            for (i, &signature) in family.signatures.iter().enumerate() {
+                let labels = family.labels_of(i);
+                let same = |&(f2, i2): &(usize, usize)| {
+                    families[f2].name() == name && same_labels(families[f2].labels_of(i2), labels)
+                };
+                let twice = match first_seen.entry(signature) {
+                    Entry::Vacant(slot) => {
+                        slot.insert((f, i));
+                        false
+                    }
+                    Entry::Occupied(slot) => {
+                        let more = more_seen.entry(signature).or_default();
+                        let twice = same(slot.get()) || more.iter().any(same);
+                        more.push((f, i));
+                        twice
+                    }
+                };
                 let elsewhere = || {
-                    self.index.owners(signature).into_iter().any(|owner| {
+                    self.index.owners(signature).any(|owner| {
                         Some(owner) != own_id
                             && self.groups.get(&owner).is_some_and(|g| {
-                                g.families.get(name).is_some_and(|f| {
-                                    f.family
-                                        .metric
-                                        .iter()
-                                        .any(|m| same_labels(&m.label, &metric.label))
-                                })
+                                g.families.get(name).is_some_and(|f| f.holds(labels))
                             })
                     })
                 };
                 if twice || elsewhere() {
                     errors.push(format!(
                         "collected metric {name:?} {{ {}}} was collected before with the same name and label values",
-                        describe_metric(metric)
+                        family.describe(i)
                     ));
                 }
             }

@@ -1,5 +1,7 @@
 use std::time::{Duration, SystemTime};
 
+use prost::Message;
+
 use super::*;
 use crate::cache::store::{Store, StoreOptions};
 use crate::proto::client::{Bucket, Counter, Histogram, Quantile, Summary};

@@ -120,12 +120,12 @@ fn put_replaces_the_group_and_post_replaces_same_named_families() {
     let g = group(&snap, j);
     assert_eq!(names(g), ["a", "b", "c"]);
     assert_eq!(
-        g.families["b"].family.metric.len(),
+        g.families["b"].family().metric.len(),
         1,
         "POST replaces the whole family"
     );
     assert_eq!(
-        g.families["b"].family.metric[0].label,
+        g.families["b"].family().metric[0].label,
         labels(&[("instance", ""), ("job", "j"), ("x", "1")])
     );
     s.apply(&push(PushOp::Replace, j, vec![gauge_family("c", &[&[]])]))
@@ -193,7 +193,7 @@ fn grouping_labels_override_body_labels_and_instance_is_added() {
     .unwrap();
     let snap = s.snapshot();
     assert_eq!(
-        group(&snap, k).families["ov"].family.metric[0].label,
+        group(&snap, k).families["ov"].family().metric[0].label,
         labels(&[("a", "1"), ("instance", ""), ("job", "e4")])
     );
 }
@@ -445,7 +445,7 @@ fn a_later_family_of_the_same_name_in_one_push_wins() {
     .unwrap();
     let snap = s.snapshot();
     assert_eq!(
-        group(&snap, j).families["a"].family.metric[0].label[2].value(),
+        group(&snap, j).families["a"].family().metric[0].label[2].value(),
         "2"
     );
 }
