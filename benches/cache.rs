@@ -7,8 +7,13 @@
 //!   push-latency scenario of the baseline (the Pushgateway: ~200 ms);
 //! - `apply_put_1000`: `Store::apply` of a 1,000-series PUT replacing one of
 //!   the 100 groups, the steady state of the rotating-groups scenario;
-//! - `scrape_text`, `scrape_protobuf`: `scrape::render` of the whole store
-//!   (no own families), the body of `GET /metrics` before gzip.
+//! - `scrape_text`, `scrape_protobuf`: `scrape::render_cached` of the whole
+//!   store (no own families) as `GET /metrics` renders it, the body before
+//!   gzip, store unchanged since the previous scrape (steady state: cached
+//!   family texts and merge orders are reused);
+//! - `scrape_text_after_put`: the same after one 1,000-series PUT replaced a
+//!   group (not timed): that group's texts are rendered again and the merge
+//!   of its ten families (100,000 series) is redone.
 //!
 //! Parsing the bodies is not included (benches/parse.rs). CI runs this once
 //! per benchmark with `cargo bench --bench cache -- --test`.
@@ -17,7 +22,7 @@ use std::hint::black_box;
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use pushrelay::cache::scrape::{self, Format};
 use pushrelay::cache::store::{Group, Store, StoreOptions};
 use pushrelay::cache::{self};
@@ -106,10 +111,30 @@ fn scrape_render(c: &mut Criterion) {
         ("scrape_protobuf", Format::Protobuf),
     ] {
         group.bench_function(name, |b| {
-            let groups = loaded_store().snapshot();
-            b.iter(|| scrape::render(black_box(&groups), &[], format, false).expect("renders"))
+            let store = loaded_store();
+            let groups = store.snapshot();
+            let cache = Some(store.merge_cache());
+            b.iter(|| {
+                scrape::render_cached(black_box(&groups), &[], format, false, cache)
+                    .expect("renders")
+            })
         });
     }
+    let put_1000 = push(PushOp::Replace, BODY_1000, "g042");
+    group.bench_function("scrape_text_after_put", |b| {
+        let store = loaded_store();
+        let cache = Some(store.merge_cache());
+        b.iter_batched(
+            || {
+                store.apply(&put_1000).expect("accepted");
+                store.snapshot()
+            },
+            |groups| {
+                scrape::render_cached(&groups, &[], Format::Text, false, cache).expect("renders")
+            },
+            BatchSize::PerIteration,
+        )
+    });
     group.finish();
 }
 

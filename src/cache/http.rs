@@ -117,6 +117,7 @@ impl CacheWeb {
         let own_text = self.telemetry.render();
         let groups = self.cache.store().snapshot();
         let check_all = self.cache.store().options().disable_consistency_check;
+        let cache = self.cache.clone();
         let rendered = tokio::task::spawn_blocking(move || {
             let own: Vec<MetricFamily> = match crate::exposition::text::parse(own_text.as_bytes()) {
                 Ok(own) => own,
@@ -126,15 +127,18 @@ impl CacheWeb {
                 }
             };
             let unmerged = own.is_empty().then_some(own_text);
-            scrape::render(&groups, &own, format, check_all).map(|mut rendered| {
-                if let (Some(text), scrape::Format::Text) = (unmerged, format) {
-                    rendered.body.extend_from_slice(text.as_bytes());
-                }
-                if gzip {
-                    rendered.body = scrape::gzip(&rendered.body);
-                }
-                rendered
-            })
+            let merge_cache = Some(cache.store().merge_cache());
+            scrape::render_cached(&groups, &own, format, check_all, merge_cache).map(
+                |mut rendered| {
+                    if let (Some(text), scrape::Format::Text) = (unmerged, format) {
+                        rendered.body.extend_from_slice(text.as_bytes());
+                    }
+                    if gzip {
+                        rendered.body = scrape::gzip(&rendered.body);
+                    }
+                    rendered
+                },
+            )
         })
         .await;
         match rendered {

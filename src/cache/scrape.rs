@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::SystemTime;
 
 use prost::encoding::{self, WireType};
@@ -158,7 +158,7 @@ enum Source<'a> {
     /// families whose type renders differently from the exposed one.
     Decoded(Vec<&'a Metric>),
     /// A stored family: its stored bytes and cached text, in scrape order.
-    Stored(&'a StoredFamily, &'a SortedView),
+    Stored(&'a Arc<StoredFamily>, &'a SortedView),
 }
 
 impl<'a> Source<'a> {
@@ -217,7 +217,7 @@ impl Merged<'_> {
     /// merge of the sorted sources (equal metrics keep source order, as one
     /// stable sort of all of them would). A source yields a whole run of
     /// metrics while they sort before every other source's next metric.
-    fn order(&self) -> Vec<(usize, usize)> {
+    fn order(&self) -> Vec<(u32, u32)> {
         let item = |(s, p): (usize, usize)| self.sources[s].values(p);
         let before = |a: (usize, usize), b: (usize, usize)| {
             compare_values(item(a), item(b)).then(a.0.cmp(&b.0))
@@ -231,7 +231,9 @@ impl Merged<'_> {
         while let Some(&(source, mut position)) = heads.first() {
             let len = self.sources[source].len();
             loop {
-                order.push((source, position));
+                // Positions fit: a stored family has fewer than 2^32 metrics
+                // (its encoding is under 4 GiB).
+                order.push((source as u32, position as u32));
                 position += 1;
                 if position == len {
                     heads.remove(0);
@@ -249,6 +251,66 @@ impl Merged<'_> {
         }
         order
     }
+
+    /// [`Merged::order`], from `cache` when it holds the order of exactly
+    /// these sources; the order used is recorded in `next`.
+    fn order_cached(
+        &self,
+        cache: Option<&MergeCache>,
+        next: &mut HashMap<String, CachedOrder>,
+    ) -> Arc<[(u32, u32)]> {
+        let stored: Option<Vec<&Arc<StoredFamily>>> = self
+            .sources
+            .iter()
+            .map(|s| match s {
+                Source::Stored(stored, _) => Some(*stored),
+                Source::Decoded(_) => None,
+            })
+            .collect();
+        // Own families and the stamps change every scrape: never cached.
+        let (Some(cache), Some(stored)) = (cache, stored) else {
+            return self.order().into();
+        };
+        let same_sources = |cached: &CachedOrder| {
+            cached.sources.len() == stored.len()
+                && cached
+                    .sources
+                    .iter()
+                    .zip(&stored)
+                    .all(|(weak, arc)| std::ptr::eq(weak.as_ptr(), Arc::as_ptr(arc)))
+        };
+        let hit = cache
+            .families
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(self.name)
+            .filter(|c| same_sources(c))
+            .map(|c| c.order.clone());
+        let order = hit.unwrap_or_else(|| self.order().into());
+        next.insert(
+            self.name.to_string(),
+            CachedOrder {
+                sources: stored.iter().map(|arc| Arc::downgrade(arc)).collect(),
+                order: order.clone(),
+            },
+        );
+        order
+    }
+}
+
+/// The scrape order of merged families, kept from one scrape to the next:
+/// a write replaces a stored family and never changes one, so while a
+/// family's sources are the same stored families its order is the same.
+/// Holds no metric data: weak references to the sources (a pointer is not
+/// reused while one exists) and 8 bytes per series.
+#[derive(Default)]
+pub struct MergeCache {
+    families: Mutex<HashMap<String, CachedOrder>>,
+}
+
+struct CachedOrder {
+    sources: Vec<Weak<StoredFamily>>,
+    order: Arc<[(u32, u32)]>,
 }
 
 /// Whether metrics stored as `stored` render as a family of type `exposed`
@@ -355,6 +417,17 @@ pub fn render(
     format: Format,
     check_all: bool,
 ) -> Result<Rendered, String> {
+    render_cached(groups, own, format, check_all, None)
+}
+
+/// [`render`], reusing and updating the merge orders kept in `cache`.
+pub fn render_cached(
+    groups: &[Arc<Group>],
+    own: &[MetricFamily],
+    format: Format,
+    check_all: bool,
+    cache: Option<&MergeCache>,
+) -> Result<Rendered, String> {
     let stamps = stamp_families(groups);
     if check_all {
         let own_types: HashMap<String, i32> = own
@@ -388,6 +461,8 @@ pub fn render(
         }
     }
     let families = merge(&ordered, &fixed, &mismatched);
+    let mut next = HashMap::new();
+    let mut order = |family: &Merged<'_>| family.order_cached(cache, &mut next);
     let body = match format {
         Format::Text => {
             let size = families
@@ -400,7 +475,7 @@ pub fn render(
                 .sum();
             let mut out = String::with_capacity(size);
             for family in &families {
-                write_text_family(&mut out, family);
+                write_text_family(&mut out, family, &mut order);
             }
             out.into_bytes()
         }
@@ -408,18 +483,29 @@ pub fn render(
             let mut out = Vec::new();
             let mut body = Vec::new();
             for family in &families {
-                write_protobuf_family(&mut out, &mut body, family);
+                write_protobuf_family(&mut out, &mut body, family, order(family));
             }
             out
         }
     };
+    if let Some(cache) = cache {
+        *cache
+            .families
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = next;
+    }
     Ok(Rendered {
         body,
         content_type: format.content_type(),
     })
 }
 
-fn write_protobuf_family(out: &mut Vec<u8>, body: &mut Vec<u8>, family: &Merged<'_>) {
+fn write_protobuf_family(
+    out: &mut Vec<u8>,
+    body: &mut Vec<u8>,
+    family: &Merged<'_>,
+    order: Arc<[(u32, u32)]>,
+) {
     let string_field = |tag: u32, value: &str, body: &mut Vec<u8>| {
         encoding::encode_key(tag, WireType::LengthDelimited, body);
         encoding::encode_varint(value.len() as u64, body);
@@ -431,8 +517,9 @@ fn write_protobuf_family(out: &mut Vec<u8>, body: &mut Vec<u8>, family: &Merged<
         string_field(2, help, body);
     }
     encoding::int32::encode(3, &family.kind, body);
-    for (source, position) in family.order() {
-        match &family.sources[source] {
+    for &(source, position) in order.iter() {
+        let position = position as usize;
+        match &family.sources[source as usize] {
             Source::Stored(stored, view) => {
                 body.extend_from_slice(stored.entry(view.order[position] as usize));
             }
@@ -443,7 +530,11 @@ fn write_protobuf_family(out: &mut Vec<u8>, body: &mut Vec<u8>, family: &Merged<
     out.extend_from_slice(body);
 }
 
-fn write_text_family(out: &mut String, family: &Merged<'_>) {
+fn write_text_family(
+    out: &mut String,
+    family: &Merged<'_>,
+    order: &mut impl FnMut(&Merged<'_>) -> Arc<[(u32, u32)]>,
+) {
     let name = family.name;
     if let Some(help) = family.help {
         out.push_str("# HELP ");
@@ -461,8 +552,9 @@ fn write_text_family(out: &mut String, family: &Merged<'_>) {
         out.push_str(&view.text);
         return;
     }
-    for (source, position) in family.order() {
-        match &family.sources[source] {
+    for &(source, position) in order(family).iter() {
+        let position = position as usize;
+        match &family.sources[source as usize] {
             Source::Stored(_, view) => out.push_str(view.text_of(position)),
             Source::Decoded(metrics) => {
                 write_text_metric(out, name, family.kind, metrics[position])

@@ -25,6 +25,7 @@ use super::consistency::{
     check_suffixes, describe_metric, describe_series, family_type, join_errors, same_labels,
     series_signature, signature_of,
 };
+use super::scrape::MergeCache;
 pub use super::stored::StoredFamily;
 use crate::proto::client::{LabelPair, Metric, MetricFamily, MetricType};
 use crate::push::{GroupingKey, Push, PushOp};
@@ -136,6 +137,7 @@ pub struct Store {
     state: RwLock<State>,
     options: StoreOptions,
     generation: AtomicU64,
+    merge_cache: MergeCache,
 }
 
 impl Store {
@@ -145,12 +147,19 @@ impl Store {
             state: RwLock::default(),
             options,
             generation: AtomicU64::new(0),
+            merge_cache: MergeCache::default(),
         }
     }
 
     /// The options the store was built with.
     pub fn options(&self) -> &StoreOptions {
         &self.options
+    }
+
+    /// The scrape's merge orders of this store's families, kept between
+    /// scrapes ([`super::scrape::render_cached`]).
+    pub fn merge_cache(&self) -> &MergeCache {
+        &self.merge_cache
     }
 
     /// Counts completed writes; changes whenever the stored data may have.

@@ -344,3 +344,56 @@ fn negotiation_and_gzip() {
     .unwrap();
     assert_eq!(out, "hello");
 }
+
+#[test]
+fn cached_merge_orders_follow_every_write() {
+    let pushed = |job: &str, values: &[(&str, f64)]| Push {
+        op: PushOp::Replace,
+        key: GroupingKey::new([("job".to_string(), job.to_string())]),
+        families: vec![family(
+            "m",
+            MetricType::Gauge,
+            None,
+            values.iter().map(|(a, v)| gauge(&[("a", a)], *v)).collect(),
+        )],
+        received_at: SystemTime::UNIX_EPOCH + Duration::from_secs(10),
+        tenant: None,
+    };
+    let store = store_with(vec![], false);
+    store
+        .apply(&pushed("x", &[("1", 1.0), ("3", 3.0)]))
+        .unwrap();
+    store
+        .apply(&pushed("y", &[("2", 2.0), ("4", 4.0)]))
+        .unwrap();
+    let cache = MergeCache::default();
+    let scrape = |format| {
+        let groups = store.snapshot();
+        let cached = render_cached(&groups, &[], format, false, Some(&cache)).unwrap();
+        let fresh = render(&groups, &[], format, false).unwrap();
+        assert_eq!(cached.body, fresh.body, "cached and fresh orders agree");
+        String::from_utf8_lossy(&cached.body).into_owned()
+    };
+    let expected = "# TYPE m gauge\n\
+         m{a=\"1\",instance=\"\",job=\"x\"} 1\n\
+         m{a=\"2\",instance=\"\",job=\"y\"} 2\n\
+         m{a=\"3\",instance=\"\",job=\"x\"} 3\n\
+         m{a=\"4\",instance=\"\",job=\"y\"} 4\n";
+    assert_eq!(without_stamps(&scrape(Format::Text)), expected);
+    assert_eq!(without_stamps(&scrape(Format::Text)), expected);
+    scrape(Format::Protobuf);
+    store.apply(&pushed("y", &[("0", 5.0)])).unwrap();
+    assert_eq!(
+        without_stamps(&scrape(Format::Text)),
+        "# TYPE m gauge\n\
+         m{a=\"0\",instance=\"\",job=\"y\"} 5\n\
+         m{a=\"1\",instance=\"\",job=\"x\"} 1\n\
+         m{a=\"3\",instance=\"\",job=\"x\"} 3\n"
+    );
+    scrape(Format::Protobuf);
+    store.delete(&GroupingKey::new([("job".to_string(), "x".to_string())]));
+    assert_eq!(
+        without_stamps(&scrape(Format::Text)),
+        "# TYPE m gauge\nm{a=\"0\",instance=\"\",job=\"y\"} 5\n"
+    );
+}
