@@ -23,7 +23,7 @@ use std::time::SystemTime;
 use super::consistency::{
     self, BySignature, Index, PUSH_FAILURE_TIME, PUSH_TIME, REJECT_PREFIX, check_series,
     check_suffixes, describe_metric, describe_series, family_type, join_errors, same_labels,
-    series_signature, signature_of,
+    signature_of,
 };
 use super::scrape::MergeCache;
 pub use super::stored::StoredFamily;
@@ -179,7 +179,14 @@ impl Store {
         let families = prepare(push, &grouping);
         let stored: Result<Vec<StoredFamily>, _> = families
             .iter()
-            .map(|f| StoredFamily::with_labels(f.family, now, |i| f.labels_of(i).iter().copied()))
+            .map(|f| {
+                StoredFamily::with_labels(
+                    f.family,
+                    now,
+                    |i| f.labels_of(i).iter().copied(),
+                    f.signatures.as_slice().into(),
+                )
+            })
             .collect();
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         let outcome = match &stored {
@@ -323,26 +330,26 @@ enum Verdict {
 /// `instance=""` for metrics that have no instance label at all.
 struct GroupingPairs<'a> {
     key: &'a GroupingKey,
+    /// The grouping labels, sorted by name.
     pairs: Vec<LabelPair>,
-    empty_instance: LabelPair,
+    /// The same, with `instance=""` when the key has no instance.
+    with_instance: Vec<LabelPair>,
 }
 
 impl<'a> GroupingPairs<'a> {
     fn new(key: &'a GroupingKey) -> Self {
+        let pairs: Vec<LabelPair> = key
+            .labels()
+            .iter()
+            .map(|(n, v)| LabelPair {
+                name: Some(n.clone()),
+                value: Some(v.clone()),
+            })
+            .collect();
         Self {
             key,
-            pairs: key
-                .labels()
-                .iter()
-                .map(|(n, v)| LabelPair {
-                    name: Some(n.clone()),
-                    value: Some(v.clone()),
-                })
-                .collect(),
-            empty_instance: LabelPair {
-                name: Some("instance".into()),
-                value: Some(String::new()),
-            },
+            with_instance: stamp_labels(key),
+            pairs,
         }
     }
 }
@@ -393,6 +400,7 @@ fn prepare<'a>(push: &'a Push, grouping: &'a GroupingPairs<'_>) -> Vec<Prepared<
             let mut labels = Vec::with_capacity(family.metric.len() * (grouping.pairs.len() + 3));
             let mut bounds = Vec::with_capacity(family.metric.len());
             let mut signatures = Vec::with_capacity(family.metric.len());
+            let mut merged: Vec<&LabelPair> = Vec::new();
             for metric in &family.metric {
                 let start = labels.len();
                 labels.extend(
@@ -401,11 +409,36 @@ fn prepare<'a>(push: &'a Push, grouping: &'a GroupingPairs<'_>) -> Vec<Prepared<
                         .iter()
                         .filter(|l| grouping.key.get(l.name()).is_none()),
                 );
-                labels.extend(&grouping.pairs);
-                if !labels[start..].iter().any(|l| l.name() == "instance") {
-                    labels.push(&grouping.empty_instance);
+                let body_end = labels.len();
+                let has_instance = labels[start..].iter().any(|l| l.name() == "instance");
+                let added = if has_instance {
+                    &grouping.pairs
+                } else {
+                    &grouping.with_instance
+                };
+                let body = &labels[start..];
+                if body.is_sorted_by(|a, b| a.name() <= b.name()) {
+                    // Both runs sorted, no name in both: merge them.
+                    merged.clear();
+                    let (mut b, mut a) = (body.iter().copied().peekable(), added.iter().peekable());
+                    while let (Some(x), Some(y)) = (b.peek(), a.peek()) {
+                        if x.name() <= y.name() {
+                            merged.push(*x);
+                            b.next();
+                        } else {
+                            merged.push(*y);
+                            a.next();
+                        }
+                    }
+                    merged.extend(b);
+                    merged.extend(a);
+                    labels.truncate(start);
+                    labels.extend_from_slice(&merged);
+                } else {
+                    labels.extend(added.iter());
+                    labels[start..].sort_by(|a, b| a.name().cmp(b.name()));
                 }
-                labels[start..].sort_by(|a, b| a.name().cmp(b.name()));
+                debug_assert!(labels.len() == body_end + added.len());
                 bounds.push(labels.len());
                 signatures.push(signature_of(name, labels[start..].iter().copied()));
             }
@@ -422,7 +455,7 @@ fn prepare<'a>(push: &'a Push, grouping: &'a GroupingPairs<'_>) -> Vec<Prepared<
 
 /// The signatures of a stored family's series.
 fn signatures(stored: &StoredFamily) -> impl Iterator<Item = u64> + '_ {
-    (0..stored.len()).map(|i| series_signature(stored.name(), stored.labels(i)))
+    stored.signatures().iter().copied()
 }
 
 impl State {

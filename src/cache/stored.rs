@@ -23,6 +23,7 @@ use std::time::SystemTime;
 use prost::Message;
 use prost::encoding::{self, WireType};
 
+use super::consistency::signature_of;
 use crate::proto::client::{LabelPair, Metric, MetricFamily, MetricType};
 
 /// The `MetricFamily.metric` field number.
@@ -43,6 +44,9 @@ pub struct StoredFamily {
     encoded: Box<[u8]>,
     /// End of each metric's entry in `encoded`.
     ends: Box<[u32]>,
+    /// Each metric's series signature, in push order (the consistency
+    /// index forgets them when the family goes).
+    signatures: Box<[u64]>,
     view: OnceLock<SortedView>,
 }
 
@@ -83,6 +87,7 @@ impl PartialEq for StoredFamily {
             && self.stored_at == other.stored_at
             && self.encoded == other.encoded
             && self.ends == other.ends
+            && self.signatures == other.signatures
     }
 }
 
@@ -92,11 +97,14 @@ fn offset(len: usize, name: &str) -> Result<u32, TooLarge> {
 
 impl StoredFamily {
     /// Stores `family`'s metrics with the labels `labels(i)` gives the
-    /// metric at position `i` (in place of the metric's own labels).
+    /// metric at position `i` (in place of the metric's own labels), and
+    /// their series signatures `signatures`
+    /// ([`crate::cache::consistency::series_signature`]).
     pub fn with_labels<'a, L>(
         family: &MetricFamily,
         stored_at: SystemTime,
         labels: impl Fn(usize) -> L,
+        signatures: Box<[u64]>,
     ) -> Result<Self, TooLarge>
     where
         L: IntoIterator<Item = &'a LabelPair>,
@@ -108,7 +116,7 @@ impl StoredFamily {
         for (i, metric) in family.metric.iter().enumerate() {
             body.clear();
             for label in labels(i) {
-                encoding::message::encode(1, label, &mut body);
+                encode_label(label, &mut body);
             }
             encode_fields(metric, &mut body);
             encoding::encode_key(METRIC_TAG, WireType::LengthDelimited, &mut encoded);
@@ -123,13 +131,24 @@ impl StoredFamily {
             stored_at,
             encoded: encoded.into_boxed_slice(),
             ends: ends.into_boxed_slice(),
+            signatures,
             view: OnceLock::new(),
         })
     }
 
     /// Stores `family` as it is (persistence restore).
     pub fn new(family: &MetricFamily, stored_at: SystemTime) -> Result<Self, TooLarge> {
-        Self::with_labels(family, stored_at, |i| &family.metric[i].label)
+        let signatures = family
+            .metric
+            .iter()
+            .map(|m| signature_of(family.name(), &m.label))
+            .collect();
+        Self::with_labels(family, stored_at, |i| &family.metric[i].label, signatures)
+    }
+
+    /// The series signatures of the metrics, in push order.
+    pub fn signatures(&self) -> &[u64] {
+        &self.signatures
     }
 
     pub fn name(&self) -> &str {
@@ -237,6 +256,29 @@ impl StoredFamily {
             text_ends: text_ends.into_boxed_slice(),
         }
     }
+}
+
+/// Appends one `Metric.label` entry, as prost encodes it.
+fn encode_label(label: &LabelPair, buf: &mut Vec<u8>) {
+    let field_len = |text: &Option<String>| {
+        text.as_ref().map_or(0, |t| {
+            1 + encoding::encoded_len_varint(t.len() as u64) + t.len()
+        })
+    };
+    let field = |tag: u8, text: &Option<String>, buf: &mut Vec<u8>| {
+        if let Some(text) = text {
+            buf.push(tag);
+            encoding::encode_varint(text.len() as u64, buf);
+            buf.extend_from_slice(text.as_bytes());
+        }
+    };
+    buf.push(0x0a);
+    encoding::encode_varint(
+        (field_len(&label.name) + field_len(&label.value)) as u64,
+        buf,
+    );
+    field(0x0a, &label.name, buf);
+    field(0x12, &label.value, buf);
 }
 
 /// Appends the fields of `metric` after its labels, as prost orders them
@@ -404,6 +446,10 @@ mod tests {
         }
         assert_eq!(&*stored.encoded, &expected[..]);
         assert_eq!(stored.family(), family);
+        assert_eq!(
+            stored.signatures()[0],
+            signature_of("m", &family.metric[0].label)
+        );
         let labels: Vec<_> = stored.labels(0).collect();
         assert_eq!(
             labels,
@@ -429,7 +475,9 @@ mod tests {
         };
         let job = label("job", "j");
         let stored =
-            StoredFamily::with_labels(&family, SystemTime::UNIX_EPOCH, |_| [&job]).unwrap();
+            StoredFamily::with_labels(&family, SystemTime::UNIX_EPOCH, |_| [&job], [7].into())
+                .unwrap();
+        assert_eq!(stored.signatures(), &[7]);
         assert_eq!(stored.metric(0).label, vec![job.clone()]);
         assert_eq!(stored.kind(), MetricType::Gauge as i32);
         assert_eq!(stored.help(), None);

@@ -532,3 +532,50 @@ fn check_cost_does_not_grow_with_the_store() {
         "{per_push:?} per 10-series POST with 100k stored"
     );
 }
+
+/// The stored labels of a metric, as the store set them before it kept
+/// label references: drop body labels named like a grouping label, add the
+/// grouping labels, `instance=""` when no instance is left, stable sort.
+fn reference_labels(metric_labels: &[LabelPair], key: &GroupingKey) -> Vec<LabelPair> {
+    let mut labels: Vec<LabelPair> = metric_labels
+        .iter()
+        .filter(|l| key.get(l.name()).is_none())
+        .cloned()
+        .collect();
+    labels.extend(key.labels().iter().map(|(n, v)| LabelPair {
+        name: Some(n.clone()),
+        value: Some(v.clone()),
+    }));
+    if !labels.iter().any(|l| l.name() == "instance") {
+        labels.push(LabelPair {
+            name: Some("instance".into()),
+            value: Some(String::new()),
+        });
+    }
+    labels.sort_by(|a, b| a.name().cmp(b.name()));
+    labels
+}
+
+proptest::proptest! {
+    #[test]
+    fn prepared_labels_are_the_grouping_merge(
+        body in proptest::collection::vec(
+            (proptest::sample::select(vec!["a", "b", "instance", "job", "z"]), "[xy]{0,2}"),
+            0..6,
+        ),
+        key_pairs in proptest::collection::vec(
+            (proptest::sample::select(vec!["job", "instance", "b", "c"]), "[xy]{1,2}"),
+            1..3,
+        ),
+    ) {
+        let key = GroupingKey::new(key_pairs.iter().map(|(n, v)| (n.to_string(), v.clone())));
+        let body: Vec<(&str, &str)> = body.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let family = gauge_family("m", &[&body]);
+        let push = push(PushOp::Replace, &[], vec![family.clone()]);
+        let push = Push { key: key.clone(), ..push };
+        let grouping = GroupingPairs::new(&push.key);
+        let prepared = prepare(&push, &grouping);
+        let got: Vec<LabelPair> = prepared[0].labels_of(0).iter().map(|l| (*l).clone()).collect();
+        proptest::prop_assert_eq!(got, reference_labels(&family.metric[0].label, &key));
+    }
+}
