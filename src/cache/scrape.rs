@@ -228,25 +228,37 @@ impl Merged<'_> {
             .collect();
         heads.sort_by(|a, b| before(*a, *b));
         let mut order = Vec::with_capacity(self.len());
-        while let Some(&(source, mut position)) = heads.first() {
+        while let Some(&(source, position)) = heads.first() {
             let len = self.sources[source].len();
-            loop {
-                // Positions fit: a stored family has fewer than 2^32 metrics
-                // (its encoding is under 4 GiB).
-                order.push((source as u32, position as u32));
-                position += 1;
-                if position == len {
-                    heads.remove(0);
-                    break;
+            // The run ends at the first metric after `next` (positions fit
+            // in u32: a stored family has fewer than 2^32 metrics).
+            let end = match heads.get(1) {
+                None => len,
+                Some(&next) => {
+                    let after = |q: usize| before((source, q), next).is_gt();
+                    // Gallop, then bisect: runs are often long.
+                    let (mut low, mut step) = (position + 1, 1);
+                    while low + step <= len && !after(low + step - 1) {
+                        low += step;
+                        step *= 2;
+                    }
+                    let mut high = (low + step - 1).min(len);
+                    while low < high {
+                        let middle = low + (high - low) / 2;
+                        if after(middle) {
+                            high = middle;
+                        } else {
+                            low = middle + 1;
+                        }
+                    }
+                    low
                 }
-                if let Some(&next) = heads.get(1)
-                    && before((source, position), next).is_gt()
-                {
-                    heads.remove(0);
-                    let at = heads.partition_point(|h| before(*h, (source, position)).is_lt());
-                    heads.insert(at, (source, position));
-                    break;
-                }
+            };
+            order.extend((position..end).map(|p| (source as u32, p as u32)));
+            heads.remove(0);
+            if end < len {
+                let at = heads.partition_point(|h| before(*h, (source, end)).is_lt());
+                heads.insert(at, (source, end));
             }
         }
         order

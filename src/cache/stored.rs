@@ -184,11 +184,8 @@ impl StoredFamily {
     pub fn metric_bytes(&self, i: usize) -> &[u8] {
         let mut entry = self.entry(i);
         // Skip the tag and the length this module wrote.
-        match (
-            encoding::decode_varint(&mut entry),
-            encoding::decode_varint(&mut entry),
-        ) {
-            (Ok(_), Ok(_)) => entry,
+        match (varint(&mut entry), varint(&mut entry)) {
+            (Some(_), Some(_)) => entry,
             _ => &[],
         }
     }
@@ -332,8 +329,19 @@ pub struct Labels<'a> {
     rest: &'a [u8],
 }
 
+/// One varint; the one-byte case (every tag and short length) inline.
+fn varint(buf: &mut &[u8]) -> Option<u64> {
+    match buf.split_first() {
+        Some((&byte, rest)) if byte < 0x80 => {
+            *buf = rest;
+            Some(u64::from(byte))
+        }
+        _ => encoding::decode_varint(buf).ok(),
+    }
+}
+
 fn length_delimited<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
-    let len = usize::try_from(encoding::decode_varint(buf).ok()?).ok()?;
+    let len = usize::try_from(varint(buf)?).ok()?;
     if len > buf.len() {
         return None;
     }
@@ -347,9 +355,9 @@ impl<'a> Iterator for Labels<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let mut buf = self.rest;
-        let pair = match encoding::decode_varint(&mut buf) {
+        let pair = match varint(&mut buf) {
             // Field 1, length-delimited.
-            Ok(0x0a) => length_delimited(&mut buf),
+            Some(0x0a) => length_delimited(&mut buf),
             _ => None,
         };
         let Some(mut pair) = pair else {
@@ -359,8 +367,8 @@ impl<'a> Iterator for Labels<'a> {
         self.rest = buf;
         let (mut name, mut value): (&[u8], &[u8]) = (&[], &[]);
         while !pair.is_empty() {
-            let field = match encoding::decode_varint(&mut pair) {
-                Ok(key @ (0x0a | 0x12)) => (key, length_delimited(&mut pair)),
+            let field = match varint(&mut pair) {
+                Some(key @ (0x0a | 0x12)) => (key, length_delimited(&mut pair)),
                 _ => (0, None),
             };
             match field {

@@ -397,3 +397,50 @@ fn cached_merge_orders_follow_every_write() {
         "# TYPE m gauge\nm{a=\"0\",instance=\"\",job=\"y\"} 5\n"
     );
 }
+
+proptest::proptest! {
+    #[test]
+    fn the_merge_is_one_stable_sort_of_all_sources(
+        sources in proptest::collection::vec(
+            proptest::collection::vec(proptest::collection::vec("[ab]{0,2}", 0..3), 0..12),
+            0..6,
+        ),
+    ) {
+        let metrics: Vec<Vec<Metric>> = sources
+            .iter()
+            .map(|source| {
+                let mut metrics: Vec<Metric> = source
+                    .iter()
+                    .map(|values| {
+                        let labels: Vec<(String, &str)> = values
+                            .iter()
+                            .enumerate()
+                            .map(|(i, v)| (format!("l{i}"), v.as_str()))
+                            .collect();
+                        let labels: Vec<(&str, &str)> =
+                            labels.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+                        gauge(&labels, 1.0)
+                    })
+                    .collect();
+                metrics.sort_by(compare_metrics);
+                metrics
+            })
+            .collect();
+        let merged = Merged {
+            name: "m",
+            help: None,
+            kind: MetricType::Gauge as i32,
+            sources: metrics.iter().map(|m| Source::Decoded(m.iter().collect())).collect(),
+            help_rank: None,
+        };
+        let mut expected: Vec<(u32, u32)> = metrics
+            .iter()
+            .enumerate()
+            .flat_map(|(s, m)| (0..m.len()).map(move |p| (s as u32, p as u32)))
+            .collect();
+        expected.sort_by(|a, b| {
+            compare_metrics(&metrics[a.0 as usize][a.1 as usize], &metrics[b.0 as usize][b.1 as usize])
+        });
+        proptest::prop_assert_eq!(merged.order(), expected);
+    }
+}
