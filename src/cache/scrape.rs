@@ -218,24 +218,30 @@ impl Merged<'_> {
     /// stable sort of all of them would). A source yields a whole run of
     /// metrics while they sort before every other source's next metric.
     fn order(&self) -> Vec<(u32, u32)> {
-        let item = |(s, p): (usize, usize)| self.sources[s].values(p);
-        let before = |a: (usize, usize), b: (usize, usize)| {
-            compare_values(item(a), item(b)).then(a.0.cmp(&b.0))
+        // A head: (source, position, that metric's label values).
+        type Head<'v> = (usize, usize, Vec<&'v [u8]>);
+        let key = |s: usize, p: usize| self.sources[s].values(p).collect::<Vec<_>>();
+        let before = |a: &Head<'_>, b: &Head<'_>| {
+            compare_values(a.2.iter().copied(), b.2.iter().copied()).then(a.0.cmp(&b.0))
         };
-        let mut heads: Vec<(usize, usize)> = (0..self.sources.len())
+        let mut heads: Vec<Head<'_>> = (0..self.sources.len())
             .filter(|s| self.sources[*s].len() > 0)
-            .map(|s| (s, 0))
+            .map(|s| (s, 0, key(s, 0)))
             .collect();
-        heads.sort_by(|a, b| before(*a, *b));
+        heads.sort_by(|a, b| before(a, b));
         let mut order = Vec::with_capacity(self.len());
-        while let Some(&(source, position)) = heads.first() {
+        while !heads.is_empty() {
+            let (source, position, _) = heads.remove(0);
             let len = self.sources[source].len();
-            // The run ends at the first metric after `next` (positions fit
-            // in u32: a stored family has fewer than 2^32 metrics).
-            let end = match heads.get(1) {
+            // The run ends at the first metric after the next head.
+            let end = match heads.first() {
                 None => len,
-                Some(&next) => {
-                    let after = |q: usize| before((source, q), next).is_gt();
+                Some(next) => {
+                    let after = |q: usize| {
+                        compare_values(self.sources[source].values(q), next.2.iter().copied())
+                            .then(source.cmp(&next.0))
+                            .is_gt()
+                    };
                     // Gallop, then bisect: runs are often long.
                     let (mut low, mut step) = (position + 1, 1);
                     while low + step <= len && !after(low + step - 1) {
@@ -254,11 +260,13 @@ impl Merged<'_> {
                     low
                 }
             };
+            // Positions fit in u32: a stored family has fewer than 2^32
+            // metrics (its encoding is under 4 GiB).
             order.extend((position..end).map(|p| (source as u32, p as u32)));
-            heads.remove(0);
             if end < len {
-                let at = heads.partition_point(|h| before(*h, (source, end)).is_lt());
-                heads.insert(at, (source, end));
+                let head = (source, end, key(source, end));
+                let at = heads.partition_point(|h| before(h, &head).is_lt());
+                heads.insert(at, head);
             }
         }
         order

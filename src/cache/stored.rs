@@ -227,13 +227,20 @@ impl StoredFamily {
     }
 
     fn build_view(&self) -> SortedView {
+        // Each metric's label values, read once.
+        let mut values: Vec<&[u8]> = Vec::new();
+        let mut bounds = Vec::with_capacity(self.len());
+        for i in 0..self.len() {
+            values.extend(self.labels(i).map(|(_, v)| v));
+            bounds.push(values.len());
+        }
+        let key = |i: u32| {
+            let i = i as usize;
+            let start = i.checked_sub(1).map_or(0, |p| bounds[p]);
+            values[start..bounds[i]].iter().copied()
+        };
         let mut order: Vec<u32> = (0..self.len() as u32).collect();
-        order.sort_by(|a, b| {
-            compare_values(
-                self.labels(*a as usize).map(|(_, v)| v),
-                self.labels(*b as usize).map(|(_, v)| v),
-            )
-        });
+        order.sort_by(|a, b| compare_values(key(*a), key(*b)));
         let mut text = String::with_capacity(self.encoded.len());
         let mut text_ends = Vec::with_capacity(order.len());
         for &i in &order {
@@ -310,15 +317,23 @@ pub fn pair_bytes(label: &LabelPair) -> (&[u8], &[u8]) {
 /// client_golang's metric order over label values: fewer labels first, then
 /// the values position by position.
 pub fn compare_values<'a, 'b>(
-    a: impl Iterator<Item = &'a [u8]> + Clone,
-    b: impl Iterator<Item = &'b [u8]> + Clone,
+    mut a: impl Iterator<Item = &'a [u8]>,
+    mut b: impl Iterator<Item = &'b [u8]>,
 ) -> Ordering {
-    a.clone().count().cmp(&b.clone().count()).then_with(|| {
-        a.zip(b)
-            .map(|(x, y)| x.cmp(y))
-            .find(|o| o.is_ne())
-            .unwrap_or(Ordering::Equal)
-    })
+    // One pass: the first differing value decides unless the counts differ.
+    let mut first_difference = Ordering::Equal;
+    loop {
+        match (a.next(), b.next()) {
+            (Some(x), Some(y)) => {
+                if first_difference.is_eq() {
+                    first_difference = x.cmp(y);
+                }
+            }
+            (None, None) => return first_difference,
+            (Some(_), None) => return Ordering::Greater,
+            (None, Some(_)) => return Ordering::Less,
+        }
+    }
 }
 
 /// The label pairs of one encoded `Metric`, as (name, value) bytes, read
@@ -330,6 +345,7 @@ pub struct Labels<'a> {
 }
 
 /// One varint; the one-byte case (every tag and short length) inline.
+#[inline]
 fn varint(buf: &mut &[u8]) -> Option<u64> {
     match buf.split_first() {
         Some((&byte, rest)) if byte < 0x80 => {
@@ -340,6 +356,7 @@ fn varint(buf: &mut &[u8]) -> Option<u64> {
     }
 }
 
+#[inline]
 fn length_delimited<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
     let len = usize::try_from(varint(buf)?).ok()?;
     if len > buf.len() {
