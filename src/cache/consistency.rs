@@ -46,12 +46,12 @@ pub fn series_signature<'a>(
     let mut hasher = SIGNATURE_SEED.get_or_init(Default::default).build_hasher();
     hasher.write(name.as_bytes());
     hasher.write_usize(name.len());
+    // A hit is always confirmed by comparing labels: the encoding need not
+    // be collision-free, only cheap (both lengths in one word).
     for (label, value) in labels {
-        hasher.write_u8(0xff);
         hasher.write(label);
-        hasher.write_usize(label.len());
         hasher.write(value);
-        hasher.write_usize(value.len());
+        hasher.write_u64(((label.len() as u64) << 32) ^ value.len() as u64);
     }
     hasher.finish()
 }

@@ -120,7 +120,7 @@ impl StoredFamily {
             }
             encode_fields(metric, &mut body);
             encoding::encode_key(METRIC_TAG, WireType::LengthDelimited, &mut encoded);
-            encoding::encode_varint(body.len() as u64, &mut encoded);
+            put_varint(body.len(), &mut encoded);
             encoded.extend_from_slice(&body);
             ends.push(offset(encoded.len(), name)?);
         }
@@ -262,27 +262,34 @@ impl StoredFamily {
     }
 }
 
+/// Appends a varint; lengths under 128 (nearly all) as one byte.
+#[inline]
+fn put_varint(value: usize, buf: &mut Vec<u8>) {
+    match u8::try_from(value) {
+        Ok(byte) if byte < 0x80 => buf.push(byte),
+        _ => encoding::encode_varint(value as u64, buf),
+    }
+}
+
 /// Appends one `Metric.label` entry, as prost encodes it.
 fn encode_label(label: &LabelPair, buf: &mut Vec<u8>) {
-    let field_len = |text: &Option<String>| {
-        text.as_ref().map_or(0, |t| {
+    let (name, value) = (label.name.as_deref(), label.value.as_deref());
+    let field_len = |text: Option<&str>| {
+        text.map_or(0, |t| {
             1 + encoding::encoded_len_varint(t.len() as u64) + t.len()
         })
     };
-    let field = |tag: u8, text: &Option<String>, buf: &mut Vec<u8>| {
+    let len = field_len(name) + field_len(value);
+    buf.reserve(len + 11);
+    buf.push(0x0a);
+    put_varint(len, buf);
+    for (tag, text) in [(0x0a, name), (0x12, value)] {
         if let Some(text) = text {
             buf.push(tag);
-            encoding::encode_varint(text.len() as u64, buf);
+            put_varint(text.len(), buf);
             buf.extend_from_slice(text.as_bytes());
         }
-    };
-    buf.push(0x0a);
-    encoding::encode_varint(
-        (field_len(&label.name) + field_len(&label.value)) as u64,
-        buf,
-    );
-    field(0x0a, &label.name, buf);
-    field(0x12, &label.value, buf);
+    }
 }
 
 /// Appends the fields of `metric` after its labels, as prost orders them
