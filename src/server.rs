@@ -9,7 +9,12 @@
 //!   scrape (own metrics + store), JSON API, admin wipe, `/-/quit`, web page.
 //!
 //! Paths are percent-decoded once before routing, as the Pushgateway does,
-//! so `%2F` in a grouping value is a path separator.
+//! so `%2F` in a grouping value is a path separator. As Go's `net/http`
+//! router, a decoded path with `//`, `.` or `..` elements is redirected
+//! (301, query kept) to its cleaned form, whatever the route; `PUT|POST|DELETE
+//! .../metrics/job/` (empty job) is redirected (307) to `.../metrics/job`,
+//! a 404 (`GET` there, and `.../metrics/job@base64/`, are 404 at once);
+//! `OPTIONS` on a push route answers 200 with `Allow`.
 //!
 //! With a `--web.config.file` ([`crate::security::inbound`]) the listener
 //! speaks TLS (HTTP/1.1 and h2 by ALPN; each connection's handshake runs
@@ -222,19 +227,40 @@ async fn route(state: &AppState, request: Request<Incoming>) -> Response<Body> {
         Ok(decoded) => decoded,
         Err(rejection) => return plain(rejection.status, &rejection.message),
     };
+    let method = request.method();
+    if decoded.starts_with(b"/")
+        && let Some(location) = path::clean_redirect(&decoded)
+    {
+        let location = with_query(location, request.uri().query());
+        return redirect(StatusCode::MOVED_PERMANENTLY, &location, method);
+    }
     let Some(rest) = decoded.strip_prefix(state.prefix.as_bytes()) else {
         return not_found();
     };
-    let rest = rest
+    let alias = rest
         .strip_prefix(b"/pushgateway".as_slice())
-        .filter(|r| r.starts_with(b"/metrics/"))
-        .unwrap_or(rest);
+        .filter(|r| r.starts_with(b"/metrics/"));
+    let rest = alias.unwrap_or(rest);
     if let Some(grouping_path) = rest.strip_prefix(b"/metrics/".as_slice()) {
-        if grouping_path.starts_with(b"job/") || grouping_path.starts_with(b"job@base64/") {
-            return push(state, request, grouping_path.to_vec()).await;
+        match grouping_path {
+            // The Pushgateway's router answers an empty job this way: a
+            // trailing-slash redirect for the write methods only (to a path
+            // that is itself a 404), a 404 for an empty base64 job.
+            b"job/" if [Method::PUT, Method::POST, Method::DELETE].contains(method) => {
+                let alias = if alias.is_some() { "/pushgateway" } else { "" };
+                let location = format!("{}{alias}/metrics/job", state.prefix);
+                let location = with_query(location, request.uri().query());
+                return redirect(StatusCode::TEMPORARY_REDIRECT, &location, method);
+            }
+            b"job/" | b"job@base64/" => return not_found(),
+            _ if grouping_path.starts_with(b"job/")
+                || grouping_path.starts_with(b"job@base64/") =>
+            {
+                return push(state, request, grouping_path.to_vec()).await;
+            }
+            _ => {}
         }
     }
-    let method = request.method();
     if let Some(web) = &state.cache_web
         && let Some(response) = web.route(method, rest, request.headers()).await
     {
@@ -279,7 +305,8 @@ async fn push(
         Method::PUT => PushOp::Replace,
         Method::POST => PushOp::Merge,
         Method::DELETE => PushOp::Delete,
-        _ => return method_not_allowed("DELETE, OPTIONS, POST, PUT"),
+        Method::OPTIONS => return options(PUSH_METHODS),
+        _ => return method_not_allowed(PUSH_METHODS),
     };
     let (parts, body) = request.into_parts();
     match state
@@ -337,6 +364,75 @@ fn ok_text() -> Response<Body> {
 
 fn not_found() -> Response<Body> {
     plain(StatusCode::NOT_FOUND, "404 page not found")
+}
+
+/// The `Allow` header of the push routes.
+const PUSH_METHODS: &str = "DELETE, OPTIONS, POST, PUT";
+
+/// `200` with an `Allow` header and no body: the Pushgateway router's
+/// automatic answer to `OPTIONS`.
+fn options(allow: &'static str) -> Response<Body> {
+    let mut response = Response::new(Body::default());
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+/// `location` with the request's `?query` appended, as Go's router keeps it
+/// when redirecting.
+fn with_query(mut location: String, query: Option<&str>) -> String {
+    if let Some(query) = query {
+        location.push('?');
+        location.push_str(query);
+    }
+    location
+}
+
+/// A redirect as Go's `http.Redirect` writes it: `Location`, and for `GET`
+/// a small HTML body (`text/html` also for `HEAD`); other methods get an
+/// empty body.
+fn redirect(status: StatusCode, location: &str, method: &Method) -> Response<Body> {
+    let Ok(value) = HeaderValue::from_str(location) else {
+        // The location is percent-encoded, so this cannot happen; refuse
+        // rather than redirect somewhere else.
+        return plain(StatusCode::BAD_REQUEST, "400 Bad Request");
+    };
+    let mut response = if *method == Method::GET {
+        let reason = status.canonical_reason().unwrap_or_default();
+        Response::new(Body::from(format!(
+            "<a href=\"{}\">{reason}</a>.\n\n",
+            html_escape(location)
+        )))
+    } else {
+        Response::new(Body::default())
+    };
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::LOCATION, value);
+    if *method == Method::GET || *method == Method::HEAD {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+    }
+    response
+}
+
+/// Go's `html.EscapeString` subset `http.Redirect` uses.
+fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\'' => out.push_str("&#39;"),
+            '"' => out.push_str("&#34;"),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 fn method_not_allowed(allow: &'static str) -> Response<Body> {
