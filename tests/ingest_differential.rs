@@ -36,6 +36,8 @@ use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use bytes::Bytes;
 use common::{Prometheus, Pushgateway, Pushrelay, Reply, Series, fixture, try_request};
 use http::{Method, header};
+use prost::Message as _;
+use pushrelay::proto::client::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 
 /// `Content-Type` of the text exposition format as clients send it.
 const TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -199,6 +201,51 @@ fn full_text_body(job: &str) -> String {
          {job}_size_count 3\n\
          {job}_untyped 0.00001\n"
     )
+}
+
+fn family(name: &str, kind: MetricType, metric: Vec<Metric>) -> MetricFamily {
+    MetricFamily {
+        name: Some(name.to_string()),
+        help: Some("Help.".to_string()),
+        r#type: Some(kind as i32),
+        metric,
+        unit: None,
+    }
+}
+
+fn gauge(labels: &[(&str, &str)], value: f64) -> Metric {
+    Metric {
+        label: labels
+            .iter()
+            .map(|(name, value)| LabelPair {
+                name: Some(name.to_string()),
+                value: Some(value.to_string()),
+            })
+            .collect(),
+        gauge: Some(Gauge { value: Some(value) }),
+        ..Default::default()
+    }
+}
+
+fn counter(value: f64) -> Metric {
+    Metric {
+        counter: Some(Counter {
+            value: Some(value),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A delimited protobuf body.
+fn protobuf(families: &[MetricFamily]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for family in families {
+        family
+            .encode_length_delimited(&mut out)
+            .expect("encoding into a Vec");
+    }
+    out
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {
@@ -542,6 +589,86 @@ fn cases() -> Vec<Case> {
             &format!("{j}_a{{name=\"\u{e9}t\u{e9}\",empty=\"\"}} 1\n"),
         )]
     });
+    c.add("more text errors", "textmore", |j| {
+        let path = format!("/metrics/job/{j}");
+        vec![
+            put(&path, &format!("{j}_a{{x=\"\\q\"}} 1\n")),
+            put(&path, &format!("{j}_a\n")),
+            put(&path, &format!("{j}_a 1.2.3\n")),
+            put(&path, &format!("{j}_a{{x=1}} 1\n")),
+            put(
+                &path,
+                &format!("# TYPE {j}_s summary\n{j}_s{{x=\"1\"}} 1\n"),
+            ),
+            put(
+                &path,
+                &format!("# TYPE {j}_h histogram\n{j}_h_bucket{{x=\"1\"}} 1\n"),
+            ),
+            put(&path, &format!("{j}_a{{x=\"1\",x=\"2\"}} 1\n")),
+        ]
+    });
+    c.add("text oddities that parse", "textok", |j| {
+        vec![put(
+            &format!("/metrics/job/{j}"),
+            &format!(
+                "# HELP {j}_a Multi\\nline \\\\ help.\n{j}_a{{}} 1\n{j}_b{{x=\"1\",}} 2\n{j}:c  3\n{j}_d{{x=\"tab\\there\"}} -0\n"
+            ),
+        )]
+    });
+    c.add("protobuf families with problems", "protobad", |j| {
+        let path = format!("/metrics/job/{j}");
+        let bad_label = family(
+            &format!("{j}_l"),
+            MetricType::Gauge,
+            vec![gauge(&[("a-b", "1")], 1.0)],
+        );
+        let wrong_kind = family(&format!("{j}_k"), MetricType::Gauge, vec![counter(1.0)]);
+        let stamped = family(
+            &format!("{j}_t"),
+            MetricType::Gauge,
+            vec![Metric {
+                timestamp_ms: Some(1000),
+                ..gauge(&[], 1.0)
+            }],
+        );
+        vec![
+            raw(Method::PUT, &path, PROTOBUF, protobuf(&[bad_label])),
+            raw(Method::PUT, &path, PROTOBUF, protobuf(&[wrong_kind])),
+            raw(Method::PUT, &path, PROTOBUF, protobuf(&[stamped])),
+        ]
+    });
+    c.add_unseries("protobuf metric name that is not valid", "protoname", |j| {
+        let body = protobuf(&[family(&format!("1{j}"), MetricType::Gauge, vec![gauge(&[], 1.0)])]);
+        vec![
+            raw(Method::PUT, &format!("/metrics/job/{j}"), PROTOBUF, body).diverges(
+                (Some(200), ""),
+                (
+                    400,
+                    "pushed metrics are invalid or inconsistent with existing metrics: invalid metric name",
+                ),
+            ),
+        ]
+    });
+    c.add(
+        "protobuf grouping labels override metric labels",
+        "protooverride",
+        |j| {
+            let body = protobuf(&[family(
+                &format!("{j}_g"),
+                MetricType::Gauge,
+                vec![gauge(
+                    &[("job", "body"), ("instance", "body"), ("x", "1")],
+                    2.5,
+                )],
+            )]);
+            vec![raw(
+                Method::PUT,
+                &format!("/metrics/job/{j}/instance/url"),
+                PROTOBUF,
+                body,
+            )]
+        },
+    );
     c.add("non-contiguous family", "noncontig", |j| {
         vec![put(
             &format!("/metrics/job/{j}"),
