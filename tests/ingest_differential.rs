@@ -19,8 +19,9 @@
 //! assert each side's own answer (and skip the series comparison where the
 //! outcomes differ on purpose). The cases that damage the Pushgateway run
 //! last: after its first invalid base64 job it hangs every later request
-//! on that route and method, and a non-UTF-8 grouping value leaves a group
-//! that makes every later scrape fail. All mismatches are reported
+//! on that route and method; a push whose series equal another group's
+//! leaves a failure-only group that makes it refuse every later push (and
+//! a non-UTF-8 grouping value one that makes every later scrape fail). All mismatches are reported
 //! together, and at least 25 cases must have compared non-empty series.
 
 // The shared harness: its peers, HTTP client and fixtures are used here.
@@ -855,23 +856,40 @@ fn cases() -> Vec<Case> {
                 .diverges((None, ""), (200, "")),
         ]
     });
-    // A non-UTF-8 grouping value is refused by both, but the Pushgateway
-    // keeps a failure-only group with that value, and its scrape fails
-    // from then on.
-    c.add_unseries("non-UTF-8 grouping value", "utf8", |j| {
+    // The Pushgateway refuses a group whose series equal another group's,
+    // and the failure-only group it then keeps poisons its store: every
+    // later push to any group is refused.
+    c.add_unseries("the same series from two groups", "twogroups", |j| {
+        let body = one(j);
         vec![
-            put(&format!("/metrics/job/{j}/e/%C3"), &one(j)).diverges(
+            put(&format!("/metrics/job/{j}"), &body),
+            put(&format!("/metrics/job/{j}/instance@base64/="), &body).diverges(
                 (
                     Some(400),
                     "pushed metrics are invalid or inconsistent with existing metrics: ",
                 ),
-                (400, r#"value of label e is not valid UTF-8: "\xc3""#),
+                (200, ""),
             ),
-            send(Method::GET, "/metrics").diverges(
-                (Some(500), "An error has occurred while serving metrics"),
+            put(&format!("/metrics/job/{j}_other"), &body).diverges(
+                (
+                    Some(400),
+                    "pushed metrics are invalid or inconsistent with existing metrics: ",
+                ),
                 (200, ""),
             ),
         ]
+    });
+    // Very last (the store is poisoned already): a non-UTF-8 grouping value
+    // is refused by both; the Pushgateway would also keep a failure-only
+    // group with that value, which makes every later scrape fail.
+    c.add_unseries("non-UTF-8 grouping value", "utf8", |j| {
+        vec![put(&format!("/metrics/job/{j}/e/%C3"), &one(j)).diverges(
+            (
+                Some(400),
+                "pushed metrics are invalid or inconsistent with existing metrics: ",
+            ),
+            (400, r#"value of label e is not valid UTF-8: "\xc3""#),
+        )]
     });
     c.0
 }
