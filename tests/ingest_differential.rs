@@ -834,6 +834,21 @@ fn cases() -> Vec<Case> {
         )]
     });
 
+    c.add_unseries("OpenMetrics body with an exemplar", "omexemplar", |j| {
+        vec![
+            raw(
+                Method::PUT,
+                &format!("/metrics/job/{j}"),
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                format!("# TYPE {j}_c counter\n{j}_c_total 1 # {{trace_id=\"abc\"}} 1.0\n# EOF\n")
+                    .into_bytes(),
+            )
+            .diverges(
+                (Some(400), "text format parsing error in line 2"),
+                (200, ""),
+            ),
+        ]
+    });
     // ---- last: cases that damage the Pushgateway -------------------------
     // Pushgateway 1.5.1 answers the first invalid base64 job on a route and
     // method, then never unlocks that handler: every later request to it
