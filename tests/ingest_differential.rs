@@ -3,8 +3,8 @@
 //! Prometheus 2.42 (remote_write receiver); all three are started once.
 //!
 //! For every step of every case the two answers must have the same status
-//! (and the same `Location` for redirects, the same `Allow` for 405 and
-//! `OPTIONS`), and for an error pushrelay's message must start with the
+//! (and the same `Location` and body for redirects, the same `Allow` for
+//! 405 and `OPTIONS`), and for an error pushrelay's message must start with the
 //! Pushgateway's message up to its first `{` (the Pushgateway appends Go
 //! debug dumps there). After a case, the series the Pushgateway exposes for
 //! the case's job (its text scrape, without `push_time_seconds`,
@@ -56,8 +56,9 @@ const SERIES_DEADLINE: Duration = Duration::from_secs(10);
 /// What the answers to one step must show.
 #[derive(Clone, Debug)]
 enum Expect {
-    /// The same status, the same `Location`/`Allow`, and for an error
-    /// pushrelay's message starts with the Pushgateway's up to its first `{`.
+    /// The same status, the same `Location`/`Allow` (and body for a
+    /// redirect), and for an error pushrelay's message starts with the
+    /// Pushgateway's up to its first `{`.
     Same,
     /// A documented divergence: the Pushgateway answers `gateway` with a
     /// message starting with `gateway_says` (`None`: it leaves the request
@@ -998,6 +999,9 @@ fn check_step(step: &Step, gateway: &Result<Reply, String>, relay: &Reply) -> Ve
                 }
             }
             let (g, r) = (gateway.text(), relay.text());
+            if gateway.status.is_redirection() && g != r {
+                problems.push(format!("redirect body: gateway {g:?}, relay {r:?}"));
+            }
             let want = if gateway.status.is_client_error() || gateway.status.is_server_error() {
                 message_prefix(&g)
             } else {
@@ -1134,4 +1138,77 @@ async fn ingest_matches_the_pushgateway() {
         cases.len(),
         failures.join("\n\n")
     );
+}
+
+/// A gzip body of `chunks` MiB of zeros, in about `chunks` KiB: one deflate
+/// chunk ending in a full flush, repeated (the compressor starts over after
+/// a full flush, so the repetition is a valid stream), then the end of the
+/// stream. No trailer: a refused bomb is never read that far.
+fn gzip_zero_bomb(chunks: usize) -> Vec<u8> {
+    let mut compressor = flate2::Compress::new(flate2::Compression::best(), false);
+    let mut chunk = Vec::with_capacity(16 << 10);
+    compressor
+        .compress_vec(&vec![0u8; 1 << 20], &mut chunk, flate2::FlushCompress::Full)
+        .expect("deflating zeros");
+    let mut body = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    for _ in 0..chunks {
+        body.extend_from_slice(&chunk);
+    }
+    let mut last = Vec::with_capacity(64);
+    compressor
+        .compress_vec(&[], &mut last, flate2::FlushCompress::Finish)
+        .expect("finishing the stream");
+    body.extend_from_slice(&last);
+    body
+}
+
+/// The peak resident set size of a process, from `/proc/<pid>/status`.
+fn peak_rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("reading status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("a VmHWM line");
+    kib * 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gzip_bomb_is_refused_in_bounded_memory() {
+    const MAX_PEAK_RSS: u64 = 100 << 20;
+    let bomb = Bytes::from(gzip_zero_bomb(1 << 10));
+    assert!(bomb.len() < 2 << 20, "the bomb is {} bytes", bomb.len());
+    // The default limits: 64 MiB as sent, 256 MiB decoded.
+    let cache_args = ["--cache".to_string()];
+    let (cache, forward) = tokio::join!(
+        Pushrelay::start(&cache_args),
+        // The bomb is refused before anything is forwarded.
+        Pushrelay::forwarding_to("http://127.0.0.1:9/api/v1/write")
+    );
+    for (mode, relay) in [("cache", &cache), ("forward", &forward)] {
+        let reply = common::request(
+            Method::PUT,
+            &format!("{}/metrics/job/bomb", relay.url()),
+            &[("content-type", TEXT), ("content-encoding", "gzip")],
+            bomb.clone(),
+        )
+        .await;
+        assert_eq!(
+            reply.status,
+            http::StatusCode::PAYLOAD_TOO_LARGE,
+            "{mode}: {}",
+            reply.text()
+        );
+        assert!(
+            reply.text().contains("push.max_decompressed_bytes"),
+            "{mode}: {}",
+            reply.text()
+        );
+        let peak = peak_rss_bytes(relay.peer.pid());
+        assert!(
+            peak < MAX_PEAK_RSS,
+            "{mode}: peak RSS {} MiB while refusing a 1 GiB gzip bomb",
+            peak >> 20
+        );
+    }
 }
