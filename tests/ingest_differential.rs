@@ -391,6 +391,10 @@ fn cases() -> Vec<Case> {
         vec![
             put(&format!("/metrics/job/{j}/x//y?a=b%20c"), &one(j)),
             send(Method::GET, &format!("/metrics/job/{j}//x/y")),
+            send(
+                Method::GET,
+                &format!("/metrics/job/{j}&x//%3Cy%3E?a=1&b='c'"),
+            ),
             put(&format!("//metrics/job/{j}"), &one(j)),
         ]
     });
