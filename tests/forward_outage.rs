@@ -1,0 +1,715 @@
+//! Delivery you can trust, end to end: pushrelay (the built binary)
+//! forwarding to the real Prometheus 2.42 under a load of concurrent
+//! pushers, while Prometheus is killed and restarted on its data directory,
+//! and while pushrelay itself is stopped with SIGTERM.
+//!
+//! Every pusher owns one group (`job="outage"`, `pusher="<i>"`) and pushes
+//! the gauge `outage_seq` with the value `n` for its `n`-th push, so each
+//! acknowledged push is one sample that can be looked for afterwards: the
+//! raw samples of `outage_seq[10m]` per pusher must hold every `n` that was
+//! answered 200. Even pushers PUT, odd pushers POST.
+//!
+//! Both tests assert correctness only (nothing acknowledged is missing,
+//! exit status 0, failures are 503 or a refused connection); the timings
+//! they print are figures, not assertions. Processes are started on free
+//! loopback ports with their own temporary directories and killed by PID
+//! when dropped.
+
+// The shared harness: only its HTTP client, ports and binary lookup are
+// used here (the peers it starts cannot be restarted on their data).
+#[allow(unused_imports)]
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::OpenOptions;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{TEXT_CONTENT_TYPE, free_port, require_binary, try_request, unix_now};
+use http::{Method, StatusCode};
+use tempfile::TempDir;
+
+/// Concurrent pushers.
+const PUSHERS: usize = 8;
+/// How long pushrelay keeps retrying a push: long enough to ride out the
+/// outage, even when Prometheus restarts slowly on a loaded machine.
+const RETRY_DEADLINE: &str = "20s";
+/// How long a peer may take to become ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one push may take: the retry deadline plus slack.
+const PUSH_TIMEOUT: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------
+// Processes
+// ---------------------------------------------------------------------------
+
+/// A child process, killed by its PID when dropped.
+struct Process {
+    name: &'static str,
+    child: Child,
+    log_path: PathBuf,
+}
+
+impl Process {
+    /// Starts `binary args`, appending its stdout and stderr to `log_path`.
+    fn spawn(name: &'static str, binary: &Path, args: &[String], log_path: &Path) -> Self {
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_path)
+            .expect("opening the process log");
+        let mut command = Command::new(binary);
+        command
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("cloning the log handle"))
+            .stderr(log);
+        // The tests' own configuration must not leak into a peer.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("PUSHRELAY_") {
+                command.env_remove(key);
+            }
+        }
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
+        Self {
+            name,
+            child,
+            log_path: log_path.to_path_buf(),
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Sends `signal` (a name `kill` knows, e.g. `TERM`) to the process.
+    fn signal(&self, signal: &str) {
+        let status = Command::new(require_binary("kill"))
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -{signal} {} failed", self.pid());
+    }
+
+    /// Kills the process with SIGKILL (by its PID) and reaps it.
+    fn kill_hard(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaping the killed process");
+    }
+
+    fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("polling the child")
+    }
+
+    /// Waits until `GET url` answers 200; fails if the process exits or
+    /// the deadline passes.
+    async fn wait_ready(&mut self, url: &str) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(status) = self.exited() {
+                panic!("{} exited with {status}:\n{}", self.name, self.log());
+            }
+            if let Ok(reply) = try_request(Method::GET, url, &[], Bytes::new()).await {
+                if reply.status == StatusCode::OK {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} not ready on {url} within {READY_TIMEOUT:?}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "---- {} (pid {}) output ----\n{}",
+                self.name,
+                self.child.id(),
+                self.log()
+            );
+        }
+    }
+}
+
+/// Prometheus as a remote_write receiver whose data directory and port
+/// outlive the process, so it can be killed and started again on both.
+struct Backend {
+    port: u16,
+    dir: TempDir,
+    process: Option<Process>,
+}
+
+impl Backend {
+    async fn start() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("pushrelay-test-outage-prometheus-")
+            .tempdir()
+            .expect("creating a temporary directory");
+        std::fs::write(
+            dir.path().join("prometheus.yml"),
+            "global: {scrape_interval: 15s}\nscrape_configs: []\n",
+        )
+        .expect("writing prometheus.yml");
+        let mut backend = Self {
+            port: free_port(),
+            dir,
+            process: None,
+        };
+        backend.launch().await;
+        backend
+    }
+
+    /// Starts Prometheus on the backend's port and data directory and waits
+    /// until it is ready (after its WAL replay).
+    async fn launch(&mut self) {
+        let dir = self.dir.path();
+        let args = vec![
+            format!("--config.file={}", dir.join("prometheus.yml").display()),
+            format!("--storage.tsdb.path={}", dir.join("data").display()),
+            format!("--web.listen-address=127.0.0.1:{}", self.port),
+            "--web.enable-remote-write-receiver".into(),
+            "--log.level=warn".into(),
+        ];
+        let process = Process::spawn(
+            "prometheus",
+            &require_binary("prometheus"),
+            &args,
+            &dir.join("output.log"),
+        );
+        let ready = format!("{}/-/ready", self.url());
+        self.process.insert(process).wait_ready(&ready).await;
+    }
+
+    /// `kill -9` by PID.
+    fn kill_hard(&mut self) {
+        let mut process = self.process.take().expect("Prometheus is running");
+        process.kill_hard();
+    }
+
+    fn pid(&self) -> u32 {
+        self.process.as_ref().map_or(0, Process::pid)
+    }
+
+    /// Sends `signal` to the running Prometheus (`STOP` stalls it: it
+    /// keeps its connections but answers nothing until `CONT`).
+    fn signal(&self, signal: &str) {
+        self.process
+            .as_ref()
+            .expect("Prometheus is running")
+            .signal(signal);
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The raw samples of `outage_seq{job=<job>}` in the last ten minutes,
+    /// per pusher, as integers.
+    async fn sequences(&self, job: &str) -> BTreeMap<usize, BTreeSet<u64>> {
+        let promql = format!("outage_seq{{job=\"{job}\"}}[10m]");
+        let encoded =
+            percent_encoding::utf8_percent_encode(&promql, percent_encoding::NON_ALPHANUMERIC);
+        let url = format!(
+            "{}/api/v1/query?query={encoded}&time={:.3}",
+            self.url(),
+            unix_now()
+        );
+        let reply = within(
+            "querying Prometheus",
+            Duration::from_secs(20),
+            try_request(Method::GET, &url, &[], Bytes::new()),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{promql}: {e}"));
+        assert_eq!(reply.status, StatusCode::OK, "{promql}: {}", reply.text());
+        let json: serde_json::Value =
+            serde_json::from_slice(&reply.body).expect("the query answer is JSON");
+        assert_eq!(json["data"]["resultType"], "matrix", "{json}");
+        let mut out: BTreeMap<usize, BTreeSet<u64>> = BTreeMap::new();
+        for series in json["data"]["result"].as_array().expect("a result array") {
+            let pusher: usize = series["metric"]["pusher"]
+                .as_str()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or_else(|| panic!("a series without a pusher label: {series}"));
+            let values = out.entry(pusher).or_default();
+            for pair in series["values"].as_array().expect("a values array") {
+                let text = pair[1].as_str().expect("a sample value");
+                let value: f64 = text.parse().expect("a numeric sample value");
+                values.insert(value as u64);
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        // Kill before the data directory goes.
+        self.process.take();
+    }
+}
+
+/// The pushrelay binary Cargo built for this test run, forwarding to
+/// `write_url`.
+async fn start_relay(write_url: &str, dir: &Path) -> (Process, String) {
+    let port = free_port();
+    let args = vec![
+        format!("--web.listen-address=127.0.0.1:{port}"),
+        format!("--remote-write.url={write_url}"),
+        format!("--remote-write.retry-deadline={RETRY_DEADLINE}"),
+        "--log.level=info".into(),
+    ];
+    let binary = PathBuf::from(env!("CARGO_BIN_EXE_pushrelay"));
+    let mut relay = Process::spawn("pushrelay", &binary, &args, &dir.join("pushrelay.log"));
+    let url = format!("http://127.0.0.1:{port}");
+    // Ready = the backend has answered, so forwarding works from the start.
+    relay.wait_ready(&format!("{url}/-/ready")).await;
+    (relay, url)
+}
+
+/// `what` must finish within `limit`.
+async fn within<T>(what: &str, limit: Duration, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(limit, future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} took longer than {limit:?}"))
+}
+
+// ---------------------------------------------------------------------------
+// The load
+// ---------------------------------------------------------------------------
+
+/// What one push got.
+#[derive(Debug)]
+struct Outcome {
+    pusher: usize,
+    seq: u64,
+    started: Instant,
+    answered: Instant,
+    /// The status, or why there was none.
+    answer: Result<(StatusCode, Option<String>), String>,
+}
+
+impl Outcome {
+    fn acked(&self) -> bool {
+        matches!(self.answer, Ok((StatusCode::OK, _)))
+    }
+
+    fn latency(&self) -> Duration {
+        self.answered - self.started
+    }
+}
+
+/// Pusher `pusher`: pushes `outage_seq = 1, 2, ...` to its own group until
+/// `stop` is set, one push at a time; returns every push's outcome.
+async fn pusher(
+    relay: String,
+    job: &'static str,
+    pusher: usize,
+    stop: Arc<AtomicBool>,
+) -> Vec<Outcome> {
+    let method = if pusher % 2 == 0 {
+        Method::PUT
+    } else {
+        Method::POST
+    };
+    let url = format!("{relay}/metrics/job/{job}/pusher/{pusher}");
+    let mut outcomes = Vec::new();
+    let mut seq = 0;
+    while !stop.load(Ordering::SeqCst) {
+        seq += 1;
+        let body = format!("# TYPE outage_seq gauge\noutage_seq {seq}\n");
+        let started = Instant::now();
+        let answer = match tokio::time::timeout(
+            PUSH_TIMEOUT,
+            try_request(
+                method.clone(),
+                &url,
+                &[("content-type", TEXT_CONTENT_TYPE)],
+                body,
+            ),
+        )
+        .await
+        {
+            Ok(Ok(reply)) => Ok((
+                reply.status,
+                reply
+                    .headers
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap_or("?").to_string()),
+            )),
+            Ok(Err(error)) => Err(error),
+            Err(_) => Err(format!("no answer within {PUSH_TIMEOUT:?}")),
+        };
+        let failed = answer.is_err();
+        outcomes.push(Outcome {
+            pusher,
+            seq,
+            started,
+            answered: Instant::now(),
+            answer,
+        });
+        if failed {
+            // pushrelay is gone: do not spin.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    outcomes
+}
+
+/// Runs [`PUSHERS`] pushers until `stop` is set.
+fn start_load(
+    relay: &str,
+    job: &'static str,
+    stop: &Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<Vec<Outcome>>> {
+    (0..PUSHERS)
+        .map(|i| tokio::spawn(pusher(relay.to_string(), job, i, stop.clone())))
+        .collect()
+}
+
+/// Stops the load and collects every outcome.
+async fn finish_load(
+    stop: &AtomicBool,
+    tasks: Vec<tokio::task::JoinHandle<Vec<Outcome>>>,
+) -> Vec<Outcome> {
+    stop.store(true, Ordering::SeqCst);
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        let done = within(
+            "a pusher finishing",
+            PUSH_TIMEOUT + Duration::from_secs(5),
+            task,
+        )
+        .await;
+        outcomes.extend(done.expect("a pusher task panicked"));
+    }
+    outcomes
+}
+
+/// Waits (bounded) until `relay` exits; returns its status.
+async fn wait_exit(relay: &mut Process, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = relay.exited() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} did not exit within {limit:?} of SIGTERM",
+            relay.name
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The acknowledged pushes missing from `stored`, as `(pusher, seq)`.
+fn missing_acks(
+    outcomes: &[Outcome],
+    stored: &BTreeMap<usize, BTreeSet<u64>>,
+) -> Vec<(usize, u64)> {
+    outcomes
+        .iter()
+        .filter(|o| o.acked())
+        .filter(|o| !stored.get(&o.pusher).is_some_and(|s| s.contains(&o.seq)))
+        .map(|o| (o.pusher, o.seq))
+        .collect()
+}
+
+/// Counts of the outcomes: (acked, 503 with Retry-After, other status,
+/// no answer).
+fn tally(outcomes: &[Outcome]) -> (usize, usize, usize, usize) {
+    let mut counts = (0, 0, 0, 0);
+    for outcome in outcomes {
+        match &outcome.answer {
+            Ok((StatusCode::OK, _)) => counts.0 += 1,
+            Ok((StatusCode::SERVICE_UNAVAILABLE, Some(_))) => counts.1 += 1,
+            Ok(_) => counts.2 += 1,
+            Err(_) => counts.3 += 1,
+        }
+    }
+    counts
+}
+
+fn unexpected_answers(outcomes: &[Outcome]) -> Vec<String> {
+    outcomes
+        .iter()
+        .filter_map(|o| match &o.answer {
+            Ok((StatusCode::OK, _)) | Ok((StatusCode::SERVICE_UNAVAILABLE, Some(_))) => None,
+            Ok((status, _)) => Some(format!("pusher {} seq {}: {status}", o.pusher, o.seq)),
+            Err(_) => None,
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_outage_loses_no_acknowledged_push() {
+    let mut backend = Backend::start().await;
+    let write_url = format!("{}/api/v1/write", backend.url());
+    let (relay, relay_url) = start_relay(&write_url, backend.dir.path()).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = start_load(&relay_url, "outage", &stop);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let first_pid = backend.pid();
+    let killed = Instant::now();
+    backend.kill_hard();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let restarting = Instant::now();
+    within(
+        "restarting Prometheus",
+        READY_TIMEOUT + Duration::from_secs(5),
+        backend.launch(),
+    )
+    .await;
+    let back = Instant::now();
+    assert_ne!(backend.pid(), first_pid, "Prometheus was not restarted");
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let outcomes = finish_load(&stop, load).await;
+    let stored = backend.sequences("outage").await;
+
+    let (acked, unavailable, other, no_answer) = tally(&outcomes);
+    let missing = missing_acks(&outcomes, &stored);
+    let found = acked - missing.len();
+    let outage = back - killed;
+    let longest = outcomes
+        .iter()
+        .map(Outcome::latency)
+        .max()
+        .unwrap_or_default();
+    // Acked pushes that were waiting while Prometheus was certainly down
+    // (killed, not yet started again): their retries rode out the outage.
+    let ridden_out = outcomes
+        .iter()
+        .filter(|o| o.acked() && o.started < restarting && o.answered > restarting)
+        .count();
+    // Acked before the kill: stored only through the WAL Prometheus replayed.
+    let acked_before_kill = outcomes
+        .iter()
+        .filter(|o| o.acked() && o.answered < killed)
+        .count();
+    let stored_samples: usize = stored.values().map(BTreeSet::len).sum();
+    eprintln!(
+        "outage figures: pushes sent {}, acked (200) {acked}, 503 {unavailable}, other status {other}, \
+         no answer {no_answer}; acked found in Prometheus afterwards {found}/{acked} \
+         (samples stored {stored_samples}); outage (kill -9 to ready again) {outage:?}; \
+         acked before the kill {acked_before_kill}; acked pushes that waited through the outage \
+         {ridden_out}; longest push latency {longest:?}",
+        outcomes.len()
+    );
+
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged pushes are not in Prometheus after its restart (pusher, seq): {missing:?}",
+        missing.len()
+    );
+    let unexpected = unexpected_answers(&outcomes);
+    assert!(
+        unexpected.is_empty(),
+        "a push failed otherwise than 503 with Retry-After: {unexpected:?}"
+    );
+    assert_eq!(
+        no_answer,
+        0,
+        "pushrelay stayed up, yet pushes got no answer; first: {:?}",
+        outcomes.iter().find(|o| o.answer.is_err())
+    );
+    assert!(
+        ridden_out > 0,
+        "no acknowledged push waited through the outage (all {} pushes: {acked} acked)",
+        outcomes.len()
+    );
+    drop(relay);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_load_drains_and_exits_zero() {
+    let backend = Backend::start().await;
+    let write_url = format!("{}/api/v1/write", backend.url());
+    let (mut relay, relay_url) = start_relay(&write_url, backend.dir.path()).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = start_load(&relay_url, "sigterm", &stop);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let terminated = Instant::now();
+    relay.signal("TERM");
+    let status = wait_exit(&mut relay, Duration::from_secs(30)).await;
+    let exited = Instant::now();
+    // Pushes keep coming after the exit: they must find nobody listening.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let outcomes = finish_load(&stop, load).await;
+    let stored = backend.sequences("sigterm").await;
+
+    let (acked, unavailable, other, no_answer) = tally(&outcomes);
+    let missing = missing_acks(&outcomes, &stored);
+    let found = acked - missing.len();
+    let acked_after_signal = outcomes
+        .iter()
+        .filter(|o| o.acked() && o.answered > terminated)
+        .count();
+    let in_flight_at_signal = outcomes
+        .iter()
+        .filter(|o| o.started < terminated && o.answered > terminated)
+        .count();
+    let refused_after_exit = outcomes
+        .iter()
+        .filter(|o| o.started > exited && o.answer.is_err())
+        .count();
+    eprintln!(
+        "SIGTERM figures: pushes sent {}, acked (200) {acked}, 503 {unavailable}, other status {other}, \
+         no answer {no_answer}; acked found in Prometheus {found}/{acked}; in flight at SIGTERM \
+         {in_flight_at_signal}, acked after SIGTERM {acked_after_signal}; sent after the exit and \
+         refused {refused_after_exit}; SIGTERM to exit {:?}; exit status {status}",
+        outcomes.len(),
+        exited - terminated
+    );
+
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "pushrelay exited with {status} after SIGTERM:\n{}",
+        relay.log()
+    );
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged pushes are not in Prometheus after pushrelay's shutdown (pusher, seq): {missing:?}",
+        missing.len()
+    );
+    let unexpected = unexpected_answers(&outcomes);
+    assert!(
+        unexpected.is_empty(),
+        "a push failed otherwise than 503 with Retry-After or a refused connection: {unexpected:?}"
+    );
+    assert!(acked > 0, "no push was acknowledged before SIGTERM");
+    assert!(
+        refused_after_exit > 0,
+        "no push was tried after pushrelay exited: the load stopped early"
+    );
+    let answered_after_exit: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| o.started > exited && o.answer.is_ok())
+        .collect();
+    assert!(
+        answered_after_exit.is_empty(),
+        "pushes sent after pushrelay exited were answered: {answered_after_exit:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_the_backend_stalls_waits_for_in_flight_pushes() {
+    let backend = Backend::start().await;
+    let write_url = format!("{}/api/v1/write", backend.url());
+    let (mut relay, relay_url) = start_relay(&write_url, backend.dir.path()).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = start_load(&relay_url, "stall", &stop);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    backend.signal("STOP");
+    let stalled = Instant::now();
+    // Every pusher's push is now waiting for the stalled backend.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let terminated = Instant::now();
+    relay.signal("TERM");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let still_draining = relay.exited();
+    // Meanwhile a new push finds nobody listening.
+    let late = within(
+        "a push during the drain",
+        Duration::from_secs(10),
+        try_request(
+            Method::PUT,
+            &format!("{relay_url}/metrics/job/stall/pusher/{PUSHERS}"),
+            &[("content-type", TEXT_CONTENT_TYPE)],
+            "outage_seq 1\n",
+        ),
+    )
+    .await;
+    backend.signal("CONT");
+    let resumed = Instant::now();
+    let status = wait_exit(&mut relay, Duration::from_secs(30)).await;
+    let exited = Instant::now();
+    let outcomes = finish_load(&stop, load).await;
+    let stored = backend.sequences("stall").await;
+
+    let (acked, unavailable, other, no_answer) = tally(&outcomes);
+    let missing = missing_acks(&outcomes, &stored);
+    let in_flight: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| o.started < terminated && o.answered > terminated)
+        .collect();
+    let in_flight_acked = in_flight.iter().filter(|o| o.acked()).count();
+    eprintln!(
+        "stalled-backend SIGTERM figures: pushes sent {}, acked (200) {acked}, 503 {unavailable}, \
+         other status {other}, no answer {no_answer}; acked found in Prometheus {}/{acked}; \
+         in flight at SIGTERM {} of which acked {in_flight_acked}; backend stalled {:?}; \
+         SIGCONT to exit {:?}; exit status {status}; push during the drain: {:?}",
+        outcomes.len(),
+        acked - missing.len(),
+        in_flight.len(),
+        resumed - stalled,
+        exited - resumed,
+        late.as_ref().map(|r| r.status),
+    );
+
+    assert_eq!(
+        still_draining, None,
+        "pushrelay exited while pushes were still waiting for the backend"
+    );
+    assert!(
+        late.is_err(),
+        "a push sent during the drain was answered: {:?}",
+        late.map(|r| (r.status, r.text()))
+    );
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "pushrelay exited with {status} after SIGTERM:\n{}",
+        relay.log()
+    );
+    assert!(
+        !in_flight.is_empty(),
+        "no push was in flight at SIGTERM: the load did not run"
+    );
+    assert_eq!(
+        in_flight_acked,
+        in_flight.len(),
+        "pushes in flight at SIGTERM were not all drained to the backend: {in_flight:?}"
+    );
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged pushes are not in Prometheus (pusher, seq): {missing:?}",
+        missing.len()
+    );
+    let unexpected = unexpected_answers(&outcomes);
+    assert!(
+        unexpected.is_empty(),
+        "a push failed otherwise than 503 with Retry-After or a refused connection: {unexpected:?}"
+    );
+}
