@@ -36,8 +36,9 @@ use tempfile::TempDir;
 
 /// Concurrent pushers.
 const PUSHERS: usize = 8;
-/// How long pushrelay keeps retrying a push: long enough to ride out the
-/// outage, even when Prometheus restarts slowly on a loaded machine.
+/// How long pushrelay keeps retrying a push: long enough to ride out an
+/// outage of a few seconds, even when Prometheus restarts slowly on a
+/// loaded machine.
 const RETRY_DEADLINE: &str = "20s";
 /// How long a peer may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -271,12 +272,12 @@ impl Drop for Backend {
 
 /// The pushrelay binary Cargo built for this test run, forwarding to
 /// `write_url`.
-async fn start_relay(write_url: &str, dir: &Path) -> (Process, String) {
+async fn start_relay(write_url: &str, retry_deadline: &str, dir: &Path) -> (Process, String) {
     let port = free_port();
     let args = vec![
         format!("--web.listen-address=127.0.0.1:{port}"),
         format!("--remote-write.url={write_url}"),
-        format!("--remote-write.retry-deadline={RETRY_DEADLINE}"),
+        format!("--remote-write.retry-deadline={retry_deadline}"),
         "--log.level=info".into(),
     ];
     let binary = PathBuf::from(env!("CARGO_BIN_EXE_pushrelay"));
@@ -406,6 +407,39 @@ async fn finish_load(
     outcomes
 }
 
+/// When pushrelay retried during an outage, from its log: for each retry
+/// attempt number, the first time it was logged, as an offset from the
+/// first failure. Shards retry independently, so this is the schedule of
+/// the earliest failing request (backoff doubling from `min_backoff`,
+/// jittered into the upper half).
+fn retry_schedule(log: &str) -> Vec<(u32, Duration)> {
+    let mut first: BTreeMap<u32, f64> = BTreeMap::new();
+    for line in log.lines().filter(|l| l.contains("retrying")) {
+        let time = line
+            .split_whitespace()
+            .next()
+            .and_then(|stamp| stamp.split_once('T'))
+            .map(|(_, clock)| clock.trim_end_matches('Z'))
+            .and_then(|clock| {
+                let mut parts = clock.split(':').map(|p| p.parse::<f64>().ok());
+                Some(parts.next()?? * 3600.0 + parts.next()?? * 60.0 + parts.next()??)
+            });
+        let attempt = line
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("attempt="))
+            .and_then(|n| n.parse().ok());
+        if let (Some(time), Some(attempt)) = (time, attempt) {
+            let entry = first.entry(attempt).or_insert(time);
+            *entry = entry.min(time);
+        }
+    }
+    let start = first.values().next().copied().unwrap_or_default();
+    first
+        .into_iter()
+        .map(|(attempt, time)| (attempt, Duration::from_secs_f64((time - start).max(0.0))))
+        .collect()
+}
+
 /// Waits (bounded) until `relay` exits; returns its status.
 async fn wait_exit(relay: &mut Process, limit: Duration) -> ExitStatus {
     let deadline = Instant::now() + limit;
@@ -465,20 +499,47 @@ fn unexpected_answers(outcomes: &[Outcome]) -> Vec<String> {
 // Tests
 // ---------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prometheus_outage_loses_no_acknowledged_push() {
+/// What a load through a Prometheus outage came to.
+struct OutageRun {
+    outcomes: Vec<Outcome>,
+    /// Every acknowledged push that is not in Prometheus afterwards.
+    missing: Vec<(usize, u64)>,
+    killed: Instant,
+    /// When Prometheus was started again (it was down all along before).
+    restarting: Instant,
+    /// When Prometheus was ready again.
+    back: Instant,
+}
+
+impl OutageRun {
+    /// Acked pushes that were waiting while Prometheus was certainly down
+    /// (killed, not yet started again): their retries rode out the outage.
+    fn ridden_out(&self) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|o| o.acked() && o.started < self.restarting && o.answered > self.restarting)
+            .count()
+    }
+}
+
+/// Pushes under load through pushrelay (retry deadline `retry_deadline`)
+/// into Prometheus, kills Prometheus with SIGKILL after two seconds, starts
+/// it again on the same data directory and port after `down_for`, pushes
+/// two seconds more, then looks for every acknowledged push. Prints the
+/// figures.
+async fn run_outage(job: &'static str, retry_deadline: &str, down_for: Duration) -> OutageRun {
     let mut backend = Backend::start().await;
     let write_url = format!("{}/api/v1/write", backend.url());
-    let (relay, relay_url) = start_relay(&write_url, backend.dir.path()).await;
+    let (relay, relay_url) = start_relay(&write_url, retry_deadline, backend.dir.path()).await;
 
     let stop = Arc::new(AtomicBool::new(false));
-    let load = start_load(&relay_url, "outage", &stop);
+    let load = start_load(&relay_url, job, &stop);
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let first_pid = backend.pid();
     let killed = Instant::now();
     backend.kill_hard();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(down_for).await;
     let restarting = Instant::now();
     within(
         "restarting Prometheus",
@@ -491,23 +552,23 @@ async fn prometheus_outage_loses_no_acknowledged_push() {
 
     tokio::time::sleep(Duration::from_secs(2)).await;
     let outcomes = finish_load(&stop, load).await;
-    let stored = backend.sequences("outage").await;
-
-    let (acked, unavailable, other, no_answer) = tally(&outcomes);
+    let stored = backend.sequences(job).await;
     let missing = missing_acks(&outcomes, &stored);
-    let found = acked - missing.len();
-    let outage = back - killed;
+    let run = OutageRun {
+        outcomes,
+        missing,
+        killed,
+        restarting,
+        back,
+    };
+
+    let outcomes = &run.outcomes;
+    let (acked, unavailable, other, no_answer) = tally(outcomes);
     let longest = outcomes
         .iter()
         .map(Outcome::latency)
         .max()
         .unwrap_or_default();
-    // Acked pushes that were waiting while Prometheus was certainly down
-    // (killed, not yet started again): their retries rode out the outage.
-    let ridden_out = outcomes
-        .iter()
-        .filter(|o| o.acked() && o.started < restarting && o.answered > restarting)
-        .count();
     // Acked before the kill: stored only through the WAL Prometheus replayed.
     let acked_before_kill = outcomes
         .iter()
@@ -515,43 +576,96 @@ async fn prometheus_outage_loses_no_acknowledged_push() {
         .count();
     let stored_samples: usize = stored.values().map(BTreeSet::len).sum();
     eprintln!(
-        "outage figures: pushes sent {}, acked (200) {acked}, 503 {unavailable}, other status {other}, \
-         no answer {no_answer}; acked found in Prometheus afterwards {found}/{acked} \
-         (samples stored {stored_samples}); outage (kill -9 to ready again) {outage:?}; \
-         acked before the kill {acked_before_kill}; acked pushes that waited through the outage \
-         {ridden_out}; longest push latency {longest:?}",
-        outcomes.len()
+        "{job} figures (retry deadline {retry_deadline}): pushes sent {}, acked (200) {acked}, \
+         503 {unavailable}, other status {other}, no answer {no_answer}; acked found in \
+         Prometheus afterwards {}/{acked} (samples stored {stored_samples}); outage (kill -9 to \
+         ready again) {:?}; acked before the kill {acked_before_kill}; acked pushes that waited \
+         through the outage {}; longest push latency {longest:?}; retry schedule (attempt, time \
+         since the first failure) {:?}",
+        outcomes.len(),
+        acked - run.missing.len(),
+        back - killed,
+        run.ridden_out(),
+        retry_schedule(&relay.log()),
     );
+    run
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_outage_loses_no_acknowledged_push() {
+    let run = run_outage("outage", RETRY_DEADLINE, Duration::from_secs(2)).await;
+    let outcomes = &run.outcomes;
     assert!(
-        missing.is_empty(),
-        "{} acknowledged pushes are not in Prometheus after its restart (pusher, seq): {missing:?}",
-        missing.len()
+        run.missing.is_empty(),
+        "{} acknowledged pushes are not in Prometheus after its restart (pusher, seq): {:?}",
+        run.missing.len(),
+        run.missing
     );
-    let unexpected = unexpected_answers(&outcomes);
+    let unexpected = unexpected_answers(outcomes);
     assert!(
         unexpected.is_empty(),
         "a push failed otherwise than 503 with Retry-After: {unexpected:?}"
     );
     assert_eq!(
-        no_answer,
-        0,
-        "pushrelay stayed up, yet pushes got no answer; first: {:?}",
-        outcomes.iter().find(|o| o.answer.is_err())
+        outcomes
+            .iter()
+            .find(|o| o.answer.is_err())
+            .map(|o| &o.answer),
+        None,
+        "pushrelay stayed up, yet a push got no answer"
     );
     assert!(
-        ridden_out > 0,
-        "no acknowledged push waited through the outage (all {} pushes: {acked} acked)",
+        run.ridden_out() > 0,
+        "no acknowledged push waited through the outage ({} pushes)",
         outcomes.len()
     );
-    drop(relay);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_outage_past_the_retry_deadline_is_503_then_recovers() {
+    let run = run_outage("outage_503", "1s", Duration::from_secs(3)).await;
+    let outcomes = &run.outcomes;
+    assert!(
+        run.missing.is_empty(),
+        "{} acknowledged pushes are not in Prometheus after its restart (pusher, seq): {:?}",
+        run.missing.len(),
+        run.missing
+    );
+    let unexpected = unexpected_answers(outcomes);
+    assert!(
+        unexpected.is_empty(),
+        "a push failed otherwise than 503 with Retry-After: {unexpected:?}"
+    );
+    // Prometheus was down three times as long as the deadline: pushes made
+    // while it was certainly down failed, and none was acked.
+    let during: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| o.started > run.killed && o.answered < run.restarting)
+        .collect();
+    assert!(
+        !during.is_empty(),
+        "no push was answered while Prometheus was down"
+    );
+    let acked_during: Vec<&&Outcome> = during.iter().filter(|o| o.acked()).collect();
+    assert!(
+        acked_during.is_empty(),
+        "pushes were acked while Prometheus was down: {acked_during:?}"
+    );
+    let acked_after = outcomes
+        .iter()
+        .filter(|o| o.acked() && o.started > run.back)
+        .count();
+    assert!(
+        acked_after > 0,
+        "no push was acked after Prometheus came back"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_load_drains_and_exits_zero() {
     let backend = Backend::start().await;
     let write_url = format!("{}/api/v1/write", backend.url());
-    let (mut relay, relay_url) = start_relay(&write_url, backend.dir.path()).await;
+    let (mut relay, relay_url) = start_relay(&write_url, RETRY_DEADLINE, backend.dir.path()).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let load = start_load(&relay_url, "sigterm", &stop);
@@ -625,7 +739,7 @@ async fn sigterm_during_load_drains_and_exits_zero() {
 async fn sigterm_while_the_backend_stalls_waits_for_in_flight_pushes() {
     let backend = Backend::start().await;
     let write_url = format!("{}/api/v1/write", backend.url());
-    let (mut relay, relay_url) = start_relay(&write_url, backend.dir.path()).await;
+    let (mut relay, relay_url) = start_relay(&write_url, RETRY_DEADLINE, backend.dir.path()).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let load = start_load(&relay_url, "stall", &stop);
