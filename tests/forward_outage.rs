@@ -9,8 +9,18 @@
 //! raw samples of `outage_seq[10m]` per pusher must hold every `n` that was
 //! answered 200. Even pushers PUT, odd pushers POST.
 //!
-//! Both tests assert correctness only (nothing acknowledged is missing,
-//! exit status 0, failures are 503 or a refused connection); the timings
+//! - an outage shorter than the retry deadline is ridden out (every push
+//!   waiting through it is acked and stored, and so is everything acked
+//!   before the kill, which only the WAL replay can bring back); one longer
+//!   than the deadline answers 503 with Retry-After, acks nothing while
+//!   Prometheus is down, and recovers;
+//! - SIGTERM under load: pushrelay exits 0, every ack is stored, later
+//!   pushes find the port closed; with the backend stalled (SIGSTOP) or
+//!   down (SIGKILL) at SIGTERM, pushrelay keeps draining until it is back,
+//!   and every push in flight at SIGTERM is acked and stored.
+//!
+//! The tests assert correctness only (nothing acknowledged is missing,
+//! exit status 0, failures are 503 or a connection refused or reset); the timings
 //! they print are figures, not assertions. Processes are started on free
 //! loopback ports with their own temporary directories and killed by PID
 //! when dropped.
@@ -750,18 +760,45 @@ async fn sigterm_during_load_drains_and_exits_zero() {
     );
 }
 
+/// How the backend is unavailable while pushrelay drains.
+#[derive(Clone, Copy, Debug)]
+enum Unavailable {
+    /// SIGSTOP: connections are accepted, nothing is answered (pushrelay's
+    /// requests hang until SIGCONT).
+    Stalled,
+    /// SIGKILL, then started again on its data: connections are refused
+    /// (pushrelay retries with backoff until the restart).
+    Killed,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_while_the_backend_stalls_waits_for_in_flight_pushes() {
-    let backend = Backend::start().await;
+    sigterm_while_the_backend_is_unavailable("stall", Unavailable::Stalled).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_the_backend_is_down_waits_for_its_restart() {
+    sigterm_while_the_backend_is_unavailable("down", Unavailable::Killed).await;
+}
+
+/// Makes the backend unavailable under load, sends SIGTERM to pushrelay,
+/// checks a second later that it is still draining and refuses new
+/// connections, then brings the backend back: every push in flight at
+/// SIGTERM must be acked and stored, and pushrelay must exit 0.
+async fn sigterm_while_the_backend_is_unavailable(job: &'static str, how: Unavailable) {
+    let mut backend = Backend::start().await;
     let write_url = format!("{}/api/v1/write", backend.url());
     let (mut relay, relay_url) = start_relay(&write_url, RETRY_DEADLINE, backend.dir.path()).await;
 
     let stop = Arc::new(AtomicBool::new(false));
-    let load = start_load(&relay_url, "stall", &stop);
+    let load = start_load(&relay_url, job, &stop);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    backend.signal("STOP");
+    match how {
+        Unavailable::Stalled => backend.signal("STOP"),
+        Unavailable::Killed => backend.kill_hard(),
+    }
     let stalled = Instant::now();
-    // Every pusher's push is now waiting for the stalled backend.
+    // Every pusher's push is now waiting for the backend.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let terminated = Instant::now();
@@ -774,18 +811,28 @@ async fn sigterm_while_the_backend_stalls_waits_for_in_flight_pushes() {
         Duration::from_secs(10),
         try_request(
             Method::PUT,
-            &format!("{relay_url}/metrics/job/stall/pusher/{PUSHERS}"),
+            &format!("{relay_url}/metrics/job/{job}/pusher/{PUSHERS}"),
             &[("content-type", TEXT_CONTENT_TYPE)],
             "outage_seq 1\n",
         ),
     )
     .await;
-    backend.signal("CONT");
+    match how {
+        Unavailable::Stalled => backend.signal("CONT"),
+        Unavailable::Killed => {
+            within(
+                "restarting Prometheus",
+                READY_TIMEOUT + Duration::from_secs(5),
+                backend.launch(),
+            )
+            .await
+        }
+    }
     let resumed = Instant::now();
     let status = wait_exit(&mut relay, Duration::from_secs(30)).await;
     let exited = Instant::now();
     let outcomes = finish_load(&stop, load).await;
-    let stored = backend.sequences("stall").await;
+    let stored = backend.sequences(job).await;
 
     let (acked, unavailable, other, no_answer) = tally(&outcomes);
     let missing = missing_acks(&outcomes, &stored);
@@ -795,10 +842,11 @@ async fn sigterm_while_the_backend_stalls_waits_for_in_flight_pushes() {
         .collect();
     let in_flight_acked = in_flight.iter().filter(|o| o.acked()).count();
     eprintln!(
-        "stalled-backend SIGTERM figures: pushes sent {}, acked (200) {acked}, 503 {unavailable}, \
-         other status {other}, no answer {no_answer}; acked found in Prometheus {}/{acked}; \
-         in flight at SIGTERM {} of which acked {in_flight_acked}; backend stalled {:?}; \
-         SIGCONT to exit {:?}; exit status {status}; push during the drain: {:?}",
+        "SIGTERM with the backend {how:?} figures: pushes sent {}, acked (200) {acked}, \
+         503 {unavailable}, other status {other}, no answer {no_answer}; acked found in \
+         Prometheus {}/{acked}; in flight at SIGTERM {} of which acked {in_flight_acked}; \
+         backend unavailable {:?}; backend back to exit {:?}; exit status {status}; push \
+         during the drain: {:?}",
         outcomes.len(),
         acked - missing.len(),
         in_flight.len(),
