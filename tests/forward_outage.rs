@@ -20,10 +20,10 @@
 //!   and every push in flight at SIGTERM is acked and stored.
 //!
 //! The tests assert correctness only (nothing acknowledged is missing,
-//! exit status 0, failures are 503 or a connection refused or reset); the timings
-//! they print are figures, not assertions. Processes are started on free
-//! loopback ports with their own temporary directories and killed by PID
-//! when dropped.
+//! exit status 0, failures are 503 or a connection refused or reset); the
+//! timings they print are figures, not assertions. Processes are started on
+//! free loopback ports with their own temporary directories and killed by
+//! PID when dropped.
 
 // The shared harness: only its HTTP client, ports and binary lookup are
 // used here (the peers it starts cannot be restarted on their data).
@@ -717,8 +717,8 @@ async fn sigterm_during_load_drains_and_exits_zero() {
         .filter(|e| e.contains("ConnectionRefused"))
         .count();
     eprintln!(
-        "SIGTERM figures: pushes sent {}, acked (200) {acked}, 503 {unavailable}, other status {other}, \
-         no answer {no_answer}; acked found in Prometheus {found}/{acked}; in flight at SIGTERM \
+        "SIGTERM figures: pushes sent {}, acked (200) {acked}, 503 {unavailable}, other \
+         status {other}, no answer {no_answer}; acked found in Prometheus {found}/{acked}; in flight at SIGTERM \
          {in_flight_at_signal}, acked after SIGTERM {acked_after_signal}; sent after the exit and \
          refused {refused_after_exit}; sent between SIGTERM and the exit and unanswered {} \
          ({refused_before_exit} refused, the others reset: {:?}); SIGTERM to exit {:?}; \
@@ -737,7 +737,7 @@ async fn sigterm_during_load_drains_and_exits_zero() {
     );
     assert!(
         missing.is_empty(),
-        "{} acknowledged pushes are not in Prometheus after pushrelay's shutdown (pusher, seq): {missing:?}",
+        "{} acked pushes are not in Prometheus after the shutdown (pusher, seq): {missing:?}",
         missing.len()
     );
     let unexpected = unexpected_answers(&outcomes);
