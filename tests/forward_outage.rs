@@ -717,12 +717,12 @@ async fn sigterm_during_load_drains_and_exits_zero() {
         .filter(|e| e.contains("ConnectionRefused"))
         .count();
     eprintln!(
-        "SIGTERM figures: pushes sent {}, acked (200) {acked}, 503 {unavailable}, other \
-         status {other}, no answer {no_answer}; acked found in Prometheus {found}/{acked}; \
-         in flight at SIGTERM {in_flight_at_signal}, acked after SIGTERM {acked_after_signal}; \
-         sent after the exit and refused {refused_after_exit}; sent between SIGTERM and the exit and unanswered {} \
-         ({refused_before_exit} refused, the others reset: {:?}); SIGTERM to exit {:?}; \
-         exit status {status}",
+        "SIGTERM figures: pushes sent {}, acked (200) {acked}, 503 {unavailable}, \
+         other status {other}, no answer {no_answer}; acked found in Prometheus \
+         {found}/{acked}; in flight at SIGTERM {in_flight_at_signal}, acked after SIGTERM \
+         {acked_after_signal}; sent after the exit and refused {refused_after_exit}; sent \
+         between SIGTERM and the exit and unanswered {} ({refused_before_exit} refused, the \
+         others reset: {:?}); SIGTERM to exit {:?}; exit status {status}",
         outcomes.len(),
         unanswered.len(),
         unanswered.iter().find(|e| !e.contains("ConnectionRefused")),
