@@ -43,6 +43,8 @@ use bytes::Bytes;
 use common::{TEXT_CONTENT_TYPE, free_port, require_binary, try_request, unix_now};
 use http::{Method, StatusCode};
 use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// Concurrent pushers.
 const PUSHERS: usize = 8;
@@ -668,6 +670,86 @@ async fn prometheus_outage_past_the_retry_deadline_is_503_then_recovers() {
     assert!(
         acked_after > 0,
         "no push was acked after Prometheus came back"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_on_a_connection_opened_before_sigterm_is_served() {
+    let backend = Backend::start().await;
+    let write_url = format!("{}/api/v1/write", backend.url());
+    let (mut relay, relay_url) = start_relay(&write_url, RETRY_DEADLINE, backend.dir.path()).await;
+    let addr = relay_url.trim_start_matches("http://").to_string();
+
+    // A pusher connects; its request follows once the shutdown is under
+    // way (a slow client, or one whose request was still in the socket).
+    let mut early = within(
+        "connecting",
+        Duration::from_secs(10),
+        TcpStream::connect(&addr),
+    )
+    .await
+    .expect("connecting to pushrelay");
+    let terminated = Instant::now();
+    relay.signal("TERM");
+    let deadline = terminated + Duration::from_secs(10);
+    loop {
+        match TcpStream::connect(&addr).await {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
+            Err(e) => panic!("connecting during the shutdown: {e}"),
+            Ok(_) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "pushrelay still accepts connections 10 s after SIGTERM"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+    let closed = Instant::now();
+
+    let body = "outage_seq 1\n";
+    let request = format!(
+        "PUT /metrics/job/early/pusher/0 HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: {TEXT_CONTENT_TYPE}\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let exchange = async {
+        early.write_all(request.as_bytes()).await?;
+        let mut answer = Vec::new();
+        early.read_to_end(&mut answer).await?;
+        Ok::<_, std::io::Error>(answer)
+    };
+    let answer = within("the early push", PUSH_TIMEOUT, exchange).await;
+    let status_line = answer.as_ref().map(|bytes| {
+        String::from_utf8_lossy(bytes)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    });
+    let status = wait_exit(&mut relay, Duration::from_secs(30)).await;
+    let stored = backend.sequences("early").await;
+    eprintln!(
+        "early-connection figures: listener closed {:?} after SIGTERM; the push sent then got \
+         {status_line:?}; SIGTERM to exit {:?}; exit status {status}",
+        closed - terminated,
+        terminated.elapsed()
+    );
+
+    assert!(
+        matches!(&status_line, Ok(line) if line.starts_with("HTTP/1.1 200")),
+        "a push on a connection opened before SIGTERM was not served: {status_line:?}"
+    );
+    assert_eq!(
+        stored.get(&0),
+        Some(&BTreeSet::from([1])),
+        "the acked push is not in Prometheus"
+    );
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "pushrelay exited with {status} after SIGTERM"
     );
 }
 
