@@ -17,7 +17,9 @@
 //! - SIGTERM under load: pushrelay exits 0, every ack is stored, later
 //!   pushes find the port closed; with the backend stalled (SIGSTOP) or
 //!   down (SIGKILL) at SIGTERM, pushrelay keeps draining until it is back,
-//!   and every push in flight at SIGTERM is acked and stored.
+//!   and every push in flight at SIGTERM is acked and stored; a push on a
+//!   connection opened before SIGTERM is served even when its request
+//!   arrives after the listener closed.
 //!
 //! The tests assert correctness only (nothing acknowledged is missing,
 //! exit status 0, failures are 503 or a connection refused or reset); the
