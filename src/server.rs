@@ -35,8 +35,8 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, watch};
 
 use crate::cache::http::CacheWeb;
 use crate::config::Config;
@@ -51,6 +51,15 @@ pub type Body = Full<Bytes>;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a connection opened before a shutdown may take to send its
+/// first request (Go's `http.Server.Shutdown` waits 5 s for new
+/// connections too).
+const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(5);
+
+/// At most this many connections waiting in the listen backlog are still
+/// accepted at shutdown.
+const BACKLOG_DRAIN_LIMIT: usize = 4096;
 
 /// How long a client may take to finish the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -105,66 +114,128 @@ impl AppState {
 
 /// Serves `listener` until `shutdown` resolves; then stops accepting, turns
 /// readiness off and waits (bounded) for in-flight requests to finish.
+///
+/// Shutdown drops no push whose connection was established before it: the
+/// listen backlog is accepted before the listener closes; a connection with
+/// a request in progress finishes it; one that has not sent its first
+/// request yet gets [`FIRST_REQUEST_GRACE`] to send it (as Go's
+/// `http.Server.Shutdown` treats new connections); idle keep-alive
+/// connections are closed. New connections are refused.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let graceful = GracefulShutdown::new();
+    // Every connection task holds a receiver: the drain ends when all are gone.
+    let (stop, _) = watch::channel(());
     let builder = auto::Builder::new(TokioExecutor::new());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, _) = match accepted {
-                    Ok(conn) => conn,
-                    Err(error) => {
-                        // Typically EMFILE: back off instead of spinning.
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let acceptor = state.web.as_ref().and_then(|web| web.tls_acceptor());
-                let watcher = graceful.watcher();
-                let builder = builder.clone();
-                let state = state.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| {
-                        let state = state.clone();
-                        async move { Ok::<_, Infallible>(handle(&state, request).await) }
-                    });
-                    let result = match acceptor {
-                        None => {
-                            let connection = builder.serve_connection(TokioIo::new(stream), service);
-                            watcher.watch(connection.into_owned()).await
-                        }
-                        Some(acceptor) => {
-                            let Some(tls) = handshake(acceptor, stream).await else {
-                                return;
-                            };
-                            let connection = builder.serve_connection(TokioIo::new(tls), service);
-                            watcher.watch(connection.into_owned()).await
-                        }
-                    };
-                    if let Err(error) = result {
-                        tracing::debug!(error = %error, "connection ended with an error");
-                    }
-                });
-            }
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => spawn_connection(stream, &state, &builder, stop.subscribe()),
+                Err(error) => {
+                    // Typically EMFILE: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
             () = &mut shutdown => break,
         }
     }
-    drop(listener);
+    // Closing the listener resets what waits in its backlog: pushers whose
+    // connection was established before the signal. Accept those first
+    // (accept(2) until it would block, not tokio's cached readiness).
+    match listener.into_std() {
+        Ok(backlog) => {
+            for _ in 0..BACKLOG_DRAIN_LIMIT {
+                let Ok((stream, _)) = backlog.accept() else {
+                    break;
+                };
+                let stream = stream
+                    .set_nonblocking(true)
+                    .and_then(|()| TcpStream::from_std(stream));
+                match stream {
+                    Ok(stream) => spawn_connection(stream, &state, &builder, stop.subscribe()),
+                    Err(error) => tracing::debug!(%error, "a queued connection was lost"),
+                }
+            }
+        }
+        Err(error) => tracing::warn!(%error, "could not accept the queued connections"),
+    }
     state.shutting_down.store(true, Ordering::SeqCst);
     tracing::info!("shutting down: draining in-flight requests");
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+    let _ = stop.send(());
+    if tokio::time::timeout(DRAIN_TIMEOUT, stop.closed())
         .await
         .is_err()
     {
         tracing::warn!("drain timeout reached; closing remaining connections");
     }
+}
+
+/// Serves one accepted connection on its own task (TLS first when
+/// configured); `stop` announces the shutdown.
+fn spawn_connection(
+    stream: TcpStream,
+    state: &Arc<AppState>,
+    builder: &auto::Builder<TokioExecutor>,
+    stop: watch::Receiver<()>,
+) {
+    let _ = stream.set_nodelay(true);
+    let acceptor = state.web.as_ref().and_then(|web| web.tls_acceptor());
+    let builder = builder.clone();
+    let state = state.clone();
+    tokio::spawn(async move {
+        let result = match acceptor {
+            None => serve_connection(&builder, stream, state, stop).await,
+            Some(acceptor) => {
+                let Some(tls) = handshake(acceptor, stream).await else {
+                    return;
+                };
+                serve_connection(&builder, tls, state, stop).await
+            }
+        };
+        if let Err(error) = result {
+            tracing::debug!(error = %error, "connection ended with an error");
+        }
+    });
+}
+
+/// Serves HTTP on `io` until the connection ends; once `stop` changes,
+/// shuts it down gracefully as [`serve`] describes.
+async fn serve_connection<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    state: Arc<AppState>,
+    mut stop: watch::Receiver<()>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    // Holds a permit once any request has started on the connection.
+    let request_started = Arc::new(Notify::new());
+    let started = request_started.clone();
+    let service = service_fn(move |request| {
+        started.notify_one();
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(handle(&state, request).await) }
+    });
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => return result,
+        _ = stop.changed() => {}
+    }
+    // A graceful shutdown closes a connection that has not parsed a request
+    // yet, even when the request is already in its socket.
+    tokio::select! {
+        result = connection.as_mut() => return result,
+        () = request_started.notified() => {}
+        () = tokio::time::sleep(FIRST_REQUEST_GRACE) => {}
+    }
+    connection.as_mut().graceful_shutdown();
+    connection.await
 }
 
 /// Runs the TLS handshake of one connection, bounded in time; a failed one

@@ -114,6 +114,7 @@ async fn server_errors_are_retried_with_growing_gaps() {
     assert_eq!(received.len(), 3);
     let first_gap = received[1].at - received[0].at;
     let second_gap = received[2].at - received[1].at;
+    eprintln!("retry gaps (min_backoff 50ms): first {first_gap:?}, second {second_gap:?}");
     // Jittered in [min/2, min], then [min, 2·min].
     assert!(first_gap >= Duration::from_millis(25), "{first_gap:?}");
     assert!(second_gap >= Duration::from_millis(50), "{second_gap:?}");
