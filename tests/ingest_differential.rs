@@ -38,7 +38,10 @@ use bytes::Bytes;
 use common::{Prometheus, Pushgateway, Pushrelay, Reply, Series, fixture, try_request};
 use http::{Method, header};
 use prost::Message as _;
-use pushrelay::proto::client::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use pushrelay::proto::client::{
+    Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType, Quantile,
+    Summary, Untyped,
+};
 
 /// `Content-Type` of the text exposition format as clients send it.
 const TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -642,6 +645,121 @@ fn cases() -> Vec<Case> {
             raw(Method::PUT, &path, PROTOBUF, protobuf(&[wrong_kind])),
             raw(Method::PUT, &path, PROTOBUF, protobuf(&[stamped])),
         ]
+    });
+    c.add("protobuf histogram and summary details", "protohist", |j| {
+        let histogram = Metric {
+            histogram: Some(Histogram {
+                sample_count: Some(5),
+                sample_sum: Some(-1.5),
+                bucket: vec![
+                    Bucket {
+                        cumulative_count: Some(2),
+                        upper_bound: Some(0.25),
+                        ..Default::default()
+                    },
+                    Bucket {
+                        cumulative_count: Some(1),
+                        upper_bound: Some(1e6),
+                        ..Default::default()
+                    },
+                    Bucket {
+                        cumulative_count: Some(7),
+                        upper_bound: Some(f64::INFINITY),
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let summary = Metric {
+            summary: Some(Summary {
+                sample_count: Some(0),
+                sample_sum: Some(f64::NAN),
+                quantile: vec![Quantile {
+                    quantile: Some(0.999),
+                    value: Some(f64::NEG_INFINITY),
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let untyped = Metric {
+            untyped: Some(Untyped { value: Some(-0.0) }),
+            ..Default::default()
+        };
+        let body = protobuf(&[
+            family(&format!("{j}_h"), MetricType::Histogram, vec![histogram]),
+            family(&format!("{j}_s"), MetricType::Summary, vec![summary]),
+            family(&format!("{j}_u"), MetricType::Untyped, vec![untyped]),
+            family(&format!("{j}_empty"), MetricType::Gauge, vec![]),
+            family(
+                &format!("{j}_g"),
+                MetricType::Gauge,
+                vec![gauge(&[("v", "first")], 1.0)],
+            ),
+            family(
+                &format!("{j}_g"),
+                MetricType::Gauge,
+                vec![gauge(&[("v", "second")], 2.0)],
+            ),
+        ]);
+        vec![raw(
+            Method::PUT,
+            &format!("/metrics/job/{j}"),
+            PROTOBUF,
+            body,
+        )]
+    });
+    c.add(
+        "reserved labels on histograms and summaries",
+        "reserved",
+        |j| {
+            let path = format!("/metrics/job/{j}");
+            let histogram = Metric {
+                label: vec![LabelPair {
+                    name: Some("le".to_string()),
+                    value: Some("1".to_string()),
+                }],
+                histogram: Some(Histogram {
+                    sample_count: Some(1),
+                    sample_sum: Some(1.0),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            vec![
+                raw(
+                    Method::PUT,
+                    &path,
+                    PROTOBUF,
+                    protobuf(&[family(
+                        &format!("{j}_h"),
+                        MetricType::Histogram,
+                        vec![histogram],
+                    )]),
+                ),
+                put(
+                    &path,
+                    &format!("# TYPE {j}_s summary\n{j}_s_sum{{quantile=\"0.5\"}} 1\n"),
+                ),
+                put(&path, &format!("# TYPE {j}_c counter\n{j}_c -1\n")),
+            ]
+        },
+    );
+    c.add("a zero-length protobuf message", "protozero", |j| {
+        let mut body = b"\x00".to_vec();
+        body.extend(protobuf(&[family(
+            &format!("{j}_g"),
+            MetricType::Gauge,
+            vec![gauge(&[], 1.0)],
+        )]));
+        vec![raw(
+            Method::PUT,
+            &format!("/metrics/job/{j}"),
+            PROTOBUF,
+            body,
+        )]
     });
     c.add_unseries("protobuf metric name that is not valid", "protoname", |j| {
         let body = protobuf(&[family(&format!("1{j}"), MetricType::Gauge, vec![gauge(&[], 1.0)])]);
