@@ -1017,6 +1017,50 @@ fn cases() -> Vec<Case> {
             post(&path, &format!("{j}_b{{x=\"3\"}} 4\n{j}_c 5\n")),
         ]
     });
+    c.add("PUT, DELETE, PUT again", "reput", |j| {
+        let path = format!("/metrics/job/{j}");
+        vec![
+            put(&path, &format!("{j}_a 1\n")),
+            send(Method::DELETE, &path),
+            put(&path, &format!("{j}_a 2\n{j}_b 3\n")),
+        ]
+    });
+    c.add("DELETE with the labels in another order", "delorder", |j| {
+        vec![
+            put(&format!("/metrics/job/{j}/a/1/b/2"), &one(j)),
+            send(Method::DELETE, &format!("/metrics/job/{j}/b/2/a/1")),
+        ]
+    });
+    c.add(
+        "DELETE ends one group, not its neighbours",
+        "neighbours",
+        |j| {
+            vec![
+                put(
+                    &format!("/metrics/job/{j}"),
+                    &format!("{j}_a{{x=\"1\"}} 1\n"),
+                ),
+                put(&format!("/metrics/job/{j}/a/1"), &format!("{j}_b 2\n")),
+                put(&format!("/metrics/job/{j}/a/2"), &format!("{j}_b 3\n")),
+                send(Method::DELETE, &format!("/metrics/job/{j}/a/1")),
+            ]
+        },
+    );
+    c.add("an empty PUT empties the group", "emptyput", |j| {
+        let path = format!("/metrics/job/{j}");
+        vec![put(&path, &format!("{j}_a 1\n{j}_b 2\n")), put(&path, "")]
+    });
+    c.add(
+        "a POST of a TYPE line alone changes nothing",
+        "typeonly",
+        |j| {
+            let path = format!("/metrics/job/{j}");
+            vec![
+                put(&path, &format!("# TYPE {j}_a counter\n{j}_a 1\n")),
+                post(&path, &format!("# TYPE {j}_a counter\n")),
+            ]
+        },
+    );
     c.add("invalid UTF-8 in a body label value", "bodyutf8", |j| {
         let mut body = format!("{j}_a{{x=\"").into_bytes();
         body.extend_from_slice(b"\xff\"} 1\n");
