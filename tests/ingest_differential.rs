@@ -23,6 +23,10 @@
 //! leaves a failure-only group that makes it refuse every later push (and
 //! a non-UTF-8 grouping value one that makes every later scrape fail). All mismatches are reported
 //! together, and at least 30 cases must have compared non-empty series.
+//!
+//! A second test pins the memory a gzip bomb costs: pushrelay (cache and
+//! forward mode, default limits) refuses 1 GiB of zeros sent as ~1 MiB of
+//! gzip with a 413, and its peak RSS (`VmHWM`) stays under 100 MiB.
 
 // The shared harness: its peers, HTTP client and fixtures are used here.
 #[allow(unused_imports)]
