@@ -433,7 +433,7 @@ fn check_metric<'a>(
 
 /// `[a-zA-Z_:][a-zA-Z0-9_:]*`: a metric name as Prometheus' legacy scheme
 /// defines it.
-fn is_metric_name(name: &str) -> bool {
+pub(crate) fn is_metric_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     bytes
         .next()
