@@ -8,7 +8,9 @@
 //! 26 (415 fallback between content types), 28 and 29 (the v2
 //! `X-Prometheus-Remote-Write-*-Written` response headers). Rows 25 and 27
 //! are 2.0 text too but describe what a 1.0 sender may do as well
-//! (`Retry-After`, re-sending a whole request), so they are tested.
+//! (`Retry-After`, re-sending a whole request), so they are tested. Rows
+//! 30–38 are 2.0-only too; 39 (buffering through an outage) and 40
+//! (auth/TLS) live in `forward_outage.rs` and `forward_security.rs`.
 //!
 //! Pushes are built as the push handler builds them: the text body is
 //! parsed and validated against its grouping key (grouping labels merged,
