@@ -9,8 +9,9 @@
 //! `X-Prometheus-Remote-Write-*-Written` response headers). Rows 25 and 27
 //! are 2.0 text too but describe what a 1.0 sender may do as well
 //! (`Retry-After`, re-sending a whole request), so they are tested. Rows
-//! 30–38 are 2.0-only too; 39 (buffering through an outage) and 40
-//! (auth/TLS) live in `forward_outage.rs` and `forward_security.rs`.
+//! 30–38 are 2.0-only too; 39 and 40 ("out of scope but recommended")
+//! are outside this list: outages are exercised in `forward_outage.rs`,
+//! auth and TLS in `forward_security.rs`.
 //!
 //! Pushes are built as the push handler builds them: the text body is
 //! parsed and validated against its grouping key (grouping labels merged,
