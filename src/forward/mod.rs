@@ -132,7 +132,7 @@ impl Forwarder {
     /// Forwards one push; see the module docs for when it returns `Ok`.
     pub async fn forward(&self, push: &Push) -> Result<(), SinkError> {
         let deadline = Instant::now() + self.retry_deadline;
-        let converted = convert::convert(&push.families);
+        let converted = convert::convert(&push.families, &push.key);
         let group = GroupId {
             tenant: push.tenant.clone(),
             key: push.key.clone(),

@@ -57,22 +57,43 @@ fn put_len_field(out: &mut Vec<u8>, tag: u8, parts: &[&[u8]]) {
     let len: usize = parts.iter().map(|p| p.len()).sum();
     out.push(tag);
     put_varint(out, len as u64);
-    for part in parts {
-        out.extend_from_slice(part);
-    }
+    put_parts(out, parts);
 }
 
 /// Appends one `TimeSeries.labels` entry whose name and value are each the
 /// concatenation of `name` / `value` parts (so `foo` + `_bucket` needs no
 /// allocation).
+#[inline]
 pub fn put_label(out: &mut Vec<u8>, name: &[&[u8]], value: &[&[u8]]) {
     let name_len: usize = name.iter().map(|p| p.len()).sum();
     let value_len: usize = value.iter().map(|p| p.len()).sum();
     let label_len = len_field_size(name_len) + len_field_size(value_len);
+    // Short labels (nearly all of them) have one-byte lengths: the headers
+    // are written whole, after a single reservation.
+    if label_len < 0x80 {
+        out.reserve(2 + label_len);
+        out.extend_from_slice(&[
+            TAG_FIELD1_LEN,
+            label_len as u8,
+            TAG_FIELD1_LEN,
+            name_len as u8,
+        ]);
+        put_parts(out, name);
+        out.extend_from_slice(&[TAG_FIELD2_LEN, value_len as u8]);
+        put_parts(out, value);
+        return;
+    }
     out.push(TAG_FIELD1_LEN);
     put_varint(out, label_len as u64);
     put_len_field(out, TAG_FIELD1_LEN, name);
     put_len_field(out, TAG_FIELD2_LEN, value);
+}
+
+#[inline]
+fn put_parts(out: &mut Vec<u8>, parts: &[&[u8]]) {
+    for part in parts {
+        out.extend_from_slice(part);
+    }
 }
 
 /// Size of an encoded `Sample { value, timestamp }` message.

@@ -1,6 +1,12 @@
 //! Validation of parsed families and the merge of grouping labels: every
 //! check a push goes through after parsing, in one place.
 //!
+//! [`check`] runs the checks below on the labels the merge (step 3) would
+//! give, without copying the grouping labels into every metric: it only
+//! sorts each metric's own labels. The push handler uses it; the sinks
+//! merge at their own pace through [`GroupingLabels`]. [`validate`] is
+//! [`check`] followed by the merge itself.
+//!
 //! Contract, in the order the checks run:
 //! 1. Pushed timestamps: refused with the Pushgateway's message unless
 //!    `push.honor_timestamps`.
@@ -55,8 +61,26 @@ pub const INCONSISTENT_PREFIX: &str =
 const MAX_LISTED_ERRORS: usize = 50;
 
 /// Validates `families` for a push to `key` and merges the grouping labels
-/// into every metric (grouping labels win), leaving labels sorted by name.
+/// into every metric (grouping labels win), leaving labels sorted by name:
+/// [`check`] followed by the merge, for callers that want merged families.
 pub fn validate(
+    families: &mut [MetricFamily],
+    key: &GroupingKey,
+    config: &PushConfig,
+) -> Result<(), Rejection> {
+    check(families, key, config)?;
+    let add_instance = key.get("instance").is_none();
+    for metric in families.iter_mut().flat_map(|f| &mut f.metric) {
+        merge_grouping_labels(metric, key.labels(), add_instance);
+    }
+    Ok(())
+}
+
+/// Runs every check of [`validate`], with the same messages, on the labels
+/// the merge would give, without merging: each metric's own labels are only
+/// sorted by name. The sinks merge the grouping labels themselves (see
+/// [`GroupingLabels`]), so the hot path never copies them into every metric.
+pub fn check(
     families: &mut [MetricFamily],
     key: &GroupingKey,
     config: &PushConfig,
@@ -67,17 +91,130 @@ pub fn validate(
         )));
     }
     check_series_limit(families, config.max_series)?;
-    let add_instance = key.get("instance").is_none();
+    let grouping = GroupingLabels::new(key);
     for family in families.iter_mut() {
         for metric in &mut family.metric {
-            merge_grouping_labels(metric, key.labels(), add_instance);
-            check_label_limits(family.name.as_deref().unwrap_or(""), metric, config)?;
+            sort_labels(&mut metric.label);
+            check_label_limits(
+                family.name.as_deref().unwrap_or(""),
+                metric,
+                &grouping,
+                config,
+            )?;
         }
     }
     if config.disable_consistency_check {
         return Ok(());
     }
-    check_consistency(families)
+    check_consistency(families, &grouping)
+}
+
+/// A push's grouping labels as they merge into each of its metrics, sorted
+/// by name: a grouping label overrides the first metric label of its name
+/// (a repeated one stays as it was) or is added; `instance=""` is added
+/// when neither the key nor the metric has an `instance`.
+pub struct GroupingLabels<'k> {
+    labels: Vec<GroupingLabel<'k>>,
+    key: &'k GroupingKey,
+}
+
+#[derive(Clone, Copy)]
+struct GroupingLabel<'k> {
+    name: &'k str,
+    value: &'k str,
+    /// False for the added `instance=""`: a metric's own value wins.
+    overrides: bool,
+}
+
+impl<'k> GroupingLabels<'k> {
+    pub fn new(key: &'k GroupingKey) -> Self {
+        let mut labels: Vec<GroupingLabel<'k>> = key
+            .labels()
+            .iter()
+            .map(|(name, value)| GroupingLabel {
+                name,
+                value,
+                overrides: true,
+            })
+            .collect();
+        if key.get("instance").is_none() {
+            let at = labels.partition_point(|l| l.name < "instance");
+            labels.insert(
+                at,
+                GroupingLabel {
+                    name: "instance",
+                    value: "",
+                    overrides: false,
+                },
+            );
+        }
+        Self { labels, key }
+    }
+
+    /// The merged labels of a metric whose own `labels` are sorted by name,
+    /// as `(name, value)` in name order.
+    pub fn merge<'m>(&'m self, labels: &'m [LabelPair]) -> MergedLabels<'m> {
+        MergedLabels {
+            own: labels,
+            grouping: &self.labels,
+        }
+    }
+
+    /// `metric` with the grouping labels merged in, as [`validate`] leaves it.
+    fn merged_metric(&self, metric: &Metric) -> Metric {
+        let mut merged = metric.clone();
+        let add_instance = self.key.get("instance").is_none();
+        merge_grouping_labels(&mut merged, self.key.labels(), add_instance);
+        merged
+    }
+}
+
+/// Iterator over a metric's labels merged with a push's grouping labels
+/// (see [`GroupingLabels::merge`]).
+pub struct MergedLabels<'m> {
+    own: &'m [LabelPair],
+    grouping: &'m [GroupingLabel<'m>],
+}
+
+impl<'m> Iterator for MergedLabels<'m> {
+    type Item = (&'m str, &'m str);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        let own = self.own.first();
+        let grouping = self.grouping.first();
+        let take_grouping = |this: &mut Self, g: &GroupingLabel<'m>| {
+            this.grouping = &this.grouping[1..];
+            Some((g.name, g.value))
+        };
+        match (own, grouping) {
+            (None, None) => None,
+            (None, Some(g)) => take_grouping(self, g),
+            (Some(label), g) => {
+                let name = label.name();
+                match g.map(|g| (name.cmp(g.name), g)) {
+                    Some((std::cmp::Ordering::Greater, g)) => take_grouping(self, g),
+                    Some((std::cmp::Ordering::Equal, g)) => {
+                        self.own = &self.own[1..];
+                        self.grouping = &self.grouping[1..];
+                        Some((name, if g.overrides { g.value } else { label.value() }))
+                    }
+                    _ => {
+                        self.own = &self.own[1..];
+                        Some((name, label.value()))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Sorts labels by name, stably (repeated names keep their order).
+fn sort_labels(labels: &mut [LabelPair]) {
+    let by_name = |a: &LabelPair, b: &LabelPair| a.name().cmp(b.name());
+    if !labels.is_sorted_by(|a, b| by_name(a, b).is_le()) {
+        labels.sort_by(by_name);
+    }
 }
 
 fn has_timestamps(families: &[MetricFamily]) -> bool {
@@ -141,10 +278,7 @@ fn check_series_limit(families: &[MetricFamily], max_series: usize) -> Result<()
 /// missing grouping labels are allocated.
 fn merge_grouping_labels(metric: &mut Metric, grouping: &[(String, String)], add_instance: bool) {
     let labels = &mut metric.label;
-    let by_name = |a: &LabelPair, b: &LabelPair| a.name().cmp(b.name());
-    if !labels.is_sorted_by(|a, b| by_name(a, b).is_le()) {
-        labels.sort_by(by_name);
-    }
+    sort_labels(labels);
     let body_len = labels.len();
     let mut missing = 0;
     for (name, value) in grouping {
@@ -171,7 +305,7 @@ fn merge_grouping_labels(metric: &mut Metric, grouping: &[(String, String)], add
         labels.push(pair("instance", ""));
     }
     // Stable, so repeated body labels keep their order.
-    labels.sort_by(by_name);
+    labels.sort_by(|a, b| a.name().cmp(b.name()));
 }
 
 fn pair(name: &str, value: &str) -> LabelPair {
@@ -181,42 +315,48 @@ fn pair(name: &str, value: &str) -> LabelPair {
     }
 }
 
-fn check_label_limits(family: &str, metric: &Metric, config: &PushConfig) -> Result<(), Rejection> {
-    let labels = &metric.label;
-    let non_empty = labels.iter().filter(|l| !l.value().is_empty()).count();
+fn check_label_limits(
+    family: &str,
+    metric: &Metric,
+    grouping: &GroupingLabels<'_>,
+    config: &PushConfig,
+) -> Result<(), Rejection> {
+    let merged = || grouping.merge(&metric.label);
+    let rendered = || render::series(family, &grouping.merged_metric(metric).label);
+    let non_empty = merged().filter(|(_, value)| !value.is_empty()).count();
     if non_empty > config.max_labels_per_series {
         return Err(limit_exceeded(
             "max_labels_per_series",
             format!(
                 "series {} has {non_empty} labels, more than push.max_labels_per_series = {}",
-                render::series(family, labels),
+                rendered(),
                 config.max_labels_per_series
             ),
         ));
     }
-    for label in labels {
-        if label.name().len() > config.max_label_name_length {
+    for (name, value) in merged() {
+        if name.len() > config.max_label_name_length {
             return Err(limit_exceeded(
                 "max_label_name_length",
                 format!(
                     "label name \"{}\" ({} bytes) of series {} is longer than \
                      push.max_label_name_length = {} bytes",
-                    render::shorten(label.name()),
-                    label.name().len(),
-                    render::series(family, labels),
+                    render::shorten(name),
+                    name.len(),
+                    rendered(),
                     config.max_label_name_length
                 ),
             ));
         }
-        if label.value().len() > config.max_label_value_length {
+        if value.len() > config.max_label_value_length {
             return Err(limit_exceeded(
                 "max_label_value_length",
                 format!(
                     "value of label {} ({} bytes) of series {} is longer than \
                      push.max_label_value_length = {} bytes",
-                    render::shorten(label.name()),
-                    label.value().len(),
-                    render::series(family, labels),
+                    render::shorten(name),
+                    value.len(),
+                    rendered(),
                     config.max_label_value_length
                 ),
             ));
@@ -225,20 +365,27 @@ fn check_label_limits(family: &str, metric: &Metric, config: &PushConfig) -> Res
     Ok(())
 }
 
-/// A series' identity within a push: metric name and (sorted) labels.
+/// A series' identity within a push: metric name and merged labels.
 struct SeriesKey<'a> {
     name: &'a str,
     labels: &'a [LabelPair],
+    grouping: &'a GroupingLabels<'a>,
+}
+
+impl SeriesKey<'_> {
+    fn merged(&self) -> MergedLabels<'_> {
+        self.grouping.merge(self.labels)
+    }
 }
 
 impl Hash for SeriesKey<'_> {
     fn hash<H: Hasher>(&self, state: &mut H) {
         state.write(self.name.as_bytes());
         state.write_u8(0xff);
-        for label in self.labels {
-            state.write(label.name().as_bytes());
+        for (name, value) in self.merged() {
+            state.write(name.as_bytes());
             state.write_u8(0xff);
-            state.write(label.value().as_bytes());
+            state.write(value.as_bytes());
             state.write_u8(0xff);
         }
     }
@@ -246,13 +393,7 @@ impl Hash for SeriesKey<'_> {
 
 impl PartialEq for SeriesKey<'_> {
     fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
-            && self.labels.len() == other.labels.len()
-            && self
-                .labels
-                .iter()
-                .zip(other.labels)
-                .all(|(a, b)| a.name() == b.name() && a.value() == b.value())
+        self.name == other.name && self.merged().eq(other.merged())
     }
 }
 
@@ -265,12 +406,18 @@ struct Registered<'a> {
 }
 
 /// client_golang's `Gatherers.Gather` checks over the push's own families.
-fn check_consistency(families: &[MetricFamily]) -> Result<(), Rejection> {
+fn check_consistency(
+    families: &[MetricFamily],
+    grouping: &GroupingLabels<'_>,
+) -> Result<(), Rejection> {
     let mut order: Vec<&MetricFamily> = families.iter().collect();
     order.sort_by(|a, b| a.name().cmp(b.name()));
     let series: usize = families.iter().map(|f| f.metric.len()).sum();
     let mut registered: HashMap<&str, Registered<'_>> = HashMap::with_capacity(families.len());
-    let mut seen: HashSet<SeriesKey<'_>> = HashSet::with_capacity(series);
+    // A seeded hasher: the keys are the pusher's, so collisions must not be
+    // forceable.
+    let mut seen: HashSet<SeriesKey<'_>, foldhash::fast::RandomState> =
+        HashSet::with_capacity_and_hasher(series, foldhash::fast::RandomState::default());
     let mut errors: Vec<String> = Vec::new();
     for family in order {
         let name = family.name();
@@ -320,7 +467,7 @@ fn check_consistency(families: &[MetricFamily]) -> Result<(), Rejection> {
             }
         }
         for metric in &family.metric {
-            if let Some(error) = check_metric(name, kind, metric, &mut seen) {
+            if let Some(error) = check_metric(name, kind, metric, grouping, &mut seen) {
                 errors.push(error);
             }
         }
@@ -371,13 +518,14 @@ fn check_metric<'a>(
     name: &'a str,
     kind: MetricType,
     metric: &'a Metric,
-    seen: &mut HashSet<SeriesKey<'a>>,
+    grouping: &'a GroupingLabels<'a>,
+    seen: &mut HashSet<SeriesKey<'a>, foldhash::fast::RandomState>,
 ) -> Option<String> {
     let described = || {
         format!(
             "collected metric {} {{ {}}}",
             go_quote(name.as_bytes()),
-            render::compact_text(metric)
+            render::compact_text(&grouping.merged_metric(metric))
         )
     };
     let has_value = match kind {
@@ -393,8 +541,7 @@ fn check_metric<'a>(
     // Go starts from "" too, so a first label with an empty name counts as
     // a repeated one.
     let mut previous = "";
-    for label in &metric.label {
-        let label_name = label.name();
+    for (label_name, _) in grouping.merge(&metric.label) {
         if label_name == previous {
             return Some(format!(
                 "{} has two or more labels with the same name: {label_name}",
@@ -418,6 +565,7 @@ fn check_metric<'a>(
     let key = SeriesKey {
         name,
         labels: &metric.label,
+        grouping,
     };
     if !seen.insert(key) {
         return Some(format!(
