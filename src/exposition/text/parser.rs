@@ -280,7 +280,10 @@ impl<'a> Parser<'a> {
             (true, MetricType::Summary | MetricType::Histogram) => {
                 Some(self.grouped_metric(family))
             }
-            (true, _) => Some(self.new_metric(family)),
+            (true, _) => {
+                self.reserve_run(family, start, name_end);
+                Some(self.new_metric(family))
+            }
         };
         let value_end = token_end(body, at);
         let terminator = self.byte(value_end)?;
@@ -478,6 +481,34 @@ impl<'a> Parser<'a> {
                 }
             }
         }
+    }
+
+    /// Before a family's first metric, reserves room for the sample lines of
+    /// its name that follow in a row (the line at `start` included): a
+    /// metric is several hundred bytes, so growing by doubling would copy
+    /// each one about twice. Only for one-line metrics (not summaries and
+    /// histograms).
+    fn reserve_run(&mut self, family: usize, start: usize, name_end: usize) {
+        let metrics = &mut self.families[family].metric;
+        if metrics.capacity() != 0 {
+            return;
+        }
+        let body = self.body;
+        let name = &body[start..name_end];
+        let mut lines = 0;
+        let mut line = start;
+        while let Some(rest) = body.get(line..) {
+            if !rest.starts_with(name) || !matches!(rest.get(name.len()), Some(b'{' | b' ' | b'\t'))
+            {
+                break;
+            }
+            lines += 1;
+            match memchr(b'\n', &rest[name.len()..]) {
+                Some(offset) => line += name.len() + offset + 1,
+                None => break,
+            }
+        }
+        metrics.reserve_exact(lines);
     }
 
     /// Appends a metric carrying the current line's labels.
