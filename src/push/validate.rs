@@ -45,7 +45,7 @@
 mod render;
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 
 use super::path::{go_quote, is_legacy_label_name};
 use super::{GroupingKey, Rejection};
@@ -192,7 +192,7 @@ impl<'m> Iterator for MergedLabels<'m> {
             (None, Some(g)) => take_grouping(self, g),
             (Some(label), g) => {
                 let name = label.name();
-                match g.map(|g| (name.cmp(g.name), g)) {
+                match g.map(|g| (compare_names(name, g.name), g)) {
                     Some((std::cmp::Ordering::Greater, g)) => take_grouping(self, g),
                     Some((std::cmp::Ordering::Equal, g)) => {
                         self.own = &self.own[1..];
@@ -206,6 +206,16 @@ impl<'m> Iterator for MergedLabels<'m> {
                 }
             }
         }
+    }
+}
+
+/// `a.cmp(b)`, deciding on the first byte when it differs (label names
+/// mostly do) without a call to `memcmp`.
+#[inline]
+fn compare_names(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.as_bytes().first(), b.as_bytes().first()) {
+        (Some(x), Some(y)) if x != y => x.cmp(y),
+        _ => a.cmp(b),
     }
 }
 
@@ -321,9 +331,19 @@ fn check_label_limits(
     grouping: &GroupingLabels<'_>,
     config: &PushConfig,
 ) -> Result<(), Rejection> {
-    let merged = || grouping.merge(&metric.label);
     let rendered = || render::series(family, &grouping.merged_metric(metric).label);
-    let non_empty = merged().filter(|(_, value)| !value.is_empty()).count();
+    // One pass: the count decides first, then the first label too long.
+    let mut non_empty = 0;
+    let mut too_long = None;
+    for (name, value) in grouping.merge(&metric.label) {
+        non_empty += usize::from(!value.is_empty());
+        if too_long.is_none()
+            && (name.len() > config.max_label_name_length
+                || value.len() > config.max_label_value_length)
+        {
+            too_long = Some((name, value));
+        }
+    }
     if non_empty > config.max_labels_per_series {
         return Err(limit_exceeded(
             "max_labels_per_series",
@@ -334,39 +354,39 @@ fn check_label_limits(
             ),
         ));
     }
-    for (name, value) in merged() {
-        if name.len() > config.max_label_name_length {
-            return Err(limit_exceeded(
-                "max_label_name_length",
-                format!(
-                    "label name \"{}\" ({} bytes) of series {} is longer than \
-                     push.max_label_name_length = {} bytes",
-                    render::shorten(name),
-                    name.len(),
-                    rendered(),
-                    config.max_label_name_length
-                ),
-            ));
-        }
-        if value.len() > config.max_label_value_length {
-            return Err(limit_exceeded(
-                "max_label_value_length",
-                format!(
-                    "value of label {} ({} bytes) of series {} is longer than \
-                     push.max_label_value_length = {} bytes",
-                    render::shorten(name),
-                    value.len(),
-                    rendered(),
-                    config.max_label_value_length
-                ),
-            ));
-        }
+    let Some((name, value)) = too_long else {
+        return Ok(());
+    };
+    if name.len() > config.max_label_name_length {
+        return Err(limit_exceeded(
+            "max_label_name_length",
+            format!(
+                "label name \"{}\" ({} bytes) of series {} is longer than \
+                 push.max_label_name_length = {} bytes",
+                render::shorten(name),
+                name.len(),
+                rendered(),
+                config.max_label_name_length
+            ),
+        ));
     }
-    Ok(())
+    Err(limit_exceeded(
+        "max_label_value_length",
+        format!(
+            "value of label {} ({} bytes) of series {} is longer than \
+             push.max_label_value_length = {} bytes",
+            render::shorten(name),
+            value.len(),
+            rendered(),
+            config.max_label_value_length
+        ),
+    ))
 }
 
-/// A series' identity within a push: metric name and merged labels.
+/// A series' identity within a push: metric name and merged labels, with
+/// their hash computed once (by [`check_metric`], with the push's seed).
 struct SeriesKey<'a> {
+    hash: u64,
     name: &'a str,
     labels: &'a [LabelPair],
     grouping: &'a GroupingLabels<'a>,
@@ -380,24 +400,45 @@ impl SeriesKey<'_> {
 
 impl Hash for SeriesKey<'_> {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write(self.name.as_bytes());
-        state.write_u8(0xff);
-        for (name, value) in self.merged() {
-            state.write(name.as_bytes());
-            state.write_u8(0xff);
-            state.write(value.as_bytes());
-            state.write_u8(0xff);
-        }
+        state.write_u64(self.hash);
     }
 }
 
 impl PartialEq for SeriesKey<'_> {
     fn eq(&self, other: &Self) -> bool {
-        self.name == other.name && self.merged().eq(other.merged())
+        self.hash == other.hash && self.name == other.name && self.merged().eq(other.merged())
     }
 }
 
 impl Eq for SeriesKey<'_> {}
+
+/// Hands on the precomputed [`SeriesKey`] hash unchanged: it is already a
+/// seeded hash of the whole key.
+#[derive(Default)]
+struct PrecomputedHasher(u64);
+
+impl Hasher for PrecomputedHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; fold anything else in all the same.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The series seen so far in a push, and the seed their keys are hashed with.
+struct SeenSeries<'a> {
+    keys: HashSet<SeriesKey<'a>, BuildHasherDefault<PrecomputedHasher>>,
+    seed: foldhash::fast::RandomState,
+}
 
 /// What one family was registered as during the check.
 struct Registered<'a> {
@@ -414,10 +455,12 @@ fn check_consistency(
     order.sort_by(|a, b| a.name().cmp(b.name()));
     let series: usize = families.iter().map(|f| f.metric.len()).sum();
     let mut registered: HashMap<&str, Registered<'_>> = HashMap::with_capacity(families.len());
-    // A seeded hasher: the keys are the pusher's, so collisions must not be
+    // A seeded hash: the keys are the pusher's, so collisions must not be
     // forceable.
-    let mut seen: HashSet<SeriesKey<'_>, foldhash::fast::RandomState> =
-        HashSet::with_capacity_and_hasher(series, foldhash::fast::RandomState::default());
+    let mut seen = SeenSeries {
+        keys: HashSet::with_capacity_and_hasher(series, BuildHasherDefault::default()),
+        seed: foldhash::fast::RandomState::default(),
+    };
     let mut errors: Vec<String> = Vec::new();
     for family in order {
         let name = family.name();
@@ -519,7 +562,7 @@ fn check_metric<'a>(
     kind: MetricType,
     metric: &'a Metric,
     grouping: &'a GroupingLabels<'a>,
-    seen: &mut HashSet<SeriesKey<'a>, foldhash::fast::RandomState>,
+    seen: &mut SeenSeries<'a>,
 ) -> Option<String> {
     let described = || {
         format!(
@@ -541,7 +584,13 @@ fn check_metric<'a>(
     // Go starts from "" too, so a first label with an empty name counts as
     // a repeated one.
     let mut previous = "";
-    for (label_name, _) in grouping.merge(&metric.label) {
+    let mut hasher = seen.seed.build_hasher();
+    hasher.write(name.as_bytes());
+    for (label_name, value) in grouping.merge(&metric.label) {
+        hasher.write_u8(0xff);
+        hasher.write(label_name.as_bytes());
+        hasher.write_u8(0xff);
+        hasher.write(value.as_bytes());
         if label_name == previous {
             return Some(format!(
                 "{} has two or more labels with the same name: {label_name}",
@@ -563,11 +612,12 @@ fn check_metric<'a>(
         previous = label_name;
     }
     let key = SeriesKey {
+        hash: hasher.finish(),
         name,
         labels: &metric.label,
         grouping,
     };
-    if !seen.insert(key) {
+    if !seen.keys.insert(key) {
         return Some(format!(
             "{} was collected before with the same name and label values",
             described()

@@ -221,13 +221,13 @@ pub fn group_series_labels(name: &str, key: &GroupingKey) -> Vec<u8> {
             continue;
         }
         if !name_written && label.as_bytes() > NAME_LABEL {
-            wire::put_label(&mut out, &[NAME_LABEL], &[name.as_bytes()]);
+            wire::put_label(&mut out, NAME_LABEL, name.as_bytes());
             name_written = true;
         }
-        wire::put_label(&mut out, &[label.as_bytes()], &[value.as_bytes()]);
+        wire::put_label(&mut out, label.as_bytes(), value.as_bytes());
     }
     if !name_written {
-        wire::put_label(&mut out, &[NAME_LABEL], &[name.as_bytes()]);
+        wire::put_label(&mut out, NAME_LABEL, name.as_bytes());
     }
     out
 }
@@ -280,16 +280,16 @@ impl Builder<'_> {
             for slot in extras.iter_mut() {
                 if slot.as_ref().is_some_and(|e| e.name < label_name) {
                     if let Some(e) = slot.take() {
-                        wire::put_label(labels, &[e.name], &e.value);
+                        wire::put_label_suffixed(labels, e.name, e.value[0], e.value[1]);
                     }
                 }
             }
-            wire::put_label(labels, &[label_name], &[value]);
+            wire::put_label(labels, label_name, value);
             previous = Some(label_name);
         }
         for e in extras.into_iter().flatten() {
             if e.value.iter().any(|p| !p.is_empty()) {
-                wire::put_label(labels, &[e.name], &e.value);
+                wire::put_label_suffixed(labels, e.name, e.value[0], e.value[1]);
             }
         }
         start..labels.len()
