@@ -16,8 +16,8 @@ use memchr::{memchr, memchr2, memchr3};
 
 use super::goquote::{quote, quote_byte};
 use super::scan::{
-    FxBuild, go_float_to_u64, is_blank, label_name_end, metric_name_end, parse_go_float,
-    parse_go_int, skip_blanks, token_end,
+    FxBuild, go_float_to_u64, is_blank, is_metric_name_byte, label_name_end, metric_name_end,
+    parse_go_float, parse_go_int, skip_blanks, token_end,
 };
 use crate::exposition::ParseError;
 use crate::proto::client::{
@@ -256,12 +256,17 @@ impl<'a> Parser<'a> {
     /// A sample line starting at `start`. Returns the start of the next line.
     fn sample(&mut self, start: usize) -> Step<usize> {
         let body = self.body;
-        let name_end = metric_name_end(body, start);
-        if name_end == start {
-            return Err(Fault::Msg("invalid metric name".into()));
-        }
-        let after_name = self.byte(name_end)?;
-        let Resolved { family, role } = self.resolve(start, name_end)?;
+        let (name_end, after_name, Resolved { family, role }) = match self.same_name(start) {
+            Some(known) => known,
+            None => {
+                let name_end = metric_name_end(body, start);
+                if name_end == start {
+                    return Err(Fault::Msg("invalid metric name".into()));
+                }
+                let after_name = self.byte(name_end)?;
+                (name_end, after_name, self.resolve(start, name_end)?)
+            }
+        };
         let kind = *self.kinds[family].get_or_insert(MetricType::Untyped);
         let mut at = name_end;
         if is_blank(after_name) {
@@ -320,6 +325,18 @@ impl<'a> Parser<'a> {
             )));
         }
         Ok(next)
+    }
+
+    /// When the line at `start` names the metric the previous sample line
+    /// named (the usual case), its end, the byte after it and what it
+    /// resolves to, without scanning the name byte by byte.
+    #[inline]
+    fn same_name(&self, start: usize) -> Option<(usize, u8, Resolved)> {
+        let (last, resolved) = self.last_resolved?;
+        let end = start + last.len();
+        let after = *self.body.get(end)?;
+        (self.body[start..].starts_with(last) && !is_metric_name_byte(after))
+            .then_some((end, after, resolved))
     }
 
     /// The labels after `{` up to `}`; returns the index of the first byte

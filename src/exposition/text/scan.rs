@@ -47,6 +47,12 @@ pub(crate) fn metric_name_end(bytes: &[u8], start: usize) -> usize {
     class_run_end(bytes, start, NAME_START, NAME_CONT)
 }
 
+/// Whether `b` can continue a metric name.
+#[inline]
+pub(crate) fn is_metric_name_byte(b: u8) -> bool {
+    CLASS[usize::from(b)] & NAME_CONT != 0
+}
+
 /// End of the label name starting at `start` (`[a-zA-Z_][a-zA-Z0-9_]*`).
 #[inline]
 pub(crate) fn label_name_end(bytes: &[u8], start: usize) -> usize {
