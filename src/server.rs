@@ -9,7 +9,12 @@
 //!   scrape (own metrics + store), JSON API, admin wipe, `/-/quit`, web page.
 //!
 //! Paths are percent-decoded once before routing, as the Pushgateway does,
-//! so `%2F` in a grouping value is a path separator.
+//! so `%2F` in a grouping value is a path separator. As Go's `net/http`
+//! router, a decoded path with `//`, `.` or `..` elements is redirected
+//! (301, query kept) to its cleaned form, whatever the route; `PUT|POST|DELETE
+//! .../metrics/job/` (empty job) is redirected (307) to `.../metrics/job`,
+//! a 404 (`GET` there, and `.../metrics/job@base64/`, are 404 at once);
+//! `OPTIONS` on a push route answers 200 with `Allow`.
 //!
 //! With a `--web.config.file` ([`crate::security::inbound`]) the listener
 //! speaks TLS (HTTP/1.1 and h2 by ALPN; each connection's handshake runs
@@ -30,8 +35,8 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, watch};
 
 use crate::cache::http::CacheWeb;
 use crate::config::Config;
@@ -46,6 +51,15 @@ pub type Body = Full<Bytes>;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a connection opened before a shutdown may take to send its
+/// first request (Go's `http.Server.Shutdown` waits 5 s for new
+/// connections too).
+const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(5);
+
+/// At most this many connections waiting in the listen backlog are still
+/// accepted at shutdown.
+const BACKLOG_DRAIN_LIMIT: usize = 4096;
 
 /// How long a client may take to finish the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -100,66 +114,128 @@ impl AppState {
 
 /// Serves `listener` until `shutdown` resolves; then stops accepting, turns
 /// readiness off and waits (bounded) for in-flight requests to finish.
+///
+/// Shutdown drops no push whose connection was established before it: the
+/// listen backlog is accepted before the listener closes; a connection with
+/// a request in progress finishes it; one that has not sent its first
+/// request yet gets [`FIRST_REQUEST_GRACE`] to send it (as Go's
+/// `http.Server.Shutdown` treats new connections); idle keep-alive
+/// connections are closed. New connections are refused.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let graceful = GracefulShutdown::new();
+    // Every connection task holds a receiver: the drain ends when all are gone.
+    let (stop, _) = watch::channel(());
     let builder = auto::Builder::new(TokioExecutor::new());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, _) = match accepted {
-                    Ok(conn) => conn,
-                    Err(error) => {
-                        // Typically EMFILE: back off instead of spinning.
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let acceptor = state.web.as_ref().and_then(|web| web.tls_acceptor());
-                let watcher = graceful.watcher();
-                let builder = builder.clone();
-                let state = state.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| {
-                        let state = state.clone();
-                        async move { Ok::<_, Infallible>(handle(&state, request).await) }
-                    });
-                    let result = match acceptor {
-                        None => {
-                            let connection = builder.serve_connection(TokioIo::new(stream), service);
-                            watcher.watch(connection.into_owned()).await
-                        }
-                        Some(acceptor) => {
-                            let Some(tls) = handshake(acceptor, stream).await else {
-                                return;
-                            };
-                            let connection = builder.serve_connection(TokioIo::new(tls), service);
-                            watcher.watch(connection.into_owned()).await
-                        }
-                    };
-                    if let Err(error) = result {
-                        tracing::debug!(error = %error, "connection ended with an error");
-                    }
-                });
-            }
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => spawn_connection(stream, &state, &builder, stop.subscribe()),
+                Err(error) => {
+                    // Typically EMFILE: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
             () = &mut shutdown => break,
         }
     }
-    drop(listener);
+    // Closing the listener resets what waits in its backlog: pushers whose
+    // connection was established before the signal. Accept those first
+    // (accept(2) until it would block, not tokio's cached readiness).
+    match listener.into_std() {
+        Ok(backlog) => {
+            for _ in 0..BACKLOG_DRAIN_LIMIT {
+                let Ok((stream, _)) = backlog.accept() else {
+                    break;
+                };
+                let stream = stream
+                    .set_nonblocking(true)
+                    .and_then(|()| TcpStream::from_std(stream));
+                match stream {
+                    Ok(stream) => spawn_connection(stream, &state, &builder, stop.subscribe()),
+                    Err(error) => tracing::debug!(%error, "a queued connection was lost"),
+                }
+            }
+        }
+        Err(error) => tracing::warn!(%error, "could not accept the queued connections"),
+    }
     state.shutting_down.store(true, Ordering::SeqCst);
     tracing::info!("shutting down: draining in-flight requests");
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+    let _ = stop.send(());
+    if tokio::time::timeout(DRAIN_TIMEOUT, stop.closed())
         .await
         .is_err()
     {
         tracing::warn!("drain timeout reached; closing remaining connections");
     }
+}
+
+/// Serves one accepted connection on its own task (TLS first when
+/// configured); `stop` announces the shutdown.
+fn spawn_connection(
+    stream: TcpStream,
+    state: &Arc<AppState>,
+    builder: &auto::Builder<TokioExecutor>,
+    stop: watch::Receiver<()>,
+) {
+    let _ = stream.set_nodelay(true);
+    let acceptor = state.web.as_ref().and_then(|web| web.tls_acceptor());
+    let builder = builder.clone();
+    let state = state.clone();
+    tokio::spawn(async move {
+        let result = match acceptor {
+            None => serve_connection(&builder, stream, state, stop).await,
+            Some(acceptor) => {
+                let Some(tls) = handshake(acceptor, stream).await else {
+                    return;
+                };
+                serve_connection(&builder, tls, state, stop).await
+            }
+        };
+        if let Err(error) = result {
+            tracing::debug!(error = %error, "connection ended with an error");
+        }
+    });
+}
+
+/// Serves HTTP on `io` until the connection ends; once `stop` changes,
+/// shuts it down gracefully as [`serve`] describes.
+async fn serve_connection<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    state: Arc<AppState>,
+    mut stop: watch::Receiver<()>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    // Holds a permit once any request has started on the connection.
+    let request_started = Arc::new(Notify::new());
+    let started = request_started.clone();
+    let service = service_fn(move |request| {
+        started.notify_one();
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(handle(&state, request).await) }
+    });
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => return result,
+        _ = stop.changed() => {}
+    }
+    // A graceful shutdown closes a connection that has not parsed a request
+    // yet, even when the request is already in its socket.
+    tokio::select! {
+        result = connection.as_mut() => return result,
+        () = request_started.notified() => {}
+        () = tokio::time::sleep(FIRST_REQUEST_GRACE) => {}
+    }
+    connection.as_mut().graceful_shutdown();
+    connection.await
 }
 
 /// Runs the TLS handshake of one connection, bounded in time; a failed one
@@ -222,19 +298,40 @@ async fn route(state: &AppState, request: Request<Incoming>) -> Response<Body> {
         Ok(decoded) => decoded,
         Err(rejection) => return plain(rejection.status, &rejection.message),
     };
+    let method = request.method();
+    if decoded.starts_with(b"/")
+        && let Some(location) = path::clean_redirect(&decoded)
+    {
+        let location = with_query(location, request.uri().query());
+        return redirect(StatusCode::MOVED_PERMANENTLY, &location, method);
+    }
     let Some(rest) = decoded.strip_prefix(state.prefix.as_bytes()) else {
         return not_found();
     };
-    let rest = rest
+    let alias = rest
         .strip_prefix(b"/pushgateway".as_slice())
-        .filter(|r| r.starts_with(b"/metrics/"))
-        .unwrap_or(rest);
+        .filter(|r| r.starts_with(b"/metrics/"));
+    let rest = alias.unwrap_or(rest);
     if let Some(grouping_path) = rest.strip_prefix(b"/metrics/".as_slice()) {
-        if grouping_path.starts_with(b"job/") || grouping_path.starts_with(b"job@base64/") {
-            return push(state, request, grouping_path.to_vec()).await;
+        match grouping_path {
+            // The Pushgateway's router answers an empty job this way: a
+            // trailing-slash redirect for the write methods only (to a path
+            // that is itself a 404), a 404 for an empty base64 job.
+            b"job/" if [Method::PUT, Method::POST, Method::DELETE].contains(method) => {
+                let alias = if alias.is_some() { "/pushgateway" } else { "" };
+                let location = format!("{}{alias}/metrics/job", state.prefix);
+                let location = with_query(location, request.uri().query());
+                return redirect(StatusCode::TEMPORARY_REDIRECT, &location, method);
+            }
+            b"job/" | b"job@base64/" => return not_found(),
+            _ if grouping_path.starts_with(b"job/")
+                || grouping_path.starts_with(b"job@base64/") =>
+            {
+                return push(state, request, grouping_path.to_vec()).await;
+            }
+            _ => {}
         }
     }
-    let method = request.method();
     if let Some(web) = &state.cache_web
         && let Some(response) = web.route(method, rest, request.headers()).await
     {
@@ -279,7 +376,8 @@ async fn push(
         Method::PUT => PushOp::Replace,
         Method::POST => PushOp::Merge,
         Method::DELETE => PushOp::Delete,
-        _ => return method_not_allowed("DELETE, OPTIONS, POST, PUT"),
+        Method::OPTIONS => return options(PUSH_METHODS),
+        _ => return method_not_allowed(PUSH_METHODS),
     };
     let (parts, body) = request.into_parts();
     match state
@@ -337,6 +435,75 @@ fn ok_text() -> Response<Body> {
 
 fn not_found() -> Response<Body> {
     plain(StatusCode::NOT_FOUND, "404 page not found")
+}
+
+/// The `Allow` header of the push routes.
+const PUSH_METHODS: &str = "DELETE, OPTIONS, POST, PUT";
+
+/// `200` with an `Allow` header and no body: the Pushgateway router's
+/// automatic answer to `OPTIONS`.
+fn options(allow: &'static str) -> Response<Body> {
+    let mut response = Response::new(Body::default());
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+/// `location` with the request's `?query` appended, as Go's router keeps it
+/// when redirecting.
+fn with_query(mut location: String, query: Option<&str>) -> String {
+    if let Some(query) = query {
+        location.push('?');
+        location.push_str(query);
+    }
+    location
+}
+
+/// A redirect as Go's `http.Redirect` writes it: `Location`, and for `GET`
+/// a small HTML body (`text/html` also for `HEAD`); other methods get an
+/// empty body.
+fn redirect(status: StatusCode, location: &str, method: &Method) -> Response<Body> {
+    let Ok(value) = HeaderValue::from_str(location) else {
+        // The location is percent-encoded, so this cannot happen; refuse
+        // rather than redirect somewhere else.
+        return plain(StatusCode::BAD_REQUEST, "400 Bad Request");
+    };
+    let mut response = if *method == Method::GET {
+        let reason = status.canonical_reason().unwrap_or_default();
+        Response::new(Body::from(format!(
+            "<a href=\"{}\">{reason}</a>.\n\n",
+            html_escape(location)
+        )))
+    } else {
+        Response::new(Body::default())
+    };
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::LOCATION, value);
+    if *method == Method::GET || *method == Method::HEAD {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+    }
+    response
+}
+
+/// Go's `html.EscapeString` subset `http.Redirect` uses.
+fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\'' => out.push_str("&#39;"),
+            '"' => out.push_str("&#34;"),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 fn method_not_allowed(allow: &'static str) -> Response<Body> {

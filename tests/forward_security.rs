@@ -8,11 +8,8 @@ mod security_support;
 #[allow(dead_code)] // each test file uses its own part of the helpers
 mod support;
 
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
@@ -24,9 +21,8 @@ use pushrelay::push::PushOp;
 use pushrelay::push::handler::{Ingest, PushFailure};
 use pushrelay::security::outbound::{BasicAuthConfig, TlsClientConfig};
 use pushrelay::sinks::Sinks;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use security_support::{TestCa, basic, free_port, https_client, send, write};
+use security_support::Relay as Binary;
+use security_support::{TestCa, basic, https_client, send, tls_server_config, write};
 use support::bounded;
 use support::receiver::{Fault, Received, Receiver};
 
@@ -41,32 +37,7 @@ async fn tls_receiver(ca: &TestCa) -> Receiver {
 /// A TLS receiver with a certificate for `names`; with `client_ca` it
 /// requires a client certificate from that CA.
 async fn tls_receiver_with(ca: &TestCa, names: &[&str], client_ca: Option<&TestCa>) -> Receiver {
-    let leaf = ca.server(names);
-    let chain = vec![CertificateDer::from_pem_slice(leaf.cert_pem.as_bytes()).unwrap()];
-    let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap();
-    let builder = match client_ca {
-        None => builder.with_no_client_auth(),
-        Some(client_ca) => {
-            let mut roots = rustls::RootCertStore::empty();
-            roots
-                .add(CertificateDer::from_pem_slice(client_ca.pem().as_bytes()).unwrap())
-                .unwrap();
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider,
-            )
-            .build()
-            .unwrap();
-            builder.with_client_cert_verifier(verifier)
-        }
-    };
-    let mut tls = builder.with_single_cert(chain, key).unwrap();
-    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Receiver::start_tls(tls).await
+    Receiver::start_tls(tls_server_config(ca, names, client_ca)).await
 }
 
 fn config(url: &str) -> RemoteWriteConfig {
@@ -521,57 +492,13 @@ async fn one_grouping_key_under_two_tenants_keeps_two_series_sets() {
     assert!(!ended.contains(&"m_of_b"), "{ended:?}");
 }
 
-/// The pushrelay binary with `args`, killed (by PID) when dropped.
-struct Binary {
-    child: Child,
-    addr: SocketAddr,
-    log: std::path::PathBuf,
-}
-
-impl Binary {
-    fn start(dir: &Path, args: &[String]) -> Self {
-        let port = free_port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let log = dir.join(format!("pushrelay-{port}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_pushrelay"))
-            .arg(format!("--web.listen-address={addr}"))
-            .args(args)
-            .env_clear()
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        Self { child, addr, log }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Sends one request to the binary, retrying while it is starting.
-    async fn request(&mut self, method: &str, path: &str, body: &str) -> (u16, String) {
-        let client = https_client(&TlsClientConfig::default());
-        let url = format!("http://{}{path}", self.addr);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            match send(&client, method, &url, &[], body).await {
-                Ok(answer) => return (answer.status, answer.body),
-                Err(error) => {
-                    if let Ok(Some(status)) = self.child.try_wait() {
-                        panic!("pushrelay exited with {status}: {}", self.log_text());
-                    }
-                    assert!(Instant::now() < deadline, "{error}: {}", self.log_text());
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// Sends one request to the binary.
+async fn call(relay: &Binary, method: &str, path: &str, body: &str) -> (u16, String) {
+    let client = https_client(&TlsClientConfig::default());
+    let url = format!("http://{}{path}", relay.addr);
+    match send(&client, method, &url, &[], body).await {
+        Ok(answer) => (answer.status, answer.body),
+        Err(error) => panic!("{error}: {}", relay.log_text()),
     }
 }
 
@@ -582,18 +509,16 @@ async fn the_binary_forwards_to_an_https_backend_with_a_bearer_token() {
     let receiver = tls_receiver(&ca).await;
     let ca_file = write(dir.path(), "ca.crt", &ca.pem());
     let token = write(dir.path(), "token", "e2e-token\n");
-    let mut relay = Binary::start(
+    let relay = Binary::start_bare(
         dir.path(),
         &[
-            format!("--remote-write.url={}", receiver.url),
-            format!("--remote-write.tls.ca-file={}", ca_file.display()),
-            format!("--remote-write.bearer-token-file={}", token.display()),
-            "--remote-write.tenant.id=team-e2e".into(),
+            &format!("--remote-write.url={}", receiver.url),
+            &format!("--remote-write.tls.ca-file={}", ca_file.display()),
+            &format!("--remote-write.bearer-token-file={}", token.display()),
+            "--remote-write.tenant.id=team-e2e",
         ],
     );
-    let (status, body) = relay
-        .request("PUT", "/metrics/job/e2e", "e2e_metric 42\n")
-        .await;
+    let (status, body) = call(&relay, "PUT", "/metrics/job/e2e", "e2e_metric 42\n").await;
     assert_eq!(status, 200, "{body}\n{}", relay.log_text());
     let received = receiver.received();
     let request = received
@@ -603,7 +528,7 @@ async fn the_binary_forwards_to_an_https_backend_with_a_bearer_token() {
     assert_eq!(header(request, "authorization"), Some("Bearer e2e-token"));
     assert_eq!(header(request, "x-scope-orgid"), Some("team-e2e"));
     // The readiness probe went through TLS too.
-    let (status, _) = relay.request("GET", "/-/ready", "").await;
+    let (status, _) = call(&relay, "GET", "/-/ready", "").await;
     assert_eq!(status, 200);
 }
 
@@ -611,16 +536,14 @@ async fn the_binary_forwards_to_an_https_backend_with_a_bearer_token() {
 async fn the_binary_warns_at_start_when_certificates_are_not_verified() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = tls_receiver(&TestCa::new("unknown-ca")).await;
-    let mut relay = Binary::start(
+    let relay = Binary::start_bare(
         dir.path(),
         &[
-            format!("--remote-write.url={}", receiver.url),
-            "--remote-write.tls.insecure-skip-verify".into(),
+            &format!("--remote-write.url={}", receiver.url),
+            "--remote-write.tls.insecure-skip-verify",
         ],
     );
-    let (status, body) = relay
-        .request("PUT", "/metrics/job/insecure", "m_insecure 1\n")
-        .await;
+    let (status, body) = call(&relay, "PUT", "/metrics/job/insecure", "m_insecure 1\n").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(receiver.received().len(), 1);
     let log = relay.log_text();
@@ -636,17 +559,15 @@ async fn the_binary_answers_503_and_logs_the_certificate_problem_without_the_ca(
     let dir = tempfile::tempdir().unwrap();
     let receiver = tls_receiver(&TestCa::new("backend-ca")).await;
     let other = write(dir.path(), "other.crt", &TestCa::new("other-ca").pem());
-    let mut relay = Binary::start(
+    let relay = Binary::start_bare(
         dir.path(),
         &[
-            format!("--remote-write.url={}", receiver.url),
-            format!("--remote-write.tls.ca-file={}", other.display()),
-            "--remote-write.retry-deadline=1s".into(),
+            &format!("--remote-write.url={}", receiver.url),
+            &format!("--remote-write.tls.ca-file={}", other.display()),
+            "--remote-write.retry-deadline=1s",
         ],
     );
-    let (status, body) = relay
-        .request("PUT", "/metrics/job/e2e", "e2e_metric 42\n")
-        .await;
+    let (status, body) = call(&relay, "PUT", "/metrics/job/e2e", "e2e_metric 42\n").await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("invalid peer certificate"), "{body}");
     let log = relay.log_text();

@@ -17,9 +17,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use pushrelay::config::{Cli, Config};
 use pushrelay::security::outbound::{BasicAuthConfig, Credentials, ExtraHeaders, TlsClientConfig};
 use pushrelay::security::secret::Secret;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use security_support::{TestCa, https_client, send, write};
+use security_support::{TestCa, https_client, send, tls_server_config, write};
 
 /// A TLS remote_write receiver that records the headers of each request.
 struct Receiver {
@@ -33,31 +31,7 @@ impl Receiver {
     /// certificates from that CA are required.
     async fn start(names: &[&str], client_ca: Option<&TestCa>) -> Self {
         let ca = TestCa::new("receiver-ca");
-        let leaf = ca.server(names);
-        let chain = vec![CertificateDer::from_pem_slice(leaf.cert_pem.as_bytes()).unwrap()];
-        let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .unwrap();
-        let builder = match client_ca {
-            None => builder.with_no_client_auth(),
-            Some(client_ca) => {
-                let mut roots = rustls::RootCertStore::empty();
-                roots
-                    .add(CertificateDer::from_pem_slice(client_ca.pem().as_bytes()).unwrap())
-                    .unwrap();
-                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                    Arc::new(roots),
-                    provider,
-                )
-                .build()
-                .unwrap();
-                builder.with_client_cert_verifier(verifier)
-            }
-        };
-        let mut config = builder.with_single_cert(chain, key).unwrap();
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let config = tls_server_config(&ca, names, client_ca);
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -15,6 +15,9 @@
 //!   no answer) until `retry_deadline` is [`SinkError::Unavailable`].
 //! - `ack = "async"`: `Ok` once queued; a full queue is
 //!   [`SinkError::Overloaded`]. Failures are then only logged and counted.
+//! - A push carrying a name remote_write 1.0 forbids on the wire (possible
+//!   only when `push.disable_consistency_check` skips validation) is
+//!   [`SinkError::Rejected`] without a request.
 //! - One group's samples are always sent in order, with strictly increasing
 //!   timestamps (the receive time in ms, bumped by 1 ms when a group is
 //!   pushed twice within a millisecond); pushed timestamps (only present
@@ -71,6 +74,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::config::{AckMode, RemoteWriteConfig};
+use crate::proto::client::MetricFamily;
+use crate::push::path::is_legacy_label_name;
+use crate::push::validate::is_metric_name;
 use crate::push::{Push, SinkError};
 use crate::security::tenant::TenantPolicy;
 use crate::telemetry;
@@ -132,6 +138,9 @@ impl Forwarder {
     /// Forwards one push; see the module docs for when it returns `Ok`.
     pub async fn forward(&self, push: &Push) -> Result<(), SinkError> {
         let deadline = Instant::now() + self.retry_deadline;
+        if let Some(problem) = unsendable_name(&push.families) {
+            return Err(SinkError::Rejected(problem));
+        }
         let converted = convert::convert(&push.families, &push.key);
         let group = GroupId {
             tenant: push.tenant.clone(),
@@ -222,6 +231,41 @@ impl Forwarder {
             tracing::warn!("remote_write queues not drained within twice the retry deadline");
         }
     }
+}
+
+/// The first name in `families` that remote_write 1.0 forbids on the
+/// wire: a metric name outside `[a-zA-Z_:][a-zA-Z0-9_:]*`, or the name of
+/// a label with a value (empty-valued labels are dropped) that is outside
+/// `[a-zA-Z_][a-zA-Z0-9_]*` (so also empty) or reserved (`__` prefix;
+/// a body `__name__` is replaced by the family name). Validation refuses
+/// these already, except when `push.disable_consistency_check` skips it.
+fn unsendable_name(families: &[MetricFamily]) -> Option<String> {
+    for family in families {
+        if family.metric.is_empty() {
+            continue;
+        }
+        if !is_metric_name(family.name()) {
+            return Some(format!(
+                "metric name {:?} cannot be forwarded: remote_write 1.0 requires \
+                 [a-zA-Z_:][a-zA-Z0-9_:]*",
+                family.name()
+            ));
+        }
+        for label in family.metric.iter().flat_map(|m| m.label.iter()) {
+            let name = label.name();
+            if label.value().is_empty() || name == "__name__" {
+                continue;
+            }
+            if !is_legacy_label_name(name) || name.starts_with("__") {
+                return Some(format!(
+                    "label name {name:?} of metric {:?} cannot be forwarded: remote_write 1.0 \
+                     requires [a-zA-Z_][a-zA-Z0-9_]* without a `__` prefix",
+                    family.name()
+                ));
+            }
+        }
+    }
+    None
 }
 
 /// Counts a push in `FORWARD_QUEUE_LENGTH` while it waits for its answer,

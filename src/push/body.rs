@@ -11,8 +11,13 @@
 //!   and snzip send, recognised by its stream identifier chunk) or the block
 //!   format. Anything else is a 415 naming the encoding.
 //! - The decoded body may hold at most `max_decompressed_bytes` (413).
-//!   Decompression writes into a buffer that never grows past that limit,
-//!   so a compression bomb costs at most the limit in memory.
+//!   Decompression writes into a buffer that never grows past that limit.
+//!   Above [`EAGER_DECODE_BYTES`] of output it stops, counts the whole
+//!   decoded size through a small scratch buffer, and decodes again only if
+//!   that size is within the limit: a compression bomb is refused having
+//!   cost at most [`EAGER_DECODE_BYTES`] of memory, whatever the limit (a
+//!   legitimate body that large is decoded twice more, which is rare and
+//!   cheap next to parsing it).
 //! - Corrupt input is a 400 naming the encoding and the problem.
 //!
 //! Divergence from the Pushgateway 1.5.1 (which decodes only a
@@ -49,6 +54,10 @@ const SNAPPY_STREAM_IDENTIFIER: &[u8] = b"\xff\x06\x00\x00sNaPpY";
 
 /// Output grows in steps of at least this much (and at most to the limit).
 const MIN_GROWTH: usize = 64 << 10;
+
+/// Decoded output up to this size is kept from the first pass; beyond it
+/// the decoded size is counted before any more memory is spent.
+pub const EAGER_DECODE_BYTES: usize = 8 << 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Encoding {
@@ -177,11 +186,15 @@ fn decode_encoded(
     let decoded = match encoding {
         Encoding::Identity if body.len() > limit => Err(DecodeError::TooLarge),
         Encoding::Identity => return Ok(body),
-        Encoding::Gzip => gunzip(&body, limit),
-        Encoding::Snappy if body.is_empty() => Ok(Vec::new()),
-        Encoding::Snappy if body.starts_with(SNAPPY_STREAM_IDENTIFIER) => {
-            unsnappy_framed(&body, limit)
+        Encoding::Gzip => {
+            decode_counted(limit, |cap| gunzip(&body, cap), || gunzip_len(&body, limit))
         }
+        Encoding::Snappy if body.is_empty() => Ok(Vec::new()),
+        Encoding::Snappy if body.starts_with(SNAPPY_STREAM_IDENTIFIER) => decode_counted(
+            limit,
+            |cap| unsnappy_framed(&body, cap, true).map(|(out, _)| out),
+            || unsnappy_framed(&body, limit, false).map(|(_, len)| len),
+        ),
         Encoding::Snappy => unsnappy_block(&body, limit),
     };
     match decoded {
@@ -198,6 +211,28 @@ fn decode_encoded(
             ))
         }
         Err(DecodeError::Corrupt(message)) => Err(Rejection::bad_request(message)),
+    }
+}
+
+/// Runs `decode(cap)` with `cap` = [`EAGER_DECODE_BYTES`] first; if the
+/// output is larger, `count()` must find it within `limit` before
+/// `decode(limit)` runs. A stream format cannot tell its decoded size
+/// before it is decoded, and keeping all of it to find out is what a bomb
+/// exploits.
+fn decode_counted(
+    limit: usize,
+    decode: impl Fn(usize) -> Result<Vec<u8>, DecodeError>,
+    count: impl FnOnce() -> Result<usize, DecodeError>,
+) -> Result<Vec<u8>, DecodeError> {
+    if limit <= EAGER_DECODE_BYTES {
+        return decode(limit);
+    }
+    match decode(EAGER_DECODE_BYTES) {
+        Err(DecodeError::TooLarge) => {
+            count()?;
+            decode(limit)
+        }
+        decoded => decoded,
     }
 }
 
@@ -287,6 +322,55 @@ fn gunzip(input: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
     }
 }
 
+/// The decoded size of a gzip body, through one scratch buffer; stops with
+/// `TooLarge` as soon as it passes `limit`. Only the framing is checked
+/// (the checksums are, when [`gunzip`] decodes the body for real).
+fn gunzip_len(input: &[u8], limit: usize) -> Result<usize, DecodeError> {
+    let mut scratch = vec![0u8; MIN_GROWTH];
+    let mut total: usize = 0;
+    let mut rest = input;
+    loop {
+        rest = &rest[gzip_header_len(rest)?..];
+        let mut inflater = Decompress::new(false);
+        loop {
+            let used = usize::try_from(inflater.total_in()).unwrap_or(usize::MAX);
+            let remaining = input_after(rest, used);
+            let out_before = inflater.total_out();
+            let status = inflater
+                .decompress(remaining, &mut scratch, FlushDecompress::None)
+                .map_err(|e| {
+                    corrupt(format!(
+                        "gzip: corrupt deflate stream after {used} compressed bytes: {e}"
+                    ))
+                })?;
+            let produced = usize::try_from(inflater.total_out() - out_before).unwrap_or(usize::MAX);
+            total = total.saturating_add(produced);
+            if total > limit {
+                return Err(DecodeError::TooLarge);
+            }
+            if status == Status::StreamEnd {
+                break;
+            }
+            let used_now = usize::try_from(inflater.total_in()).unwrap_or(usize::MAX);
+            if used_now == used && produced == 0 {
+                return Err(corrupt("gzip: unexpected EOF (truncated deflate stream)"));
+            }
+        }
+        let used = usize::try_from(inflater.total_in()).unwrap_or(usize::MAX);
+        let Some((_trailer, after)) = input_after(rest, used).split_first_chunk::<8>() else {
+            return Err(corrupt("gzip: unexpected EOF (truncated trailer)"));
+        };
+        rest = after;
+        if rest.is_empty() {
+            return Ok(total);
+        }
+    }
+}
+
+fn input_after(input: &[u8], used: usize) -> &[u8] {
+    input.get(used..).unwrap_or_default()
+}
+
 /// The length of the gzip member header at the start of `input`.
 fn gzip_header_len(input: &[u8]) -> Result<usize, DecodeError> {
     let truncated = || corrupt("gzip: unexpected EOF (truncated header)");
@@ -360,13 +444,20 @@ fn inflate(input: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<usize, Decod
     }
 }
 
-fn unsnappy_framed(input: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
+/// Decodes a framed snappy body: the output (empty unless `keep`) and its
+/// size.
+fn unsnappy_framed(
+    input: &[u8],
+    limit: usize,
+    keep: bool,
+) -> Result<(Vec<u8>, usize), DecodeError> {
     let mut reader = snap::read::FrameDecoder::new(input);
     let mut out = Vec::new();
+    let mut total: usize = 0;
     let mut scratch = vec![0u8; MIN_GROWTH];
     loop {
         let n = match reader.read(&mut scratch) {
-            Ok(0) => return Ok(out),
+            Ok(0) => return Ok((out, total)),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
@@ -374,11 +465,14 @@ fn unsnappy_framed(input: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
             }
             Err(e) => return Err(corrupt(format!("{e} (framed format)"))),
         };
-        if out.len() + n > limit {
+        total = total.saturating_add(n);
+        if total > limit {
             return Err(DecodeError::TooLarge);
         }
-        reserve_within(&mut out, n, limit)?;
-        out.extend_from_slice(&scratch[..n]);
+        if keep {
+            reserve_within(&mut out, n, limit)?;
+            out.extend_from_slice(&scratch[..n]);
+        }
     }
 }
 

@@ -39,8 +39,9 @@
 //! `LIMIT_REJECTIONS`. Families with no metrics are kept (a POST replaces
 //! with them).
 //!
-//! Divergences (reference §14.5): invalid metric names and unknown metric
-//! types are refused; a `GAUGE_HISTOGRAM` family must carry histograms.
+//! Divergences (reference §14.5): invalid metric names (of families that
+//! have metrics) and unknown metric types are refused; a `GAUGE_HISTOGRAM`
+//! family must carry histograms.
 
 mod render;
 
@@ -464,7 +465,9 @@ fn check_consistency(
     let mut errors: Vec<String> = Vec::new();
     for family in order {
         let name = family.name();
-        if !is_metric_name(name) {
+        // Go checks the name per metric: a family without metrics (a
+        // zero-length protobuf message is one without a name) passes.
+        if !is_metric_name(name) && !family.metric.is_empty() {
             errors.push(format!("invalid metric name {}", go_quote(name.as_bytes())));
             continue;
         }
@@ -628,7 +631,7 @@ fn check_metric<'a>(
 
 /// `[a-zA-Z_:][a-zA-Z0-9_:]*`: a metric name as Prometheus' legacy scheme
 /// defines it.
-fn is_metric_name(name: &str) -> bool {
+pub(crate) fn is_metric_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     bytes
         .next()

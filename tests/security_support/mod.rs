@@ -8,6 +8,7 @@ use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,6 +22,8 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
 };
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// A certificate authority made for one test.
 pub struct TestCa {
@@ -73,6 +76,42 @@ impl TestCa {
     }
 }
 
+/// A TLS server configuration with a certificate for `names` signed by
+/// `ca`, offering h2 and HTTP/1.1 by ALPN; with `client_ca`, client
+/// certificates from that CA are required.
+pub fn tls_server_config(
+    ca: &TestCa,
+    names: &[&str],
+    client_ca: Option<&TestCa>,
+) -> rustls::ServerConfig {
+    let leaf = ca.server(names);
+    let chain = vec![CertificateDer::from_pem_slice(leaf.cert_pem.as_bytes()).unwrap()];
+    let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap();
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(client_ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots
+                .add(CertificateDer::from_pem_slice(client_ca.pem().as_bytes()).unwrap())
+                .unwrap();
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_single_cert(chain, key).unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config
+}
+
 /// Writes `contents` to `dir/name` and returns the path.
 pub fn write(dir: &Path, name: &str, contents: &str) -> PathBuf {
     let path = dir.join(name);
@@ -100,13 +139,22 @@ impl Relay {
     /// Starts pushrelay with `args` (plus a listen address and a backend
     /// nobody listens on) and waits until it accepts connections.
     pub fn start(dir: &Path, args: &[&str]) -> Self {
+        let mut all = vec![
+            "--remote-write.url=http://127.0.0.1:1/api/v1/write",
+            "--remote-write.retry-deadline=1s",
+        ];
+        all.extend_from_slice(args);
+        Self::start_bare(dir, &all)
+    }
+
+    /// Starts pushrelay with `args` and a listen address only, and waits
+    /// until it accepts connections.
+    pub fn start_bare(dir: &Path, args: &[&str]) -> Self {
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let log = dir.join(format!("relay-{port}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_pushrelay"))
             .arg(format!("--web.listen-address={addr}"))
-            .arg("--remote-write.url=http://127.0.0.1:1/api/v1/write")
-            .arg("--remote-write.retry-deadline=1s")
             .args(args)
             .env_clear()
             .stdout(Stdio::null())

@@ -37,8 +37,13 @@ pub type Responder = Box<dyn Fn(&WriteRequest) -> Fault + Send + Sync>;
 #[derive(Clone, Debug)]
 pub struct Received {
     pub at: Instant,
+    pub method: http::Method,
+    /// The request target's path (and query, if any).
+    pub path: String,
     pub version: http::Version,
     pub headers: HeaderMap,
+    /// The body as it came, still compressed.
+    pub body: Bytes,
     pub request: WriteRequest,
     /// Whether it was answered 2xx.
     pub accepted: bool,
@@ -157,6 +162,11 @@ async fn handle(
     let at = Instant::now();
     let headers = req.headers().clone();
     let version = req.version();
+    let method = req.method().clone();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string());
     let body = req
         .into_body()
         .collect()
@@ -180,8 +190,11 @@ async fn handle(
         let mut received = state.received.lock().unwrap();
         received.push(Received {
             at,
+            method,
+            path,
             version,
             headers,
+            body,
             request,
             accepted: false,
         });

@@ -318,6 +318,14 @@ impl Builder<'_> {
         timestamp_ms: Option<i64>,
     ) {
         let labels = self.push_labels(metric, name, suffix, extra);
+        // The stale-marker bit pattern means "series ended" and nothing
+        // else (remote_write §Stale Markers); a protobuf push can carry it
+        // as a value, which a scrape of the Pushgateway reads as plain NaN.
+        let value = if value.to_bits() == wire::STALE_NAN_BITS {
+            f64::NAN
+        } else {
+            value
+        };
         self.out.series.push(Series {
             labels,
             value: SeriesValue::Float(value),

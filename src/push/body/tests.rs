@@ -365,6 +365,62 @@ fn a_gzip_bomb_of_one_gib_is_refused_at_the_limit() {
     assert!(out.capacity() <= cap as usize + 1, "{}", out.capacity());
 }
 
+#[test]
+fn a_bomb_under_a_large_limit_is_counted_not_kept() {
+    // 1 GiB of zeros against a 256 MiB limit: only the first pass may keep
+    // output, and only up to the eager size; the rest is counted.
+    let body = zero_bomb(1 << 20, 1 << 10, false);
+    let limit = 256 << 20;
+    let caps = std::cell::RefCell::new(Vec::new());
+    let result = decode_counted(
+        limit,
+        |cap| {
+            caps.borrow_mut().push(cap);
+            gunzip(&body, cap)
+        },
+        || gunzip_len(&body, limit),
+    );
+    assert!(matches!(result, Err(DecodeError::TooLarge)), "{result:?}");
+    assert_eq!(*caps.borrow(), [EAGER_DECODE_BYTES]);
+    let (err, counts) =
+        LimitCounter::count(|| decode_err(Some("gzip"), &body, &limits(64 << 20, limit as u64)));
+    assert_eq!(err.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(counts.get("max_decompressed_bytes"), Some(&1));
+}
+
+#[test]
+fn bodies_above_the_eager_size_decode_exactly_or_hit_the_limit() {
+    let size = EAGER_DECODE_BYTES + (4 << 20);
+    let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    let two_members = [gzip(&data[..size / 2]), gzip(&data[size / 2..])].concat();
+    for (encoding, body) in [
+        ("gzip", gzip(&data)),
+        ("gzip", two_members),
+        ("snappy", snappy_framed(&data)),
+    ] {
+        let fits = limits(1 << 30, size as u64);
+        assert!(decode_ok_with(encoding, &body, &fits) == data, "{encoding}");
+        let tight = limits(1 << 30, size as u64 - 1);
+        let err = decode_err(Some(encoding), &body, &tight);
+        assert_eq!(err.status, StatusCode::PAYLOAD_TOO_LARGE, "{encoding}");
+    }
+    // The counting pass reports broken framing as the decoder does.
+    let truncated = zero_bomb(1 << 20, 12, false);
+    let err = decode_err(Some("gzip"), &truncated, &limits(1 << 30, 16 << 20));
+    assert_eq!(
+        (err.status, err.message.as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            "gzip: unexpected EOF (truncated trailer)"
+        )
+    );
+    let mut bad_crc = zero_bomb(1 << 20, 12, true);
+    let crc_at = bad_crc.len() - 8;
+    bad_crc[crc_at] ^= 1;
+    let err = decode_err(Some("gzip"), &bad_crc, &limits(1 << 30, 16 << 20));
+    assert_eq!(err.message, "gzip: invalid checksum");
+}
+
 #[tokio::test]
 async fn read_body_refuses_an_announced_length_above_the_limit_before_reading() {
     let body = chunked(&[b'x'; 2048], 512, true);

@@ -441,6 +441,15 @@ fn invalid_metric_names_and_types_are_refused() {
         let mut families = vec![family(name, MetricType::Gauge, vec![gauge(&[], 1.0)])];
         run(&mut families, &key(&[("job", "j")])).unwrap();
     }
+    // Without metrics there is nothing to check the name on, as in Go (a
+    // zero-length protobuf message is such a family, without a name).
+    for name in ["", "1m"] {
+        let mut families = vec![
+            family(name, MetricType::Gauge, vec![]),
+            family("ok", MetricType::Gauge, vec![gauge(&[], 1.0)]),
+        ];
+        run(&mut families, &key(&[("job", "j")])).unwrap();
+    }
     let mut families = vec![MetricFamily {
         name: Some("m".into()),
         r#type: Some(42),
