@@ -32,7 +32,7 @@ use pushrelay::exposition::text;
 use pushrelay::forward::Forwarder;
 use pushrelay::forward::convert::{self, Converted, SeriesValue};
 use pushrelay::forward::{send, wire};
-use pushrelay::push::validate::validate;
+use pushrelay::push::validate::check;
 use pushrelay::push::{GroupingKey, Push, PushOp};
 use tokio::net::TcpListener;
 
@@ -46,7 +46,7 @@ fn push_1000() -> Push {
         ("instance".to_string(), "fixed".to_string()),
     ]);
     let mut families = text::parse(BODY_1000).expect("the fixture parses");
-    validate(&mut families, &key, &PushConfig::default()).expect("the fixture is valid");
+    check(&mut families, &key, &PushConfig::default()).expect("the fixture is valid");
     Push {
         op: PushOp::Merge,
         key,
@@ -76,7 +76,7 @@ fn encode(converted: &Converted, timestamp_ms: i64) -> Vec<u8> {
 
 fn stages(c: &mut Criterion) {
     let push = push_1000();
-    let converted = convert::convert(&push.families);
+    let converted = convert::convert(&push.families, &push.key);
     assert_eq!(converted.series.len() as u64, SERIES);
     let timestamp_ms = 1_700_000_000_000;
     let raw = encode(&converted, timestamp_ms);
@@ -84,7 +84,7 @@ fn stages(c: &mut Criterion) {
     let mut group = c.benchmark_group("forward_1000_series");
     group.throughput(Throughput::Elements(SERIES));
     group.bench_function("convert", |b| {
-        b.iter(|| convert::convert(black_box(&push.families)))
+        b.iter(|| convert::convert(black_box(&push.families), &push.key))
     });
     group.bench_function("encode", |b| {
         b.iter(|| encode(black_box(&converted), timestamp_ms))
@@ -94,7 +94,7 @@ fn stages(c: &mut Criterion) {
     });
     group.bench_function("convert_encode_snappy", |b| {
         b.iter(|| {
-            let converted = convert::convert(black_box(&push.families));
+            let converted = convert::convert(black_box(&push.families), &push.key);
             send::compress(&encode(&converted, timestamp_ms)).expect("snappy compresses")
         })
     });

@@ -141,7 +141,7 @@ impl Forwarder {
         if let Some(problem) = unsendable_name(&push.families) {
             return Err(SinkError::Rejected(problem));
         }
-        let converted = convert::convert(&push.families);
+        let converted = convert::convert(&push.families, &push.key);
         let group = GroupId {
             tenant: push.tenant.clone(),
             key: push.key.clone(),

@@ -326,7 +326,7 @@ mod tests {
                 ..Default::default()
             })
             .collect();
-        convert(&families)
+        convert(&families, &GroupingKey::new([]))
     }
 
     fn ended_count(memory: &mut SeriesMemory, op: PushOp, converted: &Converted) -> usize {

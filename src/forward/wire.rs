@@ -62,17 +62,41 @@ fn put_len_field(out: &mut Vec<u8>, tag: u8, parts: &[&[u8]]) {
     }
 }
 
-/// Appends one `TimeSeries.labels` entry whose name and value are each the
-/// concatenation of `name` / `value` parts (so `foo` + `_bucket` needs no
-/// allocation).
-pub fn put_label(out: &mut Vec<u8>, name: &[&[u8]], value: &[&[u8]]) {
-    let name_len: usize = name.iter().map(|p| p.len()).sum();
-    let value_len: usize = value.iter().map(|p| p.len()).sum();
-    let label_len = len_field_size(name_len) + len_field_size(value_len);
-    out.push(TAG_FIELD1_LEN);
-    put_varint(out, label_len as u64);
-    put_len_field(out, TAG_FIELD1_LEN, name);
-    put_len_field(out, TAG_FIELD2_LEN, value);
+/// Appends one `TimeSeries.labels` entry.
+#[inline]
+pub fn put_label(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    put_label_suffixed(out, name, value, b"");
+}
+
+/// Appends one `TimeSeries.labels` entry whose value is `value` followed by
+/// `suffix` (so `foo` + `_bucket` needs no allocation).
+#[inline]
+pub fn put_label_suffixed(out: &mut Vec<u8>, name: &[u8], value: &[u8], suffix: &[u8]) {
+    let value_len = value.len() + suffix.len();
+    let label_len = len_field_size(name.len()) + len_field_size(value_len);
+    // Short labels (nearly all of them) have one-byte lengths: the headers
+    // are written whole, after a single reservation.
+    if label_len < 0x80 {
+        out.reserve(2 + label_len);
+        out.extend_from_slice(&[
+            TAG_FIELD1_LEN,
+            label_len as u8,
+            TAG_FIELD1_LEN,
+            name.len() as u8,
+        ]);
+        out.extend_from_slice(name);
+        out.extend_from_slice(&[TAG_FIELD2_LEN, value_len as u8]);
+    } else {
+        out.push(TAG_FIELD1_LEN);
+        put_varint(out, label_len as u64);
+        put_len_field(out, TAG_FIELD1_LEN, &[name]);
+        out.push(TAG_FIELD2_LEN);
+        put_varint(out, value_len as u64);
+    }
+    out.extend_from_slice(value);
+    if !suffix.is_empty() {
+        out.extend_from_slice(suffix);
+    }
 }
 
 /// Size of an encoded `Sample { value, timestamp }` message.
@@ -157,8 +181,10 @@ mod tests {
     #[test]
     fn fragments_decode_as_a_write_request() {
         let mut labels = Vec::new();
-        put_label(&mut labels, &[b"__name__"], &[b"up", b"_total"]);
-        put_label(&mut labels, &[b"job"], &[b"j"]);
+        put_label_suffixed(&mut labels, b"__name__", b"up", b"_total");
+        put_label(&mut labels, b"job", b"j");
+        let long = "v".repeat(200);
+        put_label(&mut labels, b"long", long.as_bytes());
         let mut body = Vec::new();
         put_float_series(&mut body, &labels, 1.5, 1_700_000_000_123);
         put_metadata(
@@ -180,6 +206,7 @@ mod tests {
         assert_eq!(series.labels[0].name, "__name__");
         assert_eq!(series.labels[0].value, "up_total");
         assert_eq!(series.labels[1].value, "j");
+        assert_eq!(series.labels[2].value, long);
         assert_eq!(series.samples[0].value, 1.5);
         assert_eq!(series.samples[0].timestamp, 1_700_000_000_123);
         let stale = &request.timeseries[1].samples[0];

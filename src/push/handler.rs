@@ -141,7 +141,7 @@ impl Ingest {
         let format = BodyFormat::from_content_type(header_str(header::CONTENT_TYPE));
         let mut families =
             exposition::parse(format, &bytes).map_err(|e| Rejection::bad_request(e.0))?;
-        if let Err(rejection) = validate::validate(&mut families, &key, &self.config) {
+        if let Err(rejection) = validate::check(&mut families, &key, &self.config) {
             if rejection.records_failure {
                 sinks.record_failure(&key, received_at);
             }

@@ -3,8 +3,8 @@
 //!
 //! The pipeline is: grouping key from the URL path ([`path`]), body bytes
 //! through `Content-Encoding` and size limits ([`body`]), parsing
-//! (`crate::exposition`), then validation and the merge of grouping labels
-//! into every metric ([`validate`]). [`handler`] runs that pipeline for one
+//! (`crate::exposition`), then validation against the merged grouping
+//! labels ([`validate`]; the sinks do the merge). [`handler`] runs that pipeline for one
 //! request and maps the sinks' answers to HTTP statuses.
 //!
 //! Ingest knows nothing about remote_write or the cache: the only values that
@@ -75,8 +75,10 @@ impl GroupingKey {
 
 /// One accepted push, as the sinks see it.
 ///
-/// `families` are parsed and validated: grouping labels already override body
-/// labels in every metric, and each metric's labels are sorted by name.
+/// `families` are parsed and validated (`validate::check`): each metric's
+/// own labels are sorted by name, and the grouping labels are NOT merged in:
+/// each sink merges them (`validate::GroupingLabels` gives the merged view,
+/// where grouping labels override body labels and `instance=""` is added).
 /// Empty label values are kept (the cache exposes them, the forwarder drops
 /// them). For [`PushOp::Delete`] `families` is empty.
 #[derive(Clone, Debug)]

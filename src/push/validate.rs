@@ -1,6 +1,12 @@
 //! Validation of parsed families and the merge of grouping labels: every
 //! check a push goes through after parsing, in one place.
 //!
+//! [`check`] runs the checks below on the labels the merge (step 3) would
+//! give, without copying the grouping labels into every metric: it only
+//! sorts each metric's own labels. The push handler uses it; the sinks
+//! merge at their own pace through [`GroupingLabels`]. [`validate`] is
+//! [`check`] followed by the merge itself.
+//!
 //! Contract, in the order the checks run:
 //! 1. Pushed timestamps: refused with the Pushgateway's message unless
 //!    `push.honor_timestamps`.
@@ -40,7 +46,7 @@
 mod render;
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 
 use super::path::{go_quote, is_legacy_label_name};
 use super::{GroupingKey, Rejection};
@@ -56,8 +62,26 @@ pub const INCONSISTENT_PREFIX: &str =
 const MAX_LISTED_ERRORS: usize = 50;
 
 /// Validates `families` for a push to `key` and merges the grouping labels
-/// into every metric (grouping labels win), leaving labels sorted by name.
+/// into every metric (grouping labels win), leaving labels sorted by name:
+/// [`check`] followed by the merge, for callers that want merged families.
 pub fn validate(
+    families: &mut [MetricFamily],
+    key: &GroupingKey,
+    config: &PushConfig,
+) -> Result<(), Rejection> {
+    check(families, key, config)?;
+    let add_instance = key.get("instance").is_none();
+    for metric in families.iter_mut().flat_map(|f| &mut f.metric) {
+        merge_grouping_labels(metric, key.labels(), add_instance);
+    }
+    Ok(())
+}
+
+/// Runs every check of [`validate`], with the same messages, on the labels
+/// the merge would give, without merging: each metric's own labels are only
+/// sorted by name. The sinks merge the grouping labels themselves (see
+/// [`GroupingLabels`]), so the hot path never copies them into every metric.
+pub fn check(
     families: &mut [MetricFamily],
     key: &GroupingKey,
     config: &PushConfig,
@@ -68,17 +92,140 @@ pub fn validate(
         )));
     }
     check_series_limit(families, config.max_series)?;
-    let add_instance = key.get("instance").is_none();
+    let grouping = GroupingLabels::new(key);
     for family in families.iter_mut() {
         for metric in &mut family.metric {
-            merge_grouping_labels(metric, key.labels(), add_instance);
-            check_label_limits(family.name.as_deref().unwrap_or(""), metric, config)?;
+            sort_labels(&mut metric.label);
+            check_label_limits(
+                family.name.as_deref().unwrap_or(""),
+                metric,
+                &grouping,
+                config,
+            )?;
         }
     }
     if config.disable_consistency_check {
         return Ok(());
     }
-    check_consistency(families)
+    check_consistency(families, &grouping)
+}
+
+/// A push's grouping labels as they merge into each of its metrics, sorted
+/// by name: a grouping label overrides the first metric label of its name
+/// (a repeated one stays as it was) or is added; `instance=""` is added
+/// when neither the key nor the metric has an `instance`.
+pub struct GroupingLabels<'k> {
+    labels: Vec<GroupingLabel<'k>>,
+    key: &'k GroupingKey,
+}
+
+#[derive(Clone, Copy)]
+struct GroupingLabel<'k> {
+    name: &'k str,
+    value: &'k str,
+    /// False for the added `instance=""`: a metric's own value wins.
+    overrides: bool,
+}
+
+impl<'k> GroupingLabels<'k> {
+    pub fn new(key: &'k GroupingKey) -> Self {
+        let mut labels: Vec<GroupingLabel<'k>> = key
+            .labels()
+            .iter()
+            .map(|(name, value)| GroupingLabel {
+                name,
+                value,
+                overrides: true,
+            })
+            .collect();
+        if key.get("instance").is_none() {
+            let at = labels.partition_point(|l| l.name < "instance");
+            labels.insert(
+                at,
+                GroupingLabel {
+                    name: "instance",
+                    value: "",
+                    overrides: false,
+                },
+            );
+        }
+        Self { labels, key }
+    }
+
+    /// The merged labels of a metric whose own `labels` are sorted by name,
+    /// as `(name, value)` in name order.
+    pub fn merge<'m>(&'m self, labels: &'m [LabelPair]) -> MergedLabels<'m> {
+        MergedLabels {
+            own: labels,
+            grouping: &self.labels,
+        }
+    }
+
+    /// `metric` with the grouping labels merged in, as [`validate`] leaves it.
+    fn merged_metric(&self, metric: &Metric) -> Metric {
+        let mut merged = metric.clone();
+        let add_instance = self.key.get("instance").is_none();
+        merge_grouping_labels(&mut merged, self.key.labels(), add_instance);
+        merged
+    }
+}
+
+/// Iterator over a metric's labels merged with a push's grouping labels
+/// (see [`GroupingLabels::merge`]).
+pub struct MergedLabels<'m> {
+    own: &'m [LabelPair],
+    grouping: &'m [GroupingLabel<'m>],
+}
+
+impl<'m> Iterator for MergedLabels<'m> {
+    type Item = (&'m str, &'m str);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        let own = self.own.first();
+        let grouping = self.grouping.first();
+        let take_grouping = |this: &mut Self, g: &GroupingLabel<'m>| {
+            this.grouping = &this.grouping[1..];
+            Some((g.name, g.value))
+        };
+        match (own, grouping) {
+            (None, None) => None,
+            (None, Some(g)) => take_grouping(self, g),
+            (Some(label), g) => {
+                let name = label.name();
+                match g.map(|g| (compare_names(name, g.name), g)) {
+                    Some((std::cmp::Ordering::Greater, g)) => take_grouping(self, g),
+                    Some((std::cmp::Ordering::Equal, g)) => {
+                        self.own = &self.own[1..];
+                        self.grouping = &self.grouping[1..];
+                        Some((name, if g.overrides { g.value } else { label.value() }))
+                    }
+                    _ => {
+                        self.own = &self.own[1..];
+                        Some((name, label.value()))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `a.cmp(b)`, deciding on the first byte when it differs (label names
+/// mostly do) without a call to `memcmp`.
+#[inline]
+fn compare_names(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.as_bytes().first(), b.as_bytes().first()) {
+        (Some(x), Some(y)) if x != y => x.cmp(y),
+        _ => a.cmp(b),
+    }
+}
+
+/// Sorts labels by name, stably (repeated names keep their order).
+fn sort_labels(labels: &mut [LabelPair]) {
+    let by_name = |a: &LabelPair, b: &LabelPair| a.name().cmp(b.name());
+    if !labels.is_sorted_by(|a, b| by_name(a, b).is_le()) {
+        labels.sort_by(by_name);
+    }
 }
 
 fn has_timestamps(families: &[MetricFamily]) -> bool {
@@ -142,10 +289,7 @@ fn check_series_limit(families: &[MetricFamily], max_series: usize) -> Result<()
 /// missing grouping labels are allocated.
 fn merge_grouping_labels(metric: &mut Metric, grouping: &[(String, String)], add_instance: bool) {
     let labels = &mut metric.label;
-    let by_name = |a: &LabelPair, b: &LabelPair| a.name().cmp(b.name());
-    if !labels.is_sorted_by(|a, b| by_name(a, b).is_le()) {
-        labels.sort_by(by_name);
-    }
+    sort_labels(labels);
     let body_len = labels.len();
     let mut missing = 0;
     for (name, value) in grouping {
@@ -172,7 +316,7 @@ fn merge_grouping_labels(metric: &mut Metric, grouping: &[(String, String)], add
         labels.push(pair("instance", ""));
     }
     // Stable, so repeated body labels keep their order.
-    labels.sort_by(by_name);
+    labels.sort_by(|a, b| a.name().cmp(b.name()));
 }
 
 fn pair(name: &str, value: &str) -> LabelPair {
@@ -182,82 +326,120 @@ fn pair(name: &str, value: &str) -> LabelPair {
     }
 }
 
-fn check_label_limits(family: &str, metric: &Metric, config: &PushConfig) -> Result<(), Rejection> {
-    let labels = &metric.label;
-    let non_empty = labels.iter().filter(|l| !l.value().is_empty()).count();
+fn check_label_limits(
+    family: &str,
+    metric: &Metric,
+    grouping: &GroupingLabels<'_>,
+    config: &PushConfig,
+) -> Result<(), Rejection> {
+    let rendered = || render::series(family, &grouping.merged_metric(metric).label);
+    // One pass: the count decides first, then the first label too long.
+    let mut non_empty = 0;
+    let mut too_long = None;
+    for (name, value) in grouping.merge(&metric.label) {
+        non_empty += usize::from(!value.is_empty());
+        if too_long.is_none()
+            && (name.len() > config.max_label_name_length
+                || value.len() > config.max_label_value_length)
+        {
+            too_long = Some((name, value));
+        }
+    }
     if non_empty > config.max_labels_per_series {
         return Err(limit_exceeded(
             "max_labels_per_series",
             format!(
                 "series {} has {non_empty} labels, more than push.max_labels_per_series = {}",
-                render::series(family, labels),
+                rendered(),
                 config.max_labels_per_series
             ),
         ));
     }
-    for label in labels {
-        if label.name().len() > config.max_label_name_length {
-            return Err(limit_exceeded(
-                "max_label_name_length",
-                format!(
-                    "label name \"{}\" ({} bytes) of series {} is longer than \
-                     push.max_label_name_length = {} bytes",
-                    render::shorten(label.name()),
-                    label.name().len(),
-                    render::series(family, labels),
-                    config.max_label_name_length
-                ),
-            ));
-        }
-        if label.value().len() > config.max_label_value_length {
-            return Err(limit_exceeded(
-                "max_label_value_length",
-                format!(
-                    "value of label {} ({} bytes) of series {} is longer than \
-                     push.max_label_value_length = {} bytes",
-                    render::shorten(label.name()),
-                    label.value().len(),
-                    render::series(family, labels),
-                    config.max_label_value_length
-                ),
-            ));
-        }
+    let Some((name, value)) = too_long else {
+        return Ok(());
+    };
+    if name.len() > config.max_label_name_length {
+        return Err(limit_exceeded(
+            "max_label_name_length",
+            format!(
+                "label name \"{}\" ({} bytes) of series {} is longer than \
+                 push.max_label_name_length = {} bytes",
+                render::shorten(name),
+                name.len(),
+                rendered(),
+                config.max_label_name_length
+            ),
+        ));
     }
-    Ok(())
+    Err(limit_exceeded(
+        "max_label_value_length",
+        format!(
+            "value of label {} ({} bytes) of series {} is longer than \
+             push.max_label_value_length = {} bytes",
+            render::shorten(name),
+            value.len(),
+            rendered(),
+            config.max_label_value_length
+        ),
+    ))
 }
 
-/// A series' identity within a push: metric name and (sorted) labels.
+/// A series' identity within a push: metric name and merged labels, with
+/// their hash computed once (by [`check_metric`], with the push's seed).
 struct SeriesKey<'a> {
+    hash: u64,
     name: &'a str,
     labels: &'a [LabelPair],
+    grouping: &'a GroupingLabels<'a>,
+}
+
+impl SeriesKey<'_> {
+    fn merged(&self) -> MergedLabels<'_> {
+        self.grouping.merge(self.labels)
+    }
 }
 
 impl Hash for SeriesKey<'_> {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write(self.name.as_bytes());
-        state.write_u8(0xff);
-        for label in self.labels {
-            state.write(label.name().as_bytes());
-            state.write_u8(0xff);
-            state.write(label.value().as_bytes());
-            state.write_u8(0xff);
-        }
+        state.write_u64(self.hash);
     }
 }
 
 impl PartialEq for SeriesKey<'_> {
     fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
-            && self.labels.len() == other.labels.len()
-            && self
-                .labels
-                .iter()
-                .zip(other.labels)
-                .all(|(a, b)| a.name() == b.name() && a.value() == b.value())
+        self.hash == other.hash && self.name == other.name && self.merged().eq(other.merged())
     }
 }
 
 impl Eq for SeriesKey<'_> {}
+
+/// Hands on the precomputed [`SeriesKey`] hash unchanged: it is already a
+/// seeded hash of the whole key.
+#[derive(Default)]
+struct PrecomputedHasher(u64);
+
+impl Hasher for PrecomputedHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; fold anything else in all the same.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The series seen so far in a push, and the seed their keys are hashed with.
+struct SeenSeries<'a> {
+    keys: HashSet<SeriesKey<'a>, BuildHasherDefault<PrecomputedHasher>>,
+    seed: foldhash::fast::RandomState,
+}
 
 /// What one family was registered as during the check.
 struct Registered<'a> {
@@ -266,12 +448,20 @@ struct Registered<'a> {
 }
 
 /// client_golang's `Gatherers.Gather` checks over the push's own families.
-fn check_consistency(families: &[MetricFamily]) -> Result<(), Rejection> {
+fn check_consistency(
+    families: &[MetricFamily],
+    grouping: &GroupingLabels<'_>,
+) -> Result<(), Rejection> {
     let mut order: Vec<&MetricFamily> = families.iter().collect();
     order.sort_by(|a, b| a.name().cmp(b.name()));
     let series: usize = families.iter().map(|f| f.metric.len()).sum();
     let mut registered: HashMap<&str, Registered<'_>> = HashMap::with_capacity(families.len());
-    let mut seen: HashSet<SeriesKey<'_>> = HashSet::with_capacity(series);
+    // A seeded hash: the keys are the pusher's, so collisions must not be
+    // forceable.
+    let mut seen = SeenSeries {
+        keys: HashSet::with_capacity_and_hasher(series, BuildHasherDefault::default()),
+        seed: foldhash::fast::RandomState::default(),
+    };
     let mut errors: Vec<String> = Vec::new();
     for family in order {
         let name = family.name();
@@ -323,7 +513,7 @@ fn check_consistency(families: &[MetricFamily]) -> Result<(), Rejection> {
             }
         }
         for metric in &family.metric {
-            if let Some(error) = check_metric(name, kind, metric, &mut seen) {
+            if let Some(error) = check_metric(name, kind, metric, grouping, &mut seen) {
                 errors.push(error);
             }
         }
@@ -374,13 +564,14 @@ fn check_metric<'a>(
     name: &'a str,
     kind: MetricType,
     metric: &'a Metric,
-    seen: &mut HashSet<SeriesKey<'a>>,
+    grouping: &'a GroupingLabels<'a>,
+    seen: &mut SeenSeries<'a>,
 ) -> Option<String> {
     let described = || {
         format!(
             "collected metric {} {{ {}}}",
             go_quote(name.as_bytes()),
-            render::compact_text(metric)
+            render::compact_text(&grouping.merged_metric(metric))
         )
     };
     let has_value = match kind {
@@ -396,8 +587,13 @@ fn check_metric<'a>(
     // Go starts from "" too, so a first label with an empty name counts as
     // a repeated one.
     let mut previous = "";
-    for label in &metric.label {
-        let label_name = label.name();
+    let mut hasher = seen.seed.build_hasher();
+    hasher.write(name.as_bytes());
+    for (label_name, value) in grouping.merge(&metric.label) {
+        hasher.write_u8(0xff);
+        hasher.write(label_name.as_bytes());
+        hasher.write_u8(0xff);
+        hasher.write(value.as_bytes());
         if label_name == previous {
             return Some(format!(
                 "{} has two or more labels with the same name: {label_name}",
@@ -419,10 +615,12 @@ fn check_metric<'a>(
         previous = label_name;
     }
     let key = SeriesKey {
+        hash: hasher.finish(),
         name,
         labels: &metric.label,
+        grouping,
     };
-    if !seen.insert(key) {
+    if !seen.keys.insert(key) {
         return Some(format!(
             "{} was collected before with the same name and label values",
             described()

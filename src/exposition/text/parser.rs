@@ -16,8 +16,8 @@ use memchr::{memchr, memchr2, memchr3};
 
 use super::goquote::{quote, quote_byte};
 use super::scan::{
-    FxBuild, go_float_to_u64, is_blank, label_name_end, metric_name_end, parse_go_float,
-    parse_go_int, skip_blanks, token_end,
+    FxBuild, go_float_to_u64, is_blank, is_metric_name_byte, label_name_end, metric_name_end,
+    parse_go_float, parse_go_int, skip_blanks, token_end,
 };
 use crate::exposition::ParseError;
 use crate::proto::client::{
@@ -256,12 +256,17 @@ impl<'a> Parser<'a> {
     /// A sample line starting at `start`. Returns the start of the next line.
     fn sample(&mut self, start: usize) -> Step<usize> {
         let body = self.body;
-        let name_end = metric_name_end(body, start);
-        if name_end == start {
-            return Err(Fault::Msg("invalid metric name".into()));
-        }
-        let after_name = self.byte(name_end)?;
-        let Resolved { family, role } = self.resolve(start, name_end)?;
+        let (name_end, after_name, Resolved { family, role }) = match self.same_name(start) {
+            Some(known) => known,
+            None => {
+                let name_end = metric_name_end(body, start);
+                if name_end == start {
+                    return Err(Fault::Msg("invalid metric name".into()));
+                }
+                let after_name = self.byte(name_end)?;
+                (name_end, after_name, self.resolve(start, name_end)?)
+            }
+        };
         let kind = *self.kinds[family].get_or_insert(MetricType::Untyped);
         let mut at = name_end;
         if is_blank(after_name) {
@@ -280,7 +285,10 @@ impl<'a> Parser<'a> {
             (true, MetricType::Summary | MetricType::Histogram) => {
                 Some(self.grouped_metric(family))
             }
-            (true, _) => Some(self.new_metric(family)),
+            (true, _) => {
+                self.reserve_run(family, start, name_end);
+                Some(self.new_metric(family))
+            }
         };
         let value_end = token_end(body, at);
         let terminator = self.byte(value_end)?;
@@ -317,6 +325,18 @@ impl<'a> Parser<'a> {
             )));
         }
         Ok(next)
+    }
+
+    /// When the line at `start` names the metric the previous sample line
+    /// named (the usual case), its end, the byte after it and what it
+    /// resolves to, without scanning the name byte by byte.
+    #[inline]
+    fn same_name(&self, start: usize) -> Option<(usize, u8, Resolved)> {
+        let (last, resolved) = self.last_resolved?;
+        let end = start + last.len();
+        let after = *self.body.get(end)?;
+        (self.body[start..].starts_with(last) && !is_metric_name_byte(after))
+            .then_some((end, after, resolved))
     }
 
     /// The labels after `{` up to `}`; returns the index of the first byte
@@ -478,6 +498,34 @@ impl<'a> Parser<'a> {
                 }
             }
         }
+    }
+
+    /// Before a family's first metric, reserves room for the sample lines of
+    /// its name that follow in a row (the line at `start` included): a
+    /// metric is several hundred bytes, so growing by doubling would copy
+    /// each one about twice. Only for one-line metrics (not summaries and
+    /// histograms).
+    fn reserve_run(&mut self, family: usize, start: usize, name_end: usize) {
+        let metrics = &mut self.families[family].metric;
+        if metrics.capacity() != 0 {
+            return;
+        }
+        let body = self.body;
+        let name = &body[start..name_end];
+        let mut lines = 0;
+        let mut line = start;
+        while let Some(rest) = body.get(line..) {
+            if !rest.starts_with(name) || !matches!(rest.get(name.len()), Some(b'{' | b' ' | b'\t'))
+            {
+                break;
+            }
+            lines += 1;
+            match memchr(b'\n', &rest[name.len()..]) {
+                Some(offset) => line += name.len() + offset + 1,
+                None => break,
+            }
+        }
+        metrics.reserve_exact(lines);
     }
 
     /// Appends a metric carrying the current line's labels.

@@ -47,6 +47,12 @@ pub(crate) fn metric_name_end(bytes: &[u8], start: usize) -> usize {
     class_run_end(bytes, start, NAME_START, NAME_CONT)
 }
 
+/// Whether `b` can continue a metric name.
+#[inline]
+pub(crate) fn is_metric_name_byte(b: u8) -> bool {
+    CLASS[usize::from(b)] & NAME_CONT != 0
+}
+
 /// End of the label name starting at `start` (`[a-zA-Z_][a-zA-Z0-9_]*`).
 #[inline]
 pub(crate) fn label_name_end(bytes: &[u8], start: usize) -> usize {
@@ -97,7 +103,7 @@ pub(crate) fn token_end(bytes: &[u8], mut from: usize) -> usize {
 /// and `_` refused outright, `Inf`/`Infinity` (signed, any case) and `NaN`
 /// (unsigned, any case), overflow is an error, underflow is zero.
 pub(crate) fn parse_go_float(token: &[u8]) -> Option<f64> {
-    if let Some(value) = small_integer(token) {
+    if let Some(value) = short_decimal(token) {
         return Some(value);
     }
     let (negative, unsigned) = match token.first() {
@@ -130,26 +136,44 @@ pub(crate) fn parse_go_float(token: &[u8]) -> Option<f64> {
     (!value.is_infinite()).then_some(value)
 }
 
-/// Fast path for the most common values: up to 15 digits, optionally
-/// negative, which an f64 holds exactly (so the result equals the general
-/// parse).
+/// Exact powers of ten an f64 holds.
+const POW10: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
+/// Fast path for the most common values: an optional sign, digits with at
+/// most one `.`, no exponent, at most 15 digits in all. The digits form an
+/// integer an f64 holds exactly, and so does the power of ten it is divided
+/// by, so the one correctly rounded division gives the correctly rounded
+/// value of the decimal: the same f64 as the general parse.
 #[inline]
-fn small_integer(token: &[u8]) -> Option<f64> {
-    let (negative, digits) = match token.split_first() {
+fn short_decimal(token: &[u8]) -> Option<f64> {
+    let (negative, unsigned) = match token.split_first() {
         Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
         _ => (false, token),
     };
-    if digits.is_empty() || digits.len() > 15 {
+    if unsigned.len() > 16 {
         return None;
     }
-    let mut value: u64 = 0;
-    for &d in digits {
-        if !d.is_ascii_digit() {
+    let mut mantissa: u64 = 0;
+    let mut digits = 0;
+    let mut point: Option<usize> = None;
+    for &b in unsigned {
+        if b.is_ascii_digit() {
+            mantissa = mantissa * 10 + u64::from(b - b'0');
+            digits += 1;
+        } else if b == b'.' && point.is_none() {
+            point = Some(digits);
+        } else {
             return None;
         }
-        value = value * 10 + u64::from(d - b'0');
     }
-    let value = value as f64;
+    if digits == 0 || digits > 15 {
+        return None;
+    }
+    let fraction_digits = point.map_or(0, |at| digits - at);
+    let value = mantissa as f64 / POW10[fraction_digits];
     Some(if negative { -value } else { value })
 }
 
@@ -302,25 +326,75 @@ mod tests {
     }
 
     #[test]
-    fn the_integer_fast_path_agrees_with_the_general_parse() {
+    fn the_decimal_fast_path_agrees_with_the_general_parse() {
         for token in [
             "0",
             "-0",
             "7",
             "-42",
+            "+42",
             "000123",
             "999999999999999",
             "-999999999999999",
+            "925.069",
+            "-469.067",
+            "0.1",
+            "-0.0",
+            "5.",
+            ".5",
+            "+.5",
+            "0.00000000000001",
+            "99999999999999.9",
+            "123456789.012345",
         ] {
             let general: f64 = token.parse().expect("decimal");
             assert_eq!(
-                small_integer(token.as_bytes()).map(f64::to_bits),
+                short_decimal(token.as_bytes()).map(f64::to_bits),
                 Some(general.to_bits()),
                 "{token}"
             );
         }
-        for token in ["", "-", "1.5", "1e3", "+1", "1234567890123456"] {
-            assert_eq!(small_integer(token.as_bytes()), None, "{token}");
+        for token in [
+            "",
+            "-",
+            "+",
+            ".",
+            "-.",
+            "1.5.",
+            "1e3",
+            "--1",
+            "+-1",
+            "1234567890123456",
+            "1234567890.123456",
+            "1_0",
+            " 1",
+            "Inf",
+        ] {
+            assert_eq!(short_decimal(token.as_bytes()), None, "{token}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn short_decimals_parse_as_the_general_parse(
+            sign in proptest::sample::select(vec!["", "-", "+"]),
+            int in "[0-9]{0,15}",
+            frac in proptest::option::of("[0-9]{0,15}"),
+        ) {
+            let token = match &frac {
+                Some(frac) => format!("{sign}{int}.{frac}"),
+                None => format!("{sign}{int}"),
+            };
+            let general: Option<f64> = token.parse().ok();
+            if let Some(fast) = short_decimal(token.as_bytes()) {
+                proptest::prop_assert_eq!(Some(fast.to_bits()), general.map(f64::to_bits), "{}", token);
+            }
+            proptest::prop_assert_eq!(
+                parse_go_float(token.as_bytes()).map(f64::to_bits),
+                general.map(f64::to_bits),
+                "{}",
+                token
+            );
         }
     }
 

@@ -30,6 +30,7 @@ use crate::exposition::gofloat;
 use crate::proto::client::{self, MetricFamily, MetricType};
 use crate::proto::prompb::{self, metric_metadata::MetricType as RwType};
 use crate::push::GroupingKey;
+use crate::push::validate::GroupingLabels;
 
 /// The value of one converted series.
 #[derive(Clone, Debug, PartialEq)]
@@ -75,7 +76,12 @@ pub struct Converted {
 impl Converted {
     /// Reserves about what `families` will need, so the buffers do not grow
     /// by doubling on large pushes.
-    fn reserve(&mut self, families: &[MetricFamily]) {
+    fn reserve(&mut self, families: &[MetricFamily], key: &GroupingKey) {
+        let grouping_bytes: usize = key
+            .labels()
+            .iter()
+            .map(|(name, value)| name.len() + value.len() + 6)
+            .sum();
         let (mut series, mut bytes) = (0, 0);
         for family in families {
             let Some(first) = family.metric.first() else {
@@ -93,7 +99,7 @@ impl Converted {
                 .iter()
                 .map(|l| l.name().len() + l.value().len() + 6)
                 .sum();
-            let one = label_bytes + family.name().len() + 32;
+            let one = label_bytes + grouping_bytes + family.name().len() + 32;
             series += family.metric.len() * per_series;
             bytes += family.metric.len() * per_series * one;
         }
@@ -116,14 +122,22 @@ struct ExtraLabel<'a> {
     value: [&'a [u8]; 2],
 }
 
-/// Converts validated families (labels sorted by name) into series.
-pub fn convert(families: &[MetricFamily]) -> Converted {
-    let mut out = Converted::default();
-    out.reserve(families);
+/// Converts validated families (each metric's labels sorted by name) of a
+/// push to `key` into series, merging the grouping labels into every series
+/// as `validate::GroupingLabels` defines (already merged families convert
+/// the same).
+pub fn convert(families: &[MetricFamily], key: &GroupingKey) -> Converted {
+    let mut converted = Converted::default();
+    converted.reserve(families, key);
+    let grouping = GroupingLabels::new(key);
+    let mut out = Builder {
+        out: converted,
+        grouping: &grouping,
+    };
     let mut number = String::new();
     for family in families {
-        let series_start = out.series.len();
-        let labels_start = out.labels.len();
+        let series_start = out.out.series.len();
+        let labels_start = out.out.labels.len();
         let name = family.name().as_bytes();
         let r#type = family.r#type();
         for metric in &family.metric {
@@ -162,14 +176,21 @@ pub fn convert(families: &[MetricFamily]) -> Converted {
                 }
             }
         }
-        put_family_metadata(&mut out.metadata, family);
-        out.families.push(Family {
+        let converted = &mut out.out;
+        put_family_metadata(&mut converted.metadata, family);
+        converted.families.push(Family {
             name: family.name().to_string(),
-            series: series_start..out.series.len(),
-            labels: labels_start..out.labels.len(),
+            series: series_start..converted.series.len(),
+            labels: labels_start..converted.labels.len(),
         });
     }
-    out
+    out.out
+}
+
+/// A conversion in progress: the output and the push's grouping labels.
+struct Builder<'g> {
+    out: Converted,
+    grouping: &'g GroupingLabels<'g>,
 }
 
 fn put_family_metadata(out: &mut Vec<u8>, family: &MetricFamily) {
@@ -200,15 +221,25 @@ pub fn group_series_labels(name: &str, key: &GroupingKey) -> Vec<u8> {
             continue;
         }
         if !name_written && label.as_bytes() > NAME_LABEL {
-            wire::put_label(&mut out, &[NAME_LABEL], &[name.as_bytes()]);
+            wire::put_label(&mut out, NAME_LABEL, name.as_bytes());
             name_written = true;
         }
-        wire::put_label(&mut out, &[label.as_bytes()], &[value.as_bytes()]);
+        wire::put_label(&mut out, label.as_bytes(), value.as_bytes());
     }
     if !name_written {
-        wire::put_label(&mut out, &[NAME_LABEL], &[name.as_bytes()]);
+        wire::put_label(&mut out, NAME_LABEL, name.as_bytes());
     }
     out
+}
+
+/// `a < b`, deciding on the first byte when it differs (label names mostly
+/// do) without a call to `memcmp`.
+#[inline]
+fn sorts_before(a: &[u8], b: &[u8]) -> bool {
+    match (a.first(), b.first()) {
+        (Some(x), Some(y)) if x != y => x < y,
+        _ => a < b,
+    }
 }
 
 /// Whether a protobuf histogram carries native (sparse) buckets.
@@ -221,10 +252,11 @@ fn is_native(h: &client::Histogram) -> bool {
         || h.zero_count_float() > 0.0
 }
 
-impl Converted {
+impl Builder<'_> {
     /// Encodes the labels of one series of `metric`: the metric's own
-    /// labels (sorted, empty values and names clashing with the added
-    /// labels skipped) merged with `__name__` and the optional `extra`.
+    /// labels merged with the grouping labels (sorted, empty values and
+    /// names clashing with the added labels skipped), merged with
+    /// `__name__` and the optional `extra`.
     fn push_labels(
         &mut self,
         metric: &client::Metric,
@@ -232,7 +264,8 @@ impl Converted {
         suffix: &[u8],
         extra: Option<(&'static [u8], &[u8])>,
     ) -> Range<usize> {
-        let start = self.labels.len();
+        let labels = &mut self.out.labels;
+        let start = labels.len();
         let mut extras: [Option<ExtraLabel>; 2] = [
             Some(ExtraLabel {
                 name: NAME_LABEL,
@@ -245,9 +278,8 @@ impl Converted {
         ];
         // "__name__" sorts before "le" and "quantile", so `extras` is sorted.
         let mut previous: Option<&[u8]> = None;
-        for label in &metric.label {
-            let label_name = label.name().as_bytes();
-            let value = label.value().as_bytes();
+        for (label_name, value) in self.grouping.merge(&metric.label) {
+            let (label_name, value) = (label_name.as_bytes(), value.as_bytes());
             if value.is_empty()
                 || previous == Some(label_name)
                 || extras.iter().flatten().any(|e| e.name == label_name)
@@ -256,21 +288,24 @@ impl Converted {
                 continue;
             }
             for slot in extras.iter_mut() {
-                if slot.as_ref().is_some_and(|e| e.name < label_name) {
+                if slot
+                    .as_ref()
+                    .is_some_and(|e| sorts_before(e.name, label_name))
+                {
                     if let Some(e) = slot.take() {
-                        wire::put_label(&mut self.labels, &[e.name], &e.value);
+                        wire::put_label_suffixed(labels, e.name, e.value[0], e.value[1]);
                     }
                 }
             }
-            wire::put_label(&mut self.labels, &[label_name], &[value]);
+            wire::put_label(labels, label_name, value);
             previous = Some(label_name);
         }
         for e in extras.into_iter().flatten() {
             if e.value.iter().any(|p| !p.is_empty()) {
-                wire::put_label(&mut self.labels, &[e.name], &e.value);
+                wire::put_label_suffixed(labels, e.name, e.value[0], e.value[1]);
             }
         }
-        start..self.labels.len()
+        start..labels.len()
     }
 
     fn push_float(
@@ -291,7 +326,7 @@ impl Converted {
         } else {
             value
         };
-        self.series.push(Series {
+        self.out.series.push(Series {
             labels,
             value: SeriesValue::Float(value),
             timestamp_ms,
@@ -309,12 +344,13 @@ impl Converted {
         let ts = metric.timestamp_ms;
         let native = is_native(h);
         if native {
-            let start = self.histograms.len();
-            native_histogram(h, gauge).encode_raw(&mut self.histograms);
+            let start = self.out.histograms.len();
+            native_histogram(h, gauge).encode_raw(&mut self.out.histograms);
+            let end = self.out.histograms.len();
             let labels = self.push_labels(metric, name, b"", None);
-            self.series.push(Series {
+            self.out.series.push(Series {
                 labels,
-                value: SeriesValue::Histogram(start..self.histograms.len()),
+                value: SeriesValue::Histogram(start..end),
                 timestamp_ms: ts,
             });
             if h.bucket.is_empty() {

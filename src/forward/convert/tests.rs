@@ -95,7 +95,7 @@ fn counter_gauge_untyped_become_one_series_each() {
             }],
         ),
     ];
-    let converted = convert(&families);
+    let converted = convert(&families, &GroupingKey::new([]));
     let request = decode(&converted);
     assert_eq!(
         render(&request),
@@ -140,7 +140,7 @@ fn empty_label_values_are_dropped_and_name_is_sorted_in() {
             ..Default::default()
         }],
     )];
-    let request = decode(&convert(&families));
+    let request = decode(&convert(&families, &GroupingKey::new([])));
     assert_eq!(render(&request), [r#"{A="x",__name__="m",job="j"} 1"#]);
 }
 
@@ -186,7 +186,7 @@ fn summary_becomes_quantiles_sum_and_count() {
             ..Default::default()
         }],
     )];
-    let request = decode(&convert(&families));
+    let request = decode(&convert(&families, &GroupingKey::new([])));
     assert_eq!(
         render(&request),
         [
@@ -229,7 +229,7 @@ fn classic_histogram_gets_buckets_sum_count_and_a_missing_inf_bucket() {
             ..Default::default()
         }],
     )];
-    let request = decode(&convert(&families));
+    let request = decode(&convert(&families, &GroupingKey::new([])));
     let le = |v: f64| gofloat::format(v);
     assert_eq!(
         render(&request),
@@ -270,7 +270,7 @@ fn histogram_with_inf_bucket_gets_no_second_one() {
             ..Default::default()
         }],
     )];
-    let request = decode(&convert(&families));
+    let request = decode(&convert(&families, &GroupingKey::new([])));
     assert_eq!(request.timeseries.len(), 4);
 }
 
@@ -297,7 +297,7 @@ fn native_histogram_becomes_a_histogram_sample() {
             ..Default::default()
         }],
     )];
-    let request = decode(&convert(&families));
+    let request = decode(&convert(&families, &GroupingKey::new([])));
     assert_eq!(request.timeseries.len(), 1);
     let series = &request.timeseries[0];
     assert!(series.samples.is_empty());
@@ -340,7 +340,7 @@ fn pushed_timestamps_are_kept_and_clashing_labels_replaced() {
             ..Default::default()
         }],
     )];
-    let request = decode(&convert(&families));
+    let request = decode(&convert(&families, &GroupingKey::new([])));
     for series in &request.timeseries {
         assert_eq!(series.samples[0].timestamp, 42);
         let names: Vec<_> = series.labels.iter().map(|l| l.name.as_str()).collect();

@@ -818,3 +818,85 @@ fn text_bodies_get_the_pushgateway_answers() {
         assert_eq!(&got, want, "{job}");
     }
 }
+
+/// Labels from a tiny alphabet, so that merged series often coincide.
+fn arb_clashing_family() -> impl Strategy<Value = MetricFamily> {
+    let label = (
+        prop_oneof![Just("job"), Just("instance"), Just("a"), Just("")],
+        prop_oneof![Just(""), Just("1"), Just("j")],
+    );
+    (
+        0..6i32,
+        proptest::collection::vec((proptest::collection::vec(label, 0..4), 0..5usize), 0..5),
+    )
+        .prop_map(|(kind, metrics)| MetricFamily {
+            name: Some("m".into()),
+            r#type: Some(kind),
+            metric: metrics
+                .into_iter()
+                .map(|(pairs, kind)| match kind {
+                    0 => counter(&pairs, 1.0),
+                    1 => gauge(&pairs, 1.0),
+                    2 => summary(&pairs, 1),
+                    3 => untyped(&pairs, 1.0),
+                    _ => histogram(&pairs, &[1.0]),
+                })
+                .collect(),
+            ..Default::default()
+        })
+}
+
+proptest! {
+    /// `check` refuses exactly what `validate` refuses, with the same
+    /// message; on what it accepts, the merged view and the conversion of
+    /// the unmerged families are those of the merged ones.
+    #[test]
+    fn check_answers_as_validate_and_the_merged_view_is_the_merge(
+        families in prop_oneof![
+            proptest::collection::vec(arb_family(), 0..4),
+            proptest::collection::vec(arb_clashing_family(), 0..3),
+        ],
+        key in arb_key(),
+        honor_timestamps in any::<bool>(),
+        disable_consistency_check in any::<bool>(),
+        max_labels_per_series in 1..6usize,
+        max_label_name_length in 1..9usize,
+        max_label_value_length in 1..5usize,
+    ) {
+        let config = PushConfig {
+            honor_timestamps,
+            disable_consistency_check,
+            max_labels_per_series,
+            max_label_name_length,
+            max_label_value_length,
+            ..PushConfig::default()
+        };
+        let mut checked = families.clone();
+        let answer = check(&mut checked, &key, &config).map_err(|r| r.message);
+        // The checks on families merged beforehand, where the merge is a
+        // no-op, answer the same.
+        let mut premerged = families.clone();
+        let add_instance = key.get("instance").is_none();
+        for metric in premerged.iter_mut().flat_map(|f| &mut f.metric) {
+            merge_grouping_labels(metric, key.labels(), add_instance);
+        }
+        let want = check(&mut premerged, &GroupingKey::new([]), &config).map_err(|r| r.message);
+        prop_assert_eq!(&answer, &want);
+        let mut merged = families;
+        prop_assert_eq!(&validate(&mut merged, &key, &config).map_err(|r| r.message), &want);
+        if answer.is_err() {
+            return Ok(());
+        }
+        let grouping = GroupingLabels::new(&key);
+        let pairs = checked.iter().flat_map(|f| &f.metric).zip(merged.iter().flat_map(|f| &f.metric));
+        for (own, merged) in pairs {
+            let view: Vec<(&str, &str)> = grouping.merge(&own.label).collect();
+            let want: Vec<(&str, &str)> = merged.label.iter().map(|l| (l.name(), l.value())).collect();
+            prop_assert_eq!(view, want);
+        }
+        prop_assert_eq!(
+            crate::forward::convert::convert(&checked, &key),
+            crate::forward::convert::convert(&merged, &GroupingKey::new([]))
+        );
+    }
+}
