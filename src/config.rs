@@ -814,10 +814,10 @@ impl Config {
             WebSecurity::load(path).map_err(|e| fail("web.config_file", e))?;
         }
         let rw = &self.remote_write;
-        // Only a configured section is checked: the default one would just
-        // load the system's CA store.
+        // The files of a configured section are checked here; the system's
+        // CA store is the forwarder's to load, only for an https backend.
         if rw.tls != outbound::TlsClientConfig::default() {
-            outbound::client_tls_config(&rw.tls).map_err(|e| fail("remote_write.tls", e))?;
+            outbound::client_tls_config(&rw.tls, false).map_err(|e| fail("remote_write.tls", e))?;
         }
         outbound::Credentials::new(
             rw.basic_auth.as_ref(),

@@ -198,7 +198,7 @@ fn unusable_tls_files_are_clear_errors() {
         ca_file: Some(garbage.clone()),
         ..Default::default()
     };
-    let error = pushrelay::security::outbound::https_connector(&tls)
+    let error = pushrelay::security::outbound::https_connector(&tls, true)
         .err()
         .unwrap();
     assert!(
@@ -209,7 +209,7 @@ fn unusable_tls_files_are_clear_errors() {
         ca_file: Some(dir.path().join("missing.pem")),
         ..Default::default()
     };
-    let error = pushrelay::security::outbound::https_connector(&tls)
+    let error = pushrelay::security::outbound::https_connector(&tls, true)
         .err()
         .unwrap();
     assert!(error.contains("missing.pem"), "{error}");

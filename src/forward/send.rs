@@ -90,7 +90,7 @@ impl Endpoint {
                 "remote_write.url {url:?} must be an http:// or https:// URL with a host"
             ));
         }
-        let connector = https_connector(&config.tls)?;
+        let connector = https_connector(&config.tls, uri.scheme_str() == Some("https"))?;
         let client = Client::builder(TokioExecutor::new())
             .http2_only(config.http2)
             .pool_idle_timeout(Duration::from_secs(90))

@@ -167,9 +167,13 @@ impl ExtraHeaders {
 }
 
 /// Builds the connector for hyper-util's legacy client from
-/// `remote_write.tls`. Works for `http://` and `https://` URLs.
-pub fn https_connector(tls: &TlsClientConfig) -> Result<HttpsConnector<HttpConnector>, String> {
-    let config = client_tls_config(tls)?;
+/// `remote_write.tls`. Works for `http://` and `https://` URLs;
+/// `system_roots` as in [`client_tls_config`].
+pub fn https_connector(
+    tls: &TlsClientConfig,
+    system_roots: bool,
+) -> Result<HttpsConnector<HttpConnector>, String> {
+    let config = client_tls_config(tls, system_roots)?;
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -189,8 +193,13 @@ pub fn https_connector(tls: &TlsClientConfig) -> Result<HttpsConnector<HttpConne
 }
 
 /// The rustls client configuration for `remote_write.tls` (ALPN is left to
-/// the connector).
-pub fn client_tls_config(tls: &TlsClientConfig) -> Result<ClientConfig, String> {
+/// the connector). Without `ca_file`, `system_roots` loads the system's CA
+/// certificates; a plain `http://` backend passes `false`, as it never
+/// verifies a certificate and the parsed store would cost idle memory.
+pub fn client_tls_config(
+    tls: &TlsClientConfig,
+    system_roots: bool,
+) -> Result<ClientConfig, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -204,7 +213,7 @@ pub fn client_tls_config(tls: &TlsClientConfig) -> Result<ClientConfig, String> 
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert(provider)))
     } else {
-        builder.with_root_certificates(root_store(tls.ca_file.as_deref())?)
+        builder.with_root_certificates(root_store(tls.ca_file.as_deref(), system_roots)?)
     };
     match (&tls.cert_file, &tls.key_file) {
         (Some(cert), Some(key)) => {
@@ -220,7 +229,7 @@ pub fn client_tls_config(tls: &TlsClientConfig) -> Result<ClientConfig, String> 
     }
 }
 
-fn root_store(ca_file: Option<&Path>) -> Result<RootCertStore, String> {
+fn root_store(ca_file: Option<&Path>, system_roots: bool) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
     match ca_file {
         Some(path) => {
@@ -233,6 +242,7 @@ fn root_store(ca_file: Option<&Path>) -> Result<RootCertStore, String> {
                 })?;
             }
         }
+        None if !system_roots => {}
         None => {
             let native = rustls_native_certs::load_native_certs();
             for error in &native.errors {
@@ -551,7 +561,7 @@ mod tests {
             ..Default::default()
         };
         assert!(
-            client_tls_config(&tls)
+            client_tls_config(&tls, true)
                 .unwrap_err()
                 .contains("without key_file")
         );

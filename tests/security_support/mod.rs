@@ -204,7 +204,7 @@ pub type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// An HTTP/HTTPS client using pushrelay's outbound connector with `tls`.
 pub fn https_client(tls: &TlsClientConfig) -> HttpsClient {
-    Client::builder(TokioExecutor::new()).build(https_connector(tls).unwrap())
+    Client::builder(TokioExecutor::new()).build(https_connector(tls, true).unwrap())
 }
 
 /// A response reduced to what the tests look at.
