@@ -6,6 +6,7 @@
 //! parser for a request's `Content-Type`.
 
 pub mod gofloat;
+pub(crate) mod goquote;
 pub mod protobuf;
 pub mod text;
 

@@ -8,7 +8,6 @@
 //! [`parse_openmetrics`] reads OpenMetrics 1.0 (which the Pushgateway does
 //! not parse) into the same model. Neither panics on any input.
 
-mod goquote;
 #[cfg(test)]
 mod om_tests;
 mod openmetrics;

@@ -17,7 +17,7 @@
 
 mod gocompat;
 
-pub(crate) use gocompat::quote as go_quote;
+pub(crate) use crate::exposition::goquote::quote as go_quote;
 
 use super::{GroupingKey, Rejection};
 

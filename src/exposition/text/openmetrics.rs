@@ -24,11 +24,11 @@ use std::collections::HashMap;
 
 use memchr::{memchr, memchr3};
 
-use super::goquote::quote;
 use super::scan::{
     go_float_to_u64, label_name_end, metric_name_end, parse_go_float, skip_blanks, token_end,
 };
 use crate::exposition::ParseError;
+use crate::exposition::goquote::quote;
 use crate::proto::client::{
     Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType, Quantile,
     Summary, Untyped,

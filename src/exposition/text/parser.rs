@@ -14,12 +14,12 @@ use std::collections::{HashMap, HashSet};
 
 use memchr::{memchr, memchr2, memchr3};
 
-use super::goquote::{quote, quote_byte};
 use super::scan::{
     FxBuild, go_float_to_u64, is_blank, is_metric_name_byte, label_name_end, metric_name_end,
     parse_go_float, parse_go_int, skip_blanks, token_end,
 };
 use crate::exposition::ParseError;
+use crate::exposition::goquote::{quote, quote_byte};
 use crate::proto::client::{
     Bucket, Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType, Quantile, Summary, Untyped,
 };
