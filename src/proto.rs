@@ -11,6 +11,16 @@ pub mod client {
     include!(concat!(env!("OUT_DIR"), "/io.prometheus.client.rs"));
 }
 
+impl client::LabelPair {
+    /// A pair with both fields set (proto2 makes them optional).
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Self {
+            name: Some(name.into()),
+            value: Some(value.into()),
+        }
+    }
+}
+
 /// `prometheus`: WriteRequest, TimeSeries, Sample, MetricMetadata, ...
 #[allow(clippy::all, missing_docs)]
 pub mod prompb {

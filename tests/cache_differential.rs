@@ -92,13 +92,6 @@ impl Step {
     }
 }
 
-fn label(name: &str, value: &str) -> LabelPair {
-    LabelPair {
-        name: Some(name.into()),
-        value: Some(value.into()),
-    }
-}
-
 fn family(name: &str, kind: MetricType, metrics: Vec<Metric>) -> MetricFamily {
     MetricFamily {
         name: Some(name.into()),
@@ -111,7 +104,7 @@ fn family(name: &str, kind: MetricType, metrics: Vec<Metric>) -> MetricFamily {
 
 fn gauge(labels: &[(&str, &str)], value: f64) -> Metric {
     Metric {
-        label: labels.iter().map(|(n, v)| label(n, v)).collect(),
+        label: labels.iter().map(|&(n, v)| LabelPair::new(n, v)).collect(),
         gauge: Some(Gauge { value: Some(value) }),
         ..Default::default()
     }

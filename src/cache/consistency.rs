@@ -446,16 +446,9 @@ mod tests {
     use super::*;
     use crate::proto::client::Gauge;
 
-    fn label(name: &str, value: &str) -> LabelPair {
-        LabelPair {
-            name: Some(name.into()),
-            value: Some(value.into()),
-        }
-    }
-
     fn gauge(labels: &[(&str, &str)]) -> Metric {
         Metric {
-            label: labels.iter().map(|(n, v)| label(n, v)).collect(),
+            label: labels.iter().map(|&(n, v)| LabelPair::new(n, v)).collect(),
             gauge: Some(Gauge { value: Some(1.0) }),
             ..Default::default()
         }
@@ -571,7 +564,7 @@ mod tests {
     fn full_check_finds_duplicates_and_type_clashes() {
         let a = gauge(&[("job", "a")]);
         let counter = Metric {
-            label: vec![label("job", "b")],
+            label: vec![LabelPair::new("job", "b")],
             counter: Some(Default::default()),
             ..Default::default()
         };

@@ -89,15 +89,7 @@ pub fn encode(groups: &[Arc<Group>]) -> Vec<u8> {
     out.extend_from_slice(&(groups.len() as u64).to_le_bytes());
     for group in groups {
         let record = GroupRecord {
-            labels: group
-                .key
-                .labels()
-                .iter()
-                .map(|(n, v)| LabelPair {
-                    name: Some(n.clone()),
-                    value: Some(v.clone()),
-                })
-                .collect(),
+            labels: group.key.label_pairs(),
             push_time_ns: group.push_time.value.map(to_ns),
             push_stored_ns: to_ns(group.push_time.stored_at),
             failure_time_ns: group.failure_time.value.map(to_ns),

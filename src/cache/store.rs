@@ -90,19 +90,9 @@ impl Group {
 }
 
 fn stamp_labels(key: &GroupingKey) -> Vec<LabelPair> {
-    let mut labels: Vec<LabelPair> = key
-        .labels()
-        .iter()
-        .map(|(n, v)| LabelPair {
-            name: Some(n.clone()),
-            value: Some(v.clone()),
-        })
-        .collect();
+    let mut labels = key.label_pairs();
     if key.get("instance").is_none() {
-        labels.push(LabelPair {
-            name: Some("instance".into()),
-            value: Some(String::new()),
-        });
+        labels.push(LabelPair::new("instance", ""));
         labels.sort_by(|a, b| a.name().cmp(b.name()));
     }
     labels
@@ -338,14 +328,7 @@ struct GroupingPairs<'a> {
 
 impl<'a> GroupingPairs<'a> {
     fn new(key: &'a GroupingKey) -> Self {
-        let pairs: Vec<LabelPair> = key
-            .labels()
-            .iter()
-            .map(|(n, v)| LabelPair {
-                name: Some(n.clone()),
-                value: Some(v.clone()),
-            })
-            .collect();
+        let pairs = key.label_pairs();
         Self {
             key,
             with_instance: stamp_labels(key),

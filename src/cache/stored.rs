@@ -410,17 +410,10 @@ mod tests {
     use super::*;
     use crate::proto::client::{Bucket, Counter, Gauge, Histogram, Quantile, Summary, Untyped};
 
-    fn label(name: &str, value: &str) -> LabelPair {
-        LabelPair {
-            name: Some(name.into()),
-            value: Some(value.into()),
-        }
-    }
-
     fn metrics() -> Vec<Metric> {
         vec![
             Metric {
-                label: vec![label("b", "2"), label("a", "x\"y")],
+                label: vec![LabelPair::new("b", "2"), LabelPair::new("a", "x\"y")],
                 gauge: Some(Gauge { value: Some(1.5) }),
                 ..Default::default()
             },
@@ -492,9 +485,9 @@ mod tests {
             vec![(&b"a"[..], &b""[..])]
         );
         assert_eq!(stored.labels(2).count(), 0);
-        assert!(stored.holds(&[&label("b", "2"), &label("a", "x\"y")]));
-        assert!(stored.holds(&[&label("a", "")]));
-        assert!(!stored.holds(&[&label("a", "x\"y")]));
+        assert!(stored.holds(&[&LabelPair::new("b", "2"), &LabelPair::new("a", "x\"y")]));
+        assert!(stored.holds(&[&LabelPair::new("a", "")]));
+        assert!(!stored.holds(&[&LabelPair::new("a", "x\"y")]));
     }
 
     #[test]
@@ -505,7 +498,7 @@ mod tests {
             metric: vec![metrics().remove(0)],
             ..Default::default()
         };
-        let job = label("job", "j");
+        let job = LabelPair::new("job", "j");
         let stored =
             StoredFamily::with_labels(&family, SystemTime::UNIX_EPOCH, |_| [&job], [7].into())
                 .unwrap();
@@ -518,7 +511,7 @@ mod tests {
     #[test]
     fn the_view_sorts_by_label_count_then_values() {
         let gauge = |labels: &[(&str, &str)]| Metric {
-            label: labels.iter().map(|(n, v)| label(n, v)).collect(),
+            label: labels.iter().map(|&(n, v)| LabelPair::new(n, v)).collect(),
             gauge: Some(Gauge { value: Some(1.0) }),
             ..Default::default()
         };

@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use http::StatusCode;
 
-use crate::proto::client::MetricFamily;
+use crate::proto::client::{LabelPair, MetricFamily};
 
 /// What a push asks the sinks to do with its group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -57,6 +57,14 @@ impl GroupingKey {
     /// The label pairs, sorted by name.
     pub fn labels(&self) -> &[(String, String)] {
         &self.labels
+    }
+
+    /// The label pairs as the client data model holds them, sorted by name.
+    pub fn label_pairs(&self) -> Vec<LabelPair> {
+        self.labels
+            .iter()
+            .map(|(name, value)| LabelPair::new(name.as_str(), value.as_str()))
+            .collect()
     }
 
     /// The value of one grouping label.

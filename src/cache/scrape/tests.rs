@@ -7,13 +7,6 @@ use crate::cache::store::{Store, StoreOptions};
 use crate::proto::client::{Bucket, Counter, Histogram, Quantile, Summary};
 use crate::push::{GroupingKey, Push, PushOp};
 
-fn label(name: &str, value: &str) -> LabelPair {
-    LabelPair {
-        name: Some(name.into()),
-        value: Some(value.into()),
-    }
-}
-
 /// Grouping labels and the families pushed to them.
 type GroupPush<'a> = (Vec<(&'a str, &'a str)>, Vec<MetricFamily>);
 
@@ -47,7 +40,7 @@ fn family(name: &str, kind: MetricType, help: Option<&str>, metrics: Vec<Metric>
 
 fn gauge(labels: &[(&str, &str)], value: f64) -> Metric {
     Metric {
-        label: labels.iter().map(|(n, v)| label(n, v)).collect(),
+        label: labels.iter().map(|&(n, v)| LabelPair::new(n, v)).collect(),
         gauge: Some(Gauge { value: Some(value) }),
         ..Default::default()
     }
@@ -145,7 +138,7 @@ fn stamps_are_exposed_per_group_with_their_help() {
 #[test]
 fn summaries_and_histograms_expand_with_inf_bucket_and_escapes() {
     let summary = Metric {
-        label: vec![label("path", "a\"b\\c\nd")],
+        label: vec![LabelPair::new("path", "a\"b\\c\nd")],
         summary: Some(Summary {
             sample_count: Some(4),
             sample_sum: Some(10.5),

@@ -185,19 +185,15 @@ mod tests {
     use super::*;
     use crate::proto::client::{Counter, Quantile, Summary};
 
-    fn label(name: &str, value: &str) -> LabelPair {
-        LabelPair {
-            name: Some(name.into()),
-            value: Some(value.into()),
-        }
-    }
-
     #[test]
     fn compact_text_matches_the_pushgateway_rendering() {
         // From a Pushgateway 1.5.1 answer (values chosen so that the float
         // formatting does not depend on Go's 'g' layout).
         let metric = Metric {
-            label: vec![label("a", "q\"\\\n\té"), label("job", "pb_esc")],
+            label: vec![
+                LabelPair::new("a", "q\"\\\n\té"),
+                LabelPair::new("job", "pb_esc"),
+            ],
             summary: Some(Summary {
                 sample_count: Some(3),
                 sample_sum: Some(1.5),
@@ -226,7 +222,10 @@ mod tests {
     #[test]
     fn series_cuts_long_values() {
         let long = "x".repeat(100);
-        let text = series("m", &[label("a", "1\""), label("b", &long)]);
+        let text = series(
+            "m",
+            &[LabelPair::new("a", "1\""), LabelPair::new("b", &long)],
+        );
         assert_eq!(text, format!("m{{a=\"1\\\"\",b=\"{}…\"}}", "x".repeat(64)));
     }
 }
