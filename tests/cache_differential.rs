@@ -13,6 +13,8 @@ mod cache_support;
 #[allow(unused_imports)]
 mod common;
 
+use common::model::{counter, gauge};
+
 use bytes::Bytes;
 use cache_support::{
     PROTOBUF, Pair, error_key, gunzip, normalise_json, normalise_protobuf, normalise_text,
@@ -20,9 +22,7 @@ use cache_support::{
 };
 use common::Reply;
 use http::{Method, StatusCode};
-use pushrelay::proto::client::{
-    Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
-};
+use pushrelay::proto::client::{Bucket, Histogram, Metric, MetricFamily, MetricType};
 
 /// How a step's answers are compared beyond the status code.
 #[derive(Clone, Copy, Debug)]
@@ -99,24 +99,6 @@ fn family(name: &str, kind: MetricType, metrics: Vec<Metric>) -> MetricFamily {
         r#type: Some(kind as i32),
         metric: metrics,
         unit: None,
-    }
-}
-
-fn gauge(labels: &[(&str, &str)], value: f64) -> Metric {
-    Metric {
-        label: labels.iter().map(|&(n, v)| LabelPair::new(n, v)).collect(),
-        gauge: Some(Gauge { value: Some(value) }),
-        ..Default::default()
-    }
-}
-
-fn counter(value: f64) -> Metric {
-    Metric {
-        counter: Some(Counter {
-            value: Some(value),
-            ..Default::default()
-        }),
-        ..Default::default()
     }
 }
 

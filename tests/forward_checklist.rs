@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use pushrelay::config::{GoDuration, PushConfig, RemoteWriteConfig};
+use pushrelay::config::PushConfig;
 use pushrelay::exposition::{self, BodyFormat};
 use pushrelay::forward::Forwarder;
 use pushrelay::proto::client::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
@@ -39,18 +39,6 @@ const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
 
 /// The stream identifier chunk every snappy framed stream starts with.
 const SNAPPY_FRAMED_MAGIC: &[u8] = b"\xff\x06\x00\x00sNaPpY";
-
-/// Short backoffs so retry tests stay fast.
-fn config(receiver: &Receiver) -> RemoteWriteConfig {
-    RemoteWriteConfig {
-        url: Some(receiver.url.clone()),
-        timeout: GoDuration(Duration::from_secs(2)),
-        retry_deadline: GoDuration(Duration::from_secs(5)),
-        min_backoff: GoDuration(Duration::from_millis(50)),
-        max_backoff: GoDuration(Duration::from_millis(400)),
-        ..RemoteWriteConfig::default()
-    }
-}
 
 fn key(pairs: &[(&str, &str)]) -> GroupingKey {
     GroupingKey::new(pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())))
@@ -129,7 +117,7 @@ async fn assert_unchecked_push_refused_unsent(mut push: Push, culprit: &str) {
     validate::validate(&mut push.families, &push.key, &unchecked)
         .expect("accepted without the consistency check");
     let receiver = Receiver::start().await;
-    let forwarder = Forwarder::new(&config(&receiver)).unwrap();
+    let forwarder = Forwarder::new(&receiver.forward_config()).unwrap();
     match bounded(forwarder.forward(&push)).await {
         Err(SinkError::Rejected(message)) => {
             assert!(message.contains(&format!("{culprit:?}")), "{message}")
@@ -184,7 +172,7 @@ fn unix_ms(time: SystemTime) -> i64 {
 /// Forwards one push to a fresh receiver and returns the single request.
 async fn forward_one(push: &Push) -> Received {
     let receiver = Receiver::start().await;
-    let forwarder = Forwarder::new(&config(&receiver)).unwrap();
+    let forwarder = Forwarder::new(&receiver.forward_config()).unwrap();
     bounded(forwarder.forward(push)).await.unwrap();
     let received = receiver.received();
     assert_eq!(received.len(), 1, "{received:?}");
@@ -210,7 +198,7 @@ fn every_type_push() -> Push {
 #[tokio::test]
 async fn row_01_each_write_is_an_http_post_to_the_configured_url() {
     let receiver = Receiver::start().await;
-    let mut config = config(&receiver);
+    let mut config = receiver.forward_config();
     let custom = receiver
         .url
         .replace("/api/v1/write", "/custom/receive?tenant=a");
@@ -321,13 +309,13 @@ async fn row_07_configured_headers_cannot_override_reserved_ones() {
         let headers = ExtraHeaders(vec![(reserved.to_string(), Secret::new("evil"))]);
         let err = headers.to_header_map().unwrap_err();
         assert!(err.contains(reserved), "{err}");
-        let mut config = config(&receiver);
+        let mut config = receiver.forward_config();
         config.headers = headers;
         let err = Forwarder::new(&config).err().expect("refused at start");
         assert!(err.contains(reserved), "{err}");
         assert!(!err.contains("evil"), "the value stays secret: {err}");
     }
-    let mut config = config(&receiver);
+    let mut config = receiver.forward_config();
     config.headers = ExtraHeaders(vec![("X-Custom".to_string(), Secret::new("kept"))]);
     let forwarder = Forwarder::new(&config).unwrap();
     let push = text_push(PushOp::Replace, &[("job", "j")], "m 1\n");
@@ -436,7 +424,7 @@ async fn row_09_error_bodies_are_logged_and_never_parsed() {
             _ => Fault::Accept,
         }
     });
-    let forwarder = Forwarder::new(&config(&receiver)).unwrap();
+    let forwarder = Forwarder::new(&receiver.forward_config()).unwrap();
     let push = |job| text_push(PushOp::Replace, &[("job", job)], "m 1\n");
 
     // 200 with an error-looking body: accepted.
@@ -480,7 +468,7 @@ async fn row_09_error_bodies_are_logged_and_never_parsed() {
 #[tokio::test]
 async fn row_10_complete_label_set_with_every_sample() {
     let receiver = Receiver::start().await;
-    let forwarder = Forwarder::new(&config(&receiver)).unwrap();
+    let forwarder = Forwarder::new(&receiver.forward_config()).unwrap();
     for value in ["1", "2"] {
         let push = text_push(
             PushOp::Replace,
@@ -645,7 +633,7 @@ async fn row_13_label_names_sorted() {
 #[tokio::test]
 async fn row_14_no_empty_names_or_values() {
     let receiver = Receiver::start().await;
-    let forwarder = Forwarder::new(&config(&receiver)).unwrap();
+    let forwarder = Forwarder::new(&receiver.forward_config()).unwrap();
     // No instance in the URL: validation adds instance="".
     let implicit = text_push(PushOp::Replace, &[("job", "j")], "m{e=\"\",a=\"1\"} 1\n");
     assert!(
@@ -795,7 +783,7 @@ async fn row_17_per_series_samples_in_timestamp_order() {
     let receiver = Receiver::start().await;
     // Slow answers make pushes pile up and share requests.
     receiver.respond(|_| Fault::Delay(Duration::from_millis(20), Box::new(Fault::Accept)));
-    let mut config = config(&receiver);
+    let mut config = receiver.forward_config();
     config.concurrency = 4;
     let forwarder = Arc::new(Forwarder::new(&config).unwrap());
     let received_at = SystemTime::now();
@@ -831,7 +819,7 @@ async fn row_18_pushes_that_arrive_together_share_requests() {
         Duration::from_millis(300),
         Box::new(Fault::Accept),
     )]);
-    let mut config = config(&receiver);
+    let mut config = receiver.forward_config();
     config.concurrency = 1;
     let forwarder = Arc::new(Forwarder::new(&config).unwrap());
     let gate = {
@@ -869,7 +857,7 @@ async fn row_18_pushes_that_arrive_together_share_requests() {
 #[tokio::test]
 async fn row_20_stale_marker_bit_pattern() {
     let receiver = Receiver::start().await;
-    let forwarder = Forwarder::new(&config(&receiver)).unwrap();
+    let forwarder = Forwarder::new(&receiver.forward_config()).unwrap();
     let nan = text_push(PushOp::Replace, &[("job", "j")], "m NaN\n");
     bounded(forwarder.forward(&nan)).await.unwrap();
     bounded(forwarder.forward(&delete(&[("job", "j")])))
@@ -926,7 +914,7 @@ fn stale_markers(receiver: &Receiver) -> Vec<String> {
 #[tokio::test]
 async fn row_21_stale_markers_on_discontinuation() {
     let receiver = Receiver::start().await;
-    let forwarder = Forwarder::new(&config(&receiver)).unwrap();
+    let forwarder = Forwarder::new(&receiver.forward_config()).unwrap();
     let s = &[("job", "s")];
     let both = text_push(PushOp::Replace, s, "m{i=\"1\"} 1\nm{i=\"2\"} 2\n");
     bounded(forwarder.forward(&both)).await.unwrap();
@@ -971,7 +959,7 @@ async fn row_22_5xx_retried_with_backoff() {
         Fault::Status(504, "gateway timeout", None),
         Fault::Accept,
     ]);
-    let forwarder = Forwarder::new(&config(&receiver)).unwrap();
+    let forwarder = Forwarder::new(&receiver.forward_config()).unwrap();
     let push = text_push(PushOp::Replace, &[("job", "j")], "m 1\n");
     bounded(forwarder.forward(&push)).await.unwrap();
     let received = receiver.received();
@@ -998,7 +986,7 @@ async fn row_23_4xx_other_than_429_never_retried() {
     ] {
         let receiver = Receiver::start().await;
         receiver.respond(move |_| Fault::Status(code, "backend says no", None));
-        let forwarder = Forwarder::new(&config(&receiver)).unwrap();
+        let forwarder = Forwarder::new(&receiver.forward_config()).unwrap();
         let push = text_push(PushOp::Replace, &[("job", "j")], "m 1\n");
         let err = bounded(forwarder.forward(&push)).await.unwrap_err();
         match err {
@@ -1035,7 +1023,7 @@ async fn row_24_429_retried() {
         Fault::Status(429, "slow down", None),
         Fault::Accept,
     ]);
-    let forwarder = Forwarder::new(&config(&receiver)).unwrap();
+    let forwarder = Forwarder::new(&receiver.forward_config()).unwrap();
     let push = text_push(PushOp::Replace, &[("job", "j")], "m 1\n");
     bounded(forwarder.forward(&push)).await.unwrap();
     let received = receiver.received();
@@ -1083,7 +1071,7 @@ async fn row_25_retry_after_seconds_and_http_date_honoured() {
         };
         let receiver = Receiver::start().await;
         receiver.script([Fault::Status(status, "later", Some(retry_after))]);
-        let forwarder = Forwarder::new(&config(&receiver)).unwrap();
+        let forwarder = Forwarder::new(&receiver.forward_config()).unwrap();
         let push = text_push(PushOp::Replace, &[("job", "j")], "m 1\n");
         bounded(forwarder.forward(&push)).await.unwrap();
         let received = receiver.received();
@@ -1103,7 +1091,7 @@ async fn row_27_whole_request_resent_on_5xx() {
         Fault::Status(429, "throttled", None),
         Fault::Accept,
     ]);
-    let forwarder = Forwarder::new(&config(&receiver)).unwrap();
+    let forwarder = Forwarder::new(&receiver.forward_config()).unwrap();
     let body: String = (0..20).map(|i| format!("m{{i=\"{i}\"}} {i}\n")).collect();
     let push = text_push(PushOp::Replace, &[("job", "j")], &body);
     bounded(forwarder.forward(&push)).await.unwrap();

@@ -19,17 +19,6 @@ use support::bounded;
 use support::prometheus::Prometheus;
 use support::receiver::{Fault, Receiver};
 
-fn config(receiver: &Receiver) -> RemoteWriteConfig {
-    RemoteWriteConfig {
-        url: Some(receiver.url.clone()),
-        timeout: GoDuration(Duration::from_secs(2)),
-        retry_deadline: GoDuration(Duration::from_secs(5)),
-        min_backoff: GoDuration(Duration::from_millis(50)),
-        max_backoff: GoDuration(Duration::from_millis(400)),
-        ..RemoteWriteConfig::default()
-    }
-}
-
 /// A gauge sample: family name, labels besides `job`, value.
 type GaugeSample<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
 
@@ -104,7 +93,7 @@ fn has_series(request: &WriteRequest, name: &str) -> bool {
 async fn a_backend_that_stays_down_makes_the_push_unavailable_at_the_deadline() {
     let receiver = Receiver::start().await;
     receiver.respond(|_| Fault::Status(503, "maintenance", None));
-    let mut config = config(&receiver);
+    let mut config = receiver.forward_config();
     config.retry_deadline = GoDuration(Duration::from_secs(1));
     let forwarder = Forwarder::new(&config).unwrap();
     let started = Instant::now();
@@ -133,7 +122,7 @@ async fn a_backend_that_stays_down_makes_the_push_unavailable_at_the_deadline() 
 async fn a_dropped_connection_is_retried() {
     let receiver = Receiver::start().await;
     receiver.script([Fault::Drop]);
-    let forwarder = Forwarder::new(&config(&receiver)).unwrap();
+    let forwarder = Forwarder::new(&receiver.forward_config()).unwrap();
     bounded(forwarder.forward(&gauge("j", "m", 1.0)))
         .await
         .unwrap();
@@ -149,7 +138,7 @@ async fn a_slow_backend_times_out_and_is_retried() {
         Duration::from_secs(3),
         Box::new(Fault::Accept),
     )]);
-    let mut config = config(&receiver);
+    let mut config = receiver.forward_config();
     config.timeout = GoDuration(Duration::from_millis(300));
     let forwarder = Forwarder::new(&config).unwrap();
     let started = Instant::now();
@@ -180,7 +169,7 @@ async fn one_refused_push_does_not_fail_its_batch_neighbours() {
             Fault::Accept
         }
     });
-    let mut config = config(&receiver);
+    let mut config = receiver.forward_config();
     config.concurrency = 1;
     let forwarder = Arc::new(Forwarder::new(&config).unwrap());
     let gate = {
@@ -230,7 +219,7 @@ async fn one_refused_push_does_not_fail_its_batch_neighbours() {
 #[tokio::test]
 async fn a_push_carries_push_time_metrics_and_metadata() {
     let receiver = Receiver::start().await;
-    let forwarder = Forwarder::new(&config(&receiver)).unwrap();
+    let forwarder = Forwarder::new(&receiver.forward_config()).unwrap();
     let mut p = push(
         PushOp::Replace,
         "wire",
@@ -295,7 +284,7 @@ async fn a_push_carries_push_time_metrics_and_metadata() {
 #[tokio::test]
 async fn a_push_larger_than_the_request_limits_is_split_in_order() {
     let receiver = Receiver::start().await;
-    let mut config = config(&receiver);
+    let mut config = receiver.forward_config();
     config.max_samples_per_request = 10;
     let forwarder = Forwarder::new(&config).unwrap();
     let values: Vec<String> = (0..35).map(|i| i.to_string()).collect();
@@ -320,7 +309,7 @@ async fn a_push_larger_than_the_request_limits_is_split_in_order() {
 #[tokio::test]
 async fn http2_with_prior_knowledge_is_spoken_when_configured() {
     let receiver = Receiver::start().await;
-    let mut config = config(&receiver);
+    let mut config = receiver.forward_config();
     config.http2 = true;
     let forwarder = Forwarder::new(&config).unwrap();
     bounded(forwarder.forward(&gauge("j", "m", 1.0)))
@@ -330,7 +319,7 @@ async fn http2_with_prior_knowledge_is_spoken_when_configured() {
     assert_eq!(received[0].version, http::Version::HTTP_2);
     assert_eq!(received[0].headers["content-encoding"], "snappy");
 
-    let plain = Forwarder::new(&self::config(&receiver)).unwrap();
+    let plain = Forwarder::new(&receiver.forward_config()).unwrap();
     bounded(plain.forward(&gauge("j", "m", 2.0))).await.unwrap();
     assert_eq!(receiver.received()[1].version, http::Version::HTTP_11);
 }
@@ -339,7 +328,7 @@ async fn http2_with_prior_knowledge_is_spoken_when_configured() {
 async fn async_ack_answers_at_once_and_sheds_when_the_queue_is_full() {
     let receiver = Receiver::start().await;
     receiver.respond(|_| Fault::Delay(Duration::from_millis(500), Box::new(Fault::Accept)));
-    let mut config = config(&receiver);
+    let mut config = receiver.forward_config();
     config.ack = AckMode::Async;
     config.concurrency = 1;
     config.queue_capacity = 1;
@@ -379,14 +368,14 @@ async fn async_ack_answers_at_once_and_sheds_when_the_queue_is_full() {
 #[tokio::test]
 async fn ready_once_the_backend_answered() {
     let receiver = Receiver::start().await;
-    let mut config = config(&receiver);
+    let mut config = receiver.forward_config();
     // Nothing listens on port 1.
     config.url = Some("http://127.0.0.1:1/api/v1/write".into());
     let down = Forwarder::new(&config).unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!down.is_ready());
 
-    let up = Forwarder::new(&self::config(&receiver)).unwrap();
+    let up = Forwarder::new(&receiver.forward_config()).unwrap();
     bounded(async {
         while !up.is_ready() {
             tokio::time::sleep(Duration::from_millis(10)).await;

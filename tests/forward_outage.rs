@@ -36,7 +36,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::OpenOptions;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -78,19 +78,7 @@ impl Process {
             .append(true)
             .open(log_path)
             .expect("opening the process log");
-        let mut command = Command::new(binary);
-        command
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("cloning the log handle"))
-            .stderr(log);
-        // The tests' own configuration must not leak into a peer.
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("PUSHRELAY_") {
-                command.env_remove(key);
-            }
-        }
-        let child = command
+        let child = common::peer_command(binary, args, log)
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
         Self {
@@ -605,21 +593,27 @@ async fn run_outage(job: &'static str, retry_deadline: &str, down_for: Duration)
     run
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prometheus_outage_loses_no_acknowledged_push() {
-    let run = run_outage("outage", RETRY_DEADLINE, Duration::from_secs(2)).await;
-    let outcomes = &run.outcomes;
+/// Every acknowledged push of `run` is in Prometheus, and every push that
+/// failed got a 503 with `Retry-After`.
+fn assert_acks_stored_and_failures_unavailable(run: &OutageRun) {
     assert!(
         run.missing.is_empty(),
         "{} acknowledged pushes are not in Prometheus after its restart (pusher, seq): {:?}",
         run.missing.len(),
         run.missing
     );
-    let unexpected = unexpected_answers(outcomes);
+    let unexpected = unexpected_answers(&run.outcomes);
     assert!(
         unexpected.is_empty(),
         "a push failed otherwise than 503 with Retry-After: {unexpected:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_outage_loses_no_acknowledged_push() {
+    let run = run_outage("outage", RETRY_DEADLINE, Duration::from_secs(2)).await;
+    let outcomes = &run.outcomes;
+    assert_acks_stored_and_failures_unavailable(&run);
     assert_eq!(
         outcomes
             .iter()
@@ -639,17 +633,7 @@ async fn prometheus_outage_loses_no_acknowledged_push() {
 async fn prometheus_outage_past_the_retry_deadline_is_503_then_recovers() {
     let run = run_outage("outage_503", "1s", Duration::from_secs(3)).await;
     let outcomes = &run.outcomes;
-    assert!(
-        run.missing.is_empty(),
-        "{} acknowledged pushes are not in Prometheus after its restart (pusher, seq): {:?}",
-        run.missing.len(),
-        run.missing
-    );
-    let unexpected = unexpected_answers(outcomes);
-    assert!(
-        unexpected.is_empty(),
-        "a push failed otherwise than 503 with Retry-After: {unexpected:?}"
-    );
+    assert_acks_stored_and_failures_unavailable(&run);
     // Prometheus was down three times as long as the deadline: pushes made
     // while it was certainly down failed, and none was acked.
     let during: Vec<&Outcome> = outcomes

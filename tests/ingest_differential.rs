@@ -32,6 +32,8 @@
 #[allow(unused_imports)]
 mod common;
 
+use common::model::{counter, gauge};
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -43,8 +45,7 @@ use common::{Prometheus, Pushgateway, Pushrelay, Reply, Series, fixture, try_req
 use http::{Method, header};
 use prost::Message as _;
 use pushrelay::proto::client::{
-    Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType, Quantile,
-    Summary, Untyped,
+    Bucket, Histogram, LabelPair, Metric, MetricFamily, MetricType, Quantile, Summary, Untyped,
 };
 
 /// `Content-Type` of the text exposition format as clients send it.
@@ -219,30 +220,6 @@ fn family(name: &str, kind: MetricType, metric: Vec<Metric>) -> MetricFamily {
         r#type: Some(kind as i32),
         metric,
         unit: None,
-    }
-}
-
-fn gauge(labels: &[(&str, &str)], value: f64) -> Metric {
-    Metric {
-        label: labels
-            .iter()
-            .map(|(name, value)| LabelPair {
-                name: Some(name.to_string()),
-                value: Some(value.to_string()),
-            })
-            .collect(),
-        gauge: Some(Gauge { value: Some(value) }),
-        ..Default::default()
-    }
-}
-
-fn counter(value: f64) -> Metric {
-    Metric {
-        counter: Some(Counter {
-            value: Some(value),
-            ..Default::default()
-        }),
-        ..Default::default()
     }
 }
 

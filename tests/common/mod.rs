@@ -16,13 +16,15 @@
 //!   prometheus_client) are run by [`run_go_push`] and [`run_py_push`].
 //!
 //! Parts: [`peers`] (the processes), [`fetch`] (HTTP client), [`proxy`]
-//! (recording pass-through and wire checks), [`clients`] (client programs);
-//! everything is re-exported here. Every test binary uses a different part
+//! (recording pass-through and wire checks), [`clients`] (client programs),
+//! [`model`] (metrics built by hand);
+//! everything but [`model`] is re-exported here. Every test binary uses a different part
 //! of the harness, hence `allow(dead_code)`.
 #![allow(dead_code)]
 
 mod clients;
 mod fetch;
+pub mod model;
 mod peers;
 mod proxy;
 

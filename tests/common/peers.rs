@@ -16,6 +16,24 @@ use tempfile::TempDir;
 
 use super::{free_port, get, require_binary, try_request};
 
+/// A command for a peer process: no stdin, stdout and stderr into `log`,
+/// and none of the tests' own `PUSHRELAY_*` configuration in its
+/// environment.
+pub fn peer_command(binary: &Path, args: &[String], log: File) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("cloning the log handle"))
+        .stderr(log);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("PUSHRELAY_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
 /// How long a peer may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -72,19 +90,8 @@ impl Peer {
             let port = free_port();
             let log_path = dir.path().join("output.log");
             let log = File::create(&log_path).expect("creating the peer log");
-            let mut command = Command::new(binary);
-            command
-                .args(args(port, dir.path()))
-                .current_dir(dir.path())
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("cloning the log handle"))
-                .stderr(log);
-            // The tests' own configuration must not leak into a peer.
-            for (key, _) in std::env::vars_os() {
-                if key.to_string_lossy().starts_with("PUSHRELAY_") {
-                    command.env_remove(key);
-                }
-            }
+            let mut command = peer_command(binary, &args(port, dir.path()), log);
+            command.current_dir(dir.path());
             let child = command
                 .spawn()
                 .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));

@@ -14,6 +14,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use prost::Message;
+use pushrelay::config::{GoDuration, RemoteWriteConfig};
 use pushrelay::proto::prompb::WriteRequest;
 use tokio::net::TcpListener;
 
@@ -62,6 +63,19 @@ pub struct Receiver {
 }
 
 impl Receiver {
+    /// A forwarder configuration aimed at this receiver, with short
+    /// timeouts and backoffs so retry tests stay fast.
+    pub fn forward_config(&self) -> RemoteWriteConfig {
+        RemoteWriteConfig {
+            url: Some(self.url.clone()),
+            timeout: GoDuration(Duration::from_secs(2)),
+            retry_deadline: GoDuration(Duration::from_secs(5)),
+            min_backoff: GoDuration(Duration::from_millis(50)),
+            max_backoff: GoDuration(Duration::from_millis(400)),
+            ..RemoteWriteConfig::default()
+        }
+    }
+
     /// Starts a receiver on a free loopback port that accepts everything.
     pub async fn start() -> Self {
         Self::serve(None).await

@@ -8,13 +8,7 @@ fn key(pairs: &[(&str, &str)]) -> GroupingKey {
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Vec<LabelPair> {
-    pairs
-        .iter()
-        .map(|(n, v)| LabelPair {
-            name: Some(n.to_string()),
-            value: Some(v.to_string()),
-        })
-        .collect()
+    pairs.iter().map(|&(n, v)| LabelPair::new(n, v)).collect()
 }
 
 fn gauge_family(name: &str, series: &[&[(&str, &str)]]) -> MetricFamily {

@@ -8,13 +8,7 @@ use crate::proto::client::{
 use crate::proto::prompb::WriteRequest;
 
 fn labels(pairs: &[(&str, &str)]) -> Vec<LabelPair> {
-    pairs
-        .iter()
-        .map(|(n, v)| LabelPair {
-            name: Some(n.to_string()),
-            value: Some(v.to_string()),
-        })
-        .collect()
+    pairs.iter().map(|&(n, v)| LabelPair::new(n, v)).collect()
 }
 
 fn family(name: &str, r#type: MetricType, metric: Vec<Metric>) -> MetricFamily {
