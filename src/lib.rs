@@ -11,6 +11,7 @@
 //! |---|---|
 //! | [`config`] | the one `Config` struct and its layers (defaults < file < env < flags) |
 //! | [`server`] | listeners, the routing table, graceful shutdown |
+//! | `http_response` | the HTTP answers the server and the cache's web routes share (a leaf) |
 //! | [`push`] | ingest: grouping key, body decoding, validation, the push handler |
 //! | [`exposition`] | metric formats: text and protobuf parsing, Go float formatting |
 //! | [`sinks`] | fan-out of one `Push` to the enabled sinks |
@@ -24,6 +25,7 @@ pub mod cache;
 pub mod config;
 pub mod exposition;
 pub mod forward;
+mod http_response;
 pub mod proto;
 pub mod push;
 pub mod security;
