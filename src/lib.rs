@@ -9,7 +9,7 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`config`] | the one `Config` struct and its layers (defaults < file < env < flags) |
+//! | [`config`] | the one `Config` struct, its layers (defaults < file < env < flags), plain settings incl. secrets that never print |
 //! | [`server`] | listeners, the routing table, graceful shutdown |
 //! | `http_response` | the HTTP answers the server and the cache's web routes share (a leaf) |
 //! | [`push`] | ingest: grouping key, body decoding, validation, the push handler |
@@ -18,7 +18,7 @@
 //! | [`forward`] | remote_write: convert, batch, send |
 //! | [`cache`] | the Pushgateway store and its scrape |
 //! | [`telemetry`] | pushrelay's own metrics, all names in one place |
-//! | [`security`] | TLS and auth on both sides, tenancy, secrets that never print |
+//! | [`security`] | TLS and auth on both sides and tenancy, built from `config`'s settings |
 //! | [`proto`] | generated protobuf types |
 
 pub mod cache;

@@ -7,7 +7,7 @@ mod security_support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pushrelay::security::outbound::TlsClientConfig;
+use pushrelay::config::TlsClientConfig;
 use security_support::{Relay, TestCa, basic, https_client, send, write};
 
 const PUSH_BODY: &str = "# TYPE some_metric counter\nsome_metric 1\n";

@@ -90,7 +90,8 @@ impl Endpoint {
                 "remote_write.url {url:?} must be an http:// or https:// URL with a host"
             ));
         }
-        let connector = https_connector(&config.tls, uri.scheme_str() == Some("https"))?;
+        let connector = https_connector(&config.tls, uri.scheme_str() == Some("https"))
+            .map_err(|e| e.to_string())?;
         let client = Client::builder(TokioExecutor::new())
             .http2_only(config.http2)
             .pool_idle_timeout(Duration::from_secs(90))
@@ -101,7 +102,7 @@ impl Endpoint {
             uri,
             timeout: config.timeout.0,
             user_agent,
-            credentials: Credentials::from_config(config)?,
+            credentials: Credentials::from_config(config).map_err(|e| e.to_string())?,
             tenancy: TenantPolicy::new(&config.tenant)?,
             reached: Arc::new(AtomicBool::new(false)),
         })
@@ -282,7 +283,7 @@ mod tests {
         config
             .headers
             .0
-            .push(("X-Extra".into(), crate::security::Secret::new("1")));
+            .push(("X-Extra".into(), crate::config::Secret::new("1")));
         let endpoint = Endpoint::new(&config).unwrap();
         let headers = endpoint.headers(Some("team-b")).unwrap();
         let names: Vec<&str> = headers.keys().map(|n| n.as_str()).collect();

@@ -26,8 +26,9 @@ use http::{HeaderMap, header};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
-use super::secret::Secret;
+use super::SecurityError;
 use super::webconfig::{self, WebSettings};
+use crate::config::Secret;
 
 /// How often the files are checked for changes, at most.
 const RELOAD_CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -73,9 +74,10 @@ impl std::fmt::Debug for WebSecurity {
 }
 
 impl WebSecurity {
-    /// Loads and checks the web configuration file.
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let settings = webconfig::load(path)?;
+    /// Loads and checks the web configuration file (`web.config_file`).
+    pub fn load(path: &Path) -> Result<Self, SecurityError> {
+        let settings =
+            webconfig::load(path).map_err(|e| SecurityError::new("web.config_file", e))?;
         let stamps = stamps(&settings.files);
         let parallel = std::thread::available_parallelism().map_or(1, |n| n.get().div_ceil(2));
         Ok(Self {
