@@ -29,6 +29,7 @@ use tokio_rustls::TlsAcceptor;
 use super::SecurityError;
 use super::webconfig::{self, WebSettings};
 use crate::config::Secret;
+use crate::http_response::header_str;
 
 /// How often the files are checked for changes, at most.
 const RELOAD_CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -210,7 +211,7 @@ impl WebSecurity {
 /// The user and password of a `Basic` `Authorization` header (scheme
 /// case-insensitive, as Go's `Request.BasicAuth`).
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, Secret)> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let value = header_str(headers, header::AUTHORIZATION)?;
     let (scheme, encoded) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
