@@ -20,12 +20,13 @@ use figment::{Figment, Metadata};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 mod cli;
+mod tenant;
 
 pub use cli::Cli;
 use cli::FlagsProvider;
+pub use tenant::{DEFAULT_TENANT_HEADER, TenantConfig};
 
 use crate::security::outbound::{BasicAuthConfig, ExtraHeaders, TlsClientConfig};
-use crate::security::tenant::TenantConfig;
 
 /// The whole configuration. See the module docs for how it is layered.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

@@ -39,7 +39,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::secret::{Secret, SecretFile};
-use super::tenant::DEFAULT_TENANT_HEADER;
+use crate::config::DEFAULT_TENANT_HEADER;
 
 /// Headers the remote_write sender sets itself; configuration cannot set or
 /// override them.

@@ -17,46 +17,12 @@
 //! `..`), so a bad one is the pusher's 400, not a backend error later.
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use serde::{Deserialize, Serialize};
 
+use crate::config::TenantConfig;
 use crate::push::{GroupingKey, Rejection};
-
-/// The header that carries the tenant unless configured otherwise.
-pub const DEFAULT_TENANT_HEADER: &str = "X-Scope-OrgID";
 
 /// Longest tenant ID Mimir and Cortex accept.
 const MAX_TENANT_LEN: usize = 150;
-
-/// `remote_write.tenant` in the configuration.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct TenantConfig {
-    /// A static tenant for every push (the fallback when the other sources
-    /// give none).
-    pub id: Option<String>,
-    /// A grouping label whose value is the tenant.
-    pub from_label: Option<String>,
-    /// Use the pusher's own tenant header when present.
-    pub passthrough: bool,
-    /// Refuse (400) a push that resolves to no tenant, when any source is
-    /// configured.
-    pub required: bool,
-    /// The header the tenant travels in, both from pushers and to the
-    /// backend.
-    pub header: String,
-}
-
-impl Default for TenantConfig {
-    fn default() -> Self {
-        Self {
-            id: None,
-            from_label: None,
-            passthrough: false,
-            required: true,
-            header: DEFAULT_TENANT_HEADER.into(),
-        }
-    }
-}
 
 /// The resolved tenancy rules; build once from [`TenantConfig`].
 #[derive(Clone, Debug)]
