@@ -447,7 +447,8 @@ impl Config {
         &self,
         fail: &dyn Fn(&str, String) -> ConfigError,
     ) -> Result<(), ConfigError> {
-        use crate::security::{inbound::WebSecurity, outbound, tenant::TenantPolicy};
+        use crate::push::tenant::TenantPolicy;
+        use crate::security::{inbound::WebSecurity, outbound};
         // The security messages start with the key they are about; `fail`
         // names it already.
         let fail = |key: &str, problem: String| {

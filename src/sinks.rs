@@ -5,16 +5,17 @@
 //! checks the push first (a push it would refuse is never forwarded), then the
 //! forwarder sends it, then the cache applies it.
 //!
-//! Tenancy is the forwarder's: without one a push has no tenant. The cache
-//! keys groups by grouping key alone, whatever their tenant.
+//! Tenants are written by the forwarder only (ingest resolves them with the
+//! forwarder's policy); the cache keys groups by grouping key alone,
+//! whatever their tenant.
 
 use std::time::SystemTime;
 
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 
 use crate::cache::Cache;
 use crate::forward::Forwarder;
-use crate::push::{GroupingKey, Push, PushOp, Rejection, SinkError};
+use crate::push::{GroupingKey, Push, PushOp, SinkError};
 
 /// The sinks a push goes to. At least one is present.
 pub struct Sinks {
@@ -43,21 +44,6 @@ impl Sinks {
     pub fn record_failure(&self, key: &GroupingKey, at: SystemTime) {
         if let Some(cache) = &self.cache {
             cache.store().record_failure(key, at);
-        }
-    }
-
-    /// The tenant a push to `key` with request `headers` is forwarded as
-    /// (`remote_write.tenant`); `None` without a forwarder or without
-    /// tenancy. A required tenant that is missing, or an invalid one, is a
-    /// 400.
-    pub fn tenant_of(
-        &self,
-        key: &GroupingKey,
-        headers: &HeaderMap,
-    ) -> Result<Option<String>, Rejection> {
-        match &self.forwarder {
-            Some(forwarder) => forwarder.tenancy().resolve(key, headers),
-            None => Ok(None),
         }
     }
 

@@ -1,15 +1,17 @@
 //! The push handler: runs the ingest pipeline for one request and hands the
 //! resulting [`Push`] to the sinks. It stays thin: each step lives in its
 //! own module. The push's tenant is resolved from the grouping key and the
-//! request headers (`Sinks::tenant_of`) before the body is read, so a push
-//! without a required tenant is refused (400) cheaply.
+//! request headers by ingest's [`TenantPolicy`] before the body is read, so
+//! a push without a required tenant is refused (400) cheaply.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode, header};
 
 use super::body::{self, BodyLimits};
+use super::tenant::TenantPolicy;
 use super::{GroupingKey, Push, PushOp, Rejection, SinkError, path, validate};
 use crate::config::PushConfig;
 use crate::exposition::{self, BodyFormat};
@@ -19,7 +21,10 @@ use crate::telemetry;
 /// What a push is checked against.
 #[derive(Clone, Debug)]
 pub struct Ingest {
-    pub config: PushConfig,
+    config: PushConfig,
+    /// `None` when no sink writes tenants (no forwarder): pushes then have
+    /// no tenant, whatever they send.
+    tenancy: Option<Arc<TenantPolicy>>,
 }
 
 /// A push that did not succeed: the status, the message for the pusher, and
@@ -70,6 +75,12 @@ impl From<SinkError> for PushFailure {
 }
 
 impl Ingest {
+    /// Ingest checking pushes against `config` and resolving their tenant
+    /// with `tenancy` (the policy the forwarder sends with).
+    pub fn new(config: PushConfig, tenancy: Option<Arc<TenantPolicy>>) -> Self {
+        Self { config, tenancy }
+    }
+
     /// Handles a push request whose decoded path after `/metrics/` is
     /// `grouping_path`. Returns the success status (200, or 202 for DELETE).
     pub async fn handle<B>(
@@ -116,7 +127,10 @@ impl Ingest {
     {
         let received_at = SystemTime::now();
         let key: GroupingKey = path::parse_grouping_key(grouping_path)?;
-        let tenant = sinks.tenant_of(&key, headers)?;
+        let tenant = match &self.tenancy {
+            Some(policy) => policy.resolve(&key, headers)?,
+            None => None,
+        };
         if op == PushOp::Delete {
             let push = Push {
                 op,

@@ -13,6 +13,7 @@
 pub mod body;
 pub mod handler;
 pub mod path;
+pub mod tenant;
 pub mod validate;
 
 use std::time::{Duration, SystemTime};

@@ -5,7 +5,6 @@
 //!   auth for every request, reloaded when the files change;
 //! - [`outbound`]: the TLS connector and the credentials (basic auth,
 //!   bearer token, extra headers) for the remote_write backend;
-//! - [`tenant`]: which tenant (`X-Scope-OrgID`) a push is written as;
 //! - [`secret`]: [`Secret`] and [`SecretFile`], which never print their
 //!   contents: secrets stay out of logs, errors, `--check-config` and
 //!   `Debug` output.
@@ -15,7 +14,6 @@
 pub mod inbound;
 pub mod outbound;
 pub mod secret;
-pub mod tenant;
 pub mod webconfig;
 
 pub use secret::{Secret, SecretFile};

@@ -1,5 +1,8 @@
-//! Tenancy: which tenant (`X-Scope-OrgID` for Mimir, Cortex, Loki-style
-//! backends) a push is written as.
+//! The tenant policy: which tenant (`X-Scope-OrgID` for Mimir, Cortex,
+//! Loki-style backends) a push is written as. Ingest owns it: the handler
+//! resolves each push's tenant with it before reading the body, and the
+//! forwarder holds the same policy (one `Arc`) to set the tenant header of
+//! its requests.
 //!
 //! Three sources, configured under `remote_write.tenant`, tried in this
 //! order (the most specific first):
@@ -18,8 +21,8 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
+use super::{GroupingKey, Rejection};
 use crate::config::TenantConfig;
-use crate::push::{GroupingKey, Rejection};
 
 /// Longest tenant ID Mimir and Cortex accept.
 const MAX_TENANT_LEN: usize = 150;
