@@ -102,8 +102,10 @@ pub struct Push {
     pub tenant: Option<String>,
 }
 
-/// A sink's typed refusal of a push; the handler maps it to an HTTP status.
-#[derive(Debug, thiserror::Error, PartialEq)]
+/// Why a sink did not take a push: the one outcome type from the sinks
+/// (the forwarder's shards produce it directly) to the handler, which maps
+/// it to an HTTP answer in one place.
+#[derive(Clone, Debug, thiserror::Error, PartialEq)]
 pub enum SinkError {
     /// The push is invalid for this sink (400); the message is for the pusher.
     #[error("{0}")]
