@@ -15,7 +15,7 @@ use http::StatusCode;
 
 use crate::cache::Cache;
 use crate::forward::Forwarder;
-use crate::push::{GroupingKey, Push, PushOp, SinkError};
+use crate::push::{GroupingKey, Push, PushOp, PushSink, SinkError};
 
 /// The sinks a push goes to. At least one is present.
 pub struct Sinks {
@@ -23,9 +23,9 @@ pub struct Sinks {
     pub cache: Option<Cache>,
 }
 
-impl Sinks {
+impl PushSink for Sinks {
     /// Hands `push` to every enabled sink; the first refusal wins.
-    pub async fn apply(&self, push: &Push) -> Result<(), SinkError> {
+    async fn apply(&self, push: &Push) -> Result<(), SinkError> {
         if let Some(forwarder) = &self.forwarder {
             if let Some(cache) = &self.cache {
                 cache.check(push)?;
@@ -41,23 +41,16 @@ impl Sinks {
     /// Notes a push to `key` whose metrics were refused as invalid or
     /// inconsistent: the cache records the group's failure time, as the
     /// Pushgateway does.
-    pub fn record_failure(&self, key: &GroupingKey, at: SystemTime) {
+    fn record_failure(&self, key: &GroupingKey, at: SystemTime) {
         if let Some(cache) = &self.cache {
             cache.store().record_failure(key, at);
-        }
-    }
-
-    /// Sends everything the forwarder still has queued (shutdown).
-    pub async fn drain(&self) {
-        if let Some(forwarder) = &self.forwarder {
-            forwarder.drain().await;
         }
     }
 
     /// The status of an accepted push or delete: 202 for a delete, and for
     /// every push when the cache runs without its consistency check (as the
     /// Pushgateway answers then); 200 otherwise.
-    pub fn accepted_status(&self, op: PushOp) -> StatusCode {
+    fn accepted_status(&self, op: PushOp) -> StatusCode {
         let unchecked = self
             .cache
             .as_ref()
@@ -66,6 +59,15 @@ impl Sinks {
             StatusCode::ACCEPTED
         } else {
             StatusCode::OK
+        }
+    }
+}
+
+impl Sinks {
+    /// Sends everything the forwarder still has queued (shutdown).
+    pub async fn drain(&self) {
+        if let Some(forwarder) = &self.forwarder {
+            forwarder.drain().await;
         }
     }
 

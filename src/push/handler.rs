@@ -12,10 +12,9 @@ use http::{HeaderMap, StatusCode, header};
 
 use super::body::{self, BodyLimits};
 use super::tenant::TenantPolicy;
-use super::{GroupingKey, Push, PushOp, Rejection, SinkError, path, validate};
+use super::{GroupingKey, Push, PushOp, PushSink, Rejection, SinkError, path, validate};
 use crate::config::PushConfig;
 use crate::exposition::{self, BodyFormat};
-use crate::sinks::Sinks;
 use crate::telemetry;
 
 /// What a push is checked against.
@@ -82,16 +81,18 @@ impl Ingest {
     }
 
     /// Handles a push request whose decoded path after `/metrics/` is
-    /// `grouping_path`. Returns the success status (200, or 202 for DELETE).
-    pub async fn handle<B>(
+    /// `grouping_path`, handing the push to `sinks`. Returns the sinks'
+    /// success status (200, or 202 for DELETE).
+    pub async fn handle<S, B>(
         &self,
-        sinks: &Sinks,
+        sinks: &S,
         op: PushOp,
         grouping_path: &[u8],
         headers: &HeaderMap,
         body: B,
     ) -> Result<StatusCode, PushFailure>
     where
+        S: PushSink,
         B: http_body::Body<Data = Bytes>,
         B::Error: std::fmt::Display,
     {
@@ -113,15 +114,16 @@ impl Ingest {
         outcome
     }
 
-    async fn run<B>(
+    async fn run<S, B>(
         &self,
-        sinks: &Sinks,
+        sinks: &S,
         op: PushOp,
         grouping_path: &[u8],
         headers: &HeaderMap,
         body: B,
     ) -> Result<StatusCode, PushFailure>
     where
+        S: PushSink,
         B: http_body::Body<Data = Bytes>,
         B::Error: std::fmt::Display,
     {
@@ -174,3 +176,6 @@ impl Ingest {
         Ok(sinks.accepted_status(op))
     }
 }
+
+#[cfg(test)]
+mod tests;

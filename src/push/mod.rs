@@ -7,8 +7,9 @@
 //! labels ([`validate`]; the sinks do the merge). [`handler`] runs that pipeline for one
 //! request and maps the sinks' answers to HTTP statuses.
 //!
-//! Ingest knows nothing about remote_write or the cache: the only values that
-//! cross to the sinks are [`Push`] and, back, [`SinkError`].
+//! Ingest knows nothing about remote_write or the cache: it talks to a
+//! [`PushSink`], and the only values that cross are [`Push`] and, back,
+//! [`SinkError`]. The tenant of a push is ingest's to resolve ([`tenant`]).
 
 pub mod body;
 pub mod handler;
@@ -16,6 +17,7 @@ pub mod path;
 pub mod tenant;
 pub mod validate;
 
+use std::future::Future;
 use std::time::{Duration, SystemTime};
 
 use http::StatusCode;
@@ -122,6 +124,22 @@ pub enum SinkError {
         message: String,
         retry_after: Duration,
     },
+}
+
+/// What ingest needs from whatever stores or forwards a push
+/// (`crate::sinks::Sinks` in the server; an in-memory one in the handler's
+/// tests). Readiness and shutdown are the server's business, not ingest's.
+pub trait PushSink: Sync {
+    /// Stores or forwards `push`; `Ok` once the sink has taken it.
+    fn apply(&self, push: &Push) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// Notes that a push to `key` received `at` was refused because its
+    /// metrics are invalid or inconsistent (the Pushgateway shows that time
+    /// as the group's `push_failure_time_seconds`).
+    fn record_failure(&self, key: &GroupingKey, at: SystemTime);
+
+    /// The HTTP status of an accepted `op`.
+    fn accepted_status(&self, op: PushOp) -> StatusCode;
 }
 
 /// An ingest-side refusal: the HTTP status and the message for the pusher.
