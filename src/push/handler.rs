@@ -12,9 +12,9 @@ use http::{HeaderMap, StatusCode, header};
 
 use super::body::{self, BodyLimits};
 use super::tenant::TenantPolicy;
-use super::{GroupingKey, Push, PushOp, PushSink, Rejection, SinkError, path, validate};
+use super::{GroupingKey, Push, PushOp, PushSink, Rejection, SinkError, path};
 use crate::config::PushConfig;
-use crate::exposition::{self, BodyFormat};
+use crate::exposition::BodyFormat;
 use crate::telemetry;
 
 /// What a push is checked against.
@@ -155,22 +155,20 @@ impl Ingest {
         };
         let bytes = body::read_body(body, header_str(header::CONTENT_ENCODING), &limits).await?;
         let format = BodyFormat::from_content_type(header_str(header::CONTENT_TYPE));
-        let mut families =
-            exposition::parse(format, &bytes).map_err(|e| Rejection::bad_request(e.0))?;
-        if let Err(rejection) = validate::check(&mut families, &key, &self.config) {
-            if rejection.records_failure {
-                sinks.record_failure(&key, received_at);
+        let push = match Push::from_body(op, key.clone(), format, &bytes, &self.config) {
+            Ok(push) => Push {
+                received_at,
+                tenant,
+                ..push
+            },
+            Err(rejection) => {
+                if rejection.records_failure {
+                    sinks.record_failure(&key, received_at);
+                }
+                return Err(rejection.into());
             }
-            return Err(rejection.into());
-        }
-        let samples: usize = families.iter().map(|f| f.metric.len()).sum();
-        let push = Push {
-            op,
-            key,
-            families,
-            received_at,
-            tenant,
         };
+        let samples: usize = push.families.iter().map(|f| f.metric.len()).sum();
         sinks.apply(&push).await?;
         metrics::counter!(telemetry::SAMPLES_RECEIVED).increment(samples as u64);
         Ok(sinks.accepted_status(op))

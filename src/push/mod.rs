@@ -22,6 +22,8 @@ use std::time::{Duration, SystemTime};
 
 use http::StatusCode;
 
+use crate::config::PushConfig;
+use crate::exposition::{self, BodyFormat};
 use crate::proto::client::{LabelPair, MetricFamily};
 
 /// What a push asks the sinks to do with its group.
@@ -124,6 +126,31 @@ pub enum SinkError {
         message: String,
         retry_after: Duration,
     },
+}
+
+impl Push {
+    /// The push a body makes: `body` parsed as `format`, then validated for
+    /// `op` to `key` against `config` (`validate::check`). This is the one
+    /// way from request bytes to a [`Push`]; the handler uses it and then
+    /// sets the receive time and the tenant, which here are now and `None`.
+    pub fn from_body(
+        op: PushOp,
+        key: GroupingKey,
+        format: BodyFormat,
+        body: &[u8],
+        config: &PushConfig,
+    ) -> Result<Self, Rejection> {
+        let mut families =
+            exposition::parse(format, body).map_err(|e| Rejection::bad_request(e.0))?;
+        validate::check(&mut families, &key, config)?;
+        Ok(Self {
+            op,
+            key,
+            families,
+            received_at: SystemTime::now(),
+            tenant: None,
+        })
+    }
 }
 
 /// What ingest needs from whatever stores or forwards a push
