@@ -77,6 +77,8 @@ impl Delivery<'_> {
     pub async fn deliver(&self, parcels: &[Parcel<'_>]) -> Vec<Result<(), SinkError>> {
         let mut outcomes: Vec<Result<(), SinkError>> = vec![Ok(()); parcels.len()];
         for request in self.pack(parcels) {
+            // A push that failed in an earlier request already has its
+            // answer; the rest of its chunks are not sent.
             let live: Parts = request
                 .into_iter()
                 .filter(|(p, _)| outcomes[*p].is_ok())
@@ -88,6 +90,13 @@ impl Delivery<'_> {
             };
             match self.send(parcels, &live, deadline).await {
                 Ok(()) => {}
+                // A 4xx refuses the whole request, but the cause is usually
+                // one push (a bad sample, an out-of-order series) that
+                // shares the request with the others only by timing.
+                // Re-sending each push's chunks on its own finds the one the
+                // backend refuses and lets the others succeed. An
+                // unavailable backend is not retried per push: it is the
+                // same backend for all of them.
                 Err(SinkError::Rejected(_)) if owners.len() > 1 => {
                     for owner in owners {
                         let own: Parts =

@@ -185,7 +185,8 @@ impl Endpoint {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
         // Read the body so the connection can be reused; keep it only for
-        // errors, where the spec wants it logged verbatim.
+        // errors: the receiver's text is what explains a refusal, so it is
+        // logged and handed to the pusher as it came.
         let body = match Limited::new(response.into_body(), READ_LIMIT)
             .collect()
             .await

@@ -130,6 +130,12 @@ impl Worker {
                         if !batch.is_empty()
                             && (samples + s > limits.max_samples || bytes + b > limits.max_bytes)
                         {
+                            // This push would take the batch past one
+                            // request. It is already off the queue, so it
+                            // is carried over as the first of the next
+                            // batch: queue order (and so per-group sample
+                            // order) holds, and a batch outgrows one
+                            // request only when a single push does.
                             carried = Some(Message::Push(job));
                             break;
                         }
