@@ -11,13 +11,13 @@
 //! |---|---|
 //! | [`config`] | the one `Config` struct and its layers (defaults < file < env < flags) |
 //! | [`server`] | listeners, the routing table, graceful shutdown |
-//! | [`push`] | ingest: grouping key, body decoding, validation, the push handler |
+//! | [`push`] | ingest: grouping key, body decoding, validation, the tenant policy, the push handler and the `PushSink` trait it talks to |
 //! | [`exposition`] | metric formats: text and protobuf parsing, Go float formatting |
-//! | [`sinks`] | fan-out of one `Push` to the enabled sinks |
+//! | [`sinks`] | `Sinks`, the `PushSink` that fans one `Push` out to the enabled sinks |
 //! | [`forward`] | remote_write: convert, batch, send |
 //! | [`cache`] | the Pushgateway store and its scrape |
 //! | [`telemetry`] | pushrelay's own metrics, all names in one place |
-//! | [`security`] | TLS and auth on both sides, tenancy, secrets that never print |
+//! | [`security`] | TLS and auth on both sides, secrets that never print |
 //! | [`proto`] | generated protobuf types |
 
 pub mod cache;
