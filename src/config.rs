@@ -26,13 +26,13 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub mod backend;
 mod cli;
 pub mod secret;
+mod tenant;
 
 pub use backend::{BasicAuthConfig, ExtraHeaders, TlsClientConfig};
 pub use cli::Cli;
 use cli::FlagsProvider;
 pub use secret::Secret;
-
-use crate::security::tenant::TenantConfig;
+pub use tenant::{DEFAULT_TENANT_HEADER, TenantConfig};
 
 /// The whole configuration. See the module docs for how it is layered.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

@@ -83,6 +83,7 @@ impl AppState {
 
     /// Builds the state for `config` with the given sinks.
     pub fn new(config: &Config, sinks: Sinks, telemetry: Telemetry) -> Self {
+        let tenancy = sinks.forwarder.as_ref().map(|f| f.tenancy().clone());
         let cache_web = sinks
             .cache
             .clone()
@@ -92,9 +93,7 @@ impl AppState {
             prefix: config.route_prefix(),
             telemetry_path: config.web.telemetry_path.clone(),
             sinks,
-            ingest: Ingest {
-                config: config.push.clone(),
-            },
+            ingest: Ingest::new(config.push.clone(), tenancy),
             telemetry,
             shutting_down: AtomicBool::new(false),
             web: None,

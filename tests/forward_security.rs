@@ -60,14 +60,14 @@ struct Relay {
 
 impl Relay {
     fn new(config: &RemoteWriteConfig) -> Arc<Self> {
+        let forwarder = Forwarder::new(config).unwrap();
+        let ingest = Ingest::new(PushConfig::default(), Some(forwarder.tenancy().clone()));
         Arc::new(Self {
             sinks: Sinks {
-                forwarder: Some(Forwarder::new(config).unwrap()),
+                forwarder: Some(forwarder),
                 cache: None,
             },
-            ingest: Ingest {
-                config: PushConfig::default(),
-            },
+            ingest,
         })
     }
 

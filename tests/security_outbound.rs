@@ -393,8 +393,7 @@ fn the_tenant_section_reads_from_a_config_file() {
     );
     assert!(!config.remote_write.tenant.required);
     assert_eq!(config.remote_write.headers.0[0].1.expose(), "prod");
-    let policy =
-        pushrelay::security::tenant::TenantPolicy::new(&config.remote_write.tenant).unwrap();
+    let policy = pushrelay::push::tenant::TenantPolicy::new(&config.remote_write.tenant).unwrap();
     let key = pushrelay::push::GroupingKey::new([("job".to_string(), "j".to_string())]);
     assert_eq!(policy.resolve(&key, &HeaderMap::new()).unwrap(), None);
 }

@@ -30,8 +30,8 @@ use hyper_util::rt::TokioExecutor;
 
 use super::retry;
 use crate::config::RemoteWriteConfig;
+use crate::push::tenant::TenantPolicy;
 use crate::security::outbound::{Credentials, error_chain, https_connector};
-use crate::security::tenant::TenantPolicy;
 use crate::telemetry;
 
 /// How much of an error body is kept for logs and pushers.
@@ -72,7 +72,7 @@ pub struct Endpoint {
     timeout: Duration,
     user_agent: HeaderValue,
     credentials: Credentials,
-    tenancy: TenantPolicy,
+    tenancy: Arc<TenantPolicy>,
     reached: Arc<AtomicBool>,
 }
 
@@ -103,14 +103,14 @@ impl Endpoint {
             timeout: config.timeout.0,
             user_agent,
             credentials: Credentials::from_config(config).map_err(|e| e.to_string())?,
-            tenancy: TenantPolicy::new(&config.tenant)?,
+            tenancy: Arc::new(TenantPolicy::new(&config.tenant)?),
             reached: Arc::new(AtomicBool::new(false)),
         })
     }
 
-    /// The tenancy rules requests are sent with; the push handler resolves
-    /// each push's tenant with the same rules.
-    pub fn tenancy(&self) -> &TenantPolicy {
+    /// The tenant policy requests are sent with; the push handler resolves
+    /// each push's tenant with the same policy.
+    pub fn tenancy(&self) -> &Arc<TenantPolicy> {
         &self.tenancy
     }
 
@@ -186,7 +186,8 @@ impl Endpoint {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
         // Read the body so the connection can be reused; keep it only for
-        // errors, where the spec wants it logged verbatim.
+        // errors: the receiver's text is what explains a refusal, so it is
+        // logged and handed to the pusher as it came.
         let body = match Limited::new(response.into_body(), READ_LIMIT)
             .collect()
             .await

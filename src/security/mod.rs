@@ -6,7 +6,6 @@
 //!   auth for every request, reloaded when the files change;
 //! - [`outbound`]: the TLS connector and the credentials (basic auth,
 //!   bearer token, extra headers) for the remote_write backend;
-//! - [`tenant`]: which tenant (`X-Scope-OrgID`) a push is written as;
 //! - [`secret`]: [`SecretFile`], a secret read from a file and re-read when
 //!   it changes.
 //!
@@ -20,7 +19,6 @@ use crate::config::{Config, KeyedProblem};
 pub mod inbound;
 pub mod outbound;
 pub mod secret;
-pub mod tenant;
 pub mod webconfig;
 
 pub use secret::SecretFile;
@@ -68,7 +66,7 @@ pub fn check(config: &Config) -> Result<(), SecurityError> {
         outbound::client_tls_config(&rw.tls, false)?;
     }
     outbound::Credentials::from_config(rw)?;
-    tenant::TenantPolicy::new(&rw.tenant)
+    crate::push::tenant::TenantPolicy::new(&rw.tenant)
         .map_err(|problem| SecurityError::new("remote_write.tenant", problem))?;
     Ok(())
 }

@@ -39,8 +39,10 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 
 use super::SecurityError;
 use super::secret::SecretFile;
-use super::tenant::DEFAULT_TENANT_HEADER;
-use crate::config::{BasicAuthConfig, ExtraHeaders, RemoteWriteConfig, Secret, TlsClientConfig};
+use crate::config::{
+    BasicAuthConfig, DEFAULT_TENANT_HEADER, ExtraHeaders, RemoteWriteConfig, Secret,
+    TlsClientConfig,
+};
 
 /// Headers the remote_write sender sets itself; configuration cannot set or
 /// override them.
