@@ -24,10 +24,6 @@ use std::sync::OnceLock;
 use super::stored::pair_bytes;
 use crate::proto::client::{LabelPair, Metric, MetricFamily, MetricType};
 
-/// The family names pushrelay gives its per-group timestamps.
-pub const PUSH_TIME: &str = "push_time_seconds";
-pub const PUSH_FAILURE_TIME: &str = "push_failure_time_seconds";
-
 /// Prefix of every 400 the check produces.
 pub const REJECT_PREFIX: &str =
     "pushed metrics are invalid or inconsistent with existing metrics: ";

@@ -134,27 +134,16 @@ impl Cache {
 }
 
 /// pushrelay's own families (name → type), which pushes must not clash
-/// with: the `crate::telemetry` metrics and the standard process metrics.
+/// with: every metric `crate::telemetry` defines.
 pub fn own_families() -> HashMap<String, i32> {
-    let counter = MetricType::Counter as i32;
-    let gauge = MetricType::Gauge as i32;
-    let histogram = MetricType::Histogram as i32;
-    [
-        (telemetry::PUSHES, counter),
-        (telemetry::PUSH_DURATION, histogram),
-        (telemetry::SAMPLES_RECEIVED, counter),
-        (telemetry::SAMPLES_FORWARDED, counter),
-        (telemetry::REMOTE_WRITE_REQUESTS, counter),
-        (telemetry::LIMIT_REJECTIONS, counter),
-        (telemetry::BUILD_INFO, gauge),
-        ("process_cpu_seconds_total", counter),
-        ("process_virtual_memory_bytes", gauge),
-        ("process_resident_memory_bytes", gauge),
-        ("process_open_fds", gauge),
-        ("process_max_fds", gauge),
-        ("process_start_time_seconds", gauge),
-    ]
-    .into_iter()
-    .map(|(name, kind)| (name.to_string(), kind))
-    .collect()
+    telemetry::own_metrics()
+        .map(|metric| {
+            let kind = match metric.kind {
+                telemetry::Kind::Counter => MetricType::Counter,
+                telemetry::Kind::Gauge => MetricType::Gauge,
+                telemetry::Kind::Histogram => MetricType::Histogram,
+            };
+            (metric.name.to_string(), kind as i32)
+        })
+        .collect()
 }

@@ -27,22 +27,18 @@ use std::time::SystemTime;
 
 use prost::encoding::{self, WireType};
 
-use super::consistency::{self, PUSH_FAILURE_TIME, PUSH_TIME, family_type, full_check};
+use super::consistency::{self, family_type, full_check};
 use super::store::Group;
 use super::stored::{Labels, SortedView, StoredFamily, compare_values};
 use crate::exposition::gofloat;
 use crate::proto::client::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use crate::telemetry::{PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME_HELP};
 
 /// `Content-Type` of the text exposition.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// `Content-Type` of the delimited protobuf exposition.
 pub const PROTOBUF_CONTENT_TYPE: &str =
     "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
-
-const PUSH_TIME_HELP: &str =
-    "Last Unix time when changing this group in the Pushgateway succeeded.";
-const PUSH_FAILURE_TIME_HELP: &str =
-    "Last Unix time when changing this group in the Pushgateway failed.";
 
 /// The exposition formats a scraper can negotiate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

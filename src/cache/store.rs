@@ -21,14 +21,14 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::SystemTime;
 
 use super::consistency::{
-    self, BySignature, Index, PUSH_FAILURE_TIME, PUSH_TIME, REJECT_PREFIX, check_series,
-    check_suffixes, describe_metric, describe_series, family_type, join_errors, same_labels,
-    signature_of,
+    self, BySignature, Index, REJECT_PREFIX, check_series, check_suffixes, describe_metric,
+    describe_series, family_type, join_errors, same_labels, signature_of,
 };
 use super::scrape::MergeCache;
 pub use super::stored::StoredFamily;
 use crate::proto::client::{LabelPair, Metric, MetricFamily, MetricType};
 use crate::push::{GroupingKey, Push, PushOp};
+use crate::telemetry::{PUSH_FAILURE_TIME, PUSH_TIME, unix_seconds};
 
 /// A value with the time of the write that stored it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -43,13 +43,6 @@ impl Stamp {
     pub fn seconds(&self) -> f64 {
         self.value.map_or(0.0, unix_seconds)
     }
-}
-
-/// Unix time in seconds with nanosecond precision, as Go's
-/// `float64(t.UnixNano()) / 1e9`.
-pub fn unix_seconds(time: SystemTime) -> f64 {
-    time.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_nanos() as f64 / 1e9)
 }
 
 /// The metrics stored under one grouping key.

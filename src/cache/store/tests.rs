@@ -573,3 +573,22 @@ proptest::proptest! {
         proptest::prop_assert_eq!(got, reference_labels(&family.metric[0].label, &key));
     }
 }
+
+#[test]
+fn every_own_metric_name_is_refused_with_another_type() {
+    let s = store();
+    for own in crate::telemetry::own_metrics() {
+        let clashing = if own.kind == crate::telemetry::Kind::Counter {
+            gauge_family(own.name, &[&[]])
+        } else {
+            MetricFamily {
+                name: Some(own.name.into()),
+                ..counter_family("x")
+            }
+        };
+        let err = s
+            .apply(&push(PushOp::Replace, &[("job", "o")], vec![clashing]))
+            .expect_err(own.name);
+        assert!(err.0.contains("but should have"), "{}: {}", own.name, err.0);
+    }
+}
