@@ -467,7 +467,7 @@ pub fn render_cached(
         });
         let errors = full_check(all, &own_types);
         if !errors.is_empty() {
-            return Err(consistency::join_errors(&errors));
+            return Err(crate::push::validate::join_errors(&errors));
         }
     }
     let mut ordered: Vec<&Arc<Group>> = groups.iter().collect();

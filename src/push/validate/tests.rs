@@ -900,3 +900,28 @@ proptest! {
         );
     }
 }
+
+#[test]
+fn the_metric_rule_checks_value_field_and_label_names() {
+    let gauge = Metric {
+        gauge: Some(Default::default()),
+        ..Default::default()
+    };
+    let fault = |kind: MetricType, labels: &[(&'static str, &'static str)]| {
+        metric_fault(kind, &gauge, labels.iter().copied(), |_, _| {})
+    };
+    assert_eq!(
+        fault(MetricType::Counter, &[]).as_deref(),
+        Some("is not a COUNTER")
+    );
+    for ok in ["a", "_a", "a1", "job", "A_b"] {
+        assert_eq!(fault(MetricType::Gauge, &[(ok, "1")]), None, "{ok}");
+    }
+    for bad in ["", "1a", "a-b", "__x", "a.b", "é"] {
+        assert!(fault(MetricType::Gauge, &[(bad, "1")]).is_some(), "{bad}");
+    }
+    assert_eq!(
+        fault(MetricType::Gauge, &[("a", "1"), ("a", "2")]).as_deref(),
+        Some("has two or more labels with the same name: a")
+    );
+}
