@@ -24,6 +24,7 @@ pub mod cache;
 pub mod config;
 pub mod exposition;
 pub mod forward;
+pub(crate) mod hashing;
 pub mod proto;
 pub mod push;
 pub mod security;

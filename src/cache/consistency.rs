@@ -18,16 +18,18 @@
 
 use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, Hasher};
 use std::sync::OnceLock;
 
 use super::stored::pair_bytes;
+use crate::hashing::ByHash;
 use crate::proto::client::{LabelPair, Metric, MetricFamily, MetricType};
 use crate::push::path::go_quote;
 use crate::push::validate::{self, render};
 
-/// The per-process random seed of series signatures: label values chosen
-/// by a pusher cannot be tuned to collide.
+/// The per-process seed of series signatures (see `crate::hashing`); the
+/// quality variant, as a signature is a series' identity in the index,
+/// not only a bucket choice.
 static SIGNATURE_SEED: OnceLock<foldhash::quality::RandomState> = OnceLock::new();
 
 /// A 64-bit signature of one series (family name + all label pairs, as
@@ -57,30 +59,6 @@ pub fn signature_of<'a, L: Borrow<LabelPair> + 'a>(
 ) -> u64 {
     series_signature(name, labels.into_iter().map(|l| pair_bytes(l.borrow())))
 }
-
-/// A `Hasher` for maps keyed by series signatures: they are already
-/// uniformly distributed, so the key is its own hash.
-#[derive(Clone, Copy, Default)]
-pub struct SignatureHasher(u64);
-
-impl Hasher for SignatureHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-/// A map keyed by series signature.
-pub type BySignature<V> = HashMap<u64, V, BuildHasherDefault<SignatureHasher>>;
 
 /// Whether two label lists are the same pairs in the same order.
 pub fn same_labels<A: Borrow<LabelPair>, B: Borrow<LabelPair>>(a: &[A], b: &[B]) -> bool {
@@ -152,9 +130,9 @@ pub struct Index {
     /// Non-empty families: name → (type, number of groups holding one).
     types: HashMap<String, (i32, u32)>,
     /// Signature → its first owner.
-    series: BySignature<u64>,
+    series: ByHash<u64>,
     /// Signature → its further owners, for signatures held more than once.
-    more: BySignature<Vec<u64>>,
+    more: ByHash<Vec<u64>>,
 }
 
 impl Index {
@@ -265,7 +243,7 @@ pub fn full_check<'a>(
 ) -> Vec<String> {
     let mut errors = Vec::new();
     let mut types: HashMap<&str, i32> = HashMap::new();
-    let mut seen: BySignature<Vec<&Metric>> = BySignature::default();
+    let mut seen: ByHash<Vec<&Metric>> = ByHash::default();
     for (name, kind, metric) in families {
         let merged_kind = *types.entry(name).or_insert(kind);
         let expected = own.get(name).copied().unwrap_or(merged_kind);

@@ -50,11 +50,12 @@
 pub(crate) mod render;
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use super::path::{go_quote, is_legacy_label_name};
 use super::{GroupingKey, Rejection};
 use crate::config::PushConfig;
+use crate::hashing::{Prehashed, Seeded};
 use crate::proto::client::{LabelPair, Metric, MetricFamily, MetricType};
 use crate::telemetry;
 
@@ -443,32 +444,10 @@ impl PartialEq for SeriesKey<'_> {
 
 impl Eq for SeriesKey<'_> {}
 
-/// Hands on the precomputed [`SeriesKey`] hash unchanged: it is already a
-/// seeded hash of the whole key.
-#[derive(Default)]
-struct PrecomputedHasher(u64);
-
-impl Hasher for PrecomputedHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used; fold anything else in all the same.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, hash: u64) {
-        self.0 = hash;
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 /// The series seen so far in a push, and the seed their keys are hashed with.
 struct SeenSeries<'a> {
-    keys: HashSet<SeriesKey<'a>, BuildHasherDefault<PrecomputedHasher>>,
-    seed: foldhash::fast::RandomState,
+    keys: HashSet<SeriesKey<'a>, Prehashed>,
+    seed: Seeded,
 }
 
 /// What one family was registered as during the check.
@@ -486,11 +465,9 @@ fn check_consistency(
     order.sort_by(|a, b| a.name().cmp(b.name()));
     let series: usize = families.iter().map(|f| f.metric.len()).sum();
     let mut registered: HashMap<&str, Registered<'_>> = HashMap::with_capacity(families.len());
-    // A seeded hash: the keys are the pusher's, so collisions must not be
-    // forceable.
     let mut seen = SeenSeries {
-        keys: HashSet::with_capacity_and_hasher(series, BuildHasherDefault::default()),
-        seed: foldhash::fast::RandomState::default(),
+        keys: HashSet::with_capacity_and_hasher(series, Prehashed::default()),
+        seed: Seeded::default(),
     };
     let mut errors: Vec<String> = Vec::new();
     for family in order {
