@@ -16,58 +16,13 @@
 //! check is disabled, so that inconsistent data fails the scrape as in the
 //! Pushgateway.
 
-use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, Hasher};
-use std::sync::OnceLock;
 
-use super::stored::pair_bytes;
+use super::signatures::{same_labels, signature_of};
 use crate::hashing::ByHash;
-use crate::proto::client::{LabelPair, Metric, MetricFamily, MetricType};
+use crate::proto::client::{Metric, MetricFamily, MetricType};
 use crate::push::path::go_quote;
 use crate::push::validate::{self, render};
-
-/// The per-process seed of series signatures (see `crate::hashing`); the
-/// quality variant, as a signature is a series' identity in the index,
-/// not only a bucket choice.
-static SIGNATURE_SEED: OnceLock<foldhash::quality::RandomState> = OnceLock::new();
-
-/// A 64-bit signature of one series (family name + all label pairs, as
-/// bytes: [`crate::cache::stored::pair_bytes`] and
-/// [`crate::cache::stored::Labels`] give the same pairs for one series).
-pub fn series_signature<'a>(
-    name: &str,
-    labels: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
-) -> u64 {
-    let mut hasher = SIGNATURE_SEED.get_or_init(Default::default).build_hasher();
-    hasher.write(name.as_bytes());
-    hasher.write_usize(name.len());
-    // A hit is always confirmed by comparing labels: the encoding need not
-    // be collision-free, only cheap (both lengths in one word).
-    for (label, value) in labels {
-        hasher.write(label);
-        hasher.write(value);
-        hasher.write_u64(((label.len() as u64) << 32) ^ value.len() as u64);
-    }
-    hasher.finish()
-}
-
-/// The signature of a series given as label pairs.
-pub fn signature_of<'a, L: Borrow<LabelPair> + 'a>(
-    name: &str,
-    labels: impl IntoIterator<Item = &'a L>,
-) -> u64 {
-    series_signature(name, labels.into_iter().map(|l| pair_bytes(l.borrow())))
-}
-
-/// Whether two label lists are the same pairs in the same order.
-pub fn same_labels<A: Borrow<LabelPair>, B: Borrow<LabelPair>>(a: &[A], b: &[B]) -> bool {
-    a.len() == b.len()
-        && a.iter().zip(b).all(|(x, y)| {
-            let (x, y) = (x.borrow(), y.borrow());
-            x.name() == y.name() && x.value() == y.value()
-        })
-}
 
 /// Go's `MetricType.String()`: `COUNTER`, `GAUGE`, ...
 pub fn type_name(kind: i32) -> &'static str {
@@ -296,7 +251,7 @@ pub fn full_check<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::client::Gauge;
+    use crate::proto::client::{Gauge, LabelPair};
 
     fn gauge(labels: &[(&str, &str)]) -> Metric {
         Metric {

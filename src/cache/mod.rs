@@ -4,8 +4,10 @@
 //! |---|---|
 //! | [`store`] | groups, PUT/POST/DELETE semantics, failure bookkeeping, locking |
 //! | [`stored`] | a family's compact stored form and its cached text rendering |
+//! | [`signatures`] | series signatures (a leaf) |
 //! | [`consistency`] | the push-time consistency check and its index |
-//! | [`scrape`] | `GET /metrics`: merge, sort, text and protobuf writers, gzip |
+//! | [`scrape`] | `GET /metrics`: merge, sort, the protobuf writer, gzip |
+//! | `text` | the text exposition writers (family header, metric lines) |
 //! | [`api`] | the JSON API (`/api/v1/status`, `/api/v1/metrics`) |
 //! | [`persistence`] | the persistence file: format, atomic writes, schedule |
 //! | [`ui`] | the web page at `/` |
@@ -19,8 +21,10 @@ pub mod consistency;
 pub mod http;
 pub mod persistence;
 pub mod scrape;
+pub mod signatures;
 pub mod store;
 pub mod stored;
+mod text;
 pub mod ui;
 
 use std::collections::HashMap;

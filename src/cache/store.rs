@@ -19,8 +19,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::SystemTime;
 
-use super::consistency::{self, Index, check_suffixes, family_type, same_labels, signature_of};
+use super::consistency::{self, Index, check_suffixes, family_type};
 use super::scrape::MergeCache;
+use super::signatures::{same_labels, signature_of};
 pub use super::stored::StoredFamily;
 use crate::proto::client::{LabelPair, Metric, MetricFamily, MetricType};
 use crate::push::path::go_quote;

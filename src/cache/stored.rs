@@ -23,7 +23,7 @@ use std::time::SystemTime;
 use prost::Message;
 use prost::encoding::{self, WireType};
 
-use super::consistency::signature_of;
+use super::signatures::{pair_bytes, signature_of};
 use crate::proto::client::{LabelPair, Metric, MetricFamily, MetricType};
 
 /// The `MetricFamily.metric` field number.
@@ -99,7 +99,7 @@ impl StoredFamily {
     /// Stores `family`'s metrics with the labels `labels(i)` gives the
     /// metric at position `i` (in place of the metric's own labels), and
     /// their series signatures `signatures`
-    /// ([`crate::cache::consistency::series_signature`]).
+    /// ([`crate::cache::signatures::series_signature`]).
     pub fn with_labels<'a, L>(
         family: &MetricFamily,
         stored_at: SystemTime,
@@ -244,12 +244,7 @@ impl StoredFamily {
         let mut text = String::with_capacity(self.encoded.len());
         let mut text_ends = Vec::with_capacity(order.len());
         for &i in &order {
-            super::scrape::write_text_metric(
-                &mut text,
-                &self.name,
-                self.kind,
-                &self.metric(i as usize),
-            );
+            super::text::write_metric(&mut text, &self.name, self.kind, &self.metric(i as usize));
             // The text of a family is shorter than its encoding plus the
             // quantile/bucket labels, far below 4 GiB when the encoding is.
             text_ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
@@ -313,12 +308,6 @@ fn encode_fields(metric: &Metric, buf: &mut Vec<u8>) {
     if let Some(histogram) = &metric.histogram {
         encoding::message::encode(7, histogram, buf);
     }
-}
-
-/// A label pair as the bytes [`Labels`] yields (an absent name or value is
-/// empty, as the getters read it).
-pub fn pair_bytes(label: &LabelPair) -> (&[u8], &[u8]) {
-    (label.name().as_bytes(), label.value().as_bytes())
 }
 
 /// client_golang's metric order over label values: fewer labels first, then
