@@ -6,6 +6,7 @@
 //! | [`stored`] | a family's compact stored form and its cached text rendering |
 //! | [`signatures`] | series signatures (a leaf) |
 //! | [`consistency`] | the push-time consistency check and its index |
+//! | `merge_order` | the scrape's merge orders kept between scrapes |
 //! | [`scrape`] | `GET /metrics`: merge, sort, the protobuf writer, gzip |
 //! | `text` | the text exposition writers (family header, metric lines) |
 //! | [`api`] | the JSON API (`/api/v1/status`, `/api/v1/metrics`) |
@@ -19,6 +20,7 @@
 pub mod api;
 pub mod consistency;
 pub mod http;
+mod merge_order;
 pub mod persistence;
 pub mod scrape;
 pub mod signatures;

@@ -29,7 +29,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::Cache;
-use super::store::{Group, Stamp, StoredFamily};
+use super::stored::{Group, Stamp, StoredFamily};
 use crate::proto::client::{LabelPair, MetricFamily};
 use crate::push::GroupingKey;
 

@@ -22,13 +22,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, PoisonError};
 use std::time::SystemTime;
 
 use prost::encoding::{self, WireType};
 
 use super::consistency::{family_type, full_check};
-use super::store::Group;
+use super::merge_order::{CachedOrder, MergeCache};
+use super::stored::Group;
 use super::stored::{Labels, SortedView, StoredFamily, compare_values};
 use super::text;
 use crate::proto::client::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
@@ -319,21 +320,6 @@ impl Merged<'_> {
         );
         order
     }
-}
-
-/// The scrape order of merged families, kept from one scrape to the next:
-/// a write replaces a stored family and never changes one, so while a
-/// family's sources are the same stored families its order is the same.
-/// Holds no metric data: weak references to the sources (a pointer is not
-/// reused while one exists) and 8 bytes per series.
-#[derive(Default)]
-pub struct MergeCache {
-    families: Mutex<HashMap<String, CachedOrder>>,
-}
-
-struct CachedOrder {
-    sources: Vec<Weak<StoredFamily>>,
-    order: Arc<[(u32, u32)]>,
 }
 
 /// Whether metrics stored as `stored` render as a family of type `exposed`

@@ -20,75 +20,15 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::SystemTime;
 
 use super::consistency::{self, Index, check_suffixes, family_type};
-use super::scrape::MergeCache;
+use super::merge_order::MergeCache;
 use super::signatures::{same_labels, signature_of};
-pub use super::stored::StoredFamily;
+use super::stored::stamp_labels;
+pub use super::stored::{Group, Stamp, StoredFamily};
 use crate::proto::client::{LabelPair, Metric, MetricFamily, MetricType};
 use crate::push::path::go_quote;
 use crate::push::validate::{INCONSISTENT_PREFIX, join_errors, render};
 use crate::push::{GroupingKey, Push, PushOp};
-use crate::telemetry::{PUSH_FAILURE_TIME, PUSH_TIME, unix_seconds};
-
-/// A value with the time of the write that stored it.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Stamp {
-    /// `None` means "never" (exposed as 0).
-    pub value: Option<SystemTime>,
-    pub stored_at: SystemTime,
-}
-
-impl Stamp {
-    /// The value as the Pushgateway exposes it: Unix seconds, or 0.
-    pub fn seconds(&self) -> f64 {
-        self.value.map_or(0.0, unix_seconds)
-    }
-}
-
-/// The metrics stored under one grouping key.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Group {
-    pub key: GroupingKey,
-    /// Pushed families by name (never `push_time_seconds` or
-    /// `push_failure_time_seconds`: those are the two stamps).
-    pub families: BTreeMap<String, Arc<StoredFamily>>,
-    pub push_time: Stamp,
-    pub failure_time: Stamp,
-}
-
-impl Group {
-    fn new(key: GroupingKey, now: SystemTime) -> Self {
-        let never = Stamp {
-            value: None,
-            stored_at: now,
-        };
-        Self {
-            key,
-            families: BTreeMap::new(),
-            push_time: never,
-            failure_time: never,
-        }
-    }
-
-    /// The labels of this group's `push_*` series: the grouping labels, plus
-    /// `instance=""` when the key has no instance, sorted by name.
-    pub fn push_labels(&self) -> Vec<LabelPair> {
-        stamp_labels(&self.key)
-    }
-
-    /// False when the last push failed (failure time after success time).
-    pub fn last_push_successful(&self) -> bool {
-        self.failure_time.seconds() <= self.push_time.seconds()
-    }
-}
-
-fn stamp_labels(key: &GroupingKey) -> Vec<LabelPair> {
-    let mut labels = key.label_pairs();
-    if key.get("instance").is_none() {
-        labels.push(LabelPair::new("instance", ""));
-        labels.sort_by(|a, b| a.name().cmp(b.name()));
-    }
-    labels
-}
+use crate::telemetry::{PUSH_FAILURE_TIME, PUSH_TIME};
 
 /// A push refused by the store; the message is the pusher's 400 body.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -15,9 +15,13 @@
 //! them) is rendered once, by the first scrape that needs it, and kept in
 //! the family ([`StoredFamily::view`]); a stored family never changes (a
 //! write replaces it), so the rendering never goes stale.
+//!
+//! A [`Group`] is what one grouping key holds: its stored families and its
+//! two stamps (last success, last failure).
 
 use std::cmp::Ordering;
-use std::sync::OnceLock;
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use prost::Message;
@@ -25,6 +29,8 @@ use prost::encoding::{self, WireType};
 
 use super::signatures::{pair_bytes, signature_of};
 use crate::proto::client::{LabelPair, Metric, MetricFamily, MetricType};
+use crate::push::GroupingKey;
+use crate::telemetry::unix_seconds;
 
 /// The `MetricFamily.metric` field number.
 const METRIC_TAG: u32 = 4;
@@ -392,6 +398,68 @@ impl<'a> Iterator for Labels<'a> {
         }
         Some((name, value))
     }
+}
+
+/// A value with the time of the write that stored it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stamp {
+    /// `None` means "never" (exposed as 0).
+    pub value: Option<SystemTime>,
+    pub stored_at: SystemTime,
+}
+
+impl Stamp {
+    /// The value as the Pushgateway exposes it: Unix seconds, or 0.
+    pub fn seconds(&self) -> f64 {
+        self.value.map_or(0.0, unix_seconds)
+    }
+}
+
+/// The metrics stored under one grouping key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Group {
+    pub key: GroupingKey,
+    /// Pushed families by name (never `push_time_seconds` or
+    /// `push_failure_time_seconds`: those are the two stamps).
+    pub families: BTreeMap<String, Arc<StoredFamily>>,
+    pub push_time: Stamp,
+    pub failure_time: Stamp,
+}
+
+impl Group {
+    pub(super) fn new(key: GroupingKey, now: SystemTime) -> Self {
+        let never = Stamp {
+            value: None,
+            stored_at: now,
+        };
+        Self {
+            key,
+            families: BTreeMap::new(),
+            push_time: never,
+            failure_time: never,
+        }
+    }
+
+    /// The labels of this group's `push_*` series: the grouping labels, plus
+    /// `instance=""` when the key has no instance, sorted by name.
+    pub fn push_labels(&self) -> Vec<LabelPair> {
+        stamp_labels(&self.key)
+    }
+
+    /// False when the last push failed (failure time after success time).
+    pub fn last_push_successful(&self) -> bool {
+        self.failure_time.seconds() <= self.push_time.seconds()
+    }
+}
+
+/// The labels of the `push_*` series of a group with `key`.
+pub(super) fn stamp_labels(key: &GroupingKey) -> Vec<LabelPair> {
+    let mut labels = key.label_pairs();
+    if key.get("instance").is_none() {
+        labels.push(LabelPair::new("instance", ""));
+        labels.sort_by(|a, b| a.name().cmp(b.name()));
+    }
+    labels
 }
 
 #[cfg(test)]
