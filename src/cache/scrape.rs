@@ -3,7 +3,7 @@
 //! sorts them, written as text 0.0.4 or delimited protobuf, gzipped when
 //! asked.
 //!
-//! Rules (reference §6): families by name (byte order), empty families
+//! Rules, as the Pushgateway exposes its store: families by name (byte order), empty families
 //! omitted; metrics by number of labels, then label values position by
 //! position; `# HELP` only when a help string is set; `# TYPE` always;
 //! `le`/`quantile` after the sorted labels; a `+Inf` bucket added in text

@@ -3,8 +3,9 @@
 //! `CompactTextString`: `label:<name:"a" value:"1" > gauge:<value:1 > `),
 //! and the short `name{labels}` form pushrelay's own limit messages use.
 //!
-//! The compact text is for humans; the reference warns that its exact
-//! spacing varies across Go protobuf versions, so it is close, not sacred.
+//! The compact text is for humans: its exact spacing varies across Go
+//! protobuf versions (and so across Pushgateway releases), so it is close,
+//! not sacred.
 
 use std::fmt::Write as _;
 

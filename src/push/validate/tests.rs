@@ -124,7 +124,8 @@ fn pushed_timestamps_are_refused_unless_honoured() {
 
 #[test]
 fn grouping_labels_override_body_labels_and_instance_is_added() {
-    // Observed on the Pushgateway 1.5.1 (reference §5.2).
+    // Observed on the Pushgateway 1.5.1: the first body label of a grouping
+    // name takes the grouping value, `instance=""` is added when missing.
     type Pairs<'a> = &'a [(&'a str, &'a str)];
     let cases: &[(Pairs, Pairs, &[&str])] = &[
         (
