@@ -25,6 +25,7 @@ pub mod cache;
 pub mod config;
 pub mod exposition;
 pub mod forward;
+pub(crate) mod hashing;
 mod http_response;
 pub mod proto;
 pub mod push;

@@ -9,6 +9,29 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+/// The type of one of pushrelay's own metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// One of pushrelay's own metrics: the single definition of its name, type
+/// and help. The recorder is described from these, the process metrics are
+/// written from them, and the cache derives from them the names pushes must
+/// not clash with, so no list of names is kept anywhere else.
+#[derive(Clone, Copy, Debug)]
+pub struct OwnMetric {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub help: &'static str,
+}
+
+const fn own(name: &'static str, kind: Kind, help: &'static str) -> OwnMetric {
+    OwnMetric { name, kind, help }
+}
+
 /// Pushes answered, by `method` (put, post, delete) and `code`.
 pub const PUSHES: &str = "pushrelay_pushes_total";
 /// Time from request to answer of a push, by `method`.
@@ -33,6 +56,123 @@ pub const FORWARD_QUEUE_LENGTH: &str = "pushrelay_forward_queue_pushes";
 pub const LIMIT_REJECTIONS: &str = "pushrelay_limit_rejections_total";
 /// Always 1; the labels carry the version.
 pub const BUILD_INFO: &str = "pushrelay_build_info";
+
+/// Every metric the recorder exposes.
+pub const RECORDED: &[OwnMetric] = &[
+    own(
+        PUSHES,
+        Kind::Counter,
+        "Push requests answered, by method and HTTP status code.",
+    ),
+    own(
+        PUSH_DURATION,
+        Kind::Histogram,
+        "Time from receiving a push to answering it.",
+    ),
+    own(
+        SAMPLES_RECEIVED,
+        Kind::Counter,
+        "Samples received in accepted pushes.",
+    ),
+    own(
+        SAMPLES_FORWARDED,
+        Kind::Counter,
+        "Samples accepted by the remote_write backend.",
+    ),
+    own(
+        REMOTE_WRITE_REQUESTS,
+        Kind::Counter,
+        "remote_write requests sent, by HTTP status code.",
+    ),
+    own(
+        SERIES_MEMORY_EVICTIONS,
+        Kind::Counter,
+        "Series forgotten by the stale-marker memory to stay within its bound.",
+    ),
+    own(
+        REMEMBERED_SERIES,
+        Kind::Gauge,
+        "Series whose label sets are remembered to send stale markers.",
+    ),
+    own(
+        STALE_MARKERS,
+        Kind::Counter,
+        "Stale markers sent for series that a push or delete ended.",
+    ),
+    own(
+        FORWARD_QUEUE_LENGTH,
+        Kind::Gauge,
+        "Pushes queued for forwarding and not yet answered.",
+    ),
+    own(
+        LIMIT_REJECTIONS,
+        Kind::Counter,
+        "Pushes refused by a configured limit, by limit.",
+    ),
+    own(
+        BUILD_INFO,
+        Kind::Gauge,
+        "A metric with a constant '1' value labeled by version.",
+    ),
+];
+
+const PROCESS_CPU: OwnMetric = own(
+    "process_cpu_seconds_total",
+    Kind::Counter,
+    "Total user and system CPU time spent in seconds.",
+);
+const PROCESS_VIRTUAL_MEMORY: OwnMetric = own(
+    "process_virtual_memory_bytes",
+    Kind::Gauge,
+    "Virtual memory size in bytes.",
+);
+const PROCESS_RESIDENT_MEMORY: OwnMetric = own(
+    "process_resident_memory_bytes",
+    Kind::Gauge,
+    "Resident memory size in bytes.",
+);
+const PROCESS_OPEN_FDS: OwnMetric = own(
+    "process_open_fds",
+    Kind::Gauge,
+    "Number of open file descriptors.",
+);
+const PROCESS_MAX_FDS: OwnMetric = own(
+    "process_max_fds",
+    Kind::Gauge,
+    "Maximum number of open file descriptors.",
+);
+const PROCESS_START_TIME: OwnMetric = own(
+    "process_start_time_seconds",
+    Kind::Gauge,
+    "Start time of the process since unix epoch in seconds.",
+);
+
+/// The standard `process_*` metrics, as exporters expose them.
+pub const PROCESS: &[OwnMetric] = &[
+    PROCESS_CPU,
+    PROCESS_VIRTUAL_MEMORY,
+    PROCESS_RESIDENT_MEMORY,
+    PROCESS_OPEN_FDS,
+    PROCESS_MAX_FDS,
+    PROCESS_START_TIME,
+];
+
+/// Every metric on pushrelay's telemetry path.
+pub fn own_metrics() -> impl Iterator<Item = &'static OwnMetric> {
+    RECORDED.iter().chain(PROCESS)
+}
+
+/// The family the Pushgateway (and the cache) exposes per group with the
+/// time of the last successful change; the forwarder sends it too.
+pub const PUSH_TIME: &str = "push_time_seconds";
+/// Its help text, as the Pushgateway writes it.
+pub const PUSH_TIME_HELP: &str =
+    "Last Unix time when changing this group in the Pushgateway succeeded.";
+/// The family with the time of a group's last failed change.
+pub const PUSH_FAILURE_TIME: &str = "push_failure_time_seconds";
+/// Its help text, as the Pushgateway writes it.
+pub const PUSH_FAILURE_TIME_HELP: &str =
+    "Last Unix time when changing this group in the Pushgateway failed.";
 
 const DURATION_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -68,48 +208,14 @@ impl Telemetry {
 
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-    describe_counter!(
-        PUSHES,
-        "Push requests answered, by method and HTTP status code."
-    );
-    describe_histogram!(
-        PUSH_DURATION,
-        Unit::Seconds,
-        "Time from receiving a push to answering it."
-    );
-    describe_counter!(SAMPLES_RECEIVED, "Samples received in accepted pushes.");
-    describe_counter!(
-        SAMPLES_FORWARDED,
-        "Samples accepted by the remote_write backend."
-    );
-    describe_counter!(
-        REMOTE_WRITE_REQUESTS,
-        "remote_write requests sent, by HTTP status code."
-    );
-    describe_counter!(
-        SERIES_MEMORY_EVICTIONS,
-        "Series forgotten by the stale-marker memory to stay within its bound."
-    );
-    describe_gauge!(
-        REMEMBERED_SERIES,
-        "Series whose label sets are remembered to send stale markers."
-    );
-    describe_counter!(
-        STALE_MARKERS,
-        "Stale markers sent for series that a push or delete ended."
-    );
-    describe_gauge!(
-        FORWARD_QUEUE_LENGTH,
-        "Pushes queued for forwarding and not yet answered."
-    );
-    describe_counter!(
-        LIMIT_REJECTIONS,
-        "Pushes refused by a configured limit, by limit."
-    );
-    describe_gauge!(
-        BUILD_INFO,
-        "A metric with a constant '1' value labeled by version."
-    );
+    for metric in RECORDED {
+        let (name, help) = (metric.name, metric.help);
+        match metric.kind {
+            Kind::Counter => describe_counter!(name, help),
+            Kind::Gauge => describe_gauge!(name, help),
+            Kind::Histogram => describe_histogram!(name, Unit::Seconds, help),
+        }
+    }
     metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
 
@@ -127,58 +233,34 @@ fn process_metrics() -> String {
     let fields: Vec<&str> = after_comm.split_whitespace().collect();
     let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<f64>().ok());
     const TICKS_PER_SECOND: f64 = 100.0;
-    let mut gauge = |name: &str, kind: &str, help: &str, value: f64| {
+    let mut write = |metric: OwnMetric, value: f64| {
+        let OwnMetric { name, kind, help } = metric;
+        let kind = match kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        };
         out.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
         ));
     };
     if let (Some(utime), Some(stime)) = (field(14), field(15)) {
-        gauge(
-            "process_cpu_seconds_total",
-            "counter",
-            "Total user and system CPU time spent in seconds.",
-            (utime + stime) / TICKS_PER_SECOND,
-        );
+        write(PROCESS_CPU, (utime + stime) / TICKS_PER_SECOND);
     }
     if let Some(vsize) = field(23) {
-        gauge(
-            "process_virtual_memory_bytes",
-            "gauge",
-            "Virtual memory size in bytes.",
-            vsize,
-        );
+        write(PROCESS_VIRTUAL_MEMORY, vsize);
     }
     if let Some(rss_kib) = read_status_kib("VmRSS:") {
-        gauge(
-            "process_resident_memory_bytes",
-            "gauge",
-            "Resident memory size in bytes.",
-            rss_kib * 1024.0,
-        );
+        write(PROCESS_RESIDENT_MEMORY, rss_kib * 1024.0);
     }
     if let Ok(entries) = std::fs::read_dir("/proc/self/fd") {
-        gauge(
-            "process_open_fds",
-            "gauge",
-            "Number of open file descriptors.",
-            entries.count() as f64,
-        );
+        write(PROCESS_OPEN_FDS, entries.count() as f64);
     }
     if let Some(max) = max_open_files() {
-        gauge(
-            "process_max_fds",
-            "gauge",
-            "Maximum number of open file descriptors.",
-            max,
-        );
+        write(PROCESS_MAX_FDS, max);
     }
     if let (Some(start_ticks), Some(boot)) = (field(22), boot_time()) {
-        gauge(
-            "process_start_time_seconds",
-            "gauge",
-            "Start time of the process since unix epoch in seconds.",
-            boot + start_ticks / TICKS_PER_SECOND,
-        );
+        write(PROCESS_START_TIME, boot + start_ticks / TICKS_PER_SECOND);
     }
     out
 }
@@ -205,11 +287,13 @@ fn boot_time() -> Option<f64> {
     line[6..].trim().parse().ok()
 }
 
-/// Seconds since the Unix epoch, as a float.
+/// Unix time in seconds with nanosecond precision, as Go's
+/// `float64(t.UnixNano()) / 1e9` (how the Pushgateway writes push times);
+/// 0 before the epoch. Every timestamp pushrelay exposes or forwards as
+/// seconds goes through here.
 pub fn unix_seconds(time: SystemTime) -> f64 {
     time.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+        .map_or(0.0, |d| d.as_nanos() as f64 / 1e9)
 }
 
 #[cfg(test)]

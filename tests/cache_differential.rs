@@ -660,3 +660,111 @@ async fn divergence_no_self_poisoning_group() {
         1
     );
 }
+
+/// The push-time consistency rules where pushrelay's ingest and cache once
+/// disagreed, settled by the Pushgateway: an explicit `le` on a histogram
+/// is accepted, an explicit `quantile` on a summary is refused, and every
+/// inconsistency of a push is counted. Listing stops at 50 (a known
+/// divergence, docs/cache-divergences.md): the count stays the
+/// Pushgateway's, the answer's size stays bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consistency_rules_match_the_pushgateway() {
+    let pair = Pair::start("", &["--web.enable-admin-api"]).await;
+    let labelled = |name: &str, value: &str, metric: Metric| Metric {
+        label: vec![pushrelay::proto::client::LabelPair::new(name, value)],
+        ..metric
+    };
+    let histogram = Metric {
+        histogram: Some(Histogram {
+            sample_count: Some(1),
+            sample_sum: Some(1.0),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let summary = Metric {
+        summary: Some(pushrelay::proto::client::Summary {
+            sample_count: Some(1),
+            sample_sum: Some(1.0),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let single = [
+        (
+            "explicit le on a histogram",
+            pb(
+                Method::PUT,
+                "/metrics/job/le",
+                vec![family(
+                    "hle",
+                    MetricType::Histogram,
+                    vec![labelled("le", "1", histogram)],
+                )],
+            ),
+        ),
+        (
+            "explicit quantile on a summary",
+            pb(
+                Method::PUT,
+                "/metrics/job/q",
+                vec![family(
+                    "sq",
+                    MetricType::Summary,
+                    vec![labelled("quantile", "0.5", summary)],
+                )],
+            ),
+        ),
+    ];
+    for (name, step) in single {
+        let headers: Vec<(&str, &str)> =
+            step.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (g, r) = pair
+            .send(step.method.clone(), &step.path, &headers, step.body.clone())
+            .await;
+        compare(name, Cmp::Same, &g, &r);
+        reset(&pair).await;
+    }
+
+    let series = |instance: &str| -> String {
+        (0..60)
+            .map(|i| format!("m{{{instance}x=\"{i}\"}} 1\n"))
+            .collect()
+    };
+    let within_one_push: String = "d 1\n".repeat(60);
+    let sequences = [
+        (
+            "59 duplicates within one push",
+            vec![step(Method::PUT, "/metrics/job/d", within_one_push)],
+            "59 error(s) occurred:",
+        ),
+        (
+            "60 series already in another group",
+            vec![
+                step(Method::PUT, "/metrics/job/k", series("instance=\"i\",")),
+                step(Method::PUT, "/metrics/job/k/instance/i", series("")),
+            ],
+            "60 error(s) occurred:",
+        ),
+    ];
+    for (name, steps, count) in sequences {
+        let mut last = None;
+        for step in steps {
+            last = Some(pair.send(step.method, &step.path, &[], step.body).await);
+        }
+        let (g, r) = last.expect("a step");
+        compare(name, Cmp::Keyword(count), &g, &r);
+        let listed = |text: &str| text.matches("\n* ").count();
+        let total: usize = count.split(' ').next().unwrap().parse().unwrap();
+        assert_eq!(listed(&g.text()), total, "{name}: the gateway lists all");
+        assert_eq!(listed(&r.text()), 51, "{name}: {}", r.text());
+        assert!(
+            r.text()
+                .trim_end()
+                .ends_with(&format!("\n* ... {} more not shown", total - 50)),
+            "{name}: {}",
+            r.text()
+        );
+        reset(&pair).await;
+    }
+}

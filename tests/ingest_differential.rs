@@ -728,6 +728,14 @@ fn cases() -> Vec<Case> {
             ]
         },
     );
+    // Every inconsistency is counted (the listing stops at 50: compared up
+    // to the first `{`, the answers agree).
+    c.add("59 duplicate series in one push", "manydup", |j| {
+        vec![put(
+            &format!("/metrics/job/{j}"),
+            &format!("{j}_d 1\n").repeat(60),
+        )]
+    });
     c.add("a zero-length protobuf message", "protozero", |j| {
         let mut body = b"\x00".to_vec();
         body.extend(protobuf(&[family(

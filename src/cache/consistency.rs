@@ -16,86 +16,13 @@
 //! check is disabled, so that inconsistent data fails the scrape as in the
 //! Pushgateway.
 
-use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
-use std::sync::OnceLock;
 
-use super::stored::pair_bytes;
-use crate::proto::client::{LabelPair, Metric, MetricFamily, MetricType};
-
-/// The family names pushrelay gives its per-group timestamps.
-pub const PUSH_TIME: &str = "push_time_seconds";
-pub const PUSH_FAILURE_TIME: &str = "push_failure_time_seconds";
-
-/// Prefix of every 400 the check produces.
-pub const REJECT_PREFIX: &str =
-    "pushed metrics are invalid or inconsistent with existing metrics: ";
-
-/// The per-process random seed of series signatures: label values chosen
-/// by a pusher cannot be tuned to collide.
-static SIGNATURE_SEED: OnceLock<foldhash::quality::RandomState> = OnceLock::new();
-
-/// A 64-bit signature of one series (family name + all label pairs, as
-/// bytes: [`crate::cache::stored::pair_bytes`] and
-/// [`crate::cache::stored::Labels`] give the same pairs for one series).
-pub fn series_signature<'a>(
-    name: &str,
-    labels: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
-) -> u64 {
-    let mut hasher = SIGNATURE_SEED.get_or_init(Default::default).build_hasher();
-    hasher.write(name.as_bytes());
-    hasher.write_usize(name.len());
-    // A hit is always confirmed by comparing labels: the encoding need not
-    // be collision-free, only cheap (both lengths in one word).
-    for (label, value) in labels {
-        hasher.write(label);
-        hasher.write(value);
-        hasher.write_u64(((label.len() as u64) << 32) ^ value.len() as u64);
-    }
-    hasher.finish()
-}
-
-/// The signature of a series given as label pairs.
-pub fn signature_of<'a, L: Borrow<LabelPair> + 'a>(
-    name: &str,
-    labels: impl IntoIterator<Item = &'a L>,
-) -> u64 {
-    series_signature(name, labels.into_iter().map(|l| pair_bytes(l.borrow())))
-}
-
-/// A `Hasher` for maps keyed by series signatures: they are already
-/// uniformly distributed, so the key is its own hash.
-#[derive(Clone, Copy, Default)]
-pub struct SignatureHasher(u64);
-
-impl Hasher for SignatureHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-/// A map keyed by series signature.
-pub type BySignature<V> = HashMap<u64, V, BuildHasherDefault<SignatureHasher>>;
-
-/// Whether two label lists are the same pairs in the same order.
-pub fn same_labels<A: Borrow<LabelPair>, B: Borrow<LabelPair>>(a: &[A], b: &[B]) -> bool {
-    a.len() == b.len()
-        && a.iter().zip(b).all(|(x, y)| {
-            let (x, y) = (x.borrow(), y.borrow());
-            x.name() == y.name() && x.value() == y.value()
-        })
-}
+use super::signatures::{same_labels, signature_of};
+use crate::hashing::ByHash;
+use crate::proto::client::{Metric, MetricFamily, MetricType};
+use crate::push::path::go_quote;
+use crate::push::validate::{self, render};
 
 /// Go's `MetricType.String()`: `COUNTER`, `GAUGE`, ...
 pub fn type_name(kind: i32) -> &'static str {
@@ -105,140 +32,6 @@ pub fn type_name(kind: i32) -> &'static str {
 /// The type of a family; an absent type is COUNTER (the proto default).
 pub fn family_type(family: &MetricFamily) -> i32 {
     family.r#type.unwrap_or(MetricType::Counter as i32)
-}
-
-/// A legacy Prometheus label name that is not reserved (`__` prefix).
-pub fn valid_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-    first_ok && chars.all(|c| c.is_ascii_alphanumeric() || c == '_') && !name.starts_with("__")
-}
-
-/// A short rendering of a metric for error messages, in the spirit of Go's
-/// protobuf text (`label:<name:"a" value:"1" > gauge:<value:1 > `). Pushers
-/// must not parse it; the Pushgateway's own rendering varies by version.
-pub fn describe_metric(metric: &Metric) -> String {
-    describe_series(metric, &metric.label)
-}
-
-/// [`describe_metric`] of `metric` with the labels `labels` in place of its
-/// own.
-pub fn describe_series<L: Borrow<LabelPair>>(metric: &Metric, labels: &[L]) -> String {
-    let mut out = String::new();
-    for label in labels {
-        let label = label.borrow();
-        out.push_str(&format!(
-            "label:<name:{:?} value:{:?} > ",
-            label.name(),
-            label.value()
-        ));
-    }
-    let value = |v: Option<f64>| crate::exposition::gofloat::format(v.unwrap_or(0.0));
-    if let Some(g) = &metric.gauge {
-        out.push_str(&format!("gauge:<value:{} > ", value(g.value)));
-    }
-    if let Some(c) = &metric.counter {
-        out.push_str(&format!("counter:<value:{} > ", value(c.value)));
-    }
-    if let Some(u) = &metric.untyped {
-        out.push_str(&format!("untyped:<value:{} > ", value(u.value)));
-    }
-    if let Some(s) = &metric.summary {
-        out.push_str(&format!(
-            "summary:<sample_count:{} sample_sum:{} > ",
-            s.sample_count(),
-            value(s.sample_sum)
-        ));
-    }
-    if let Some(h) = &metric.histogram {
-        out.push_str(&format!(
-            "histogram:<sample_count:{} sample_sum:{} > ",
-            h.sample_count(),
-            value(h.sample_sum)
-        ));
-    }
-    out
-}
-
-/// Joins gather errors as Go's multi-error does.
-pub fn join_errors(errors: &[String]) -> String {
-    match errors {
-        [one] => one.clone(),
-        many => {
-            let mut out = format!("{} error(s) occurred:", many.len());
-            for e in many {
-                out.push_str("\n* ");
-                out.push_str(e);
-            }
-            out
-        }
-    }
-}
-
-/// The checks that concern one metric alone: its value field matches the
-/// family type, its label names are valid, unique, and not `quantile`/`le`
-/// where those are generated.
-pub fn check_metric(name: &str, kind: i32, metric: &Metric, errors: &mut Vec<String>) {
-    check_series(name, kind, metric, &metric.label, errors);
-}
-
-/// [`check_metric`] of `metric` with the labels `labels` in place of its own.
-pub fn check_series<L: Borrow<LabelPair>>(
-    name: &str,
-    kind: i32,
-    metric: &Metric,
-    labels: &[L],
-    errors: &mut Vec<String>,
-) {
-    let matches = match MetricType::try_from(kind) {
-        Ok(MetricType::Counter) => metric.counter.is_some(),
-        Ok(MetricType::Gauge) => metric.gauge.is_some(),
-        Ok(MetricType::Untyped) => metric.untyped.is_some(),
-        Ok(MetricType::Summary) => metric.summary.is_some(),
-        Ok(MetricType::Histogram | MetricType::GaugeHistogram) => metric.histogram.is_some(),
-        Err(_) => false,
-    };
-    if !matches {
-        errors.push(format!(
-            "collected metric {name:?} {{ {}}} is not a {}",
-            describe_series(metric, labels),
-            type_name(kind)
-        ));
-        return;
-    }
-    let mut previous: Option<&str> = None;
-    for label in labels {
-        let label_name = label.borrow().name();
-        if !valid_label_name(label_name) {
-            errors.push(format!(
-                "collected metric {name:?} {{ {}}} has a label with an invalid name: {label_name}",
-                describe_series(metric, labels)
-            ));
-            return;
-        }
-        let generated = match MetricType::try_from(kind) {
-            Ok(MetricType::Summary) => Some("quantile"),
-            Ok(MetricType::Histogram | MetricType::GaugeHistogram) => Some("le"),
-            _ => None,
-        };
-        if generated == Some(label_name) {
-            errors.push(format!(
-                "collected metric {name:?} {{ {}}} must not have an explicit {label_name:?} label",
-                describe_series(metric, labels)
-            ));
-            return;
-        }
-        if previous == Some(label_name) {
-            errors.push(format!(
-                "collected metric {name:?} {{ {}}} has two or more labels with the same name: {label_name}",
-                describe_series(metric, labels)
-            ));
-            return;
-        }
-        previous = Some(label_name);
-    }
 }
 
 /// `_count`/`_sum`/`_bucket` collisions between `name` (of type `kind`) and
@@ -292,9 +85,9 @@ pub struct Index {
     /// Non-empty families: name → (type, number of groups holding one).
     types: HashMap<String, (i32, u32)>,
     /// Signature → its first owner.
-    series: BySignature<u64>,
+    series: ByHash<u64>,
     /// Signature → its further owners, for signatures held more than once.
-    more: BySignature<Vec<u64>>,
+    more: ByHash<Vec<u64>>,
 }
 
 impl Index {
@@ -405,17 +198,31 @@ pub fn full_check<'a>(
 ) -> Vec<String> {
     let mut errors = Vec::new();
     let mut types: HashMap<&str, i32> = HashMap::new();
-    let mut seen: BySignature<Vec<&Metric>> = BySignature::default();
+    let mut seen: ByHash<Vec<&Metric>> = ByHash::default();
     for (name, kind, metric) in families {
         let merged_kind = *types.entry(name).or_insert(kind);
         let expected = own.get(name).copied().unwrap_or(merged_kind);
-        check_metric(name, expected, metric, &mut errors);
+        let described = || {
+            format!(
+                "collected metric {} {{ {}}}",
+                go_quote(name.as_bytes()),
+                render::compact_text(metric)
+            )
+        };
+        let labels = metric.label.iter().map(|l| (l.name(), l.value()));
+        let fault = match MetricType::try_from(expected) {
+            Ok(expected) => validate::metric_fault(expected, metric, labels, |_, _| {}),
+            Err(_) => Some(format!("is not a {}", type_name(expected))),
+        };
+        if let Some(fault) = fault {
+            errors.push(format!("{} {fault}", described()));
+        }
         let signature = signature_of(name, &metric.label);
         let same = seen.entry(signature).or_default();
         if same.iter().any(|m| same_labels(&m.label, &metric.label)) {
             errors.push(format!(
-                "collected metric {name:?} {{ {}}} was collected before with the same name and label values",
-                describe_metric(metric)
+                "{} was collected before with the same name and label values",
+                described()
             ));
         }
         same.push(metric);
@@ -444,7 +251,7 @@ pub fn full_check<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::client::Gauge;
+    use crate::proto::client::{Gauge, LabelPair};
 
     fn gauge(labels: &[(&str, &str)]) -> Metric {
         Metric {
@@ -455,47 +262,30 @@ mod tests {
     }
 
     #[test]
-    fn label_names_follow_the_legacy_rules() {
-        for ok in ["a", "_a", "a1", "job", "A_b"] {
-            assert!(valid_label_name(ok), "{ok}");
-        }
-        for bad in ["", "1a", "a-b", "__x", "a.b", "é"] {
-            assert!(!valid_label_name(bad), "{bad}");
-        }
-    }
-
-    #[test]
-    fn metric_checks_catch_type_field_mismatch_and_bad_labels() {
-        let mut errors = Vec::new();
-        check_metric("m", MetricType::Counter as i32, &gauge(&[]), &mut errors);
-        assert!(errors[0].contains("is not a COUNTER"), "{errors:?}");
-        errors.clear();
-        check_metric(
-            "m",
-            MetricType::Gauge as i32,
-            &gauge(&[("__x", "1")]),
-            &mut errors,
+    fn the_unchecked_scrape_uses_the_one_metric_rule() {
+        let own = HashMap::new();
+        let histogram = Metric {
+            label: vec![LabelPair::new("le", "1")],
+            histogram: Some(Default::default()),
+            ..Default::default()
+        };
+        let summary = Metric {
+            label: vec![LabelPair::new("quantile", "1")],
+            summary: Some(Default::default()),
+            ..Default::default()
+        };
+        let bad = gauge(&[("__x", "1")]);
+        let errors = full_check(
+            [
+                ("h", MetricType::Histogram as i32, &histogram),
+                ("s", MetricType::Summary as i32, &summary),
+                ("g", MetricType::Gauge as i32, &bad),
+            ],
+            &own,
         );
-        assert!(
-            errors[0].ends_with("has a label with an invalid name: __x"),
-            "{errors:?}"
-        );
-        errors.clear();
-        check_metric(
-            "m",
-            MetricType::Gauge as i32,
-            &gauge(&[("a", "1"), ("a", "2")]),
-            &mut errors,
-        );
-        assert!(errors[0].contains("two or more labels"), "{errors:?}");
-        errors.clear();
-        check_metric(
-            "m",
-            MetricType::Gauge as i32,
-            &gauge(&[("a", "1")]),
-            &mut errors,
-        );
-        assert!(errors.is_empty());
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].contains("must not have an explicit \"quantile\" label"));
+        assert!(errors[1].ends_with("has a label with an invalid name: __x"));
     }
 
     #[test]
@@ -580,6 +370,6 @@ mod tests {
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert!(errors[0].contains("was collected before"));
         assert!(errors[1].contains("is not a GAUGE"));
-        assert!(join_errors(&errors).starts_with("2 error(s) occurred:\n* "));
+        assert!(validate::join_errors(&errors).starts_with("2 error(s) occurred:\n* "));
     }
 }

@@ -4,8 +4,11 @@
 //! |---|---|
 //! | [`store`] | groups, PUT/POST/DELETE semantics, failure bookkeeping, locking |
 //! | [`stored`] | a family's compact stored form and its cached text rendering |
+//! | [`signatures`] | series signatures (a leaf) |
 //! | [`consistency`] | the push-time consistency check and its index |
-//! | [`scrape`] | `GET /metrics`: merge, sort, text and protobuf writers, gzip |
+//! | `merge_order` | the scrape's merge orders kept between scrapes |
+//! | [`scrape`] | `GET /metrics`: merge, sort, the protobuf writer, gzip |
+//! | `text` | the text exposition writers (family header, metric lines) |
 //! | [`api`] | the JSON API (`/api/v1/status`, `/api/v1/metrics`) |
 //! | [`persistence`] | the persistence file: format, atomic writes, schedule |
 //! | [`ui`] | the web page at `/` |
@@ -17,10 +20,13 @@
 pub mod api;
 pub mod consistency;
 pub mod http;
+mod merge_order;
 pub mod persistence;
 pub mod scrape;
+pub mod signatures;
 pub mod store;
 pub mod stored;
+mod text;
 pub mod ui;
 
 use std::collections::HashMap;
@@ -134,27 +140,16 @@ impl Cache {
 }
 
 /// pushrelay's own families (name → type), which pushes must not clash
-/// with: the `crate::telemetry` metrics and the standard process metrics.
+/// with: every metric `crate::telemetry` defines.
 pub fn own_families() -> HashMap<String, i32> {
-    let counter = MetricType::Counter as i32;
-    let gauge = MetricType::Gauge as i32;
-    let histogram = MetricType::Histogram as i32;
-    [
-        (telemetry::PUSHES, counter),
-        (telemetry::PUSH_DURATION, histogram),
-        (telemetry::SAMPLES_RECEIVED, counter),
-        (telemetry::SAMPLES_FORWARDED, counter),
-        (telemetry::REMOTE_WRITE_REQUESTS, counter),
-        (telemetry::LIMIT_REJECTIONS, counter),
-        (telemetry::BUILD_INFO, gauge),
-        ("process_cpu_seconds_total", counter),
-        ("process_virtual_memory_bytes", gauge),
-        ("process_resident_memory_bytes", gauge),
-        ("process_open_fds", gauge),
-        ("process_max_fds", gauge),
-        ("process_start_time_seconds", gauge),
-    ]
-    .into_iter()
-    .map(|(name, kind)| (name.to_string(), kind))
-    .collect()
+    telemetry::own_metrics()
+        .map(|metric| {
+            let kind = match metric.kind {
+                telemetry::Kind::Counter => MetricType::Counter,
+                telemetry::Kind::Gauge => MetricType::Gauge,
+                telemetry::Kind::Histogram => MetricType::Histogram,
+            };
+            (metric.name.to_string(), kind as i32)
+        })
+        .collect()
 }

@@ -1,5 +1,5 @@
 //! The persistence file: pushrelay's own format, atomic writes, and the
-//! Pushgateway's write schedule (reference §10).
+//! Pushgateway's write schedule (below).
 //!
 //! Format: the magic `PUSHRELAY-CACHE\n`, a little-endian `u32` format
 //! version, a little-endian `u64` group count, then one varint-length-
@@ -29,7 +29,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::Cache;
-use super::store::{Group, Stamp, StoredFamily};
+use super::stored::{Group, Stamp, StoredFamily};
 use crate::proto::client::{LabelPair, MetricFamily};
 use crate::push::GroupingKey;
 

@@ -3,7 +3,7 @@
 //! sorts them, written as text 0.0.4 or delimited protobuf, gzipped when
 //! asked.
 //!
-//! Rules (reference §6): families by name (byte order), empty families
+//! Rules, as the Pushgateway exposes its store: families by name (byte order), empty families
 //! omitted; metrics by number of labels, then label values position by
 //! position; `# HELP` only when a help string is set; `# TYPE` always;
 //! `le`/`quantile` after the sorted labels; a `+Inf` bucket added in text
@@ -22,27 +22,24 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, PoisonError};
 use std::time::SystemTime;
 
 use prost::encoding::{self, WireType};
 
-use super::consistency::{self, PUSH_FAILURE_TIME, PUSH_TIME, family_type, full_check};
-use super::store::Group;
+use super::consistency::{family_type, full_check};
+use super::merge_order::{CachedOrder, MergeCache};
+use super::stored::Group;
 use super::stored::{Labels, SortedView, StoredFamily, compare_values};
-use crate::exposition::gofloat;
+use super::text;
 use crate::proto::client::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use crate::telemetry::{PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME_HELP};
 
 /// `Content-Type` of the text exposition.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// `Content-Type` of the delimited protobuf exposition.
 pub const PROTOBUF_CONTENT_TYPE: &str =
     "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
-
-const PUSH_TIME_HELP: &str =
-    "Last Unix time when changing this group in the Pushgateway succeeded.";
-const PUSH_FAILURE_TIME_HELP: &str =
-    "Last Unix time when changing this group in the Pushgateway failed.";
 
 /// The exposition formats a scraper can negotiate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -325,21 +322,6 @@ impl Merged<'_> {
     }
 }
 
-/// The scrape order of merged families, kept from one scrape to the next:
-/// a write replaces a stored family and never changes one, so while a
-/// family's sources are the same stored families its order is the same.
-/// Holds no metric data: weak references to the sources (a pointer is not
-/// reused while one exists) and 8 bytes per series.
-#[derive(Default)]
-pub struct MergeCache {
-    families: Mutex<HashMap<String, CachedOrder>>,
-}
-
-struct CachedOrder {
-    sources: Vec<Weak<StoredFamily>>,
-    order: Arc<[(u32, u32)]>,
-}
-
 /// Whether metrics stored as `stored` render as a family of type `exposed`
 /// renders them (histograms and gauge histograms print alike).
 fn renders_as(stored: i32, exposed: i32) -> bool {
@@ -471,7 +453,7 @@ pub fn render_cached(
         });
         let errors = full_check(all, &own_types);
         if !errors.is_empty() {
-            return Err(consistency::join_errors(&errors));
+            return Err(crate::push::validate::join_errors(&errors));
         }
     }
     let mut ordered: Vec<&Arc<Group>> = groups.iter().collect();
@@ -563,18 +545,7 @@ fn write_text_family(
     order: &mut impl FnMut(&Merged<'_>) -> Arc<[(u32, u32)]>,
 ) {
     let name = family.name;
-    if let Some(help) = family.help {
-        out.push_str("# HELP ");
-        out.push_str(name);
-        out.push(' ');
-        escape_into(out, help, false);
-        out.push('\n');
-    }
-    out.push_str("# TYPE ");
-    out.push_str(name);
-    out.push(' ');
-    out.push_str(&consistency::type_name(family.kind).to_ascii_lowercase());
-    out.push('\n');
+    text::write_header(out, name, family.help, family.kind);
     if let [Source::Stored(_, view)] = family.sources.as_slice() {
         out.push_str(&view.text);
         return;
@@ -584,138 +555,9 @@ fn write_text_family(
         match &family.sources[source as usize] {
             Source::Stored(_, view) => out.push_str(view.text_of(position)),
             Source::Decoded(metrics) => {
-                write_text_metric(out, name, family.kind, metrics[position])
+                text::write_metric(out, name, family.kind, metrics[position])
             }
         }
-    }
-}
-
-/// The text lines of one metric of a family `name` of type `kind`.
-pub(super) fn write_text_metric(out: &mut String, name: &str, kind: i32, metric: &Metric) {
-    let labels = &metric.label;
-    let float = |v: Option<f64>| gofloat::format(v.unwrap_or(0.0));
-    match MetricType::try_from(kind) {
-        Ok(MetricType::Counter) => {
-            let value = metric.counter.as_ref().and_then(|c| c.value);
-            sample(out, name, "", labels, None, &float(value));
-        }
-        Ok(MetricType::Gauge) => {
-            let value = metric.gauge.as_ref().and_then(|g| g.value);
-            sample(out, name, "", labels, None, &float(value));
-        }
-        Ok(MetricType::Summary) => {
-            let summary = metric.summary.clone().unwrap_or_default();
-            for q in &summary.quantile {
-                let quantile = gofloat::format(q.quantile());
-                sample(
-                    out,
-                    name,
-                    "",
-                    labels,
-                    Some(("quantile", &quantile)),
-                    &float(q.value),
-                );
-            }
-            sample(out, name, "_sum", labels, None, &float(summary.sample_sum));
-            sample(
-                out,
-                name,
-                "_count",
-                labels,
-                None,
-                &summary.sample_count().to_string(),
-            );
-        }
-        Ok(MetricType::Histogram | MetricType::GaugeHistogram) => {
-            let histogram = metric.histogram.clone().unwrap_or_default();
-            let float_counts = histogram.sample_count_float.is_some_and(|c| c > 0.0);
-            let count = |int: Option<u64>, flt: Option<f64>| match flt {
-                Some(f) if float_counts || int.is_none() && f > 0.0 => gofloat::format(f),
-                _ => int.unwrap_or(0).to_string(),
-            };
-            let mut saw_inf = false;
-            for bucket in &histogram.bucket {
-                let bound = bucket.upper_bound();
-                saw_inf |= bound == f64::INFINITY;
-                let le = gofloat::format(bound);
-                let value = count(bucket.cumulative_count, bucket.cumulative_count_float);
-                sample(out, name, "_bucket", labels, Some(("le", &le)), &value);
-            }
-            let total = count(histogram.sample_count, histogram.sample_count_float);
-            if !saw_inf {
-                sample(out, name, "_bucket", labels, Some(("le", "+Inf")), &total);
-            }
-            sample(
-                out,
-                name,
-                "_sum",
-                labels,
-                None,
-                &float(histogram.sample_sum),
-            );
-            sample(out, name, "_count", labels, None, &total);
-        }
-        _ => {
-            let value = metric.untyped.as_ref().and_then(|u| u.value);
-            sample(out, name, "", labels, None, &float(value));
-        }
-    }
-}
-
-fn sample(
-    out: &mut String,
-    name: &str,
-    suffix: &str,
-    labels: &[LabelPair],
-    extra: Option<(&str, &str)>,
-    value: &str,
-) {
-    out.push_str(name);
-    out.push_str(suffix);
-    if !labels.is_empty() || extra.is_some() {
-        out.push('{');
-        let mut first = true;
-        let pairs = labels.iter().map(|l| (l.name(), l.value())).chain(extra);
-        for (label, label_value) in pairs {
-            if !first {
-                out.push(',');
-            }
-            first = false;
-            out.push_str(label);
-            out.push_str("=\"");
-            escape_into(out, label_value, true);
-            out.push('"');
-        }
-        out.push('}');
-    }
-    out.push(' ');
-    out.push_str(value);
-    out.push('\n');
-}
-
-/// Escapes `\` and newline (HELP), plus `"` in label values; copies the
-/// runs between escapes whole.
-fn escape_into(out: &mut String, text: &str, quotes: bool) {
-    let bytes = text.as_bytes();
-    let mut done = 0;
-    loop {
-        let next = if quotes {
-            memchr::memchr3(b'\\', b'\n', b'"', &bytes[done..])
-        } else {
-            memchr::memchr2(b'\\', b'\n', &bytes[done..])
-        };
-        let Some(at) = next.map(|i| done + i) else {
-            out.push_str(&text[done..]);
-            return;
-        };
-        // The escaped characters are ASCII: `at` is a char boundary.
-        out.push_str(&text[done..at]);
-        out.push_str(match bytes[at] {
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            _ => "\\\"",
-        });
-        done = at + 1;
     }
 }
 

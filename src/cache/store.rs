@@ -14,89 +14,21 @@
 //! - writes are applied in the order they take the lock; a write that got its
 //!   answer is visible to every later read.
 
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::SystemTime;
 
-use super::consistency::{
-    self, BySignature, Index, PUSH_FAILURE_TIME, PUSH_TIME, REJECT_PREFIX, check_series,
-    check_suffixes, describe_metric, describe_series, family_type, join_errors, same_labels,
-    signature_of,
-};
-use super::scrape::MergeCache;
-pub use super::stored::StoredFamily;
+use super::consistency::{self, Index, check_suffixes, family_type};
+use super::merge_order::MergeCache;
+use super::signatures::{same_labels, signature_of};
+use super::stored::stamp_labels;
+pub use super::stored::{Group, Stamp, StoredFamily};
 use crate::proto::client::{LabelPair, Metric, MetricFamily, MetricType};
+use crate::push::path::go_quote;
+use crate::push::validate::{INCONSISTENT_PREFIX, join_errors, render};
 use crate::push::{GroupingKey, Push, PushOp};
-
-/// A value with the time of the write that stored it.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Stamp {
-    /// `None` means "never" (exposed as 0).
-    pub value: Option<SystemTime>,
-    pub stored_at: SystemTime,
-}
-
-impl Stamp {
-    /// The value as the Pushgateway exposes it: Unix seconds, or 0.
-    pub fn seconds(&self) -> f64 {
-        self.value.map_or(0.0, unix_seconds)
-    }
-}
-
-/// Unix time in seconds with nanosecond precision, as Go's
-/// `float64(t.UnixNano()) / 1e9`.
-pub fn unix_seconds(time: SystemTime) -> f64 {
-    time.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_nanos() as f64 / 1e9)
-}
-
-/// The metrics stored under one grouping key.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Group {
-    pub key: GroupingKey,
-    /// Pushed families by name (never `push_time_seconds` or
-    /// `push_failure_time_seconds`: those are the two stamps).
-    pub families: BTreeMap<String, Arc<StoredFamily>>,
-    pub push_time: Stamp,
-    pub failure_time: Stamp,
-}
-
-impl Group {
-    fn new(key: GroupingKey, now: SystemTime) -> Self {
-        let never = Stamp {
-            value: None,
-            stored_at: now,
-        };
-        Self {
-            key,
-            families: BTreeMap::new(),
-            push_time: never,
-            failure_time: never,
-        }
-    }
-
-    /// The labels of this group's `push_*` series: the grouping labels, plus
-    /// `instance=""` when the key has no instance, sorted by name.
-    pub fn push_labels(&self) -> Vec<LabelPair> {
-        stamp_labels(&self.key)
-    }
-
-    /// False when the last push failed (failure time after success time).
-    pub fn last_push_successful(&self) -> bool {
-        self.failure_time.seconds() <= self.push_time.seconds()
-    }
-}
-
-fn stamp_labels(key: &GroupingKey) -> Vec<LabelPair> {
-    let mut labels = key.label_pairs();
-    if key.get("instance").is_none() {
-        labels.push(LabelPair::new("instance", ""));
-        labels.sort_by(|a, b| a.name().cmp(b.name()));
-    }
-    labels
-}
+use crate::telemetry::{PUSH_FAILURE_TIME, PUSH_TIME};
 
 /// A push refused by the store; the message is the pusher's 400 body.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -297,14 +229,14 @@ impl Store {
         }
         if timestamped {
             return Verdict::Refuse(format!(
-                "{REJECT_PREFIX}pushed metrics must not have timestamps"
+                "{INCONSISTENT_PREFIX}pushed metrics must not have timestamps"
             ));
         }
         let errors = state.check(op, key, families, &self.options.own_families);
         if errors.is_empty() {
             Verdict::Store
         } else {
-            Verdict::Refuse(format!("{REJECT_PREFIX}{}", join_errors(&errors)))
+            Verdict::Refuse(format!("{INCONSISTENT_PREFIX}{}", join_errors(&errors)))
         }
     }
 }
@@ -361,9 +293,13 @@ impl<'a> Prepared<'a> {
         self.family.name()
     }
 
-    /// The metric at `i` with its stored labels (for error messages).
+    /// The metric at `i` with its stored labels, as error messages start.
     fn describe(&self, i: usize) -> String {
-        describe_series(&self.family.metric[i], self.labels_of(i))
+        format!(
+            "collected metric {} {{ {}}}",
+            go_quote(self.name().as_bytes()),
+            render::compact_text_labelled(&self.family.metric[i], self.labels_of(i))
+        )
     }
 }
 
@@ -561,7 +497,11 @@ impl State {
         None
     }
 
-    /// The consistency check of a push against the index: O(pushed series).
+    /// The cache's step on top of the push check (`validate::check`, which
+    /// every [`Push`] has passed): the push against the other groups and
+    /// pushrelay's own families, through the index: type clashes, suffix
+    /// collisions, series another group already exposes, and the stamps
+    /// of a new group. O(pushed series).
     fn check(
         &self,
         op: PushOp,
@@ -594,21 +534,12 @@ impl State {
             let (kind, holders) = self.index.family(name)?;
             (holders > u32::from(replaced(name))).then_some(kind)
         };
-        let pushed_series = families.iter().map(|f| f.signatures.len()).sum();
-        // Signature → (family, metric) position of the first series seen
-        // with it, and of any further ones.
-        let mut first_seen: BySignature<(usize, usize)> =
-            BySignature::with_capacity_and_hasher(pushed_series, Default::default());
-        let mut more_seen: BySignature<Vec<(usize, usize)>> = BySignature::default();
-        for (f, family) in families.iter().enumerate() {
+        for family in families {
             if family.family.metric.is_empty() {
                 continue;
             }
             let name = family.name();
             let kind = family.kind;
-            for (i, metric) in family.family.metric.iter().enumerate() {
-                check_series(name, kind, metric, family.labels_of(i), &mut errors);
-            }
             match (own.get(name), stored_elsewhere(name)) {
                 (Some(own_kind), _) if *own_kind != kind => errors.push(format!(
                     "gathered metric family {name} has type {} but should have {}",
@@ -618,7 +549,7 @@ impl State {
                 (_, Some(existing)) if existing != kind => {
                     for i in 0..family.family.metric.len() {
                         errors.push(format!(
-                            "collected metric {name:?} {{ {}}} is not a {}",
+                            "{} is not a {}",
                             family.describe(i),
                             consistency::type_name(existing)
                         ));
@@ -626,43 +557,21 @@ impl State {
                 }
                 _ => {}
             }
-            check_suffixes(
-                name,
-                kind,
-                |n| {
-                    stored_elsewhere(n)
-                        .or_else(|| (n != name).then(|| pushed.get(n).copied()).flatten())
-                },
-                &mut errors,
-            );
+            // Collisions within the push were the push check's: only
+            // those with a family stored elsewhere are left.
+            check_suffixes(name, kind, stored_elsewhere, &mut errors);
             for (i, &signature) in family.signatures.iter().enumerate() {
                 let labels = family.labels_of(i);
-                let same = |&(f2, i2): &(usize, usize)| {
-                    families[f2].name() == name && same_labels(families[f2].labels_of(i2), labels)
-                };
-                let twice = match first_seen.entry(signature) {
-                    Entry::Vacant(slot) => {
-                        slot.insert((f, i));
-                        false
-                    }
-                    Entry::Occupied(slot) => {
-                        let more = more_seen.entry(signature).or_default();
-                        let twice = same(slot.get()) || more.iter().any(same);
-                        more.push((f, i));
-                        twice
-                    }
-                };
-                let elsewhere = || {
-                    self.index.owners(signature).any(|owner| {
-                        Some(owner) != own_id
-                            && self.groups.get(&owner).is_some_and(|g| {
-                                g.families.get(name).is_some_and(|f| f.holds(labels))
-                            })
-                    })
-                };
-                if twice || elsewhere() {
+                let elsewhere = self.index.owners(signature).any(|owner| {
+                    Some(owner) != own_id
+                        && self
+                            .groups
+                            .get(&owner)
+                            .is_some_and(|g| g.families.get(name).is_some_and(|f| f.holds(labels)))
+                });
+                if elsewhere {
                     errors.push(format!(
-                        "collected metric {name:?} {{ {}}} was collected before with the same name and label values",
+                        "{} was collected before with the same name and label values",
                         family.describe(i)
                     ));
                 }
@@ -677,8 +586,9 @@ impl State {
                 ..Default::default()
             };
             errors.push(format!(
-                "collected metric {name:?} {{ {}}} was collected before with the same name and label values",
-                describe_metric(&metric)
+                "collected metric {} {{ {}}} was collected before with the same name and label values",
+                go_quote(name.as_bytes()),
+                render::compact_text(&metric)
             ));
         }
         errors

@@ -15,16 +15,22 @@
 //! them) is rendered once, by the first scrape that needs it, and kept in
 //! the family ([`StoredFamily::view`]); a stored family never changes (a
 //! write replaces it), so the rendering never goes stale.
+//!
+//! A [`Group`] is what one grouping key holds: its stored families and its
+//! two stamps (last success, last failure).
 
 use std::cmp::Ordering;
-use std::sync::OnceLock;
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use prost::Message;
 use prost::encoding::{self, WireType};
 
-use super::consistency::signature_of;
+use super::signatures::{pair_bytes, signature_of};
 use crate::proto::client::{LabelPair, Metric, MetricFamily, MetricType};
+use crate::push::GroupingKey;
+use crate::telemetry::unix_seconds;
 
 /// The `MetricFamily.metric` field number.
 const METRIC_TAG: u32 = 4;
@@ -99,7 +105,7 @@ impl StoredFamily {
     /// Stores `family`'s metrics with the labels `labels(i)` gives the
     /// metric at position `i` (in place of the metric's own labels), and
     /// their series signatures `signatures`
-    /// ([`crate::cache::consistency::series_signature`]).
+    /// ([`crate::cache::signatures::series_signature`]).
     pub fn with_labels<'a, L>(
         family: &MetricFamily,
         stored_at: SystemTime,
@@ -244,12 +250,7 @@ impl StoredFamily {
         let mut text = String::with_capacity(self.encoded.len());
         let mut text_ends = Vec::with_capacity(order.len());
         for &i in &order {
-            super::scrape::write_text_metric(
-                &mut text,
-                &self.name,
-                self.kind,
-                &self.metric(i as usize),
-            );
+            super::text::write_metric(&mut text, &self.name, self.kind, &self.metric(i as usize));
             // The text of a family is shorter than its encoding plus the
             // quantile/bucket labels, far below 4 GiB when the encoding is.
             text_ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
@@ -313,12 +314,6 @@ fn encode_fields(metric: &Metric, buf: &mut Vec<u8>) {
     if let Some(histogram) = &metric.histogram {
         encoding::message::encode(7, histogram, buf);
     }
-}
-
-/// A label pair as the bytes [`Labels`] yields (an absent name or value is
-/// empty, as the getters read it).
-pub fn pair_bytes(label: &LabelPair) -> (&[u8], &[u8]) {
-    (label.name().as_bytes(), label.value().as_bytes())
 }
 
 /// client_golang's metric order over label values: fewer labels first, then
@@ -403,6 +398,68 @@ impl<'a> Iterator for Labels<'a> {
         }
         Some((name, value))
     }
+}
+
+/// A value with the time of the write that stored it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stamp {
+    /// `None` means "never" (exposed as 0).
+    pub value: Option<SystemTime>,
+    pub stored_at: SystemTime,
+}
+
+impl Stamp {
+    /// The value as the Pushgateway exposes it: Unix seconds, or 0.
+    pub fn seconds(&self) -> f64 {
+        self.value.map_or(0.0, unix_seconds)
+    }
+}
+
+/// The metrics stored under one grouping key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Group {
+    pub key: GroupingKey,
+    /// Pushed families by name (never `push_time_seconds` or
+    /// `push_failure_time_seconds`: those are the two stamps).
+    pub families: BTreeMap<String, Arc<StoredFamily>>,
+    pub push_time: Stamp,
+    pub failure_time: Stamp,
+}
+
+impl Group {
+    pub(super) fn new(key: GroupingKey, now: SystemTime) -> Self {
+        let never = Stamp {
+            value: None,
+            stored_at: now,
+        };
+        Self {
+            key,
+            families: BTreeMap::new(),
+            push_time: never,
+            failure_time: never,
+        }
+    }
+
+    /// The labels of this group's `push_*` series: the grouping labels, plus
+    /// `instance=""` when the key has no instance, sorted by name.
+    pub fn push_labels(&self) -> Vec<LabelPair> {
+        stamp_labels(&self.key)
+    }
+
+    /// False when the last push failed (failure time after success time).
+    pub fn last_push_successful(&self) -> bool {
+        self.failure_time.seconds() <= self.push_time.seconds()
+    }
+}
+
+/// The labels of the `push_*` series of a group with `key`.
+pub(super) fn stamp_labels(key: &GroupingKey) -> Vec<LabelPair> {
+    let mut labels = key.label_pairs();
+    if key.get("instance").is_none() {
+        labels.push(LabelPair::new("instance", ""));
+        labels.sort_by(|a, b| a.name().cmp(b.name()));
+    }
+    labels
 }
 
 #[cfg(test)]

@@ -26,14 +26,9 @@ use super::series_memory::{GroupId, SeriesMemory};
 use super::wire;
 use crate::proto::prompb::metric_metadata::MetricType as RwType;
 use crate::push::{PushOp, SinkError};
-use crate::telemetry;
-
-const PUSH_TIME: &str = "push_time_seconds";
-const PUSH_FAILURE_TIME: &str = "push_failure_time_seconds";
-const PUSH_TIME_HELP: &str =
-    "Last Unix time when changing this group in the Pushgateway succeeded.";
-const PUSH_FAILURE_TIME_HELP: &str =
-    "Last Unix time when changing this group in the Pushgateway failed.";
+use crate::telemetry::{
+    self, PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME, PUSH_TIME_HELP,
+};
 
 /// The answer channel of a push acknowledged synchronously.
 pub type Reply = oneshot::Sender<Result<(), SinkError>>;

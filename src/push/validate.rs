@@ -25,7 +25,8 @@
 //!    against stored groups): families in name order; suffix collisions
 //!    (`x_count` next to summary `x`, ...), type/value mismatches, repeated,
 //!    invalid or `__`-prefixed label names, explicit `quantile` labels on
-//!    summaries, duplicate series. Every failure is collected and reported
+//!    summaries (an explicit `le` on a histogram passes, as in the
+//!    Pushgateway), duplicate series. Every failure is collected and reported
 //!    as Go reports them (`N error(s) occurred:\n* ...`).
 //!
 //! With `push.disable_consistency_check` step 5 is skipped: the Pushgateway
@@ -38,18 +39,22 @@
 //! `LIMIT_REJECTIONS`. Families with no metrics are kept (a POST replaces
 //! with them).
 //!
-//! Divergences (reference §14.5): invalid metric names (of families that
-//! have metrics) and unknown metric types are refused; a `GAUGE_HISTOGRAM`
-//! family must carry histograms.
+//! Where this is stricter than the Pushgateway (which stores such pushes
+//! and then fails every scrape): invalid metric names (of families that
+//! have metrics) and unknown metric types are refused, and a
+//! `GAUGE_HISTOGRAM` family must carry histograms. Where it is looser on
+//! purpose: at most 50 errors are listed (the count is exact), so that the
+//! answer stays small.
 
-mod render;
+pub(crate) mod render;
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use super::path::{go_quote, is_legacy_label_name};
 use super::{GroupingKey, Rejection};
 use crate::config::PushConfig;
+use crate::hashing::{Prehashed, Seeded};
 use crate::proto::client::{LabelPair, Metric, MetricFamily, MetricType};
 use crate::telemetry;
 
@@ -57,8 +62,34 @@ use crate::telemetry;
 pub const INCONSISTENT_PREFIX: &str =
     "pushed metrics are invalid or inconsistent with existing metrics: ";
 
-/// More collected errors than this are summarised, not listed.
+/// More collected errors than this are counted, not listed: the count is
+/// the Pushgateway's, the answer stays small whatever the push holds.
 const MAX_LISTED_ERRORS: usize = 50;
+
+/// Joins collected errors as Go's multi-error does (one error alone; else
+/// `N error(s) occurred:` and a `\n* ` line each), listing at most
+/// [`MAX_LISTED_ERRORS`] of them. The push-time check (in itself and, in
+/// the cache, against the stored groups) and the unchecked scrape answer
+/// with it.
+pub(crate) fn join_errors(errors: &[String]) -> String {
+    match errors {
+        [one] => one.clone(),
+        many => {
+            let mut out = format!("{} error(s) occurred:", many.len());
+            for error in many.iter().take(MAX_LISTED_ERRORS) {
+                out.push_str("\n* ");
+                out.push_str(error);
+            }
+            if many.len() > MAX_LISTED_ERRORS {
+                out.push_str(&format!(
+                    "\n* ... {} more not shown",
+                    many.len() - MAX_LISTED_ERRORS
+                ));
+            }
+            out
+        }
+    }
+}
 
 /// Runs every check on the labels the merge would give, without merging:
 /// each metric's own labels are only sorted by name. The sinks merge the grouping labels themselves (see
@@ -395,32 +426,10 @@ impl PartialEq for SeriesKey<'_> {
 
 impl Eq for SeriesKey<'_> {}
 
-/// Hands on the precomputed [`SeriesKey`] hash unchanged: it is already a
-/// seeded hash of the whole key.
-#[derive(Default)]
-struct PrecomputedHasher(u64);
-
-impl Hasher for PrecomputedHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used; fold anything else in all the same.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, hash: u64) {
-        self.0 = hash;
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 /// The series seen so far in a push, and the seed their keys are hashed with.
 struct SeenSeries<'a> {
-    keys: HashSet<SeriesKey<'a>, BuildHasherDefault<PrecomputedHasher>>,
-    seed: foldhash::fast::RandomState,
+    keys: HashSet<SeriesKey<'a>, Prehashed>,
+    seed: Seeded,
 }
 
 /// What one family was registered as during the check.
@@ -438,11 +447,9 @@ fn check_consistency(
     order.sort_by(|a, b| a.name().cmp(b.name()));
     let series: usize = families.iter().map(|f| f.metric.len()).sum();
     let mut registered: HashMap<&str, Registered<'_>> = HashMap::with_capacity(families.len());
-    // A seeded hash: the keys are the pusher's, so collisions must not be
-    // forceable.
     let mut seen = SeenSeries {
-        keys: HashSet::with_capacity_and_hasher(series, BuildHasherDefault::default()),
-        seed: foldhash::fast::RandomState::default(),
+        keys: HashSet::with_capacity_and_hasher(series, Prehashed::default()),
+        seed: Seeded::default(),
     };
     let mut errors: Vec<String> = Vec::new();
     for family in order {
@@ -500,24 +507,13 @@ fn check_consistency(
             }
         }
     }
-    match errors.len() {
-        0 => Ok(()),
-        1 => Err(Rejection::inconsistent(format!(
-            "{INCONSISTENT_PREFIX}{}",
-            errors[0]
-        ))),
-        n => {
-            let mut message = format!("{INCONSISTENT_PREFIX}{n} error(s) occurred:");
-            for error in errors.iter().take(MAX_LISTED_ERRORS) {
-                message.push_str("\n* ");
-                message.push_str(error);
-            }
-            if n > MAX_LISTED_ERRORS {
-                message.push_str(&format!("\n* ... {} more not shown", n - MAX_LISTED_ERRORS));
-            }
-            Err(Rejection::inconsistent(message))
-        }
+    if errors.is_empty() {
+        return Ok(());
     }
+    Err(Rejection::inconsistent(format!(
+        "{INCONSISTENT_PREFIX}{}",
+        join_errors(&errors)
+    )))
 }
 
 /// client_golang's `checkSuffixCollisions` for a family about to be
@@ -541,7 +537,8 @@ fn suffix_collision(name: &str, registered: &HashMap<&str, Registered<'_>>) -> O
     ))
 }
 
-/// client_golang's `checkMetricConsistency` for one (merged) metric.
+/// The per-push part of client_golang's `checkMetricConsistency` for one
+/// (merged) metric: [`metric_fault`], then the duplicate check.
 fn check_metric<'a>(
     name: &'a str,
     kind: MetricType,
@@ -556,45 +553,21 @@ fn check_metric<'a>(
             render::compact_text(&grouping.merged_metric(metric))
         )
     };
-    let has_value = match kind {
-        MetricType::Counter => metric.counter.is_some(),
-        MetricType::Gauge => metric.gauge.is_some(),
-        MetricType::Summary => metric.summary.is_some(),
-        MetricType::Untyped => metric.untyped.is_some(),
-        MetricType::Histogram | MetricType::GaugeHistogram => metric.histogram.is_some(),
-    };
-    if !has_value {
-        return Some(format!("{} is not a {}", described(), kind.as_str_name()));
-    }
-    // Go starts from "" too, so a first label with an empty name counts as
-    // a repeated one.
-    let mut previous = "";
     let mut hasher = seen.seed.build_hasher();
     hasher.write(name.as_bytes());
-    for (label_name, value) in grouping.merge(&metric.label) {
-        hasher.write_u8(0xff);
-        hasher.write(label_name.as_bytes());
-        hasher.write_u8(0xff);
-        hasher.write(value.as_bytes());
-        if label_name == previous {
-            return Some(format!(
-                "{} has two or more labels with the same name: {label_name}",
-                described()
-            ));
-        }
-        if !is_legacy_label_name(label_name) || label_name.starts_with("__") {
-            return Some(format!(
-                "{} has a label with an invalid name: {label_name}",
-                described()
-            ));
-        }
-        if metric.summary.is_some() && label_name == "quantile" {
-            return Some(format!(
-                "{} must not have an explicit \"quantile\" label",
-                described()
-            ));
-        }
-        previous = label_name;
+    let fault = metric_fault(
+        kind,
+        metric,
+        grouping.merge(&metric.label),
+        |label, value| {
+            hasher.write_u8(0xff);
+            hasher.write(label.as_bytes());
+            hasher.write_u8(0xff);
+            hasher.write(value.as_bytes());
+        },
+    );
+    if let Some(fault) = fault {
+        return Some(format!("{} {fault}", described()));
     }
     let key = SeriesKey {
         hash: hasher.finish(),
@@ -607,6 +580,54 @@ fn check_metric<'a>(
             "{} was collected before with the same name and label values",
             described()
         ));
+    }
+    None
+}
+
+/// client_golang's `checkMetricConsistency` for one metric of a family of
+/// type `kind` whose labels, as exposed (sorted by name), are `labels`: the
+/// value field matches the type; label names are legacy names, not
+/// `__`-prefixed, not repeated; a summary has no explicit `quantile` label.
+/// An explicit `le` on a histogram passes, as in the Pushgateway.
+/// `each_label` sees every label up to the first fault (the push check
+/// hashes them on the way). The fault is the end of Go's message, the part
+/// after `collected metric "m" { ... }`.
+///
+/// The one per-metric rule: the push check, the cache's push check and the
+/// unchecked cache's scrape all use it.
+pub(crate) fn metric_fault<'l>(
+    kind: MetricType,
+    metric: &Metric,
+    labels: impl IntoIterator<Item = (&'l str, &'l str)>,
+    mut each_label: impl FnMut(&'l str, &'l str),
+) -> Option<String> {
+    let has_value = match kind {
+        MetricType::Counter => metric.counter.is_some(),
+        MetricType::Gauge => metric.gauge.is_some(),
+        MetricType::Summary => metric.summary.is_some(),
+        MetricType::Untyped => metric.untyped.is_some(),
+        MetricType::Histogram | MetricType::GaugeHistogram => metric.histogram.is_some(),
+    };
+    if !has_value {
+        return Some(format!("is not a {}", kind.as_str_name()));
+    }
+    // Go starts from "" too, so a first label with an empty name counts as
+    // a repeated one.
+    let mut previous = "";
+    for (label_name, value) in labels {
+        each_label(label_name, value);
+        if label_name == previous {
+            return Some(format!(
+                "has two or more labels with the same name: {label_name}"
+            ));
+        }
+        if !is_legacy_label_name(label_name) || label_name.starts_with("__") {
+            return Some(format!("has a label with an invalid name: {label_name}"));
+        }
+        if kind == MetricType::Summary && label_name == "quantile" {
+            return Some("must not have an explicit \"quantile\" label".to_string());
+        }
+        previous = label_name;
     }
     None
 }

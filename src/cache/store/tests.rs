@@ -82,6 +82,16 @@ fn store() -> Store {
     })
 }
 
+/// Applies `push` as the handler does: the push check first, the store's
+/// own step on top.
+fn checked_apply(s: &Store, mut push: Push) -> Result<(), Refused> {
+    let config = crate::config::PushConfig::default();
+    if let Err(rejection) = crate::push::validate::check(&mut push.families, &push.key, &config) {
+        return Err(Refused(rejection.message));
+    }
+    s.apply(&push)
+}
+
 fn group<'a>(groups: &'a [Arc<Group>], k: &[(&str, &str)]) -> &'a Group {
     let k = key(k);
     groups.iter().find(|g| g.key == k).expect("group exists")
@@ -255,9 +265,7 @@ fn duplicate_series_across_groups_and_within_a_push_are_refused() {
     s.apply(&push(PushOp::Replace, &[("job", "b")], vec![same.clone()]))
         .unwrap();
     let in_push = gauge_family("m", &[&[("x", "2")], &[("x", "2")]]);
-    let err = s
-        .apply(&push(PushOp::Replace, &[("job", "c")], vec![in_push]))
-        .unwrap_err();
+    let err = checked_apply(&s, push(PushOp::Replace, &[("job", "c")], vec![in_push])).unwrap_err();
     assert!(
         err.0
             .contains("was collected before with the same name and label values"),
@@ -358,13 +366,15 @@ fn suffix_collisions_and_own_metric_clashes_are_refused() {
 #[test]
 fn bad_label_names_and_reserved_labels_are_refused() {
     let s = store();
-    let err = s
-        .apply(&push(
+    let err = checked_apply(
+        &s,
+        push(
             PushOp::Replace,
             &[("job", "r")],
             vec![gauge_family("r", &[&[("__x", "1")]])],
-        ))
-        .unwrap_err();
+        ),
+    )
+    .unwrap_err();
     assert!(
         err.0.ends_with("has a label with an invalid name: __x"),
         "{}",
@@ -372,9 +382,7 @@ fn bad_label_names_and_reserved_labels_are_refused() {
     );
     let mut summary = summary_family("q");
     summary.metric[0].label = labels(&[("quantile", "0.5")]);
-    let err = s
-        .apply(&push(PushOp::Replace, &[("job", "r")], vec![summary]))
-        .unwrap_err();
+    let err = checked_apply(&s, push(PushOp::Replace, &[("job", "r")], vec![summary])).unwrap_err();
     assert!(
         err.0
             .contains("must not have an explicit \"quantile\" label"),
@@ -571,5 +579,24 @@ proptest::proptest! {
         let prepared = prepare(&push, &grouping);
         let got: Vec<LabelPair> = prepared[0].labels_of(0).iter().map(|l| (*l).clone()).collect();
         proptest::prop_assert_eq!(got, reference_labels(&family.metric[0].label, &key));
+    }
+}
+
+#[test]
+fn every_own_metric_name_is_refused_with_another_type() {
+    let s = store();
+    for own in crate::telemetry::own_metrics() {
+        let clashing = if own.kind == crate::telemetry::Kind::Counter {
+            gauge_family(own.name, &[&[]])
+        } else {
+            MetricFamily {
+                name: Some(own.name.into()),
+                ..counter_family("x")
+            }
+        };
+        let err = s
+            .apply(&push(PushOp::Replace, &[("job", "o")], vec![clashing]))
+            .expect_err(own.name);
+        assert!(err.0.contains("but should have"), "{}: {}", own.name, err.0);
     }
 }

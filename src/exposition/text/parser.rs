@@ -15,11 +15,12 @@ use std::collections::{HashMap, HashSet};
 use memchr::{memchr, memchr2, memchr3};
 
 use super::scan::{
-    FxBuild, go_float_to_u64, is_blank, is_metric_name_byte, label_name_end, metric_name_end,
+    go_float_to_u64, is_blank, is_metric_name_byte, label_name_end, metric_name_end,
     parse_go_float, parse_go_int, skip_blanks, token_end,
 };
 use crate::exposition::ParseError;
 use crate::exposition::goquote::{quote, quote_byte};
+use crate::hashing::Seeded;
 use crate::proto::client::{
     Bucket, Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType, Quantile, Summary, Untyped,
 };
@@ -57,9 +58,9 @@ pub(super) struct Parser<'a> {
     families: Vec<MetricFamily>,
     kinds: Vec<Option<MetricType>>,
     /// Summary/histogram metrics of each family by their label set.
-    groups: Vec<HashMap<Box<[u8]>, usize, FxBuild>>,
-    by_name: HashMap<&'a [u8], usize, FxBuild>,
-    resolved: HashMap<&'a [u8], Resolved, FxBuild>,
+    groups: Vec<HashMap<Box<[u8]>, usize, Seeded>>,
+    by_name: HashMap<&'a [u8], usize, Seeded>,
+    resolved: HashMap<&'a [u8], Resolved, Seeded>,
     last_resolved: Option<(&'a [u8], Resolved)>,
     /// Labels of the current line (reused across lines).
     labels: Vec<(&'a str, Cow<'a, str>)>,
@@ -67,7 +68,7 @@ pub(super) struct Parser<'a> {
     label_order: Vec<usize>,
     /// Names of the current line's labels once there are many of them, so
     /// the duplicate check stays linear on hostile lines.
-    label_names: HashSet<&'a str, FxBuild>,
+    label_names: HashSet<&'a str, Seeded>,
     /// False when only checking syntax: no metrics are built.
     build_model: bool,
     samples: usize,

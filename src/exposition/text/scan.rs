@@ -1,10 +1,7 @@
 //! Byte-level pieces of the text formats: character classes, Go's number
-//! syntax, Go's float-to-count conversion and a fast hasher for the short
-//! ASCII keys the parser looks up on every line.
+//! syntax, and Go's float-to-count conversion.
 //!
 //! Contract: every function here is total (never panics) on arbitrary bytes.
-
-use std::hash::{BuildHasherDefault, Hasher};
 
 /// Character classes as a lookup table: one load per byte in the hot loops.
 const NAME_START: u8 = 1;
@@ -203,59 +200,6 @@ pub(crate) fn go_float_to_u64(v: f64) -> u64 {
         signed(v - TWO_63) | OUT_OF_RANGE
     }
 }
-
-/// FxHash (rustc's hasher): a multiply-rotate hash, several times faster
-/// than SipHash on the short metric names looked up per line. Collision
-/// resistance is not needed: keys come from one request and a collision
-/// only costs a comparison.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct FxHasher {
-    hash: u64,
-}
-
-const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-impl FxHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(FX_SEED);
-    }
-}
-
-impl Hasher for FxHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 59));
-        }
-    }
-
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.hash
-    }
-}
-
-pub(crate) type FxBuild = BuildHasherDefault<FxHasher>;
 
 #[cfg(test)]
 mod tests {

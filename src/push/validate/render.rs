@@ -3,8 +3,9 @@
 //! `CompactTextString`: `label:<name:"a" value:"1" > gauge:<value:1 > `),
 //! and the short `name{labels}` form pushrelay's own limit messages use.
 //!
-//! The compact text is for humans; the reference warns that its exact
-//! spacing varies across Go protobuf versions, so it is close, not sacred.
+//! The compact text is for humans: its exact spacing varies across Go
+//! protobuf versions (and so across Pushgateway releases), so it is close,
+//! not sacred.
 
 use std::fmt::Write as _;
 
@@ -14,8 +15,19 @@ use crate::proto::client::{Bucket, BucketSpan, LabelPair, Metric};
 /// `label:<...> ... <type>:<...> ` as Go's `%s` of a `*dto.Metric` prints
 /// it (fields in Go struct order, each followed by a space).
 pub fn compact_text(metric: &Metric) -> String {
-    let mut out = String::with_capacity(64 + 32 * metric.label.len());
-    for label in &metric.label {
+    compact_text_labelled(metric, &metric.label)
+}
+
+/// [`compact_text`] of `metric` with the labels `labels` in place of its
+/// own (the cache describes metrics with their stored labels).
+pub fn compact_text_labelled<'l, L: std::borrow::Borrow<LabelPair> + 'l>(
+    metric: &Metric,
+    labels: impl IntoIterator<Item = &'l L>,
+) -> String {
+    let labels = labels.into_iter();
+    let mut out = String::with_capacity(64 + 32 * labels.size_hint().0);
+    for label in labels {
+        let label = label.borrow();
         out.push_str("label:<");
         string_field(&mut out, "name", label.name.as_deref());
         string_field(&mut out, "value", label.value.as_deref());

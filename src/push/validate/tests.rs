@@ -139,7 +139,8 @@ fn pushed_timestamps_are_refused_unless_honoured() {
 
 #[test]
 fn grouping_labels_override_body_labels_and_instance_is_added() {
-    // Observed on the Pushgateway 1.5.1 (reference §5.2).
+    // Observed on the Pushgateway 1.5.1: the first body label of a grouping
+    // name takes the grouping value, `instance=""` is added when missing.
     type Pairs<'a> = &'a [(&'a str, &'a str)];
     let cases: &[(Pairs, Pairs, &[&str])] = &[
         (
@@ -914,4 +915,29 @@ proptest! {
             crate::forward::convert::convert(&merged, &GroupingKey::new([]))
         );
     }
+}
+
+#[test]
+fn the_metric_rule_checks_value_field_and_label_names() {
+    let gauge = Metric {
+        gauge: Some(Default::default()),
+        ..Default::default()
+    };
+    let fault = |kind: MetricType, labels: &[(&'static str, &'static str)]| {
+        metric_fault(kind, &gauge, labels.iter().copied(), |_, _| {})
+    };
+    assert_eq!(
+        fault(MetricType::Counter, &[]).as_deref(),
+        Some("is not a COUNTER")
+    );
+    for ok in ["a", "_a", "a1", "job", "A_b"] {
+        assert_eq!(fault(MetricType::Gauge, &[(ok, "1")]), None, "{ok}");
+    }
+    for bad in ["", "1a", "a-b", "__x", "a.b", "é"] {
+        assert!(fault(MetricType::Gauge, &[(bad, "1")]).is_some(), "{bad}");
+    }
+    assert_eq!(
+        fault(MetricType::Gauge, &[("a", "1"), ("a", "2")]).as_deref(),
+        Some("has two or more labels with the same name: a")
+    );
 }
