@@ -17,13 +17,14 @@
 //! parsed and validated against its grouping key (grouping labels merged,
 //! labels sorted), unless a row needs a push the validation would refuse.
 
-#[allow(dead_code)] // each test file uses its own part of the helpers
-mod support;
+mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::receiver::{Fault, Received, Receiver};
+use common::{STALE_NAN_BITS, bounded};
 use pushrelay::config::PushConfig;
 use pushrelay::exposition::{self, BodyFormat};
 use pushrelay::forward::Forwarder;
@@ -32,10 +33,6 @@ use pushrelay::proto::prompb::{TimeSeries, WriteRequest};
 use pushrelay::push::{GroupingKey, Push, PushOp, Rejection, SinkError, validate};
 use pushrelay::security::Secret;
 use pushrelay::security::outbound::ExtraHeaders;
-use support::bounded;
-use support::receiver::{Fault, Received, Receiver};
-
-const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
 
 /// The stream identifier chunk every snappy framed stream starts with.
 const SNAPPY_FRAMED_MAGIC: &[u8] = b"\xff\x06\x00\x00sNaPpY";

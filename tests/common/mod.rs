@@ -20,28 +20,42 @@
 //! [`model`] (metrics built by hand);
 //! everything but [`model`] is re-exported here. Every test binary uses a different part
 //! of the harness, hence `allow(dead_code)`.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
+pub mod browser;
+pub mod cache;
 mod clients;
 mod fetch;
 pub mod model;
 mod peers;
 mod proxy;
+pub mod receiver;
+pub mod tls;
 
 pub use clients::*;
 pub use fetch::*;
 pub use peers::*;
 pub use proxy::*;
 
+use std::future::Future;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// What every "peer missing" failure tells the reader to do.
 pub const INSTALL_HINT: &str = "run scripts/install-peers.sh to install the test peers";
 
-/// The value of Prometheus' stale marker (a NaN with this exact bit pattern).
+/// The value of Prometheus' stale marker (a NaN with this exact bit
+/// pattern). Written out here rather than taken from the crate, so a wrong
+/// constant in pushrelay fails the tests instead of passing them.
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+/// Runs `f` with a bound so a hung forwarder fails the test.
+pub async fn bounded<T>(f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(20), f)
+        .await
+        .expect("test took too long")
+}
 
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
