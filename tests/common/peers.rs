@@ -50,13 +50,15 @@ pub fn pushrelay_command() -> Command {
 
 /// How long a peer may take to become ready.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one readiness probe may wait for an answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// When a started peer counts as ready.
 #[derive(Clone, Debug)]
 pub enum Ready {
     /// `GET <path>` over plain HTTP answers 200.
     Http(String),
-    /// The port accepts TCP connections (for a pushrelay serving TLS or
+    /// The process listens on its port (for a pushrelay serving TLS or
     /// asking for credentials, where no plain GET can answer 200).
     Listening,
 }
@@ -133,7 +135,8 @@ impl Peer {
                 Ok(()) => return peer,
                 Err(Exit::Exited(status)) => {
                     last_log = format!("exited with {status}:\n{}", peer.log());
-                    if !last_log.contains("address already in use") {
+                    // Go says "address already in use", Rust "Address ...".
+                    if !last_log.to_lowercase().contains("address already in use") {
                         break;
                     }
                 }
@@ -170,35 +173,39 @@ impl Peer {
         )
     }
 
-    /// The one readiness wait: polls the probe until it succeeds, the
-    /// process exits, or [`READY_TIMEOUT`] passes.
+    /// The one readiness wait: polls until the process listens on its port
+    /// and the probe succeeds, the process exits, or [`READY_TIMEOUT`]
+    /// passes.
     async fn wait_ready(&mut self) -> Result<(), Exit> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if let Some(status) = self.exited() {
                 return Err(Exit::Exited(status));
             }
-            let ready = match &self.ready {
-                Ready::Http(path) => {
-                    let url = format!("{}{path}", self.url());
-                    try_request(Method::GET, &url, &[], Bytes::new())
-                        .await
-                        .is_ok_and(|reply| reply.status == StatusCode::OK)
-                }
-                Ready::Listening => tokio::net::TcpStream::connect(self.addr).await.is_ok(),
-            };
-            // A stranger that took the port would answer too: only a peer
-            // still running after its probe succeeded counts.
-            if ready {
-                return match self.exited() {
-                    Some(status) => Err(Exit::Exited(status)),
-                    None => Ok(()),
-                };
+            // A stranger that took the port in a race would answer the probe
+            // too (possibly another test's peer of the same kind): only our
+            // own process holding the listening socket counts.
+            if listens_on(self.pid(), self.addr.port()) && self.probe().await {
+                return Ok(());
             }
             if Instant::now() > deadline {
                 return Err(Exit::TimedOut);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn probe(&self) -> bool {
+        match &self.ready {
+            Ready::Http(path) => {
+                let url = format!("{}{path}", self.url());
+                let answer = try_request(Method::GET, &url, &[], Bytes::new());
+                matches!(
+                    tokio::time::timeout(PROBE_TIMEOUT, answer).await,
+                    Ok(Ok(reply)) if reply.status == StatusCode::OK
+                )
+            }
+            Ready::Listening => true,
         }
     }
 
@@ -247,6 +254,35 @@ impl Peer {
         self.kill_hard();
         self.log()
     }
+}
+
+/// Whether process `pid` holds the socket listening on 127.0.0.1:`port`
+/// (Linux: the socket's inode in `/proc/net/tcp` among the process' open
+/// files).
+fn listens_on(pid: u32, port: u16) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return false;
+    };
+    // Columns: slot, local address (hex, host order), remote, state (0A is
+    // LISTEN), ..., inode (the tenth).
+    let local = format!("0100007F:{port:04X}");
+    let sockets: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let listening = fields.get(1) == Some(&local.as_str()) && fields.get(3) == Some(&"0A");
+            listening
+                .then(|| fields.get(9).map(|inode| format!("socket:[{inode}]")))
+                .flatten()
+        })
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .any(|target| sockets.iter().any(|s| target.as_os_str() == s.as_str()))
 }
 
 /// Starts `binary args` in `dir`, appending its output to `log_path`.
