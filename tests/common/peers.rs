@@ -31,8 +31,13 @@ pub fn peer_command(binary: &Path, args: &[String], log: File) -> Command {
 
 /// `binary` with every `PUSHRELAY_*` variable of the developer's
 /// environment removed, so it cannot change the configuration under test.
+///
+/// Error backtraces are off (`RUST_LIB_BACKTRACE=0`): with `RUST_BACKTRACE`
+/// set, every error pushrelay builds would capture and symbolise one, about
+/// a quarter second each in a debug build. Panics keep `RUST_BACKTRACE`.
 pub fn clean_command(binary: &Path) -> Command {
     let mut command = Command::new(binary);
+    command.env("RUST_LIB_BACKTRACE", "0");
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("PUSHRELAY_") {
             command.env_remove(key);
