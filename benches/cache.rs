@@ -20,15 +20,13 @@
 
 use std::hint::black_box;
 use std::sync::{Arc, OnceLock};
-use std::time::SystemTime;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use pushrelay::cache::scrape::{self, Format};
 use pushrelay::cache::store::{Group, Store, StoreOptions};
 use pushrelay::cache::{self};
 use pushrelay::config::PushConfig;
-use pushrelay::exposition::text;
-use pushrelay::push::validate::validate;
+use pushrelay::exposition::BodyFormat;
 use pushrelay::push::{GroupingKey, Push, PushOp};
 
 const BODY_10: &[u8] = include_bytes!("../tests/fixtures/bench_10.txt");
@@ -41,15 +39,8 @@ fn push(op: PushOp, body: &[u8], instance: &str) -> Push {
         ("job".to_string(), "bench".to_string()),
         ("instance".to_string(), instance.to_string()),
     ]);
-    let mut families = text::parse(body).expect("the fixture parses");
-    validate(&mut families, &key, &PushConfig::default()).expect("the fixture is valid");
-    Push {
-        op,
-        key,
-        families,
-        received_at: SystemTime::now(),
-        tenant: None,
-    }
+    Push::from_body(op, key, BodyFormat::Text, body, &PushConfig::default())
+        .expect("the fixture is a valid push")
 }
 
 /// The loaded store, built on first use: criterion runs a group's setup

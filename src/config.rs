@@ -8,7 +8,11 @@
 //! the nested key `web.listen_address`, i.e. `[web] listen_address = ...` in
 //! TOML or `PUSHRELAY_WEB__LISTEN_ADDRESS` (sections joined by `__`).
 //!
-//! Every error names the key and the source it came from.
+//! The settings are plain data ([`backend`] and [`secret`] hold the
+//! security-related ones); other modules build live objects from them. A
+//! module that refuses a setting (e.g. `crate::security`) reports a
+//! [`KeyedProblem`] to [`Config::load_checked`], so every error names the
+//! key and the source it came from.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -19,13 +23,16 @@ use figment::providers::{Env, Format, Serialized, Toml, Yaml};
 use figment::{Figment, Metadata};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub mod backend;
 mod cli;
+pub mod secret;
+mod tenant;
 
+pub use backend::{BasicAuthConfig, ExtraHeaders, TlsClientConfig};
 pub use cli::Cli;
 use cli::FlagsProvider;
-
-use crate::security::outbound::{BasicAuthConfig, ExtraHeaders, TlsClientConfig};
-use crate::security::tenant::TenantConfig;
+pub use secret::Secret;
+pub use tenant::{DEFAULT_TENANT_HEADER, TenantConfig};
 
 /// The whole configuration. See the module docs for how it is layered.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -334,10 +341,34 @@ impl<'de> Deserialize<'de> for GoDuration {
 #[error("invalid configuration: {0}")]
 pub struct ConfigError(String);
 
+/// A setting that the module using it refused: the key (e.g.
+/// `remote_write.tls.ca_file`) and what is wrong with its value.
+pub trait KeyedProblem {
+    fn key(&self) -> &str;
+    fn problem(&self) -> &str;
+}
+
 impl Config {
-    /// Loads the layers for these flags, with `env` as the environment
-    /// (`PUSHRELAY_*` variables), and validates the result.
+    /// [`Config::load`], then `check` (a check another module owns, e.g.
+    /// building the security objects once); a problem it finds is reported
+    /// as a bad value is: with its key and the source the key came from.
+    pub fn load_checked<P: KeyedProblem>(
+        cli: &Cli,
+        check: impl FnOnce(&Config) -> Result<(), P>,
+    ) -> Result<Self, ConfigError> {
+        let (config, figment) = Self::load_layers(cli)?;
+        check(&config).map_err(|p| invalid_key(&figment, p.key(), p.problem()))?;
+        Ok(config)
+    }
+
+    /// Loads the layers for these flags and the environment
+    /// (`PUSHRELAY_*` variables), and validates the plain values.
     pub fn load(cli: &Cli) -> Result<Self, ConfigError> {
+        Self::load_layers(cli).map(|(config, _)| config)
+    }
+
+    /// The loaded configuration and the layers it came from.
+    fn load_layers(cli: &Cli) -> Result<(Self, Figment), ConfigError> {
         // Only nested keys (`SECTION__KEY`): Kubernetes injects
         // `PUSHRELAY_SERVICE_HOST`-style variables for Services named
         // `pushrelay*`, which must not be read as configuration.
@@ -349,7 +380,7 @@ impl Config {
             .extract()
             .map_err(|e| ConfigError(describe_figment_error(e)))?;
         config.validate(&figment)?;
-        Ok(config)
+        Ok((config, figment))
     }
 
     fn figment(cli: &Cli, env: Env) -> Result<Figment, ConfigError> {
@@ -370,12 +401,7 @@ impl Config {
     }
 
     fn validate(&self, figment: &Figment) -> Result<(), ConfigError> {
-        let fail = |key: &str, problem: String| {
-            ConfigError(format!(
-                "key `{key}` {}: {problem}",
-                source_of(figment, key)
-            ))
-        };
+        let fail = |key: &str, problem: String| invalid_key(figment, key, &problem);
         self.listen_addr()
             .map_err(|e| fail("web.listen_address", e))?;
         if let Some(url) = &self.remote_write.url {
@@ -436,49 +462,6 @@ impl Config {
         if !self.web.telemetry_path.starts_with('/') {
             return Err(fail("web.telemetry_path", "must start with /".into()));
         }
-        self.validate_security(&fail)
-    }
-
-    /// Checks the security settings now, so a bad certificate, a missing
-    /// secret file or a reserved header fails at start (and in
-    /// `--check-config`). Messages never contain secret values.
-    fn validate_security(
-        &self,
-        fail: &dyn Fn(&str, String) -> ConfigError,
-    ) -> Result<(), ConfigError> {
-        use crate::security::{inbound::WebSecurity, outbound, tenant::TenantPolicy};
-        // The security messages start with the key they are about; `fail`
-        // names it already.
-        let fail = |key: &str, problem: String| {
-            let problem = match problem.strip_prefix(key).and_then(|p| p.strip_prefix(": ")) {
-                Some(rest) => rest.to_string(),
-                None => problem,
-            };
-            fail(key, problem)
-        };
-        if let Some(path) = self.web_config_file() {
-            WebSecurity::load(path).map_err(|e| fail("web.config_file", e))?;
-        }
-        let rw = &self.remote_write;
-        // The files of a configured section are checked here; the system's
-        // CA store is the forwarder's to load, only for an https backend.
-        if rw.tls != outbound::TlsClientConfig::default() {
-            outbound::client_tls_config(&rw.tls, false).map_err(|e| fail("remote_write.tls", e))?;
-        }
-        outbound::Credentials::new(
-            rw.basic_auth.as_ref(),
-            rw.bearer_token_file.as_deref(),
-            &rw.headers,
-        )
-        .map_err(|e| {
-            let key = e
-                .split([':', ' '])
-                .next()
-                .unwrap_or("remote_write")
-                .to_string();
-            fail(&key, e)
-        })?;
-        TenantPolicy::new(&rw.tenant).map_err(|e| fail("remote_write.tenant", e))?;
         Ok(())
     }
 
@@ -532,6 +515,14 @@ impl Config {
             .as_deref()
             .filter(|p| !p.as_os_str().is_empty())
     }
+}
+
+/// The error for a bad value of `key`, naming where the key was set.
+fn invalid_key(figment: &Figment, key: &str, problem: &str) -> ConfigError {
+    ConfigError(format!(
+        "key `{key}` {}: {problem}",
+        source_of(figment, key)
+    ))
 }
 
 fn source_of(figment: &Figment, key: &str) -> String {

@@ -9,21 +9,23 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`config`] | the one `Config` struct and its layers (defaults < file < env < flags) |
+//! | [`config`] | the one `Config` struct, its layers (defaults < file < env < flags), plain settings incl. secrets that never print |
 //! | [`server`] | listeners, the routing table, graceful shutdown |
-//! | [`push`] | ingest: grouping key, body decoding, validation, the push handler |
+//! | `http_response` | the HTTP answers the server and the cache's web routes share (a leaf) |
+//! | [`push`] | ingest: grouping key, body decoding, validation, the tenant policy, the push handler and the `PushSink` trait it talks to |
 //! | [`exposition`] | metric formats: text and protobuf parsing, Go float formatting |
-//! | [`sinks`] | fan-out of one `Push` to the enabled sinks |
+//! | [`sinks`] | `Sinks`, the `PushSink` that fans one `Push` out to the enabled sinks |
 //! | [`forward`] | remote_write: convert, batch, send |
 //! | [`cache`] | the Pushgateway store and its scrape |
 //! | [`telemetry`] | pushrelay's own metrics, all names in one place |
-//! | [`security`] | TLS and auth on both sides, tenancy, secrets that never print |
+//! | [`security`] | TLS and auth on both sides, built from `config`'s settings |
 //! | [`proto`] | generated protobuf types |
 
 pub mod cache;
 pub mod config;
 pub mod exposition;
 pub mod forward;
+mod http_response;
 pub mod proto;
 pub mod push;
 pub mod security;

@@ -16,7 +16,7 @@ use pushrelay::telemetry::Telemetry;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let config = Config::load(&cli)?;
+    let config = Config::load_checked(&cli, pushrelay::security::check)?;
     if cli.check_config {
         print!(
             "{}",
@@ -66,7 +66,7 @@ fn main() -> anyhow::Result<()> {
         }
         let mut state = AppState::new(&config, sinks, telemetry);
         if let Some(path) = config.web_config_file() {
-            let web = WebSecurity::load(path).map_err(anyhow::Error::msg)?;
+            let web = WebSecurity::load(path)?;
             tracing::info!(tls = web.tls_enabled(), auth = web.auth_enabled(), "web config loaded");
             state = state.with_web_security(Arc::new(web));
         }

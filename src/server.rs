@@ -28,9 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -40,14 +38,14 @@ use tokio::sync::{Notify, watch};
 
 use crate::cache::http::CacheWeb;
 use crate::config::Config;
+use crate::http_response::{
+    Body, empty, method_not_allowed, not_found, options, plain, redirect, text,
+};
 use crate::push::handler::{Ingest, PushFailure};
 use crate::push::{PushOp, path};
 use crate::security::inbound::WebSecurity;
 use crate::sinks::Sinks;
 use crate::telemetry::Telemetry;
-
-/// Response bodies are built whole.
-pub type Body = Full<Bytes>;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -85,6 +83,7 @@ impl AppState {
 
     /// Builds the state for `config` with the given sinks.
     pub fn new(config: &Config, sinks: Sinks, telemetry: Telemetry) -> Self {
+        let tenancy = sinks.forwarder.as_ref().map(|f| f.tenancy().clone());
         let cache_web = sinks
             .cache
             .clone()
@@ -94,9 +93,7 @@ impl AppState {
             prefix: config.route_prefix(),
             telemetry_path: config.web.telemetry_path.clone(),
             sinks,
-            ingest: Ingest {
-                config: config.push.clone(),
-            },
+            ingest: Ingest::new(config.push.clone(), tenancy),
             telemetry,
             shutting_down: AtomicBool::new(false),
             web: None,
@@ -302,8 +299,8 @@ async fn route(state: &AppState, request: Request<Incoming>) -> Response<Body> {
     if decoded.starts_with(b"/")
         && let Some(location) = path::clean_redirect(&decoded)
     {
-        let location = with_query(location, request.uri().query());
-        return redirect(StatusCode::MOVED_PERMANENTLY, &location, method);
+        let query = request.uri().query();
+        return redirect(StatusCode::MOVED_PERMANENTLY, &location, query, method);
     }
     let Some(rest) = decoded.strip_prefix(state.prefix.as_bytes()) else {
         return not_found();
@@ -320,8 +317,8 @@ async fn route(state: &AppState, request: Request<Incoming>) -> Response<Body> {
             b"job/" if [Method::PUT, Method::POST, Method::DELETE].contains(method) => {
                 let alias = if alias.is_some() { "/pushgateway" } else { "" };
                 let location = format!("{}{alias}/metrics/job", state.prefix);
-                let location = with_query(location, request.uri().query());
-                return redirect(StatusCode::TEMPORARY_REDIRECT, &location, method);
+                let query = request.uri().query();
+                return redirect(StatusCode::TEMPORARY_REDIRECT, &location, query, method);
             }
             b"job/" | b"job@base64/" => return not_found(),
             _ if grouping_path.starts_with(b"job/")
@@ -333,7 +330,9 @@ async fn route(state: &AppState, request: Request<Incoming>) -> Response<Body> {
         }
     }
     if let Some(web) = &state.cache_web
-        && let Some(response) = web.route(method, rest, request.headers()).await
+        && let Some(response) = web
+            .route(method, rest, request.uri().query(), request.headers())
+            .await
     {
         return response;
     }
@@ -342,10 +341,10 @@ async fn route(state: &AppState, request: Request<Incoming>) -> Response<Body> {
         b"/-/healthy" | b"/-/ready" if method == Method::GET && saturated => {
             plain(StatusCode::INTERNAL_SERVER_ERROR, "write queue is full")
         }
-        b"/-/healthy" if method == Method::GET => ok_text(),
+        b"/-/healthy" if method == Method::GET => text(StatusCode::OK, "OK"),
         b"/-/ready" if method == Method::GET => {
             if !state.shutting_down.load(Ordering::SeqCst) && state.sinks.is_ready() {
-                ok_text()
+                text(StatusCode::OK, "OK")
             } else {
                 plain(StatusCode::SERVICE_UNAVAILABLE, "not ready")
             }
@@ -385,11 +384,7 @@ async fn push(
         .handle(&state.sinks, op, &grouping_path, &parts.headers, body)
         .await
     {
-        Ok(status) => {
-            let mut response = Response::new(Body::default());
-            *response.status_mut() = status;
-            response
-        }
+        Ok(status) => empty(status),
         Err(failure) => failure_response(failure),
     }
 }
@@ -405,111 +400,5 @@ fn failure_response(failure: PushFailure) -> Response<Body> {
     response
 }
 
-/// A `text/plain` answer with the message and a newline, as the Pushgateway
-/// writes its errors.
-pub fn plain(status: StatusCode, message: &str) -> Response<Body> {
-    let mut response = Response::new(Body::from(format!("{message}\n")));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    response
-}
-
-/// `200 OK` with the body `OK` (no newline), as the Pushgateway's health
-/// endpoints answer.
-fn ok_text() -> Response<Body> {
-    let mut response = Response::new(Body::from("OK"));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
-}
-
-fn not_found() -> Response<Body> {
-    plain(StatusCode::NOT_FOUND, "404 page not found")
-}
-
 /// The `Allow` header of the push routes.
 const PUSH_METHODS: &str = "DELETE, OPTIONS, POST, PUT";
-
-/// `200` with an `Allow` header and no body: the Pushgateway router's
-/// automatic answer to `OPTIONS`.
-fn options(allow: &'static str) -> Response<Body> {
-    let mut response = Response::new(Body::default());
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
-    response
-}
-
-/// `location` with the request's `?query` appended, as Go's router keeps it
-/// when redirecting.
-fn with_query(mut location: String, query: Option<&str>) -> String {
-    if let Some(query) = query {
-        location.push('?');
-        location.push_str(query);
-    }
-    location
-}
-
-/// A redirect as Go's `http.Redirect` writes it: `Location`, and for `GET`
-/// a small HTML body (`text/html` also for `HEAD`); other methods get an
-/// empty body.
-fn redirect(status: StatusCode, location: &str, method: &Method) -> Response<Body> {
-    let Ok(value) = HeaderValue::from_str(location) else {
-        // The location is percent-encoded, so this cannot happen; refuse
-        // rather than redirect somewhere else.
-        return plain(StatusCode::BAD_REQUEST, "400 Bad Request");
-    };
-    let mut response = if *method == Method::GET {
-        let reason = status.canonical_reason().unwrap_or_default();
-        Response::new(Body::from(format!(
-            "<a href=\"{}\">{reason}</a>.\n\n",
-            html_escape(location)
-        )))
-    } else {
-        Response::new(Body::default())
-    };
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(header::LOCATION, value);
-    if *method == Method::GET || *method == Method::HEAD {
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        );
-    }
-    response
-}
-
-/// Go's `html.EscapeString` subset `http.Redirect` uses.
-fn html_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '\'' => out.push_str("&#39;"),
-            '"' => out.push_str("&#34;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-fn method_not_allowed(allow: &'static str) -> Response<Body> {
-    let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
-    response
-}

@@ -5,16 +5,17 @@
 //! checks the push first (a push it would refuse is never forwarded), then the
 //! forwarder sends it, then the cache applies it.
 //!
-//! Tenancy is the forwarder's: without one a push has no tenant. The cache
-//! keys groups by grouping key alone, whatever their tenant.
+//! Tenants are written by the forwarder only (ingest resolves them with the
+//! forwarder's policy); the cache keys groups by grouping key alone,
+//! whatever their tenant.
 
 use std::time::SystemTime;
 
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 
 use crate::cache::Cache;
 use crate::forward::Forwarder;
-use crate::push::{GroupingKey, Push, PushOp, Rejection, SinkError};
+use crate::push::{GroupingKey, Push, PushOp, PushSink, SinkError};
 
 /// The sinks a push goes to. At least one is present.
 pub struct Sinks {
@@ -22,9 +23,9 @@ pub struct Sinks {
     pub cache: Option<Cache>,
 }
 
-impl Sinks {
+impl PushSink for Sinks {
     /// Hands `push` to every enabled sink; the first refusal wins.
-    pub async fn apply(&self, push: &Push) -> Result<(), SinkError> {
+    async fn apply(&self, push: &Push) -> Result<(), SinkError> {
         if let Some(forwarder) = &self.forwarder {
             if let Some(cache) = &self.cache {
                 cache.check(push)?;
@@ -40,38 +41,16 @@ impl Sinks {
     /// Notes a push to `key` whose metrics were refused as invalid or
     /// inconsistent: the cache records the group's failure time, as the
     /// Pushgateway does.
-    pub fn record_failure(&self, key: &GroupingKey, at: SystemTime) {
+    fn record_failure(&self, key: &GroupingKey, at: SystemTime) {
         if let Some(cache) = &self.cache {
             cache.store().record_failure(key, at);
-        }
-    }
-
-    /// The tenant a push to `key` with request `headers` is forwarded as
-    /// (`remote_write.tenant`); `None` without a forwarder or without
-    /// tenancy. A required tenant that is missing, or an invalid one, is a
-    /// 400.
-    pub fn tenant_of(
-        &self,
-        key: &GroupingKey,
-        headers: &HeaderMap,
-    ) -> Result<Option<String>, Rejection> {
-        match &self.forwarder {
-            Some(forwarder) => forwarder.tenancy().resolve(key, headers),
-            None => Ok(None),
-        }
-    }
-
-    /// Sends everything the forwarder still has queued (shutdown).
-    pub async fn drain(&self) {
-        if let Some(forwarder) = &self.forwarder {
-            forwarder.drain().await;
         }
     }
 
     /// The status of an accepted push or delete: 202 for a delete, and for
     /// every push when the cache runs without its consistency check (as the
     /// Pushgateway answers then); 200 otherwise.
-    pub fn accepted_status(&self, op: PushOp) -> StatusCode {
+    fn accepted_status(&self, op: PushOp) -> StatusCode {
         let unchecked = self
             .cache
             .as_ref()
@@ -80,6 +59,15 @@ impl Sinks {
             StatusCode::ACCEPTED
         } else {
             StatusCode::OK
+        }
+    }
+}
+
+impl Sinks {
+    /// Sends everything the forwarder still has queued (shutdown).
+    pub async fn drain(&self) {
+        if let Some(forwarder) = &self.forwarder {
+            forwarder.drain().await;
         }
     }
 

@@ -431,6 +431,41 @@ async fn route_prefix_applies_to_every_route() {
     );
 }
 
+/// The prefix itself (no trailing slash): the Pushgateway's router
+/// redirects `GET` only, as Go's `http.Redirect` writes it (HTML body,
+/// query kept); every other method is a 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bare_route_prefix_redirects_as_the_pushgateway() {
+    let pair = Pair::start("/pg", &["--web.route-prefix=/pg"]).await;
+    for method in [
+        Method::GET,
+        Method::HEAD,
+        Method::PUT,
+        Method::POST,
+        Method::DELETE,
+        Method::OPTIONS,
+    ] {
+        for path in ["", "?x=1"] {
+            let (gateway, relay) = pair.send(method.clone(), path, &[], Bytes::new()).await;
+            let what = format!("{method} /pg{path}");
+            assert_eq!(gateway.status, relay.status, "{what}: status");
+            let header = |r: &Reply, name| {
+                r.headers
+                    .get(name)
+                    .map(|v| v.to_str().unwrap_or("").to_string())
+            };
+            for name in [http::header::LOCATION, http::header::CONTENT_TYPE] {
+                assert_eq!(
+                    header(&gateway, name.clone()),
+                    header(&relay, name.clone()),
+                    "{what}: {name}"
+                );
+            }
+            assert_eq!(gateway.text(), relay.text(), "{what}: body");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_consistency_check_pushes_are_accepted_and_scrapes_fail() {
     let pair = Pair::start(

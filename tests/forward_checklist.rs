@@ -13,9 +13,10 @@
 //! are outside this list: outages are exercised in `forward_outage.rs`,
 //! auth and TLS in `forward_security.rs`.
 //!
-//! Pushes are built as the push handler builds them: the text body is
-//! parsed and validated against its grouping key (grouping labels merged,
-//! labels sorted), unless a row needs a push the validation would refuse.
+//! Pushes are built as the push handler builds them, with `Push::from_body`:
+//! the body is parsed and validated against its grouping key (labels
+//! sorted; the forwarder merges the grouping labels). A push the text
+//! format cannot express goes through the same function as a protobuf body.
 
 mod common;
 
@@ -25,14 +26,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::receiver::{Fault, Received, Receiver};
 use common::{STALE_NAN_BITS, bounded};
-use pushrelay::config::PushConfig;
-use pushrelay::exposition::{self, BodyFormat};
+use prost::Message;
+use pushrelay::config::{ExtraHeaders, PushConfig, Secret};
+use pushrelay::exposition::BodyFormat;
 use pushrelay::forward::Forwarder;
 use pushrelay::proto::client::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use pushrelay::proto::prompb::{TimeSeries, WriteRequest};
-use pushrelay::push::{GroupingKey, Push, PushOp, Rejection, SinkError, validate};
-use pushrelay::security::Secret;
-use pushrelay::security::outbound::ExtraHeaders;
+use pushrelay::push::validate::GroupingLabels;
+use pushrelay::push::{GroupingKey, Push, PushOp, Rejection, SinkError};
+use pushrelay::security::outbound::extra_header_map;
 
 /// The stream identifier chunk every snappy framed stream starts with.
 const SNAPPY_FRAMED_MAGIC: &[u8] = b"\xff\x06\x00\x00sNaPpY";
@@ -48,17 +50,41 @@ fn try_text_push(
     body: &str,
     push_config: &PushConfig,
 ) -> Result<Push, Rejection> {
-    let key = key(pairs);
-    let mut families = exposition::parse(BodyFormat::Text, body.as_bytes())
-        .map_err(|e| Rejection::bad_request(e.0))?;
-    validate::validate(&mut families, &key, push_config)?;
-    Ok(Push {
+    Push::from_body(
         op,
-        key,
-        families,
-        received_at: SystemTime::now(),
-        tenant: None,
-    })
+        key(pairs),
+        BodyFormat::Text,
+        body.as_bytes(),
+        push_config,
+    )
+}
+
+/// `raw`'s families sent as a protobuf body (which, unlike text, can carry
+/// any name and repeat a label) and built into a push as the handler does.
+fn protobuf_push(raw: Push, push_config: &PushConfig) -> Result<Push, Rejection> {
+    let mut body = Vec::new();
+    for family in &raw.families {
+        family
+            .encode_length_delimited(&mut body)
+            .expect("a Vec grows as needed");
+    }
+    Push::from_body(
+        raw.op,
+        raw.key,
+        BodyFormat::ProtobufDelimited,
+        &body,
+        push_config,
+    )
+}
+
+/// A push without the consistency check, as `push.disable_consistency_check`
+/// lets it through.
+fn unchecked_protobuf_push(raw: Push) -> Push {
+    let unchecked = PushConfig {
+        disable_consistency_check: true,
+        ..PushConfig::default()
+    };
+    protobuf_push(raw, &unchecked).expect("accepted without the consistency check")
 }
 
 fn text_push(op: PushOp, pairs: &[(&str, &str)], body: &str) -> Push {
@@ -103,16 +129,11 @@ fn raw_gauge_push(job: &str, name: &str, labels: &[(&str, &str)], value: f64) ->
     }
 }
 
-/// Validates `push` with the consistency check off, as
+/// Pushes `raw` with the consistency check off, as
 /// `push.disable_consistency_check` does, then checks the forwarder refuses
 /// it, naming `culprit`, without sending anything.
-async fn assert_unchecked_push_refused_unsent(mut push: Push, culprit: &str) {
-    let unchecked = PushConfig {
-        disable_consistency_check: true,
-        ..PushConfig::default()
-    };
-    validate::validate(&mut push.families, &push.key, &unchecked)
-        .expect("accepted without the consistency check");
+async fn assert_unchecked_push_refused_unsent(raw: Push, culprit: &str) {
+    let push = unchecked_protobuf_push(raw);
     let receiver = Receiver::start().await;
     let forwarder = Forwarder::new(&receiver.forward_config()).unwrap();
     match bounded(forwarder.forward(&push)).await {
@@ -304,8 +325,8 @@ async fn row_07_configured_headers_cannot_override_reserved_ones() {
         "USER-AGENT",
     ] {
         let headers = ExtraHeaders(vec![(reserved.to_string(), Secret::new("evil"))]);
-        let err = headers.to_header_map().unwrap_err();
-        assert!(err.contains(reserved), "{err}");
+        let err = extra_header_map(&headers).unwrap_err();
+        assert!(err.problem.contains(reserved), "{err}");
         let mut config = receiver.forward_config();
         config.headers = headers;
         let err = Forwarder::new(&config).err().expect("refused at start");
@@ -562,13 +583,12 @@ async fn row_12_no_repeated_label_names() {
 
     // Only a protobuf body can repeat a label (the text parser refuses
     // it); without the consistency check validation lets it through.
-    let unchecked = PushConfig {
-        disable_consistency_check: true,
-        ..PushConfig::default()
-    };
-    let mut repeated = raw_gauge_push("j", "m", &[("a", "1"), ("a", "2"), ("job", "j")], 1.0);
-    validate::validate(&mut repeated.families, &repeated.key, &unchecked)
-        .expect("accepted without the consistency check");
+    let repeated = unchecked_protobuf_push(raw_gauge_push(
+        "j",
+        "m",
+        &[("a", "1"), ("a", "2"), ("job", "j")],
+        1.0,
+    ));
     let labels = &repeated.families[0].metric[0].label;
     assert_eq!(labels.iter().filter(|l| l.name() == "a").count(), 2);
     let received = forward_one(&repeated).await;
@@ -631,13 +651,13 @@ async fn row_13_label_names_sorted() {
 async fn row_14_no_empty_names_or_values() {
     let receiver = Receiver::start().await;
     let forwarder = Forwarder::new(&receiver.forward_config()).unwrap();
-    // No instance in the URL: validation adds instance="".
+    // No instance in the URL: the merged labels the sinks see have
+    // instance="".
     let implicit = text_push(PushOp::Replace, &[("job", "j")], "m{e=\"\",a=\"1\"} 1\n");
     assert!(
-        implicit.families[0].metric[0]
-            .label
-            .iter()
-            .any(|l| l.name() == "instance" && l.value().is_empty())
+        GroupingLabels::new(&implicit.key)
+            .merge(&implicit.families[0].metric[0].label)
+            .any(|(name, value)| name == "instance" && value.is_empty())
     );
     bounded(forwarder.forward(&implicit)).await.unwrap();
     let explicit = text_push(
@@ -718,17 +738,17 @@ async fn row_15_names_match_the_1_0_grammar() {
     assert!(v.contains(&("text", "äöü ✓ \"quoted\" \n line")), "{v:?}");
 
     // A protobuf push can carry any name; validation refuses it.
-    let mut bad = raw_gauge_push("j", "m", &[("bad-name", "1"), ("job", "j")], 1.0);
-    let rejection = validate::validate(&mut bad.families, &bad.key, &PushConfig::default())
-        .expect_err("an invalid label name is refused");
+    let bad = raw_gauge_push("j", "m", &[("bad-name", "1"), ("job", "j")], 1.0);
+    let rejection =
+        protobuf_push(bad, &PushConfig::default()).expect_err("an invalid label name is refused");
     assert!(
         rejection.message.contains("bad-name"),
         "{}",
         rejection.message
     );
-    let mut bad = raw_gauge_push("j", "1m", &[("job", "j")], 1.0);
-    let rejection = validate::validate(&mut bad.families, &bad.key, &PushConfig::default())
-        .expect_err("an invalid metric name is refused");
+    let bad = raw_gauge_push("j", "1m", &[("job", "j")], 1.0);
+    let rejection =
+        protobuf_push(bad, &PushConfig::default()).expect_err("an invalid metric name is refused");
     assert!(rejection.message.contains("1m"), "{}", rejection.message);
     // Without the consistency check the forwarder refuses them itself.
     let bad_label = raw_gauge_push("j", "m", &[("bad-name", "1"), ("job", "j")], 1.0);

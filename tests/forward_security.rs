@@ -16,12 +16,12 @@ use common::tls::{TestCa, basic, https_client, send, tls_server_config, write};
 use common::{STALE_NAN_BITS, bounded};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use http_body_util::Full;
+use pushrelay::config::{BasicAuthConfig, TlsClientConfig};
 use pushrelay::config::{GoDuration, PushConfig, RemoteWriteConfig};
 use pushrelay::forward::Forwarder;
 use pushrelay::proto::prompb::{TimeSeries, WriteRequest};
 use pushrelay::push::PushOp;
 use pushrelay::push::handler::{Ingest, PushFailure};
-use pushrelay::security::outbound::{BasicAuthConfig, TlsClientConfig};
 use pushrelay::sinks::Sinks;
 
 /// A TLS receiver whose certificate (for 127.0.0.1 and localhost) is
@@ -56,14 +56,14 @@ struct Relay {
 
 impl Relay {
     fn new(config: &RemoteWriteConfig) -> Arc<Self> {
+        let forwarder = Forwarder::new(config).unwrap();
+        let ingest = Ingest::new(PushConfig::default(), Some(forwarder.tenancy().clone()));
         Arc::new(Self {
             sinks: Sinks {
-                forwarder: Some(Forwarder::new(config).unwrap()),
+                forwarder: Some(forwarder),
                 cache: None,
             },
-            ingest: Ingest {
-                config: PushConfig::default(),
-            },
+            ingest,
         })
     }
 

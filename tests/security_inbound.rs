@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::tls::{Relay, TestCa, basic, https_client, send, write};
-use pushrelay::security::outbound::TlsClientConfig;
+use pushrelay::config::TlsClientConfig;
 
 const PUSH_BODY: &str = "# TYPE some_metric counter\nsome_metric 1\n";
 

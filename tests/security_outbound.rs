@@ -15,9 +15,9 @@ use http::HeaderMap;
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use pushrelay::config::{BasicAuthConfig, ExtraHeaders, Secret, TlsClientConfig};
 use pushrelay::config::{Cli, Config};
-use pushrelay::security::outbound::{BasicAuthConfig, Credentials, ExtraHeaders, TlsClientConfig};
-use pushrelay::security::secret::Secret;
+use pushrelay::security::outbound::Credentials;
 
 /// A TLS remote_write receiver that records the headers of each request.
 struct Receiver {
@@ -201,10 +201,8 @@ fn unusable_tls_files_are_clear_errors() {
     let error = pushrelay::security::outbound::https_connector(&tls, true)
         .err()
         .unwrap();
-    assert!(
-        error.contains("remote_write.tls.ca_file") && error.contains("garbage.pem"),
-        "{error}"
-    );
+    assert_eq!(error.key, "remote_write.tls.ca_file", "{error}");
+    assert!(error.problem.contains("garbage.pem"), "{error}");
     let tls = TlsClientConfig {
         ca_file: Some(dir.path().join("missing.pem")),
         ..Default::default()
@@ -212,7 +210,8 @@ fn unusable_tls_files_are_clear_errors() {
     let error = pushrelay::security::outbound::https_connector(&tls, true)
         .err()
         .unwrap();
-    assert!(error.contains("missing.pem"), "{error}");
+    assert_eq!(error.key, "remote_write.tls.ca_file", "{error}");
+    assert!(error.problem.contains("missing.pem"), "{error}");
 }
 
 /// Applies `credentials` to a request sent through the receiver and returns
@@ -297,7 +296,8 @@ async fn extra_headers_are_sent_and_cannot_replace_reserved_ones() {
     ] {
         let headers = ExtraHeaders(vec![(reserved.into(), Secret::new("v"))]);
         let error = Credentials::new(None, None, &headers).unwrap_err();
-        assert!(error.contains(reserved), "{reserved}: {error}");
+        assert_eq!(error.key, "remote_write.headers", "{error}");
+        assert!(error.problem.contains(reserved), "{reserved}: {error}");
     }
 }
 
@@ -311,7 +311,9 @@ fn reserved_headers_are_refused_when_the_configuration_loads() {
         "--remote-write.header=Content-Type: text/plain",
     ])
     .unwrap();
-    let error = Config::load(&cli).unwrap_err().to_string();
+    let error = Config::load_checked(&cli, pushrelay::security::check)
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("remote_write.headers"), "{error}");
     assert!(error.contains("Content-Type"), "{error}");
 }
@@ -391,8 +393,7 @@ fn the_tenant_section_reads_from_a_config_file() {
     );
     assert!(!config.remote_write.tenant.required);
     assert_eq!(config.remote_write.headers.0[0].1.expose(), "prod");
-    let policy =
-        pushrelay::security::tenant::TenantPolicy::new(&config.remote_write.tenant).unwrap();
+    let policy = pushrelay::push::tenant::TenantPolicy::new(&config.remote_write.tenant).unwrap();
     let key = pushrelay::push::GroupingKey::new([("job".to_string(), "j".to_string())]);
     assert_eq!(policy.resolve(&key, &HeaderMap::new()).unwrap(), None);
 }

@@ -1,4 +1,4 @@
-//! The JSON API in the Pushgateway's shape (reference §7):
+//! The JSON API in the Pushgateway's shape:
 //! `GET /api/v1/status` and `GET /api/v1/metrics`, plus the CORS headers
 //! every API answer carries.
 //!

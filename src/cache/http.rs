@@ -1,7 +1,10 @@
-//! The cache's HTTP routes, below the route prefix (reference §1.2, §7, §8,
-//! §11): the scrape on the telemetry path, the JSON API with CORS, the admin
-//! wipe, `/-/quit`, and the web page. Pushes and health are routed by
-//! `crate::server`, which hands every other path here first.
+//! The cache's HTTP routes, below the route prefix, answered as the
+//! Pushgateway answers them: the scrape on the telemetry path, the JSON API
+//! with its CORS headers (every `/api/v1/` path answers `OPTIONS`), the
+//! admin wipe (only when enabled), `/-/quit` (its refusals are
+//! texts without a trailing newline), the web page at `/` and `/status`,
+//! and the bare prefix redirected to `P/`. Pushes and health are routed
+//! before any path reaches this module.
 
 use std::collections::BTreeMap;
 
@@ -10,8 +13,8 @@ use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 
 use super::{Cache, api, scrape, ui};
 use crate::config::Config;
+use crate::http_response::{Body, empty, header_str, method_not_allowed, plain, redirect, text};
 use crate::proto::client::MetricFamily;
-use crate::server::{Body, plain};
 use crate::telemetry::Telemetry;
 
 /// The cache's web side: everything a cache route needs.
@@ -39,12 +42,13 @@ impl CacheWeb {
         }
     }
 
-    /// Answers `path` (decoded, after the route prefix) if it is a cache
-    /// route; `None` leaves it to the caller.
+    /// Answers `path` (decoded, after the route prefix; `query` is the
+    /// request's) if it is a cache route; `None` leaves it to the caller.
     pub async fn route(
         &self,
         method: &Method,
         path: &[u8],
+        query: Option<&str>,
         headers: &HeaderMap,
     ) -> Option<Response<Body>> {
         let path = std::str::from_utf8(path).ok()?;
@@ -56,7 +60,12 @@ impl CacheWeb {
             });
         }
         let response = match path {
-            "" if !self.prefix.is_empty() => redirect(&format!("{}/", self.prefix)),
+            // The router's trailing-slash redirect to the page at `P/`;
+            // it exists for `GET` only, other methods fall through to 404.
+            "" if !self.prefix.is_empty() && method == Method::GET => {
+                let location = format!("{}/", self.prefix);
+                redirect(StatusCode::MOVED_PERMANENTLY, &location, query, method)
+            }
             "/" | "/status" => match *method {
                 Method::GET => html(ui::PAGE),
                 _ => method_not_allowed("GET, OPTIONS"),
@@ -94,12 +103,12 @@ impl CacheWeb {
         match *method {
             Method::PUT | Method::POST if self.lifecycle => {
                 self.cache.request_quit();
-                bare(StatusCode::OK, "Requesting termination... Goodbye!")
+                text(StatusCode::OK, "Requesting termination... Goodbye!")
             }
             Method::PUT | Method::POST => {
-                bare(StatusCode::FORBIDDEN, "Lifecycle API is not enabled.")
+                text(StatusCode::FORBIDDEN, "Lifecycle API is not enabled.")
             }
-            _ => bare(
+            _ => text(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "Only POST or PUT requests allowed.",
             ),
@@ -107,13 +116,8 @@ impl CacheWeb {
     }
 
     async fn scrape(&self, headers: &HeaderMap) -> Response<Body> {
-        let header_str = |name| {
-            headers
-                .get(name)
-                .and_then(|v: &HeaderValue| v.to_str().ok())
-        };
-        let format = scrape::Format::negotiate(header_str(header::ACCEPT));
-        let gzip = scrape::accepts_gzip(header_str(header::ACCEPT_ENCODING));
+        let format = scrape::Format::negotiate(header_str(headers, header::ACCEPT));
+        let gzip = scrape::accepts_gzip(header_str(headers, header::ACCEPT_ENCODING));
         let own_text = self.telemetry.render();
         let groups = self.cache.store().snapshot();
         let check_all = self.cache.store().options().disable_consistency_check;
@@ -154,9 +158,9 @@ impl CacheWeb {
                 }
                 response
             }
-            Ok(Err(errors)) => bare(
+            Ok(Err(errors)) => text(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("An error has occurred while serving metrics:\n\n{errors}"),
+                format!("An error has occurred while serving metrics:\n\n{errors}"),
             ),
             Err(error) => plain(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
         }
@@ -224,38 +228,5 @@ fn html(page: &'static str) -> Response<Body> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
-    response
-}
-
-fn empty(status: StatusCode) -> Response<Body> {
-    let mut response = Response::new(Body::default());
-    *response.status_mut() = status;
-    response
-}
-
-/// A text answer without the trailing newline `plain` adds.
-fn bare(status: StatusCode, text: &str) -> Response<Body> {
-    let mut response = Response::new(Body::from(text.to_string()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
-}
-
-fn redirect(location: &str) -> Response<Body> {
-    let mut response = empty(StatusCode::MOVED_PERMANENTLY);
-    if let Ok(value) = HeaderValue::from_str(location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    response
-}
-
-fn method_not_allowed(allow: &'static str) -> Response<Body> {
-    let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
     response
 }

@@ -219,3 +219,33 @@ fn route_prefix_is_normalised() {
         assert_eq!(config.route_prefix(), want, "{given:?}");
     }
 }
+
+#[test]
+#[allow(clippy::result_large_err)] // figment's Jail closure signature
+fn a_setting_refused_by_its_user_names_the_key_and_its_source() {
+    struct Unreadable;
+    impl KeyedProblem for Unreadable {
+        fn key(&self) -> &str {
+            "remote_write.bearer_token_file"
+        }
+        fn problem(&self) -> &str {
+            "cannot be read"
+        }
+    }
+    figment::Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.create_file("c.toml", "[remote_write]\nbearer_token_file = \"t\"\n")?;
+        let cli = Cli::try_parse_from(["pushrelay", "--config=c.toml"]).unwrap();
+        let err = Config::load_checked(&cli, |_| Err(Unreadable))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("key `remote_write.bearer_token_file` (from TOML file")
+                && err.contains("c.toml")
+                && err.ends_with(": cannot be read"),
+            "{err}"
+        );
+        assert!(Config::load_checked(&cli, |_| Ok::<(), Unreadable>(())).is_ok());
+        Ok(())
+    });
+}

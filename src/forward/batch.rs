@@ -24,25 +24,13 @@ use tokio::time::sleep;
 
 use super::retry::{self, Backoff, Verdict};
 use super::send::{self, Answer, Endpoint};
+use crate::push::SinkError;
 
 /// An encoded `WriteRequest` fragment: whole `timeseries`/`metadata` entries.
 #[derive(Debug, Default)]
 pub struct Chunk {
     pub bytes: Vec<u8>,
     pub samples: usize,
-}
-
-/// Why a push was not forwarded.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Failure {
-    /// The backend refused it (4xx other than 429): the message names the
-    /// status and carries the backend's text.
-    Rejected(String),
-    /// The backend could not be made to accept it before its deadline.
-    Unavailable {
-        message: String,
-        retry_after: Duration,
-    },
 }
 
 /// The size limits of one request.
@@ -86,9 +74,11 @@ async fn compress(raw: Vec<u8>) -> Result<bytes::Bytes, String> {
 type Parts = Vec<(usize, usize)>;
 
 impl Delivery<'_> {
-    pub async fn deliver(&self, parcels: &[Parcel<'_>]) -> Vec<Result<(), Failure>> {
-        let mut outcomes: Vec<Result<(), Failure>> = vec![Ok(()); parcels.len()];
+    pub async fn deliver(&self, parcels: &[Parcel<'_>]) -> Vec<Result<(), SinkError>> {
+        let mut outcomes: Vec<Result<(), SinkError>> = vec![Ok(()); parcels.len()];
         for request in self.pack(parcels) {
+            // A push that failed in an earlier request already has its
+            // answer; the rest of its chunks are not sent.
             let live: Parts = request
                 .into_iter()
                 .filter(|(p, _)| outcomes[*p].is_ok())
@@ -100,7 +90,14 @@ impl Delivery<'_> {
             };
             match self.send(parcels, &live, deadline).await {
                 Ok(()) => {}
-                Err(Failure::Rejected(_)) if owners.len() > 1 => {
+                // A 4xx refuses the whole request, but the cause is usually
+                // one push (a bad sample, an out-of-order series) that
+                // shares the request with the others only by timing.
+                // Re-sending each push's chunks on its own finds the one the
+                // backend refuses and lets the others succeed. An
+                // unavailable backend is not retried per push: it is the
+                // same backend for all of them.
+                Err(SinkError::Rejected(_)) if owners.len() > 1 => {
                     for owner in owners {
                         let own: Parts =
                             live.iter().copied().filter(|(p, _)| *p == owner).collect();
@@ -148,7 +145,7 @@ impl Delivery<'_> {
         parcels: &[Parcel<'_>],
         parts: &[(usize, usize)],
         deadline: Instant,
-    ) -> Result<(), Failure> {
+    ) -> Result<(), SinkError> {
         let mut raw = Vec::with_capacity(
             parts
                 .iter()
@@ -160,7 +157,7 @@ impl Delivery<'_> {
         }
         let body = compress(raw)
             .await
-            .map_err(|message| Failure::Unavailable {
+            .map_err(|message| SinkError::Unavailable {
                 message,
                 retry_after: self.backoff.max,
             })?;
@@ -175,7 +172,7 @@ impl Delivery<'_> {
                 (_, Verdict::Done) => return Ok(()),
                 (Answer::Status { status, body, .. }, Verdict::Refused) => {
                     tracing::warn!(status = %status, body = %body, "remote_write backend refused a request");
-                    return Err(Failure::Rejected(format!(
+                    return Err(SinkError::Rejected(format!(
                         "remote_write backend refused the push: {status}: {body}"
                     )));
                 }
@@ -199,7 +196,7 @@ impl Delivery<'_> {
             attempt += 1;
             let remaining = deadline.saturating_duration_since(Instant::now());
             if delay >= remaining {
-                return Err(Failure::Unavailable {
+                return Err(SinkError::Unavailable {
                     message: format!(
                         "remote_write backend did not accept the push within the retry deadline \
                          ({attempt} attempts); last error: {problem}"

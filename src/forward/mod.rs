@@ -76,9 +76,9 @@ use tokio::task::JoinHandle;
 use crate::config::{AckMode, RemoteWriteConfig};
 use crate::proto::client::MetricFamily;
 use crate::push::path::is_legacy_label_name;
+use crate::push::tenant::TenantPolicy;
 use crate::push::validate::is_metric_name;
 use crate::push::{Push, SinkError};
-use crate::security::tenant::TenantPolicy;
 use crate::telemetry;
 use batch::Limits;
 use retry::Backoff;
@@ -198,9 +198,10 @@ impl Forwarder {
         }
     }
 
-    /// The tenancy rules (`remote_write.tenant`): the push handler resolves
-    /// each push's [`Push::tenant`] with them before handing it over.
-    pub fn tenancy(&self) -> &TenantPolicy {
+    /// The tenant policy (`remote_write.tenant`), shared with ingest: the
+    /// push handler resolves each push's [`Push::tenant`] with it before
+    /// handing the push over.
+    pub fn tenancy(&self) -> &Arc<TenantPolicy> {
         self.endpoint.tenancy()
     }
 

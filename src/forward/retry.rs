@@ -1,8 +1,9 @@
 //! When to try a remote_write request again, and how long to wait.
 //!
-//! Contract (remote_write 1.0 §Retries & Backoff): 2xx is done; 5xx, 429 and
-//! answers that never came (connection refused or reset, timeout) are
-//! retried with exponential backoff and jitter; every other 4xx is final.
+//! Contract: 2xx is done; 5xx, 429 and answers that never came (connection
+//! refused or reset, timeout) are retried with exponential backoff and
+//! jitter, since the receiver may take the same request later; every other
+//! 4xx is final, since it would refuse the same request again.
 //! A `Retry-After` header (delay-seconds or HTTP-date) replaces the computed
 //! backoff for the next attempt.
 
@@ -128,7 +129,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn statuses_are_classified_as_the_spec_says() {
+    fn success_is_done_5xx_429_and_no_answer_are_retried_other_4xx_are_final() {
         assert_eq!(verdict(Some(StatusCode::OK)), Verdict::Done);
         assert_eq!(verdict(Some(StatusCode::NO_CONTENT)), Verdict::Done);
         for code in [500, 502, 503, 504, 429] {

@@ -30,8 +30,8 @@ use hyper_util::rt::TokioExecutor;
 
 use super::retry;
 use crate::config::RemoteWriteConfig;
+use crate::push::tenant::TenantPolicy;
 use crate::security::outbound::{Credentials, error_chain, https_connector};
-use crate::security::tenant::TenantPolicy;
 use crate::telemetry;
 
 /// How much of an error body is kept for logs and pushers.
@@ -72,7 +72,7 @@ pub struct Endpoint {
     timeout: Duration,
     user_agent: HeaderValue,
     credentials: Credentials,
-    tenancy: TenantPolicy,
+    tenancy: Arc<TenantPolicy>,
     reached: Arc<AtomicBool>,
 }
 
@@ -90,7 +90,8 @@ impl Endpoint {
                 "remote_write.url {url:?} must be an http:// or https:// URL with a host"
             ));
         }
-        let connector = https_connector(&config.tls, uri.scheme_str() == Some("https"))?;
+        let connector = https_connector(&config.tls, uri.scheme_str() == Some("https"))
+            .map_err(|e| e.to_string())?;
         let client = Client::builder(TokioExecutor::new())
             .http2_only(config.http2)
             .pool_idle_timeout(Duration::from_secs(90))
@@ -101,15 +102,15 @@ impl Endpoint {
             uri,
             timeout: config.timeout.0,
             user_agent,
-            credentials: Credentials::from_config(config)?,
-            tenancy: TenantPolicy::new(&config.tenant)?,
+            credentials: Credentials::from_config(config).map_err(|e| e.to_string())?,
+            tenancy: Arc::new(TenantPolicy::new(&config.tenant)?),
             reached: Arc::new(AtomicBool::new(false)),
         })
     }
 
-    /// The tenancy rules requests are sent with; the push handler resolves
-    /// each push's tenant with the same rules.
-    pub fn tenancy(&self) -> &TenantPolicy {
+    /// The tenant policy requests are sent with; the push handler resolves
+    /// each push's tenant with the same policy.
+    pub fn tenancy(&self) -> &Arc<TenantPolicy> {
         &self.tenancy
     }
 
@@ -185,7 +186,8 @@ impl Endpoint {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
         // Read the body so the connection can be reused; keep it only for
-        // errors, where the spec wants it logged verbatim.
+        // errors: the receiver's text is what explains a refusal, so it is
+        // logged and handed to the pusher as it came.
         let body = match Limited::new(response.into_body(), READ_LIMIT)
             .collect()
             .await
@@ -282,7 +284,7 @@ mod tests {
         config
             .headers
             .0
-            .push(("X-Extra".into(), crate::security::Secret::new("1")));
+            .push(("X-Extra".into(), crate::config::Secret::new("1")));
         let endpoint = Endpoint::new(&config).unwrap();
         let headers = endpoint.headers(Some("team-b")).unwrap();
         let names: Vec<&str> = headers.keys().map(|n| n.as_str()).collect();

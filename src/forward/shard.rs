@@ -18,7 +18,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::batch::{Chunk, Delivery, Failure, Limits, Parcel};
+use super::batch::{Chunk, Delivery, Limits, Parcel};
 use super::convert::{self, Converted, SeriesValue};
 use super::retry::Backoff;
 use super::send::Endpoint;
@@ -130,6 +130,12 @@ impl Worker {
                         if !batch.is_empty()
                             && (samples + s > limits.max_samples || bytes + b > limits.max_bytes)
                         {
+                            // This push would take the batch past one
+                            // request. It is already off the queue, so it
+                            // is carried over as the first of the next
+                            // batch: queue order (and so per-group sample
+                            // order) holds, and a batch outgrows one
+                            // request only when a single push does.
                             carried = Some(Message::Push(job));
                             break;
                         }
@@ -157,7 +163,7 @@ impl Worker {
                 tenants.push(p.job.group.tenant.clone());
             }
         }
-        let mut outcomes: Vec<Result<(), Failure>> = vec![Ok(()); prepared.len()];
+        let mut outcomes: Vec<Result<(), SinkError>> = vec![Ok(()); prepared.len()];
         for tenant in &tenants {
             let members: Vec<usize> = (0..prepared.len())
                 .filter(|&i| prepared[i].job.group.tenant == *tenant)
@@ -258,7 +264,7 @@ impl Worker {
     fn finish(
         &mut self,
         prepared: Prepared,
-        outcome: Result<(), Failure>,
+        outcome: Result<(), SinkError>,
         failure_reports: &mut FailureReports,
     ) {
         let Prepared {
@@ -280,7 +286,8 @@ impl Worker {
                 group.last_failure = telemetry::unix_seconds(now);
                 if job.op == PushOp::Delete {
                     group.pushed = was_pushed;
-                } else if self.settings.push_time_metrics && matches!(failure, Failure::Rejected(_))
+                } else if self.settings.push_time_metrics
+                    && matches!(failure, SinkError::Rejected(_))
                 {
                     // The backend is up but refused the push: tell it when,
                     // as the Pushgateway shows a failed push.
@@ -293,22 +300,7 @@ impl Worker {
             }
         }
         if let Some(reply) = job.reply {
-            let _ = reply.send(outcome.map_err(Failure::into_sink_error));
-        }
-    }
-}
-
-impl Failure {
-    fn into_sink_error(self) -> SinkError {
-        match self {
-            Failure::Rejected(message) => SinkError::Rejected(message),
-            Failure::Unavailable {
-                message,
-                retry_after,
-            } => SinkError::Unavailable {
-                message,
-                retry_after,
-            },
+            let _ = reply.send(outcome);
         }
     }
 }

@@ -1,25 +1,29 @@
 //! The push handler: runs the ingest pipeline for one request and hands the
 //! resulting [`Push`] to the sinks. It stays thin: each step lives in its
 //! own module. The push's tenant is resolved from the grouping key and the
-//! request headers (`Sinks::tenant_of`) before the body is read, so a push
-//! without a required tenant is refused (400) cheaply.
+//! request headers by ingest's [`TenantPolicy`] before the body is read, so
+//! a push without a required tenant is refused (400) cheaply.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode, header};
 
 use super::body::{self, BodyLimits};
-use super::{GroupingKey, Push, PushOp, Rejection, SinkError, path, validate};
+use super::tenant::TenantPolicy;
+use super::{GroupingKey, Push, PushOp, PushSink, Rejection, SinkError, path};
 use crate::config::PushConfig;
-use crate::exposition::{self, BodyFormat};
-use crate::sinks::Sinks;
+use crate::exposition::BodyFormat;
 use crate::telemetry;
 
 /// What a push is checked against.
 #[derive(Clone, Debug)]
 pub struct Ingest {
-    pub config: PushConfig,
+    config: PushConfig,
+    /// `None` when no sink writes tenants (no forwarder): pushes then have
+    /// no tenant, whatever they send.
+    tenancy: Option<Arc<TenantPolicy>>,
 }
 
 /// A push that did not succeed: the status, the message for the pusher, and
@@ -70,17 +74,25 @@ impl From<SinkError> for PushFailure {
 }
 
 impl Ingest {
+    /// Ingest checking pushes against `config` and resolving their tenant
+    /// with `tenancy` (the policy the forwarder sends with).
+    pub fn new(config: PushConfig, tenancy: Option<Arc<TenantPolicy>>) -> Self {
+        Self { config, tenancy }
+    }
+
     /// Handles a push request whose decoded path after `/metrics/` is
-    /// `grouping_path`. Returns the success status (200, or 202 for DELETE).
-    pub async fn handle<B>(
+    /// `grouping_path`, handing the push to `sinks`. Returns the sinks'
+    /// success status (200, or 202 for DELETE).
+    pub async fn handle<S, B>(
         &self,
-        sinks: &Sinks,
+        sinks: &S,
         op: PushOp,
         grouping_path: &[u8],
         headers: &HeaderMap,
         body: B,
     ) -> Result<StatusCode, PushFailure>
     where
+        S: PushSink,
         B: http_body::Body<Data = Bytes>,
         B::Error: std::fmt::Display,
     {
@@ -102,21 +114,25 @@ impl Ingest {
         outcome
     }
 
-    async fn run<B>(
+    async fn run<S, B>(
         &self,
-        sinks: &Sinks,
+        sinks: &S,
         op: PushOp,
         grouping_path: &[u8],
         headers: &HeaderMap,
         body: B,
     ) -> Result<StatusCode, PushFailure>
     where
+        S: PushSink,
         B: http_body::Body<Data = Bytes>,
         B::Error: std::fmt::Display,
     {
         let received_at = SystemTime::now();
         let key: GroupingKey = path::parse_grouping_key(grouping_path)?;
-        let tenant = sinks.tenant_of(&key, headers)?;
+        let tenant = match &self.tenancy {
+            Some(policy) => policy.resolve(&key, headers)?,
+            None => None,
+        };
         if op == PushOp::Delete {
             let push = Push {
                 op,
@@ -139,24 +155,25 @@ impl Ingest {
         };
         let bytes = body::read_body(body, header_str(header::CONTENT_ENCODING), &limits).await?;
         let format = BodyFormat::from_content_type(header_str(header::CONTENT_TYPE));
-        let mut families =
-            exposition::parse(format, &bytes).map_err(|e| Rejection::bad_request(e.0))?;
-        if let Err(rejection) = validate::check(&mut families, &key, &self.config) {
-            if rejection.records_failure {
-                sinks.record_failure(&key, received_at);
+        let push = match Push::from_body(op, key.clone(), format, &bytes, &self.config) {
+            Ok(push) => Push {
+                received_at,
+                tenant,
+                ..push
+            },
+            Err(rejection) => {
+                if rejection.records_failure {
+                    sinks.record_failure(&key, received_at);
+                }
+                return Err(rejection.into());
             }
-            return Err(rejection.into());
-        }
-        let samples: usize = families.iter().map(|f| f.metric.len()).sum();
-        let push = Push {
-            op,
-            key,
-            families,
-            received_at,
-            tenant,
         };
+        let samples: usize = push.families.iter().map(|f| f.metric.len()).sum();
         sinks.apply(&push).await?;
         metrics::counter!(telemetry::SAMPLES_RECEIVED).increment(samples as u64);
         Ok(sinks.accepted_status(op))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,18 +7,23 @@
 //! labels ([`validate`]; the sinks do the merge). [`handler`] runs that pipeline for one
 //! request and maps the sinks' answers to HTTP statuses.
 //!
-//! Ingest knows nothing about remote_write or the cache: the only values that
-//! cross to the sinks are [`Push`] and, back, [`SinkError`].
+//! Ingest knows nothing about remote_write or the cache: it talks to a
+//! [`PushSink`], and the only values that cross are [`Push`] and, back,
+//! [`SinkError`]. The tenant of a push is ingest's to resolve ([`tenant`]).
 
 pub mod body;
 pub mod handler;
 pub mod path;
+pub mod tenant;
 pub mod validate;
 
+use std::future::Future;
 use std::time::{Duration, SystemTime};
 
 use http::StatusCode;
 
+use crate::config::PushConfig;
+use crate::exposition::{self, BodyFormat};
 use crate::proto::client::{LabelPair, MetricFamily};
 
 /// What a push asks the sinks to do with its group.
@@ -101,8 +106,10 @@ pub struct Push {
     pub tenant: Option<String>,
 }
 
-/// A sink's typed refusal of a push; the handler maps it to an HTTP status.
-#[derive(Debug, thiserror::Error, PartialEq)]
+/// Why a sink did not take a push: the one outcome type from the sinks
+/// (the forwarder's shards produce it directly) to the handler, which maps
+/// it to an HTTP answer in one place.
+#[derive(Clone, Debug, thiserror::Error, PartialEq)]
 pub enum SinkError {
     /// The push is invalid for this sink (400); the message is for the pusher.
     #[error("{0}")]
@@ -119,6 +126,47 @@ pub enum SinkError {
         message: String,
         retry_after: Duration,
     },
+}
+
+impl Push {
+    /// The push a body makes: `body` parsed as `format`, then validated for
+    /// `op` to `key` against `config` (`validate::check`). This is the one
+    /// way from request bytes to a [`Push`]; the handler uses it and then
+    /// sets the receive time and the tenant, which here are now and `None`.
+    pub fn from_body(
+        op: PushOp,
+        key: GroupingKey,
+        format: BodyFormat,
+        body: &[u8],
+        config: &PushConfig,
+    ) -> Result<Self, Rejection> {
+        let mut families =
+            exposition::parse(format, body).map_err(|e| Rejection::bad_request(e.0))?;
+        validate::check(&mut families, &key, config)?;
+        Ok(Self {
+            op,
+            key,
+            families,
+            received_at: SystemTime::now(),
+            tenant: None,
+        })
+    }
+}
+
+/// What ingest needs from whatever stores or forwards a push
+/// (`crate::sinks::Sinks` in the server; an in-memory one in the handler's
+/// tests). Readiness and shutdown are the server's business, not ingest's.
+pub trait PushSink: Sync {
+    /// Stores or forwards `push`; `Ok` once the sink has taken it.
+    fn apply(&self, push: &Push) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// Notes that a push to `key` received `at` was refused because its
+    /// metrics are invalid or inconsistent (the Pushgateway shows that time
+    /// as the group's `push_failure_time_seconds`).
+    fn record_failure(&self, key: &GroupingKey, at: SystemTime);
+
+    /// The HTTP status of an accepted `op`.
+    fn accepted_status(&self, op: PushOp) -> StatusCode;
 }
 
 /// An ingest-side refusal: the HTTP status and the message for the pusher.

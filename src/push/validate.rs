@@ -4,8 +4,7 @@
 //! [`check`] runs the checks below on the labels the merge (step 3) would
 //! give, without copying the grouping labels into every metric: it only
 //! sorts each metric's own labels. The push handler uses it; the sinks
-//! merge at their own pace through [`GroupingLabels`]. [`validate`] is
-//! [`check`] followed by the merge itself.
+//! merge at their own pace through [`GroupingLabels`].
 //!
 //! Contract, in the order the checks run:
 //! 1. Pushed timestamps: refused with the Pushgateway's message unless
@@ -61,25 +60,8 @@ pub const INCONSISTENT_PREFIX: &str =
 /// More collected errors than this are summarised, not listed.
 const MAX_LISTED_ERRORS: usize = 50;
 
-/// Validates `families` for a push to `key` and merges the grouping labels
-/// into every metric (grouping labels win), leaving labels sorted by name:
-/// [`check`] followed by the merge, for callers that want merged families.
-pub fn validate(
-    families: &mut [MetricFamily],
-    key: &GroupingKey,
-    config: &PushConfig,
-) -> Result<(), Rejection> {
-    check(families, key, config)?;
-    let add_instance = key.get("instance").is_none();
-    for metric in families.iter_mut().flat_map(|f| &mut f.metric) {
-        merge_grouping_labels(metric, key.labels(), add_instance);
-    }
-    Ok(())
-}
-
-/// Runs every check of [`validate`], with the same messages, on the labels
-/// the merge would give, without merging: each metric's own labels are only
-/// sorted by name. The sinks merge the grouping labels themselves (see
+/// Runs every check on the labels the merge would give, without merging:
+/// each metric's own labels are only sorted by name. The sinks merge the grouping labels themselves (see
 /// [`GroupingLabels`]), so the hot path never copies them into every metric.
 pub fn check(
     families: &mut [MetricFamily],
@@ -161,7 +143,7 @@ impl<'k> GroupingLabels<'k> {
         }
     }
 
-    /// `metric` with the grouping labels merged in, as [`validate`] leaves it.
+    /// `metric` with the grouping labels merged in.
     fn merged_metric(&self, metric: &Metric) -> Metric {
         let mut merged = metric.clone();
         let add_instance = self.key.get("instance").is_none();

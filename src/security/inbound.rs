@@ -26,8 +26,10 @@ use http::{HeaderMap, header};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
-use super::secret::Secret;
+use super::SecurityError;
 use super::webconfig::{self, WebSettings};
+use crate::config::Secret;
+use crate::http_response::header_str;
 
 /// How often the files are checked for changes, at most.
 const RELOAD_CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -73,9 +75,10 @@ impl std::fmt::Debug for WebSecurity {
 }
 
 impl WebSecurity {
-    /// Loads and checks the web configuration file.
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let settings = webconfig::load(path)?;
+    /// Loads and checks the web configuration file (`web.config_file`).
+    pub fn load(path: &Path) -> Result<Self, SecurityError> {
+        let settings =
+            webconfig::load(path).map_err(|e| SecurityError::new("web.config_file", e))?;
         let stamps = stamps(&settings.files);
         let parallel = std::thread::available_parallelism().map_or(1, |n| n.get().div_ceil(2));
         Ok(Self {
@@ -208,7 +211,7 @@ impl WebSecurity {
 /// The user and password of a `Basic` `Authorization` header (scheme
 /// case-insensitive, as Go's `Request.BasicAuth`).
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, Secret)> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let value = header_str(headers, header::AUTHORIZATION)?;
     let (scheme, encoded) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;

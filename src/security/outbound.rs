@@ -1,5 +1,6 @@
 //! Outbound security: how pushrelay connects and authenticates to the
-//! remote_write backend.
+//! remote_write backend, built from the settings in
+//! [`crate::config::backend`].
 //!
 //! Two building blocks for the sender:
 //! - [`https_connector`] turns `remote_write.tls` into a hyper-rustls
@@ -23,9 +24,8 @@
 //! `basic_auth`/`bearer_token_file`) and the tenant header (use
 //! `remote_write.tenant`). Such configuration is refused at load.
 
-use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -36,10 +36,13 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::secret::{Secret, SecretFile};
-use super::tenant::DEFAULT_TENANT_HEADER;
+use super::SecurityError;
+use super::secret::SecretFile;
+use crate::config::{
+    BasicAuthConfig, DEFAULT_TENANT_HEADER, ExtraHeaders, RemoteWriteConfig, Secret,
+    TlsClientConfig,
+};
 
 /// Headers the remote_write sender sets itself; configuration cannot set or
 /// override them.
@@ -59,111 +62,38 @@ pub const RESERVED_HEADERS: &[&str] = &[
     "proxy-authorization",
 ];
 
-/// `remote_write.tls`: how the backend's certificate is checked and which
-/// certificate pushrelay presents.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct TlsClientConfig {
-    /// PEM CA certificates that verify the backend instead of the system
-    /// store.
-    pub ca_file: Option<PathBuf>,
-    /// PEM client certificate (chain) for mTLS; needs `key_file`.
-    pub cert_file: Option<PathBuf>,
-    /// PEM private key of `cert_file`.
-    pub key_file: Option<PathBuf>,
-    /// The name the backend's certificate must carry, instead of the URL's
-    /// host.
-    pub server_name: Option<String>,
-    /// Accept any backend certificate. For tests only.
-    pub insecure_skip_verify: bool,
-}
-
-/// `remote_write.basic_auth`.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct BasicAuthConfig {
-    pub username: String,
-    /// File holding the password (one trailing newline is trimmed).
-    pub password_file: Option<PathBuf>,
-}
-
-/// `remote_write.headers`: extra headers sent with every remote_write
-/// request, written as a map (`{X-Foo = "bar"}`) or a list of `Name: Value`
-/// strings (as `--remote-write.header` gives them). Values are secrets: they
-/// often carry API keys.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ExtraHeaders(pub Vec<(String, Secret)>);
-
-impl Serialize for ExtraHeaders {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let map: BTreeMap<&str, &Secret> = self.0.iter().map(|(n, v)| (n.as_str(), v)).collect();
-        map.serialize(serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for ExtraHeaders {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Map(BTreeMap<String, String>),
-            List(Vec<String>),
-            /// One `Name: Value`, e.g. from an environment variable.
-            One(String),
+/// The header map of `remote_write.headers`: names and values checked,
+/// reserved headers refused; an error names the header, never its value.
+pub fn extra_header_map(headers: &ExtraHeaders) -> Result<HeaderMap, SecurityError> {
+    let refuse = |problem: String| SecurityError::new("remote_write.headers", problem);
+    let mut map = HeaderMap::new();
+    for (name, value) in &headers.0 {
+        let header = HeaderName::try_from(name.as_str())
+            .map_err(|_| refuse(format!("{name:?} is not a valid header name")))?;
+        if RESERVED_HEADERS.contains(&header.as_str()) {
+            return Err(refuse(format!(
+                "header {name:?} is set by pushrelay itself and cannot be configured{}",
+                match header.as_str() {
+                    "authorization" =>
+                        "; use remote_write.basic_auth or remote_write.bearer_token_file",
+                    _ => "",
+                }
+            )));
         }
-        let entries = match Raw::deserialize(deserializer)? {
-            Raw::Map(map) => {
-                return Ok(Self(
-                    map.into_iter().map(|(n, v)| (n, Secret::new(v))).collect(),
-                ));
-            }
-            Raw::List(list) => list,
-            Raw::One(entry) => vec![entry],
-        };
-        let pairs = entries
-            .into_iter()
-            .map(|entry| match entry.split_once(':') {
-                Some((name, value)) => Ok((name.trim().to_string(), Secret::new(value.trim()))),
-                // The entry is not quoted: it may be a secret value.
-                None => Err(serde::de::Error::custom(
-                    "a header entry is not `Name: Value`",
-                )),
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Self(pairs))
-    }
-}
-
-impl ExtraHeaders {
-    /// Checks names and values and refuses reserved headers; the error names
-    /// the header, never its value.
-    pub fn to_header_map(&self) -> Result<HeaderMap, String> {
-        let mut map = HeaderMap::new();
-        for (name, value) in &self.0 {
-            let header = HeaderName::try_from(name.as_str())
-                .map_err(|_| format!("{name:?} is not a valid header name"))?;
-            if RESERVED_HEADERS.contains(&header.as_str()) {
-                return Err(format!(
-                    "header {name:?} is set by pushrelay itself and cannot be configured{}",
-                    match header.as_str() {
-                        "authorization" =>
-                            "; use remote_write.basic_auth or remote_write.bearer_token_file",
-                        _ => "",
-                    }
-                ));
-            }
-            if header.as_str().eq_ignore_ascii_case(DEFAULT_TENANT_HEADER) {
-                return Err(format!(
-                    "header {name:?} carries the tenant; configure it with remote_write.tenant"
-                ));
-            }
-            let mut value = HeaderValue::from_str(value.expose())
-                .map_err(|_| format!("the value of header {name:?} is not a valid header value"))?;
-            value.set_sensitive(true);
-            map.append(header, value);
+        if header.as_str().eq_ignore_ascii_case(DEFAULT_TENANT_HEADER) {
+            return Err(refuse(format!(
+                "header {name:?} carries the tenant; configure it with remote_write.tenant"
+            )));
         }
-        Ok(map)
+        let mut value = HeaderValue::from_str(value.expose()).map_err(|_| {
+            refuse(format!(
+                "the value of header {name:?} is not a valid header value"
+            ))
+        })?;
+        value.set_sensitive(true);
+        map.append(header, value);
     }
+    Ok(map)
 }
 
 /// Builds the connector for hyper-util's legacy client from
@@ -172,7 +102,7 @@ impl ExtraHeaders {
 pub fn https_connector(
     tls: &TlsClientConfig,
     system_roots: bool,
-) -> Result<HttpsConnector<HttpConnector>, String> {
+) -> Result<HttpsConnector<HttpConnector>, SecurityError> {
     let config = client_tls_config(tls, system_roots)?;
     let mut http = HttpConnector::new();
     http.enforce_http(false);
@@ -183,7 +113,10 @@ pub fn https_connector(
     let builder = match &tls.server_name {
         Some(name) => {
             let name = ServerName::try_from(name.clone()).map_err(|_| {
-                format!("remote_write.tls.server_name: {name:?} is not a DNS name or IP address")
+                SecurityError::new(
+                    "remote_write.tls.server_name",
+                    format!("{name:?} is not a DNS name or IP address"),
+                )
             })?;
             builder.with_server_name_resolver(FixedServerNameResolver::new(name))
         }
@@ -199,11 +132,11 @@ pub fn https_connector(
 pub fn client_tls_config(
     tls: &TlsClientConfig,
     system_roots: bool,
-) -> Result<ClientConfig, String> {
+) -> Result<ClientConfig, SecurityError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?;
+        .map_err(|e| SecurityError::new("remote_write.tls", format!("TLS setup: {e}")))?;
     let builder = if tls.insecure_skip_verify {
         tracing::warn!(
             "remote_write.tls.insecure_skip_verify is on: the backend's certificate is NOT verified; \
@@ -220,24 +153,33 @@ pub fn client_tls_config(
             let chain = read_certs(cert, "remote_write.tls.cert_file")?;
             let key = read_key(key, "remote_write.tls.key_file")?;
             builder.with_client_auth_cert(chain, key).map_err(|e| {
-                format!("remote_write.tls.cert_file and key_file do not form a usable pair: {e}")
+                SecurityError::new(
+                    "remote_write.tls.cert_file",
+                    format!("the certificate and remote_write.tls.key_file do not form a usable pair: {e}"),
+                )
             })
         }
         (None, None) => Ok(builder.with_no_client_auth()),
-        (Some(_), None) => Err("remote_write.tls.cert_file is set without key_file".into()),
-        (None, Some(_)) => Err("remote_write.tls.key_file is set without cert_file".into()),
+        (Some(_), None) => Err(SecurityError::new(
+            "remote_write.tls.cert_file",
+            "is set without key_file",
+        )),
+        (None, Some(_)) => Err(SecurityError::new(
+            "remote_write.tls.key_file",
+            "is set without cert_file",
+        )),
     }
 }
 
-fn root_store(ca_file: Option<&Path>, system_roots: bool) -> Result<RootCertStore, String> {
+fn root_store(ca_file: Option<&Path>, system_roots: bool) -> Result<RootCertStore, SecurityError> {
     let mut roots = RootCertStore::empty();
     match ca_file {
         Some(path) => {
             for cert in read_certs(path, "remote_write.tls.ca_file")? {
                 roots.add(cert).map_err(|e| {
-                    format!(
-                        "remote_write.tls.ca_file {}: unusable CA certificate: {e}",
-                        path.display()
+                    SecurityError::new(
+                        "remote_write.tls.ca_file",
+                        format!("{}: unusable CA certificate: {e}", path.display()),
                     )
                 })?;
             }
@@ -264,9 +206,13 @@ fn root_store(ca_file: Option<&Path>, system_roots: bool) -> Result<RootCertStor
 }
 
 /// Every PEM certificate in `path`; `key` names the setting in errors.
-pub(crate) fn read_certs(path: &Path, key: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{key} {}: {e}", path.display()))?;
-    parse_certs(&bytes).map_err(|e| format!("{key} {}: {e}", path.display()))
+fn read_certs(
+    path: &Path,
+    key: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, SecurityError> {
+    let problem = |e: String| SecurityError::new(key, format!("{}: {e}", path.display()));
+    let bytes = std::fs::read(path).map_err(|e| problem(e.to_string()))?;
+    parse_certs(&bytes).map_err(problem)
 }
 
 /// Every PEM certificate in `pem`; at least one.
@@ -281,9 +227,10 @@ pub(crate) fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, St
 }
 
 /// The first PEM private key (PKCS#8, PKCS#1 or SEC1) in `path`.
-pub(crate) fn read_key(path: &Path, key: &str) -> Result<PrivateKeyDer<'static>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{key} {}: {e}", path.display()))?;
-    parse_key(&bytes).map_err(|e| format!("{key} {}: {e}", path.display()))
+fn read_key(path: &Path, key: &'static str) -> Result<PrivateKeyDer<'static>, SecurityError> {
+    let problem = |e: String| SecurityError::new(key, format!("{}: {e}", path.display()));
+    let bytes = std::fs::read(path).map_err(|e| problem(e.to_string()))?;
+    parse_key(&bytes).map_err(problem)
 }
 
 /// The first PEM private key in `pem`. The error never quotes the input.
@@ -386,27 +333,29 @@ impl Credentials {
         basic_auth: Option<&BasicAuthConfig>,
         bearer_token_file: Option<&Path>,
         headers: &ExtraHeaders,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, SecurityError> {
         let authorization = match (basic_auth, bearer_token_file) {
             (Some(_), Some(_)) => {
-                return Err(
-                    "remote_write.basic_auth and remote_write.bearer_token_file exclude each other"
-                        .into(),
-                );
+                return Err(SecurityError::new(
+                    "remote_write.basic_auth",
+                    "remote_write.basic_auth and remote_write.bearer_token_file exclude each other",
+                ));
             }
             (Some(basic), None) => {
+                let username =
+                    |problem| SecurityError::new("remote_write.basic_auth.username", problem);
                 if basic.username.is_empty() {
-                    return Err("remote_write.basic_auth.username is empty".into());
+                    return Err(username("is empty"));
                 }
                 if basic.username.contains(':') {
-                    return Err("remote_write.basic_auth.username cannot contain ':'".into());
+                    return Err(username("cannot contain ':'"));
                 }
                 let password = basic
                     .password_file
                     .as_deref()
                     .map(SecretFile::open)
                     .transpose()
-                    .map_err(|e| format!("remote_write.basic_auth.password_file: {e}"))?;
+                    .map_err(|e| SecurityError::new("remote_write.basic_auth.password_file", e))?;
                 Some(Authorization::Basic {
                     username: basic.username.clone(),
                     password,
@@ -414,13 +363,11 @@ impl Credentials {
             }
             (None, Some(path)) => Some(Authorization::Bearer(
                 SecretFile::open(path)
-                    .map_err(|e| format!("remote_write.bearer_token_file: {e}"))?,
+                    .map_err(|e| SecurityError::new("remote_write.bearer_token_file", e))?,
             )),
             (None, None) => None,
         };
-        let extra = headers
-            .to_header_map()
-            .map_err(|e| format!("remote_write.headers: {e}"))?;
+        let extra = extra_header_map(headers)?;
         Ok(Self {
             authorization,
             extra,
@@ -428,7 +375,7 @@ impl Credentials {
     }
 
     /// [`Credentials::new`] for the `remote_write` section.
-    pub fn from_config(remote_write: &crate::config::RemoteWriteConfig) -> Result<Self, String> {
+    pub fn from_config(remote_write: &RemoteWriteConfig) -> Result<Self, SecurityError> {
         Self::new(
             remote_write.basic_auth.as_ref(),
             remote_write.bearer_token_file.as_deref(),
@@ -511,33 +458,13 @@ mod tests {
             "Host",
             "X-Scope-OrgID",
         ] {
-            let err = headers(&[(name, "v")]).to_header_map().unwrap_err();
-            assert!(err.contains(name), "{name}: {err}");
+            let err = extra_header_map(&headers(&[(name, "v")])).unwrap_err();
+            assert_eq!(err.key, "remote_write.headers");
+            assert!(err.problem.contains(name), "{name}: {err}");
         }
-        assert!(headers(&[("bad name", "v")]).to_header_map().is_err());
-        let err = headers(&[("X-Key", "line\nbreak")])
-            .to_header_map()
-            .unwrap_err();
-        assert!(!err.contains("line"), "{err}");
-    }
-
-    #[test]
-    fn extra_headers_come_from_a_map_or_a_list() {
-        let from_list: ExtraHeaders =
-            serde_json::from_str(r#"["X-A: 1", "X-B:two: parts"]"#).unwrap();
-        assert_eq!(from_list.0[0].0, "X-A");
-        assert_eq!(from_list.0[0].1.expose(), "1");
-        assert_eq!(from_list.0[1].1.expose(), "two: parts");
-        let one: ExtraHeaders = serde_json::from_str(r#""X-A: 1""#).unwrap();
-        assert_eq!(one.0.len(), 1);
-        let from_map: ExtraHeaders = serde_json::from_str(r#"{"X-A": "1"}"#).unwrap();
-        assert_eq!(from_map.0[0].1.expose(), "1");
-        let err = serde_json::from_str::<ExtraHeaders>(r#"["no-colon"]"#).unwrap_err();
-        assert!(err.to_string().contains("Name: Value"), "{err}");
-        assert_eq!(
-            serde_json::to_string(&from_map).unwrap(),
-            r#"{"X-A":"<secret>"}"#
-        );
+        assert!(extra_header_map(&headers(&[("bad name", "v")])).is_err());
+        let err = extra_header_map(&headers(&[("X-Key", "line\nbreak")])).unwrap_err();
+        assert!(!err.to_string().contains("line"), "{err}");
     }
 
     #[test]
@@ -551,7 +478,7 @@ mod tests {
         };
         let err =
             Credentials::new(Some(&basic), Some(&file), &ExtraHeaders::default()).unwrap_err();
-        assert!(err.contains("exclude"), "{err}");
+        assert!(err.problem.contains("exclude"), "{err}");
     }
 
     #[test]
@@ -560,10 +487,8 @@ mod tests {
             cert_file: Some("c.pem".into()),
             ..Default::default()
         };
-        assert!(
-            client_tls_config(&tls, true)
-                .unwrap_err()
-                .contains("without key_file")
-        );
+        let err = client_tls_config(&tls, true).unwrap_err();
+        assert_eq!(err.key, "remote_write.tls.cert_file");
+        assert!(err.problem.contains("without key_file"), "{err}");
     }
 }

@@ -34,7 +34,7 @@ use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
 use serde::Deserialize;
 
 use super::outbound::{parse_certs, parse_key};
-use super::secret::Secret;
+use crate::config::Secret;
 
 /// The file as written.
 #[derive(Debug, Default, Deserialize)]

@@ -318,9 +318,9 @@ impl Builder<'_> {
         timestamp_ms: Option<i64>,
     ) {
         let labels = self.push_labels(metric, name, suffix, extra);
-        // The stale-marker bit pattern means "series ended" and nothing
-        // else (remote_write §Stale Markers); a protobuf push can carry it
-        // as a value, which a scrape of the Pushgateway reads as plain NaN.
+        // To a remote_write receiver the stale-marker bit pattern means
+        // "series ended" and nothing else; a protobuf push can carry it as
+        // a value, which a scrape of the Pushgateway reads as plain NaN.
         let value = if value.to_bits() == wire::STALE_NAN_BITS {
             f64::NAN
         } else {

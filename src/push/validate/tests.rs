@@ -86,6 +86,21 @@ fn family(name: &str, kind: MetricType, metrics: Vec<Metric>) -> MetricFamily {
     }
 }
 
+/// [`check`] followed by the merge of the grouping labels into every
+/// metric, for tests that look at merged families.
+fn validate(
+    families: &mut [MetricFamily],
+    key: &GroupingKey,
+    config: &PushConfig,
+) -> Result<(), Rejection> {
+    check(families, key, config)?;
+    let add_instance = key.get("instance").is_none();
+    for metric in families.iter_mut().flat_map(|f| &mut f.metric) {
+        merge_grouping_labels(metric, key.labels(), add_instance);
+    }
+    Ok(())
+}
+
 fn run(families: &mut [MetricFamily], key: &GroupingKey) -> Result<(), String> {
     validate(families, key, &PushConfig::default()).map_err(|r| {
         assert_eq!(r.status, http::StatusCode::BAD_REQUEST);

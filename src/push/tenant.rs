@@ -1,5 +1,8 @@
-//! Tenancy: which tenant (`X-Scope-OrgID` for Mimir, Cortex, Loki-style
-//! backends) a push is written as.
+//! The tenant policy: which tenant (`X-Scope-OrgID` for Mimir, Cortex,
+//! Loki-style backends) a push is written as. Ingest owns it: the handler
+//! resolves each push's tenant with it before reading the body, and the
+//! forwarder holds the same policy (one `Arc`) to set the tenant header of
+//! its requests.
 //!
 //! Three sources, configured under `remote_write.tenant`, tried in this
 //! order (the most specific first):
@@ -17,46 +20,12 @@
 //! `..`), so a bad one is the pusher's 400, not a backend error later.
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use serde::{Deserialize, Serialize};
 
-use crate::push::{GroupingKey, Rejection};
-
-/// The header that carries the tenant unless configured otherwise.
-pub const DEFAULT_TENANT_HEADER: &str = "X-Scope-OrgID";
+use super::{GroupingKey, Rejection};
+use crate::config::TenantConfig;
 
 /// Longest tenant ID Mimir and Cortex accept.
 const MAX_TENANT_LEN: usize = 150;
-
-/// `remote_write.tenant` in the configuration.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct TenantConfig {
-    /// A static tenant for every push (the fallback when the other sources
-    /// give none).
-    pub id: Option<String>,
-    /// A grouping label whose value is the tenant.
-    pub from_label: Option<String>,
-    /// Use the pusher's own tenant header when present.
-    pub passthrough: bool,
-    /// Refuse (400) a push that resolves to no tenant, when any source is
-    /// configured.
-    pub required: bool,
-    /// The header the tenant travels in, both from pushers and to the
-    /// backend.
-    pub header: String,
-}
-
-impl Default for TenantConfig {
-    fn default() -> Self {
-        Self {
-            id: None,
-            from_label: None,
-            passthrough: false,
-            required: true,
-            header: DEFAULT_TENANT_HEADER.into(),
-        }
-    }
-}
 
 /// The resolved tenancy rules; build once from [`TenantConfig`].
 #[derive(Clone, Debug)]
