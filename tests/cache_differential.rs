@@ -8,19 +8,16 @@
 //! Known divergences (docs/cache-divergences.md) are tested against
 //! pushrelay alone at the end.
 
-mod cache_support;
-// The shared harness: only its HTTP client, ports and fixtures are used here.
-#[allow(unused_imports)]
 mod common;
 
 use common::model::{counter, gauge};
 
 use bytes::Bytes;
-use cache_support::{
+use common::Reply;
+use common::cache::{
     PROTOBUF, Pair, error_key, gunzip, normalise_json, normalise_protobuf, normalise_text,
     protobuf_body,
 };
-use common::Reply;
 use http::{Method, StatusCode};
 use pushrelay::proto::client::{Bucket, Histogram, Metric, MetricFamily, MetricType};
 
@@ -425,7 +422,7 @@ async fn route_prefix_applies_to_every_route() {
         .send(Method::GET, "/../metrics", &[], Bytes::new())
         .await;
     assert_eq!(gateway.status.is_success(), relay.status.is_success());
-    let bare = |s: &cache_support::Server| s.url("").replace("/pg", "/metrics");
+    let bare = |s: &common::cache::Server| s.url("").replace("/pg", "/metrics");
     let g = common::get(&bare(&pair.gateway)).await;
     let r = common::get(&bare(&pair.relay)).await;
     assert_eq!(
@@ -565,16 +562,16 @@ async fn without_the_consistency_check_pushes_are_accepted_and_scrapes_fail() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn persistence_round_trip_restores_the_store() {
     let dir = tempfile::tempdir().unwrap();
-    let gateway_file = cache_support::temp_file(dir.path(), "gateway.db");
-    let relay_file = cache_support::temp_file(dir.path(), "relay.db");
+    let gateway_file = common::cache::temp_file(dir.path(), "gateway.db");
+    let relay_file = common::cache::temp_file(dir.path(), "relay.db");
     let gateway_flag = format!("--persistence.file={gateway_file}");
     let relay_flag = format!("--persistence.file={relay_file}");
     let interval = "--persistence.interval=50ms".to_string();
     let gateway_args = [gateway_flag, interval.clone()];
     let relay_args = [relay_flag, interval];
     let (gateway, relay) = tokio::join!(
-        cache_support::Server::start(cache_support::Kind::Pushgateway, "", &gateway_args),
-        cache_support::Server::start(cache_support::Kind::Pushrelay, "", &relay_args),
+        common::cache::Server::start(common::cache::Kind::Pushgateway, "", &gateway_args),
+        common::cache::Server::start(common::cache::Kind::Pushrelay, "", &relay_args),
     );
     let mut pair = Pair { gateway, relay };
     for step in [
@@ -628,7 +625,7 @@ async fn persistence_round_trip_restores_the_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn divergence_no_self_poisoning_group() {
-    let relay = cache_support::Server::start(cache_support::Kind::Pushrelay, "", &[]).await;
+    let relay = common::cache::Server::start(common::cache::Kind::Pushrelay, "", &[]).await;
     let send = |method: Method, path: &'static str, body: &'static str| {
         relay.send(method, path, &[], Bytes::from(body))
     };

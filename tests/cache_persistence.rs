@@ -3,15 +3,12 @@
 //! interval, and a corrupt file stops the start with a clear error instead
 //! of an empty store.
 
-mod cache_support;
-// The shared harness: only its HTTP client and ports are used here.
-#[allow(unused_imports)]
 mod common;
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use cache_support::{Kind, Server};
+use common::cache::{Kind, Server};
 use http::{Method, StatusCode};
 use serde_json::Value;
 

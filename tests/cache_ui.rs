@@ -2,14 +2,11 @@
 //! its labels and metrics, and the group's delete button removes it (through
 //! `DELETE metrics/job@base64/...`, as the Pushgateway's UI sends it).
 
-mod cache_support;
-// The shared harness: only its ports and binary lookup are used here.
-#[allow(unused_imports)]
 mod common;
 
 use bytes::Bytes;
-use cache_support::browser::Browser;
-use cache_support::{Kind, Server};
+use common::browser::Browser;
+use common::cache::{Kind, Server};
 use http::{Method, StatusCode};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -33,8 +30,8 @@ async fn the_page_lists_groups_and_deletes_one() {
     }
     let page_url = server.url("/");
     let api_url = server.url("/api/v1/metrics");
+    let mut browser = Browser::start().await;
     let groups = tokio::task::spawn_blocking(move || {
-        let mut browser = Browser::start();
         browser.call("Page.navigate", serde_json::json!({ "url": page_url }));
         browser.wait_for("document.body.innerText.includes('job=\"ui_job\"') && document.body.innerText.includes('instance=\"a/b\"')");
         browser.wait_for("document.body.innerText.includes('ui_metric') && document.body.innerText.includes('other_job')");

@@ -10,10 +10,13 @@
 //! injects `PUSHRELAY_SERVICE_HOST` and the like for a Service named
 //! `pushrelay`, which pushrelay reads as configuration).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
+use common::pushrelay_command;
 use figment::Figment;
 use figment::providers::{Format, Yaml};
 use serde_json::Value;
@@ -103,14 +106,12 @@ fn pushrelay_containers(pod: &Value) -> Vec<&Value> {
 /// Runs `pushrelay --check-config --config FILE` with no `PUSHRELAY_*`
 /// variables from this environment.
 fn check_config(file: &Path) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_pushrelay"));
-    command.arg("--check-config").arg("--config").arg(file);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("PUSHRELAY_") {
-            command.env_remove(name);
-        }
-    }
-    command.output().expect("running pushrelay")
+    pushrelay_command()
+        .arg("--check-config")
+        .arg("--config")
+        .arg(file)
+        .output()
+        .expect("running pushrelay")
 }
 
 fn assert_accepted(file: &Path, origin: &str) {

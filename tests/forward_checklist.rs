@@ -18,13 +18,14 @@
 //! sorted; the forwarder merges the grouping labels). A push the text
 //! format cannot express goes through the same function as a protobuf body.
 
-#[allow(dead_code)] // each test file uses its own part of the helpers
-mod support;
+mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::receiver::{Fault, Received, Receiver};
+use common::{STALE_NAN_BITS, bounded};
 use prost::Message;
 use pushrelay::config::{ExtraHeaders, PushConfig, Secret};
 use pushrelay::exposition::BodyFormat;
@@ -34,10 +35,6 @@ use pushrelay::proto::prompb::{TimeSeries, WriteRequest};
 use pushrelay::push::validate::GroupingLabels;
 use pushrelay::push::{GroupingKey, Push, PushOp, Rejection, SinkError};
 use pushrelay::security::outbound::extra_header_map;
-use support::bounded;
-use support::receiver::{Fault, Received, Receiver};
-
-const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
 
 /// The stream identifier chunk every snappy framed stream starts with.
 const SNAPPY_FRAMED_MAGIC: &[u8] = b"\xff\x06\x00\x00sNaPpY";

@@ -27,24 +27,19 @@
 //! free loopback ports with their own temporary directories and killed by
 //! PID when dropped.
 
-// The shared harness: only its HTTP client, ports and binary lookup are
-// used here (the peers it starts cannot be restarted on their data).
-#[allow(unused_imports)]
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::OpenOptions;
 use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{TEXT_CONTENT_TYPE, free_port, require_binary, try_request, unix_now};
+use common::{
+    Peer, Prometheus, Pushrelay, READY_TIMEOUT, Ready, TEXT_CONTENT_TYPE, try_request, unix_now,
+};
 use http::{Method, StatusCode};
-use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -54,8 +49,6 @@ const PUSHERS: usize = 8;
 /// outage of a few seconds, even when Prometheus restarts slowly on a
 /// loaded machine.
 const RETRY_DEADLINE: &str = "20s";
-/// How long a peer may take to become ready.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one push may take: the retry deadline plus slack.
 const PUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -63,167 +56,42 @@ const PUSH_TIMEOUT: Duration = Duration::from_secs(30);
 // Processes
 // ---------------------------------------------------------------------------
 
-/// A child process, killed by its PID when dropped.
-struct Process {
-    name: &'static str,
-    child: Child,
-    log_path: PathBuf,
-}
-
-impl Process {
-    /// Starts `binary args`, appending its stdout and stderr to `log_path`.
-    fn spawn(name: &'static str, binary: &Path, args: &[String], log_path: &Path) -> Self {
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log_path)
-            .expect("opening the process log");
-        let child = common::peer_command(binary, args, log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
-        Self {
-            name,
-            child,
-            log_path: log_path.to_path_buf(),
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
-    }
-
-    /// Sends `signal` (a name `kill` knows, e.g. `TERM`) to the process.
-    fn signal(&self, signal: &str) {
-        let status = Command::new(require_binary("kill"))
-            .arg(format!("-{signal}"))
-            .arg(self.pid().to_string())
-            .status()
-            .expect("running kill");
-        assert!(status.success(), "kill -{signal} {} failed", self.pid());
-    }
-
-    /// Kills the process with SIGKILL (by its PID) and reaps it.
-    fn kill_hard(&mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reaping the killed process");
-    }
-
-    fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().expect("polling the child")
-    }
-
-    /// Waits until `GET url` answers 200; fails if the process exits or
-    /// the deadline passes.
-    async fn wait_ready(&mut self, url: &str) {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if let Some(status) = self.exited() {
-                panic!("{} exited with {status}:\n{}", self.name, self.log());
-            }
-            if let Ok(reply) = try_request(Method::GET, url, &[], Bytes::new()).await {
-                if reply.status == StatusCode::OK {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} not ready on {url} within {READY_TIMEOUT:?}",
-                self.name
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "---- {} (pid {}) output ----\n{}",
-                self.name,
-                self.child.id(),
-                self.log()
-            );
-        }
-    }
-}
-
-/// Prometheus as a remote_write receiver whose data directory and port
-/// outlive the process, so it can be killed and started again on both.
+/// Prometheus as a remote_write receiver that can be killed and started
+/// again on its port and data directory (the harness' [`Peer::restart`]).
 struct Backend {
-    port: u16,
-    dir: TempDir,
-    process: Option<Process>,
+    prometheus: Prometheus,
 }
 
 impl Backend {
     async fn start() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("pushrelay-test-outage-prometheus-")
-            .tempdir()
-            .expect("creating a temporary directory");
-        std::fs::write(
-            dir.path().join("prometheus.yml"),
-            "global: {scrape_interval: 15s}\nscrape_configs: []\n",
-        )
-        .expect("writing prometheus.yml");
-        let mut backend = Self {
-            port: free_port(),
-            dir,
-            process: None,
-        };
-        backend.launch().await;
-        backend
+        Self {
+            prometheus: Prometheus::start().await,
+        }
     }
 
-    /// Starts Prometheus on the backend's port and data directory and waits
+    /// Starts Prometheus again on its port and data directory and waits
     /// until it is ready (after its WAL replay).
     async fn launch(&mut self) {
-        let dir = self.dir.path();
-        let args = vec![
-            format!("--config.file={}", dir.join("prometheus.yml").display()),
-            format!("--storage.tsdb.path={}", dir.join("data").display()),
-            format!("--web.listen-address=127.0.0.1:{}", self.port),
-            "--web.enable-remote-write-receiver".into(),
-            "--log.level=warn".into(),
-        ];
-        let process = Process::spawn(
-            "prometheus",
-            &require_binary("prometheus"),
-            &args,
-            &dir.join("output.log"),
-        );
-        let ready = format!("{}/-/ready", self.url());
-        self.process.insert(process).wait_ready(&ready).await;
+        self.prometheus.peer.restart().await;
     }
 
     /// `kill -9` by PID.
     fn kill_hard(&mut self) {
-        let mut process = self.process.take().expect("Prometheus is running");
-        process.kill_hard();
+        self.prometheus.peer.kill_hard();
     }
 
     fn pid(&self) -> u32 {
-        self.process.as_ref().map_or(0, Process::pid)
+        self.prometheus.peer.pid()
     }
 
     /// Sends `signal` to the running Prometheus (`STOP` stalls it: it
     /// keeps its connections but answers nothing until `CONT`).
     fn signal(&self, signal: &str) {
-        self.process
-            .as_ref()
-            .expect("Prometheus is running")
-            .signal(signal);
+        self.prometheus.peer.signal(signal);
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.prometheus.url()
     }
 
     /// The raw samples of `outage_seq{job=<job>}` in the last ten minutes,
@@ -265,29 +133,18 @@ impl Backend {
     }
 }
 
-impl Drop for Backend {
-    fn drop(&mut self) {
-        // Kill before the data directory goes.
-        self.process.take();
-    }
-}
-
 /// The pushrelay binary Cargo built for this test run, forwarding to
 /// `write_url`.
-async fn start_relay(write_url: &str, retry_deadline: &str, dir: &Path) -> (Process, String) {
-    let port = free_port();
-    let args = vec![
-        format!("--web.listen-address=127.0.0.1:{port}"),
+async fn start_relay(write_url: &str, retry_deadline: &str) -> (Peer, String) {
+    let args = [
         format!("--remote-write.url={write_url}"),
         format!("--remote-write.retry-deadline={retry_deadline}"),
         "--log.level=info".into(),
     ];
-    let binary = PathBuf::from(env!("CARGO_BIN_EXE_pushrelay"));
-    let mut relay = Process::spawn("pushrelay", &binary, &args, &dir.join("pushrelay.log"));
-    let url = format!("http://127.0.0.1:{port}");
     // Ready = the backend has answered, so forwarding works from the start.
-    relay.wait_ready(&format!("{url}/-/ready")).await;
-    (relay, url)
+    let relay = Pushrelay::start_until(Ready::Http("/-/ready".into()), &args).await;
+    let url = relay.url();
+    (relay.peer, url)
 }
 
 /// `what` must finish within `limit`.
@@ -442,22 +299,6 @@ fn retry_schedule(log: &str) -> Vec<(u32, Duration)> {
         .collect()
 }
 
-/// Waits (bounded) until `relay` exits; returns its status.
-async fn wait_exit(relay: &mut Process, limit: Duration) -> ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = relay.exited() {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} did not exit within {limit:?} of SIGTERM",
-            relay.name
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// The acknowledged pushes missing from `stored`, as `(pusher, seq)`.
 fn missing_acks(
     outcomes: &[Outcome],
@@ -532,7 +373,7 @@ impl OutageRun {
 async fn run_outage(job: &'static str, retry_deadline: &str, down_for: Duration) -> OutageRun {
     let mut backend = Backend::start().await;
     let write_url = format!("{}/api/v1/write", backend.url());
-    let (relay, relay_url) = start_relay(&write_url, retry_deadline, backend.dir.path()).await;
+    let (relay, relay_url) = start_relay(&write_url, retry_deadline).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let load = start_load(&relay_url, job, &stop);
@@ -663,7 +504,7 @@ async fn prometheus_outage_past_the_retry_deadline_is_503_then_recovers() {
 async fn a_push_on_a_connection_opened_before_sigterm_is_served() {
     let backend = Backend::start().await;
     let write_url = format!("{}/api/v1/write", backend.url());
-    let (mut relay, relay_url) = start_relay(&write_url, RETRY_DEADLINE, backend.dir.path()).await;
+    let (mut relay, relay_url) = start_relay(&write_url, RETRY_DEADLINE).await;
     let addr = relay_url.trim_start_matches("http://").to_string();
 
     // A pusher connects; its request follows once the shutdown is under
@@ -714,7 +555,7 @@ async fn a_push_on_a_connection_opened_before_sigterm_is_served() {
             .unwrap_or_default()
             .to_string()
     });
-    let status = wait_exit(&mut relay, Duration::from_secs(30)).await;
+    let status = relay.wait_exit(Duration::from_secs(30)).await;
     let stored = backend.sequences("early").await;
     eprintln!(
         "early-connection figures: listener closed {:?} after SIGTERM; the push sent then got \
@@ -743,7 +584,7 @@ async fn a_push_on_a_connection_opened_before_sigterm_is_served() {
 async fn sigterm_during_load_drains_and_exits_zero() {
     let backend = Backend::start().await;
     let write_url = format!("{}/api/v1/write", backend.url());
-    let (mut relay, relay_url) = start_relay(&write_url, RETRY_DEADLINE, backend.dir.path()).await;
+    let (mut relay, relay_url) = start_relay(&write_url, RETRY_DEADLINE).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let load = start_load(&relay_url, "sigterm", &stop);
@@ -751,7 +592,7 @@ async fn sigterm_during_load_drains_and_exits_zero() {
 
     let terminated = Instant::now();
     relay.signal("TERM");
-    let status = wait_exit(&mut relay, Duration::from_secs(30)).await;
+    let status = relay.wait_exit(Duration::from_secs(30)).await;
     let exited = Instant::now();
     // Pushes keep coming after the exit: they must find nobody listening.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -856,7 +697,7 @@ async fn sigterm_while_the_backend_is_down_waits_for_its_restart() {
 async fn sigterm_while_the_backend_is_unavailable(job: &'static str, how: Unavailable) {
     let mut backend = Backend::start().await;
     let write_url = format!("{}/api/v1/write", backend.url());
-    let (mut relay, relay_url) = start_relay(&write_url, RETRY_DEADLINE, backend.dir.path()).await;
+    let (mut relay, relay_url) = start_relay(&write_url, RETRY_DEADLINE).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let load = start_load(&relay_url, job, &stop);
@@ -897,7 +738,7 @@ async fn sigterm_while_the_backend_is_unavailable(job: &'static str, how: Unavai
         }
     }
     let resumed = Instant::now();
-    let status = wait_exit(&mut relay, Duration::from_secs(30)).await;
+    let status = relay.wait_exit(Duration::from_secs(30)).await;
     let exited = Instant::now();
     let outcomes = finish_load(&stop, load).await;
     let stored = backend.sequences(job).await;

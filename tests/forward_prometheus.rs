@@ -668,10 +668,3 @@ async fn harness_expectations_round_trip_and_stale_markers_end_series() {
     all.sort();
     assert_eq!(wire_stale_series(&proxy.writes()), all);
 }
-
-/// A missing peer fails the test with the way to install it.
-#[test]
-#[should_panic(expected = "run scripts/install-peers.sh")]
-fn harness_missing_peer_fails_naming_the_installer() {
-    common::require_binary("pushrelay-test-no-such-peer");
-}

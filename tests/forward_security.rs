@@ -4,14 +4,16 @@
 //! the backend receives them, tenant resolution in the push handler, and
 //! requests that never mix tenants. The last tests run the real binary.
 
-mod security_support;
-#[allow(dead_code)] // each test file uses its own part of the helpers
-mod support;
+mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::receiver::{Fault, Received, Receiver};
+use common::tls::Relay as Binary;
+use common::tls::{TestCa, basic, https_client, send, tls_server_config, write};
+use common::{STALE_NAN_BITS, bounded};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use http_body_util::Full;
 use pushrelay::config::{BasicAuthConfig, TlsClientConfig};
@@ -21,12 +23,6 @@ use pushrelay::proto::prompb::{TimeSeries, WriteRequest};
 use pushrelay::push::PushOp;
 use pushrelay::push::handler::{Ingest, PushFailure};
 use pushrelay::sinks::Sinks;
-use security_support::Relay as Binary;
-use security_support::{TestCa, basic, https_client, send, tls_server_config, write};
-use support::bounded;
-use support::receiver::{Fault, Received, Receiver};
-
-const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
 
 /// A TLS receiver whose certificate (for 127.0.0.1 and localhost) is
 /// signed by `ca`; it offers h2 and HTTP/1.1 by ALPN.
@@ -509,15 +505,13 @@ async fn the_binary_forwards_to_an_https_backend_with_a_bearer_token() {
     let receiver = tls_receiver(&ca).await;
     let ca_file = write(dir.path(), "ca.crt", &ca.pem());
     let token = write(dir.path(), "token", "e2e-token\n");
-    let relay = Binary::start_bare(
-        dir.path(),
-        &[
-            &format!("--remote-write.url={}", receiver.url),
-            &format!("--remote-write.tls.ca-file={}", ca_file.display()),
-            &format!("--remote-write.bearer-token-file={}", token.display()),
-            "--remote-write.tenant.id=team-e2e",
-        ],
-    );
+    let relay = Binary::start_bare(&[
+        &format!("--remote-write.url={}", receiver.url),
+        &format!("--remote-write.tls.ca-file={}", ca_file.display()),
+        &format!("--remote-write.bearer-token-file={}", token.display()),
+        "--remote-write.tenant.id=team-e2e",
+    ])
+    .await;
     let (status, body) = call(&relay, "PUT", "/metrics/job/e2e", "e2e_metric 42\n").await;
     assert_eq!(status, 200, "{body}\n{}", relay.log_text());
     let received = receiver.received();
@@ -534,15 +528,12 @@ async fn the_binary_forwards_to_an_https_backend_with_a_bearer_token() {
 
 #[tokio::test]
 async fn the_binary_warns_at_start_when_certificates_are_not_verified() {
-    let dir = tempfile::tempdir().unwrap();
     let receiver = tls_receiver(&TestCa::new("unknown-ca")).await;
-    let relay = Binary::start_bare(
-        dir.path(),
-        &[
-            &format!("--remote-write.url={}", receiver.url),
-            "--remote-write.tls.insecure-skip-verify",
-        ],
-    );
+    let relay = Binary::start_bare(&[
+        &format!("--remote-write.url={}", receiver.url),
+        "--remote-write.tls.insecure-skip-verify",
+    ])
+    .await;
     let (status, body) = call(&relay, "PUT", "/metrics/job/insecure", "m_insecure 1\n").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(receiver.received().len(), 1);
@@ -559,14 +550,12 @@ async fn the_binary_answers_503_and_logs_the_certificate_problem_without_the_ca(
     let dir = tempfile::tempdir().unwrap();
     let receiver = tls_receiver(&TestCa::new("backend-ca")).await;
     let other = write(dir.path(), "other.crt", &TestCa::new("other-ca").pem());
-    let relay = Binary::start_bare(
-        dir.path(),
-        &[
-            &format!("--remote-write.url={}", receiver.url),
-            &format!("--remote-write.tls.ca-file={}", other.display()),
-            "--remote-write.retry-deadline=1s",
-        ],
-    );
+    let relay = Binary::start_bare(&[
+        &format!("--remote-write.url={}", receiver.url),
+        &format!("--remote-write.tls.ca-file={}", other.display()),
+        "--remote-write.retry-deadline=1s",
+    ])
+    .await;
     let (status, body) = call(&relay, "PUT", "/metrics/job/e2e", "e2e_metric 42\n").await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("invalid peer certificate"), "{body}");

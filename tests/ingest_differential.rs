@@ -28,8 +28,6 @@
 //! forward mode, default limits) refuses 1 GiB of zeros sent as ~1 MiB of
 //! gzip with a 413, and its peak RSS (`VmHWM`) stays under 100 MiB.
 
-// The shared harness: its peers, HTTP client and fixtures are used here.
-#[allow(unused_imports)]
 mod common;
 
 use common::model::{counter, gauge};

@@ -2,13 +2,13 @@
 //! basic auth, client certificates, the health exemption, and certificate
 //! reload.
 
-mod security_support;
+mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::tls::{Relay, TestCa, basic, https_client, send, write};
 use pushrelay::config::TlsClientConfig;
-use security_support::{Relay, TestCa, basic, https_client, send, write};
 
 const PUSH_BODY: &str = "# TYPE some_metric counter\nsome_metric 1\n";
 
@@ -41,10 +41,7 @@ async fn https_with_basic_auth_admits_only_the_right_password() {
         &ca,
         &format!("basic_auth_users:\n  alice: '{hash}'\n"),
     );
-    let relay = Relay::start(
-        dir.path(),
-        &[&format!("--web.config.file={}", web.display())],
-    );
+    let relay = Relay::start(&[&format!("--web.config.file={}", web.display())]).await;
     let client = https_client(&trusting(dir.path(), &ca));
     let base = format!("https://{}", relay.addr);
     let good = basic("alice", "s3cret-pass");
@@ -163,10 +160,7 @@ async fn successful_logins_are_cached_so_repeat_requests_skip_bcrypt() {
         "web.yml",
         &format!("basic_auth_users:\n  bob: '{hash}'\n"),
     );
-    let relay = Relay::start(
-        dir.path(),
-        &[&format!("--web.config.file={}", web.display())],
-    );
+    let relay = Relay::start(&[&format!("--web.config.file={}", web.display())]).await;
     let client = https_client(&TlsClientConfig::default());
     let url = format!("http://{}/-/healthy", relay.addr);
     let good = basic("bob", "pw");
@@ -209,10 +203,7 @@ async fn client_certificates_are_required_when_configured() {
         &server_ca,
         "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: clients.crt\n",
     );
-    let relay = Relay::start(
-        dir.path(),
-        &[&format!("--web.config.file={}", web.display())],
-    );
+    let relay = Relay::start(&[&format!("--web.config.file={}", web.display())]).await;
     let url = format!("https://{}/-/healthy", relay.addr);
 
     let no_cert = https_client(&trusting(dir.path(), &server_ca));
@@ -288,13 +279,11 @@ async fn health_endpoints_can_be_exempt_from_auth() {
         "web.yml",
         &format!("basic_auth_users:\n  bob: '{hash}'\n"),
     );
-    let relay = Relay::start(
-        dir.path(),
-        &[
-            &format!("--web.config.file={}", web.display()),
-            "--web.auth-exempt-health",
-        ],
-    );
+    let relay = Relay::start(&[
+        &format!("--web.config.file={}", web.display()),
+        "--web.auth-exempt-health",
+    ])
+    .await;
     let client = https_client(&TlsClientConfig::default());
     let base = format!("http://{}", relay.addr);
     let healthy = send(&client, "GET", &format!("{base}/-/healthy"), &[], "")
@@ -319,10 +308,7 @@ async fn certificates_are_reloaded_when_the_files_change() {
     let dir = tempfile::tempdir().unwrap();
     let old_ca = TestCa::new("old-ca");
     let web = tls_setup(dir.path(), &old_ca, "");
-    let relay = Relay::start(
-        dir.path(),
-        &[&format!("--web.config.file={}", web.display())],
-    );
+    let relay = Relay::start(&[&format!("--web.config.file={}", web.display())]).await;
     let url = format!("https://{}/-/healthy", relay.addr);
     let old_client = https_client(&trusting(dir.path(), &old_ca));
     assert_eq!(

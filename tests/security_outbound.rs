@@ -3,13 +3,14 @@
 //! server-name override, client certificates and insecure mode; the
 //! credentials and extra headers as the backend receives them.
 
-mod security_support;
+mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use common::tls::{TestCa, https_client, send, tls_server_config, write};
 use http::HeaderMap;
 use http_body_util::Full;
 use hyper::service::service_fn;
@@ -17,7 +18,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use pushrelay::config::{BasicAuthConfig, ExtraHeaders, Secret, TlsClientConfig};
 use pushrelay::config::{Cli, Config};
 use pushrelay::security::outbound::Credentials;
-use security_support::{TestCa, https_client, send, tls_server_config, write};
 
 /// A TLS remote_write receiver that records the headers of each request.
 struct Receiver {

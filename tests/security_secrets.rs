@@ -1,11 +1,10 @@
 //! Secrets never leave pushrelay: not in `--check-config` output, not in
 //! configuration errors, not in `Debug` output, not in the logs of a run.
 
-mod security_support;
+mod common;
 
-use std::process::Command;
-
-use security_support::{Relay, basic, https_client, send, write};
+use common::pushrelay_command;
+use common::tls::{Relay, basic, https_client, send, write};
 
 const PUSHER_PASSWORD: &str = "pusher-pw-7f3a9c";
 const BACKEND_PASSWORD: &str = "backend-pw-b81d2e";
@@ -54,10 +53,9 @@ impl Setup {
 }
 
 fn check_config(args: &[String]) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_pushrelay"))
+    let output = pushrelay_command()
         .arg("--check-config")
         .args(args)
-        .env_clear()
         .output()
         .unwrap();
     let text = format!(
@@ -168,19 +166,17 @@ fn debug_output_of_the_configuration_has_no_secrets() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_with_debug_logs_never_logs_a_secret() {
     let setup = Setup::new();
-    let relay = Relay::start(
-        setup.dir.path(),
-        &[
-            "--log.level=debug",
-            &format!("--config={}", setup.path("pushrelay.toml")),
-            &format!("--web.config.file={}", setup.path("web.yml")),
-            "--remote-write.basic-auth.username=relay",
-            &format!(
-                "--remote-write.basic-auth.password-file={}",
-                setup.path("password")
-            ),
-        ],
-    );
+    let relay = Relay::start(&[
+        "--log.level=debug",
+        &format!("--config={}", setup.path("pushrelay.toml")),
+        &format!("--web.config.file={}", setup.path("web.yml")),
+        "--remote-write.basic-auth.username=relay",
+        &format!(
+            "--remote-write.basic-auth.password-file={}",
+            setup.path("password")
+        ),
+    ])
+    .await;
     let client = https_client(&Default::default());
     let base = format!("http://{}", relay.addr);
     let wrong = basic("pusher", BACKEND_PASSWORD);

@@ -1,12 +1,16 @@
-//! The integration-test harness: real peers, an HTTP client, a Prometheus
-//! query helper, and a recording remote_write pass-through.
+//! The integration-test harness, the one way every test file starts peers
+//! and talks to them.
 //!
-//! - Peers ([`Prometheus`], [`Pushgateway`], [`Pushrelay`]) run as child
-//!   processes on 127.0.0.1, each on a free port with its own temporary
-//!   directory. Starting one waits until it answers its readiness endpoint;
-//!   dropping it kills it by its PID and removes the directory.
+//! - Every process a test starts (Prometheus, the Pushgateway, pushrelay,
+//!   Chromium) is a [`Peer`]: started on a free loopback port with its own
+//!   temporary directory and with no `PUSHRELAY_*` variable of the
+//!   developer's environment; ready when its own PID holds the listening
+//!   socket and its probe answers ([`Ready`]); started again on another
+//!   port when a stranger took the port first; killed by its PID when
+//!   dropped. Runs that end by themselves use [`pushrelay_command`] or
+//!   [`run_to_exit`], with the same environment cleanup.
 //! - A peer binary that is missing is a test failure that says to run
-//!   `scripts/install-peers.sh`: nothing is skipped silently.
+//!   `scripts/install-peers.sh`: nothing is skipped.
 //! - [`RecordingProxy`] sits between pushrelay and Prometheus. Prometheus
 //!   2.42 keeps no remote-written metadata and silently drops empty label
 //!   values, so TYPE/HELP and label hygiene can only be checked on the wire:
@@ -17,31 +21,48 @@
 //!
 //! Parts: [`peers`] (the processes), [`fetch`] (HTTP client), [`proxy`]
 //! (recording pass-through and wire checks), [`clients`] (client programs),
-//! [`model`] (metrics built by hand);
-//! everything but [`model`] is re-exported here. Every test binary uses a different part
-//! of the harness, hence `allow(dead_code)`.
-#![allow(dead_code)]
+//! all re-exported here; and, used by path: [`model`] (metrics built by
+//! hand), [`receiver`] (in-process remote_write receiver with fault
+//! injection), [`tls`] (test CA, pushrelay behind TLS, HTTPS client),
+//! [`cache`] (Pushgateway and pushrelay side by side in cache mode),
+//! [`browser`] (headless Chromium). Every test binary uses a different part
+//! of the harness, hence `allow(dead_code, unused_imports)`.
+#![allow(dead_code, unused_imports)]
 
+pub mod browser;
+pub mod cache;
 mod clients;
 mod fetch;
 pub mod model;
 mod peers;
 mod proxy;
+pub mod receiver;
+pub mod tls;
 
 pub use clients::*;
 pub use fetch::*;
 pub use peers::*;
 pub use proxy::*;
 
+use std::future::Future;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// What every "peer missing" failure tells the reader to do.
 pub const INSTALL_HINT: &str = "run scripts/install-peers.sh to install the test peers";
 
-/// The value of Prometheus' stale marker (a NaN with this exact bit pattern).
+/// The value of Prometheus' stale marker (a NaN with this exact bit
+/// pattern). Written out here rather than taken from the crate, so a wrong
+/// constant in pushrelay fails the tests instead of passing them.
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+/// Runs `f` with a bound so a hung forwarder fails the test.
+pub async fn bounded<T>(f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(20), f)
+        .await
+        .expect("test took too long")
+}
 
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {

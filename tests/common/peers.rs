@@ -4,10 +4,10 @@
 //! the Pushgateway's text exposition) as [`Series`].
 
 use std::collections::BTreeMap;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,14 +18,26 @@ use super::{free_port, get, require_binary, try_request};
 
 /// A command for a peer process: no stdin, stdout and stderr into `log`,
 /// and none of the tests' own `PUSHRELAY_*` configuration in its
-/// environment.
+/// environment (the one environment cleanup every launched process gets).
 pub fn peer_command(binary: &Path, args: &[String], log: File) -> Command {
-    let mut command = Command::new(binary);
+    let mut command = clean_command(binary);
     command
         .args(args)
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("cloning the log handle"))
         .stderr(log);
+    command
+}
+
+/// `binary` with every `PUSHRELAY_*` variable of the developer's
+/// environment removed, so it cannot change the configuration under test.
+///
+/// Error backtraces are off (`RUST_LIB_BACKTRACE=0`): with `RUST_BACKTRACE`
+/// set, every error pushrelay builds would capture and symbolise one, about
+/// a quarter second each in a debug build. Panics keep `RUST_BACKTRACE`.
+pub fn clean_command(binary: &Path) -> Command {
+    let mut command = Command::new(binary);
+    command.env("RUST_LIB_BACKTRACE", "0");
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("PUSHRELAY_") {
             command.env_remove(key);
@@ -34,12 +46,34 @@ pub fn peer_command(binary: &Path, args: &[String], log: File) -> Command {
     command
 }
 
+/// The pushrelay binary Cargo built for this test run, with a clean
+/// environment (see [`clean_command`]), for runs that end by themselves
+/// (`--check-config`).
+pub fn pushrelay_command() -> Command {
+    clean_command(&pushrelay_binary())
+}
+
 /// How long a peer may take to become ready.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one readiness probe may wait for an answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// When a started peer counts as ready.
+#[derive(Clone, Debug)]
+pub enum Ready {
+    /// `GET <path>` over plain HTTP answers 200.
+    Http(String),
+    /// The process listens on its port (for a pushrelay serving TLS or
+    /// asking for credentials, where no plain GET can answer 200).
+    Listening,
+}
 
 /// A child process on 127.0.0.1, killed by its PID when dropped.
 pub struct Peer {
     name: &'static str,
+    binary: PathBuf,
+    args: Vec<String>,
+    ready: Ready,
     child: Child,
     addr: SocketAddr,
     log_path: PathBuf,
@@ -61,24 +95,25 @@ impl Peer {
         self.child.id()
     }
 
-    /// The peer's temporary directory.
+    /// The peer's temporary directory (its working directory; it outlives
+    /// restarts).
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
 
-    /// Everything the peer wrote to stdout and stderr so far.
+    /// Everything the peer wrote to stdout and stderr so far (over all its
+    /// runs).
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
     /// Starts `binary` with the arguments `args(port, dir)` and waits until
-    /// `GET <ready_path>` answers 200. A port taken in the meantime by
-    /// someone else makes the peer exit; it is then started again on another
-    /// port.
-    async fn start(
+    /// it is `ready`. A port taken in the meantime by someone else makes the
+    /// peer exit; it is then started again on another port.
+    pub async fn start(
         name: &'static str,
         binary: &Path,
-        ready_path: &str,
+        ready: Ready,
         args: impl Fn(u16, &Path) -> Vec<String>,
     ) -> Peer {
         let mut last_log = String::new();
@@ -88,49 +123,75 @@ impl Peer {
                 .tempdir()
                 .expect("creating a temporary directory");
             let port = free_port();
+            let args = args(port, dir.path());
             let log_path = dir.path().join("output.log");
-            let log = File::create(&log_path).expect("creating the peer log");
-            let mut command = peer_command(binary, &args(port, dir.path()), log);
-            command.current_dir(dir.path());
-            let child = command
-                .spawn()
-                .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
+            let child = spawn(binary, &args, &log_path, dir.path());
             let mut peer = Peer {
                 name,
+                binary: binary.to_path_buf(),
+                args,
+                ready: ready.clone(),
                 child,
                 addr: SocketAddr::from(([127, 0, 0, 1], port)),
                 log_path,
                 dir,
             };
-            match peer.wait_ready(ready_path).await {
+            match peer.wait_ready().await {
                 Ok(()) => return peer,
                 Err(Exit::Exited(status)) => {
                     last_log = format!("exited with {status}:\n{}", peer.log());
-                    if !last_log.contains("address already in use") {
+                    // Go says "address already in use", Rust "Address ...".
+                    if !last_log.to_lowercase().contains("address already in use") {
                         break;
                     }
                 }
-                Err(Exit::TimedOut) => panic!(
-                    "{name} was not ready on {}{ready_path} within {READY_TIMEOUT:?}; its output:\n{}",
-                    peer.url(),
-                    peer.log()
-                ),
+                Err(Exit::TimedOut) => peer.panic_not_ready(),
             }
         }
         panic!("{name} did not start: {last_log}")
     }
 
-    async fn wait_ready(&mut self, path: &str) -> Result<(), Exit> {
+    /// Kills the process (if it still runs) and starts it again with the
+    /// same arguments on the same port and directory, e.g. to find its data
+    /// again; waits until it is ready.
+    pub async fn restart(&mut self) {
+        self.kill_hard();
+        self.child = spawn(&self.binary, &self.args, &self.log_path, self.dir.path());
+        match self.wait_ready().await {
+            Ok(()) => {}
+            Err(Exit::Exited(status)) => panic!(
+                "{} exited with {status} on restart:\n{}",
+                self.name,
+                self.log()
+            ),
+            Err(Exit::TimedOut) => self.panic_not_ready(),
+        }
+    }
+
+    fn panic_not_ready(&self) -> ! {
+        panic!(
+            "{} was not ready ({:?}) on {} within {READY_TIMEOUT:?}; its output:\n{}",
+            self.name,
+            self.ready,
+            self.url(),
+            self.log()
+        )
+    }
+
+    /// The one readiness wait: polls until the process listens on its port
+    /// and the probe succeeds, the process exits, or [`READY_TIMEOUT`]
+    /// passes.
+    async fn wait_ready(&mut self) -> Result<(), Exit> {
         let deadline = Instant::now() + READY_TIMEOUT;
-        let url = format!("{}{path}", self.url());
         loop {
-            if let Some(status) = self.child.try_wait().expect("polling the child") {
+            if let Some(status) = self.exited() {
                 return Err(Exit::Exited(status));
             }
-            if let Ok(reply) = try_request(Method::GET, &url, &[], Bytes::new()).await {
-                if reply.status == StatusCode::OK {
-                    return Ok(());
-                }
+            // A stranger that took the port in a race would answer the probe
+            // too (possibly another test's peer of the same kind): only our
+            // own process holding the listening socket counts.
+            if listens_on(self.pid(), self.addr.port()) && self.probe().await {
+                return Ok(());
             }
             if Instant::now() > deadline {
                 return Err(Exit::TimedOut);
@@ -138,18 +199,141 @@ impl Peer {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+
+    async fn probe(&self) -> bool {
+        match &self.ready {
+            Ready::Http(path) => {
+                let url = format!("{}{path}", self.url());
+                let answer = try_request(Method::GET, &url, &[], Bytes::new());
+                matches!(
+                    tokio::time::timeout(PROBE_TIMEOUT, answer).await,
+                    Ok(Ok(reply)) if reply.status == StatusCode::OK
+                )
+            }
+            Ready::Listening => true,
+        }
+    }
+
+    /// The exit status, if the process has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("polling the child")
+    }
+
+    /// Waits (bounded) until the process exits by itself; returns its
+    /// status.
+    pub async fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.exited() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit within {limit:?}; its output:\n{}",
+                self.name,
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Sends `signal` (a name `kill` knows, e.g. `TERM`, `STOP`) to the
+    /// process by its PID.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new(require_binary("kill"))
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -{signal} {} failed", self.pid());
+    }
+
+    /// Kills the process with SIGKILL (by its PID) and reaps it.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Kills the process with SIGKILL and returns everything it logged.
+    pub fn stop(mut self) -> String {
+        self.kill_hard();
+        self.log()
+    }
+}
+
+/// Whether process `pid` holds the socket listening on 127.0.0.1:`port`
+/// (Linux: the socket's inode in `/proc/net/tcp` among the process' open
+/// files).
+fn listens_on(pid: u32, port: u16) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return false;
+    };
+    // Columns: slot, local address (hex, host order), remote, state (0A is
+    // LISTEN), ..., inode (the tenth).
+    let local = format!("0100007F:{port:04X}");
+    let sockets: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let listening = fields.get(1) == Some(&local.as_str()) && fields.get(3) == Some(&"0A");
+            listening
+                .then(|| fields.get(9).map(|inode| format!("socket:[{inode}]")))
+                .flatten()
+        })
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .any(|target| sockets.iter().any(|s| target.as_os_str() == s.as_str()))
+}
+
+/// Starts `binary args` in `dir`, appending its output to `log_path`.
+fn spawn(binary: &Path, args: &[String], log_path: &Path, dir: &Path) -> Child {
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .expect("opening the peer log");
+    peer_command(binary, args, log)
+        .current_dir(dir)
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()))
+}
+
+/// Runs `binary args` in a temporary directory until it exits by itself
+/// (bounded), e.g. because its configuration is refused; returns its exit
+/// status and output.
+pub async fn run_to_exit(binary: &Path, args: &[String]) -> (ExitStatus, String) {
+    let dir = tempfile::tempdir().expect("creating a temporary directory");
+    let log_path = dir.path().join("output.log");
+    let mut child = spawn(binary, args, &log_path, dir.path());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+        if let Some(status) = child.try_wait().expect("polling the child") {
+            return (status, log());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{} kept running:\n{}", binary.display(), log());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 enum Exit {
-    Exited(std::process::ExitStatus),
+    Exited(ExitStatus),
     TimedOut,
 }
 
 impl Drop for Peer {
     fn drop(&mut self) {
         // Kill by PID; the temporary directory goes after.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill_hard();
         if std::thread::panicking() {
             eprintln!(
                 "---- {} (pid {}, {}) output ----\n{}",
@@ -171,22 +355,27 @@ pub struct Prometheus {
 impl Prometheus {
     pub async fn start() -> Self {
         let binary = require_binary("prometheus");
-        let peer = Peer::start("prometheus", &binary, "/-/ready", |port, dir| {
-            let config = dir.join("prometheus.yml");
-            std::fs::write(
-                &config,
-                "global: {scrape_interval: 15s}\nscrape_configs: []\n",
-            )
-            .expect("writing prometheus.yml");
-            vec![
-                format!("--config.file={}", config.display()),
-                format!("--storage.tsdb.path={}", dir.join("data").display()),
-                format!("--web.listen-address=127.0.0.1:{port}"),
-                "--web.enable-remote-write-receiver".into(),
-                "--enable-feature=native-histograms".into(),
-                "--log.level=warn".into(),
-            ]
-        })
+        let peer = Peer::start(
+            "prometheus",
+            &binary,
+            Ready::Http("/-/ready".into()),
+            |port, dir| {
+                let config = dir.join("prometheus.yml");
+                std::fs::write(
+                    &config,
+                    "global: {scrape_interval: 15s}\nscrape_configs: []\n",
+                )
+                .expect("writing prometheus.yml");
+                vec![
+                    format!("--config.file={}", config.display()),
+                    format!("--storage.tsdb.path={}", dir.join("data").display()),
+                    format!("--web.listen-address=127.0.0.1:{port}"),
+                    "--web.enable-remote-write-receiver".into(),
+                    "--enable-feature=native-histograms".into(),
+                    "--log.level=warn".into(),
+                ]
+            },
+        )
         .await;
         Self { peer }
     }
@@ -288,13 +477,18 @@ pub struct Pushgateway {
 impl Pushgateway {
     pub async fn start() -> Self {
         let binary = require_binary("prometheus-pushgateway");
-        let peer = Peer::start("pushgateway", &binary, "/-/ready", |port, _| {
-            vec![
-                format!("--web.listen-address=127.0.0.1:{port}"),
-                "--persistence.file=".into(),
-                "--log.level=warn".into(),
-            ]
-        })
+        let peer = Peer::start(
+            "pushgateway",
+            &binary,
+            Ready::Http("/-/ready".into()),
+            |port, _| {
+                vec![
+                    format!("--web.listen-address=127.0.0.1:{port}"),
+                    "--persistence.file=".into(),
+                    "--log.level=warn".into(),
+                ]
+            },
+        )
         .await;
         Self { peer }
     }
@@ -319,6 +513,11 @@ impl Pushgateway {
     }
 }
 
+/// The pushrelay binary Cargo built for this test run.
+pub fn pushrelay_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_pushrelay"))
+}
+
 /// pushrelay itself (the binary Cargo built for this test run).
 pub struct Pushrelay {
     pub peer: Peer,
@@ -327,9 +526,15 @@ pub struct Pushrelay {
 impl Pushrelay {
     /// Starts pushrelay with `args` added after its listen address; waits for
     /// `/-/healthy` (`/-/ready` depends on the backend).
-    pub async fn start(args: &[String]) -> Self {
-        let binary = PathBuf::from(env!("CARGO_BIN_EXE_pushrelay"));
-        let peer = Peer::start("pushrelay", &binary, "/-/healthy", |port, _| {
+    pub async fn start(args: &[impl AsRef<str>]) -> Self {
+        Self::start_until(Ready::Http("/-/healthy".into()), args).await
+    }
+
+    /// Starts pushrelay with `args` added after its listen address; waits
+    /// until it is `ready`.
+    pub async fn start_until(ready: Ready, args: &[impl AsRef<str>]) -> Self {
+        let args: Vec<String> = args.iter().map(|a| a.as_ref().to_string()).collect();
+        let peer = Peer::start("pushrelay", &pushrelay_binary(), ready, |port, _| {
             let mut all = vec![format!("--web.listen-address=127.0.0.1:{port}")];
             all.extend(args.iter().cloned());
             all

@@ -1,15 +1,11 @@
-//! Shared helpers of the security tests: a throwaway certificate authority
-//! (rcgen), the pushrelay binary started on a free loopback port, and an
-//! HTTPS client built on pushrelay's own outbound connector.
+//! TLS and authentication for the security tests: a throwaway certificate
+//! authority (rcgen), pushrelay behind TLS or credentials, and an HTTPS
+//! client built on pushrelay's own outbound connector.
 
-#![allow(dead_code)] // each test file uses its own subset
-
-use std::io::Read;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -25,6 +21,8 @@ use rcgen::{
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::{Pushrelay, Ready};
 
 /// A certificate authority made for one test.
 pub struct TestCa {
@@ -120,84 +118,42 @@ pub fn write(dir: &Path, name: &str, contents: &str) -> PathBuf {
     path
 }
 
-/// A loopback port nobody listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The pushrelay binary, running until dropped; its stderr goes to a file.
+/// The pushrelay binary behind TLS or authentication, where no plain
+/// `GET /-/healthy` answers 200: ready as soon as it accepts connections.
 pub struct Relay {
-    child: Child,
     pub addr: SocketAddr,
-    pub log: PathBuf,
+    relay: Pushrelay,
 }
 
 impl Relay {
     /// Starts pushrelay with `args` (plus a listen address and a backend
     /// nobody listens on) and waits until it accepts connections.
-    pub fn start(dir: &Path, args: &[&str]) -> Self {
+    pub async fn start(args: &[&str]) -> Self {
         let mut all = vec![
             "--remote-write.url=http://127.0.0.1:1/api/v1/write",
             "--remote-write.retry-deadline=1s",
         ];
         all.extend_from_slice(args);
-        Self::start_bare(dir, &all)
+        Self::start_bare(&all).await
     }
 
     /// Starts pushrelay with `args` and a listen address only, and waits
     /// until it accepts connections.
-    pub fn start_bare(dir: &Path, args: &[&str]) -> Self {
-        let port = free_port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let log = dir.join(format!("relay-{port}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_pushrelay"))
-            .arg(format!("--web.listen-address={addr}"))
-            .args(args)
-            .env_clear()
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut relay = Self { child, addr, log };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            if let Ok(Some(status)) = relay.child.try_wait() {
-                panic!("pushrelay exited with {status}: {}", relay.log_text());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "pushrelay did not start: {}",
-                relay.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
+    pub async fn start_bare(args: &[&str]) -> Self {
+        let relay = Pushrelay::start_until(Ready::Listening, args).await;
+        Self {
+            addr: relay.peer.addr(),
+            relay,
         }
-        relay
     }
 
     /// Stops the process (SIGKILL) and returns everything it logged.
-    pub fn stop(mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.log_text()
+    pub fn stop(self) -> String {
+        self.relay.peer.stop()
     }
 
     pub fn log_text(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut file) = std::fs::File::open(&self.log) {
-            let _ = file.read_to_string(&mut text);
-        }
-        text
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.relay.peer.log()
     }
 }
 

@@ -1,23 +1,19 @@
-//! Harness for the cache-mode tests: the real Pushgateway and pushrelay in
-//! cache mode as child processes (killed by PID on drop), requests sent to
-//! both, and the normalisations that make their answers comparable.
-//!
-//! Builds on `tests/common` for the HTTP client and free ports.
-#![allow(dead_code)]
-
-pub mod browser;
+//! The cache-mode side of the harness: the real Pushgateway and pushrelay in
+//! cache mode as [`Peer`]s with a route prefix, requests sent to both, and
+//! the normalisations that make their answers comparable.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Method, StatusCode};
+use http::Method;
 use prost::Message;
 use pushrelay::proto::client::MetricFamily;
 use serde_json::Value;
 
-use crate::common::{Reply, free_port, require_binary, try_request};
+use crate::common::{
+    Peer, Ready, Reply, free_port, pushrelay_binary, require_binary, run_to_exit, try_request,
+};
 
 /// Families that belong to the servers themselves, not to the store.
 const OWN_PREFIXES: [&str; 4] = ["go_", "process_", "pushgateway_", "pushrelay_"];
@@ -34,73 +30,27 @@ pub enum Kind {
     Pushrelay,
 }
 
-/// One server on 127.0.0.1.
+/// One server on 127.0.0.1: a [`Peer`] that knows its kind and route
+/// prefix.
 pub struct Server {
     pub kind: Kind,
-    child: Child,
-    port: u16,
+    peer: Peer,
     prefix: String,
-    args: Vec<String>,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
 }
 
 impl Server {
     /// Starts `kind` with `args` (after the listen address and the fixed
     /// flags) and waits for `<prefix>/-/healthy`.
     pub async fn start(kind: Kind, prefix: &str, args: &[String]) -> Self {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let log = dir.path().join("output.log");
-        let mut server = Self::spawn(kind, prefix, args, log.clone(), dir);
-        server.wait_healthy().await;
-        server
-    }
-
-    fn spawn(
-        kind: Kind,
-        prefix: &str,
-        args: &[String],
-        log: PathBuf,
-        dir: tempfile::TempDir,
-    ) -> Self {
-        let port = free_port();
-        let (binary, mut all) = match kind {
-            Kind::Pushgateway => (
-                require_binary("prometheus-pushgateway"),
-                vec!["--log.level=warn".to_string()],
-            ),
-            Kind::Pushrelay => (
-                PathBuf::from(env!("CARGO_BIN_EXE_pushrelay")),
-                vec!["--log.level=warn".to_string()],
-            ),
-        };
-        all.push(format!("--web.listen-address=127.0.0.1:{port}"));
-        if kind == Kind::Pushgateway && !args.iter().any(|a| a.starts_with("--persistence.file")) {
-            all.push("--persistence.file=".into());
-        }
-        all.extend(args.iter().cloned());
-        let out = std::fs::File::create(&log).expect("log file");
-        let mut command = Command::new(binary);
-        command
-            .args(&all)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("log handle"))
-            .stderr(out);
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("PUSHRELAY_") {
-                command.env_remove(key);
-            }
-        }
-        let child = command.spawn().expect("starting the server");
+        let ready = Ready::Http(format!("{prefix}/-/healthy"));
+        let peer = Peer::start(kind.name(), &kind.binary(), ready, |port, _| {
+            kind.arguments(port, args)
+        })
+        .await;
         Self {
             kind,
-            child,
-            port,
+            peer,
             prefix: prefix.to_string(),
-            args: args.to_vec(),
-            log,
-            _dir: dir,
         }
     }
 
@@ -108,56 +58,20 @@ impl Server {
     /// own, e.g. because its configuration is refused; returns its exit
     /// status and output.
     pub async fn run_to_exit(kind: Kind, args: &[String]) -> (std::process::ExitStatus, String) {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let log = dir.path().join("output.log");
-        let mut server = Self::spawn(kind, "", args, log, dir);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = server.child.try_wait().expect("polling the child") {
-                return (status, server.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{kind:?} kept running:\n{}",
-                server.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    async fn wait_healthy(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let url = self.url("/-/healthy");
-        loop {
-            if let Some(status) = self.child.try_wait().expect("polling the child") {
-                panic!("{:?} exited with {status}:\n{}", self.kind, self.log());
-            }
-            if let Ok(reply) = try_request(Method::GET, &url, &[], Bytes::new()).await
-                && reply.status == StatusCode::OK
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{:?} not healthy:\n{}",
-                self.kind,
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(30)).await;
-        }
+        run_to_exit(&kind.binary(), &kind.arguments(free_port(), args)).await
     }
 
     /// The full URL of `path` under the route prefix.
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{}{}", self.port, self.prefix, path)
+        format!("{}{}{}", self.peer.url(), self.prefix, path)
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.peer.log()
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.peer.pid()
     }
 
     /// Sends one request below the prefix.
@@ -173,31 +87,43 @@ impl Server {
             .unwrap_or_else(|e| panic!("{:?} {method} {path}: {e}\n{}", self.kind, self.log()))
     }
 
-    /// Kills the process with `signal` (by PID) and waits for it.
-    pub fn stop(&mut self, signal: &str) {
-        let _ = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-
-    /// Kills the server with `signal` and starts it again (same flags, new
-    /// port).
+    /// Kills the server with `signal` (by PID), waits for it to exit, and
+    /// starts it again (same flags, same port).
     pub async fn restart_after(mut self, signal: &str) -> Self {
-        self.stop(signal);
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let log = dir.path().join("output.log");
-        let mut server = Self::spawn(self.kind, &self.prefix, &self.args, log, dir);
-        server.wait_healthy().await;
-        server
+        self.peer.signal(signal);
+        self.peer.wait_exit(Duration::from_secs(30)).await;
+        self.peer.restart().await;
+        self
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Pushgateway => "pushgateway",
+            Kind::Pushrelay => "pushrelay",
+        }
+    }
+
+    fn binary(self) -> PathBuf {
+        match self {
+            Kind::Pushgateway => require_binary("prometheus-pushgateway"),
+            Kind::Pushrelay => pushrelay_binary(),
+        }
+    }
+
+    /// The fixed flags, the listen address, then `args`; the Pushgateway
+    /// keeps nothing on disk unless `args` name a persistence file.
+    fn arguments(self, port: u16, args: &[String]) -> Vec<String> {
+        let mut all = vec![
+            "--log.level=warn".to_string(),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+        ];
+        if self == Kind::Pushgateway && !args.iter().any(|a| a.starts_with("--persistence.file")) {
+            all.push("--persistence.file=".into());
+        }
+        all.extend(args.iter().cloned());
+        all
     }
 }
 

@@ -3,43 +3,41 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{free_port, require_binary};
+use super::{Peer, Ready, require_binary};
 
-/// A headless Chromium with one page, killed by PID on drop.
+/// A headless Chromium with one page, killed by PID on drop (as a
+/// [`Peer`]).
 pub struct Browser {
-    child: Child,
+    /// Kept for its drop.
+    _peer: Peer,
     socket: TcpStream,
     next_id: u64,
-    _profile: tempfile::TempDir,
 }
 
 impl Browser {
-    /// Starts Chromium and attaches to its first page.
-    pub fn start() -> Self {
+    /// Starts Chromium (ready when its DevTools answer) and attaches to its
+    /// first page.
+    pub async fn start() -> Self {
         let binary = require_binary("chromium");
-        let profile = tempfile::tempdir().expect("profile directory");
-        let port = free_port();
-        let child = Command::new(binary)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--no-first-run",
-                &format!("--remote-debugging-port={port}"),
-                &format!("--user-data-dir={}", profile.path().display()),
-                "about:blank",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting chromium");
+        let ready = Ready::Http("/json/version".into());
+        let peer = Peer::start("chromium", &binary, ready, |port, dir| {
+            vec![
+                "--headless".into(),
+                "--no-sandbox".into(),
+                "--disable-gpu".into(),
+                "--disable-background-networking".into(),
+                "--no-first-run".into(),
+                format!("--remote-debugging-port={port}"),
+                format!("--user-data-dir={}", dir.join("profile").display()),
+                "about:blank".into(),
+            ]
+        })
+        .await;
+        let port = peer.addr().port();
         let deadline = Instant::now() + Duration::from_secs(30);
         let page_url = loop {
             if let Some(url) = page_socket_url(port) {
@@ -47,9 +45,10 @@ impl Browser {
             }
             assert!(
                 Instant::now() < deadline,
-                "chromium's DevTools did not come up"
+                "chromium has no page to attach to:\n{}",
+                peer.log()
             );
-            std::thread::sleep(Duration::from_millis(100));
+            tokio::time::sleep(Duration::from_millis(100)).await;
         };
         let path = page_url
             .split_once(&format!("127.0.0.1:{port}"))
@@ -76,10 +75,9 @@ impl Browser {
             String::from_utf8_lossy(&response)
         );
         Self {
-            child,
+            _peer: peer,
             socket,
             next_id: 1,
-            _profile: profile,
         }
     }
 
@@ -202,12 +200,5 @@ fn page_socket_url(port: u16) -> Option<String> {
         return targets.as_array()?.iter().find(|t| t["type"] == "page")?["webSocketDebuggerUrl"]
             .as_str()
             .map(str::to_string);
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
