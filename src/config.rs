@@ -8,7 +8,7 @@
 //! the nested key `web.listen_address`, i.e. `[web] listen_address = ...` in
 //! TOML or `PUSHRELAY_WEB__LISTEN_ADDRESS` (sections joined by `__`).
 //!
-//! The settings are plain data ([`backend`] and [`secret`] hold the
+//! The settings are plain data (`backend` and `secret` hold the
 //! security-related ones); other modules build live objects from them. A
 //! module that refuses a setting (e.g. `crate::security`) reports a
 //! [`KeyedProblem`] to [`Config::load_checked`], so every error names the
@@ -23,9 +23,9 @@ use figment::providers::{Env, Format, Serialized, Toml, Yaml};
 use figment::{Figment, Metadata};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-pub mod backend;
+pub(crate) mod backend;
 mod cli;
-pub mod secret;
+pub(crate) mod secret;
 mod tenant;
 
 pub use backend::{BasicAuthConfig, ExtraHeaders, TlsClientConfig};

@@ -5,7 +5,7 @@
 //! forwarded as Prometheus remote_write to a backend; with no backend (or
 //! with `--cache`) pushrelay is also a scrapeable Pushgateway.
 //!
-//! Data flows one way: server → push → sinks.
+//! # The map
 //!
 //! | module | owns |
 //! |---|---|
@@ -13,13 +13,43 @@
 //! | [`server`] | listeners, the routing table, graceful shutdown |
 //! | `http_response` | the HTTP answers the server and the cache's web routes share (a leaf) |
 //! | [`push`] | ingest: grouping key, body decoding, validation, the tenant policy, the push handler and the `PushSink` trait it talks to |
-//! | [`exposition`] | metric formats: text and protobuf parsing, Go float formatting |
+//! | [`exposition`] | the metric formats: text and OpenMetrics parsing, delimited protobuf, Go float formatting and quoting |
 //! | [`sinks`] | `Sinks`, the `PushSink` that fans one `Push` out to the enabled sinks |
-//! | [`forward`] | remote_write: convert, batch, send |
-//! | [`cache`] | the Pushgateway store and its scrape |
-//! | [`telemetry`] | pushrelay's own metrics, all names in one place |
+//! | [`forward`] | remote_write: convert, series memory (stale markers), shards, batch, send, retry |
+//! | [`cache`] | the Pushgateway store, its consistency check, scrape, JSON API, persistence and web page |
+//! | [`telemetry`] | pushrelay's own metrics, each defined once (the cache's clash list derives from it) |
 //! | [`security`] | TLS and auth on both sides, built from `config`'s settings |
+//! | `hashing` | the one hashing policy for keys pushers control (seeded per process) |
 //! | [`proto`] | generated protobuf types |
+//!
+//! # The path of a push
+//!
+//! Data flows one way: `server` routes `PUT`/`POST`/`DELETE
+//! /metrics/job/...` to [`push::handler`], which resolves the grouping key
+//! from the path (`push::path`) and the tenant (`push::tenant`), reads the
+//! body within its limits (`push::body`), parses it (`exposition`) and
+//! checks it (`push::validate`) into one [`push::Push`]. The handler hands
+//! it to a [`push::PushSink`]; in production that is [`sinks::Sinks`],
+//! which checks it against the cache, forwards it (`forward`: convert →
+//! shard → batch → send) and stores it (`cache`). The sink's answer comes
+//! back as one [`push::SinkError`] (or success), which the handler maps
+//! once to the HTTP status.
+//!
+//! # Error policy
+//!
+//! Errors that decide an answer are typed, because their caller acts on
+//! the kind: [`push::Rejection`] (ingest's 4xx, and whether the group's
+//! failure time is recorded), [`push::SinkError`] (400, 503 or 429 with
+//! `Retry-After`), the cache's refusals, and [`security::SecurityError`]
+//! (which carries the configuration key it is about, so a bad setting is
+//! reported with its key and source at start). Errors that only end up in
+//! a message (a parse error's text, a persistence file that cannot be
+//! read, a backend's answer) are strings or `thiserror` wrappers around
+//! one; `main` reports start-up failures through `anyhow`. Nothing on the
+//! request path panics on input: every refusal is a status and a short
+//! message that names the problem.
+
+#![forbid(unsafe_code)]
 
 pub mod cache;
 pub mod config;

@@ -5,7 +5,7 @@
 //!   pushes ([`crate::push::handler`]);
 //! - `GET P<telemetry path>`: pushrelay's own metrics;
 //! - `GET P/-/healthy`, `GET P/-/ready`;
-//! - in cache mode, every other cache route ([`crate::cache::http`]): the
+//! - in cache mode, every other cache route (`crate::cache::http`): the
 //!   scrape (own metrics + store), JSON API, admin wipe, `/-/quit`, web page.
 //!
 //! Paths are percent-decoded once before routing, as the Pushgateway does,
@@ -115,7 +115,7 @@ impl AppState {
 /// Shutdown drops no push whose connection was established before it: the
 /// listen backlog is accepted before the listener closes; a connection with
 /// a request in progress finishes it; one that has not sent its first
-/// request yet gets [`FIRST_REQUEST_GRACE`] to send it (as Go's
+/// request yet gets `FIRST_REQUEST_GRACE` to send it (as Go's
 /// `http.Server.Shutdown` treats new connections); idle keep-alive
 /// connections are closed. New connections are refused.
 pub async fn serve(

@@ -176,17 +176,6 @@ impl Index {
         let more = self.more.get(&signature).into_iter().flatten().copied();
         first.into_iter().chain(more)
     }
-
-    /// Number of indexed series signatures (for tests and sizing).
-    pub fn series_count(&self) -> usize {
-        self.series.len()
-    }
-
-    /// Gives back spare capacity after a large removal.
-    pub fn shrink(&mut self) {
-        self.series.shrink_to_fit();
-        self.more.shrink_to_fit();
-    }
 }
 
 /// Gathers `families` (already merged views of every group, plus
@@ -347,7 +336,7 @@ mod tests {
         index.remove_family(3, "m", [signature]);
         assert!(owners(&index).is_empty());
         assert_eq!(index.family("m"), None);
-        assert_eq!(index.series_count(), 0);
+        assert!(index.series.is_empty() && index.more.is_empty());
     }
 
     #[test]

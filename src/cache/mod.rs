@@ -3,31 +3,31 @@
 //! | module | owns |
 //! |---|---|
 //! | [`store`] | groups, PUT/POST/DELETE semantics, failure bookkeeping, locking |
-//! | [`stored`] | a family's compact stored form and its cached text rendering |
-//! | [`signatures`] | series signatures (a leaf) |
-//! | [`consistency`] | the push-time consistency check and its index |
+//! | `stored` | a family's compact stored form and its cached text rendering |
+//! | `signatures` | series signatures (a leaf) |
+//! | `consistency` | the push-time consistency check and its index |
 //! | `merge_order` | the scrape's merge orders kept between scrapes |
 //! | [`scrape`] | `GET /metrics`: merge, sort, the protobuf writer, gzip |
 //! | `text` | the text exposition writers (family header, metric lines) |
-//! | [`api`] | the JSON API (`/api/v1/status`, `/api/v1/metrics`) |
+//! | `api` | the JSON API (`/api/v1/status`, `/api/v1/metrics`) |
 //! | [`persistence`] | the persistence file: format, atomic writes, schedule |
-//! | [`ui`] | the web page at `/` |
-//! | [`http`] | the cache's routes (scrape, API, admin, lifecycle, UI) |
+//! | `ui` | the web page at `/` |
+//! | `http` | the cache's routes (scrape, API, admin, lifecycle, UI) |
 //!
 //! [`Cache`] is the sink the push handler talks to (through
 //! `crate::sinks`): a cheap handle, cloned wherever the store is needed.
 
-pub mod api;
-pub mod consistency;
-pub mod http;
+pub(crate) mod api;
+pub(crate) mod consistency;
+pub(crate) mod http;
 mod merge_order;
 pub mod persistence;
 pub mod scrape;
-pub mod signatures;
+pub(crate) mod signatures;
 pub mod store;
-pub mod stored;
+pub(crate) mod stored;
 mod text;
-pub mod ui;
+pub(crate) mod ui;
 
 use std::collections::HashMap;
 use std::sync::Arc;

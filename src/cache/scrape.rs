@@ -7,16 +7,16 @@
 //! omitted; metrics by number of labels, then label values position by
 //! position; `# HELP` only when a help string is set; `# TYPE` always;
 //! `le`/`quantile` after the sorted labels; a `+Inf` bucket added in text
-//! when missing; floats as Go prints them ([`crate::exposition::gofloat`]);
+//! when missing; floats as Go prints them (`crate::exposition::gofloat`);
 //! never a sample timestamp. Every group exposes `push_time_seconds` and
 //! `push_failure_time_seconds`. When several groups give one family different
 //! HELP strings, the earliest stored wins (the Pushgateway picks at random);
 //! pushrelay's own HELP wins over a pushed one, as in the Pushgateway.
 //!
 //! Cost: a stored family keeps its text, sorted, once rendered
-//! ([`crate::cache::stored`]); a scrape merges the groups' sorted families
+//! (`crate::cache::stored`); a scrape merges the groups' sorted families
 //! (a k-way merge over runs, not a sort) and copies their bytes. With a
-//! [`MergeCache`] the merge order of a family whose stored families did not
+//! `MergeCache` the merge order of a family whose stored families did not
 //! change since the previous scrape is reused, so a scrape of an unchanged
 //! store is a copy of cached bytes plus the own families and the stamps.
 

@@ -105,7 +105,7 @@ impl StoredFamily {
     /// Stores `family`'s metrics with the labels `labels(i)` gives the
     /// metric at position `i` (in place of the metric's own labels), and
     /// their series signatures `signatures`
-    /// ([`crate::cache::signatures::series_signature`]).
+    /// (`crate::cache::signatures::series_signature`).
     pub fn with_labels<'a, L>(
         family: &MetricFamily,
         stored_at: SystemTime,

@@ -5,7 +5,7 @@
 //! protobuf push decoder reads it, the cache stores it. This module picks the
 //! parser for a request's `Content-Type`.
 
-pub mod gofloat;
+pub(crate) mod gofloat;
 pub(crate) mod goquote;
 pub mod protobuf;
 pub mod text;

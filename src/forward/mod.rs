@@ -2,11 +2,11 @@
 //! the configured backend.
 //!
 //! Pipeline: [`convert`] turns the push's families into encoded series (on
-//! the pusher's task), the push is queued to one of `concurrency` [`shard`]
+//! the pusher's task), the push is queued to one of `concurrency` `shard`
 //! workers chosen by its tenant and grouping key, the worker batches what is queued,
-//! stamps timestamps, adds stale markers from its [`series_memory`] and
-//! `push_time_seconds`, and [`batch`] sends the requests through [`send`]
-//! with the [`retry`] policy. [`wire`] holds the protobuf encoding.
+//! stamps timestamps, adds stale markers from its `series_memory` and
+//! `push_time_seconds`, and `batch` sends the requests through [`send`]
+//! with the `retry` policy. [`wire`] holds the protobuf encoding.
 //!
 //! Contract of [`Forwarder::forward`]:
 //! - `ack = "sync"` (default): `Ok` only when the backend accepted every
@@ -57,12 +57,12 @@
 //! static tenant if one is configured; Prometheus answers it 204) and stays
 //! true.
 
-pub mod batch;
+pub(crate) mod batch;
 pub mod convert;
-pub mod retry;
+pub(crate) mod retry;
 pub mod send;
-pub mod series_memory;
-pub mod shard;
+pub(crate) mod series_memory;
+pub(crate) mod shard;
 pub mod wire;
 
 use std::hash::{DefaultHasher, Hash, Hasher};

@@ -1,5 +1,5 @@
 //! Inbound security: who may talk to pushrelay, enforced from the
-//! `--web.config.file` ([`super::webconfig`]).
+//! `--web.config.file` (`super::webconfig`).
 //!
 //! [`WebSecurity`] owns the loaded file and keeps it current: at most once
 //! per second (on a new connection or request) it compares the modification
@@ -121,7 +121,7 @@ impl WebSecurity {
     }
 
     /// Reloads the configuration if one of its files changed; checks at most
-    /// once per [`RELOAD_CHECK_INTERVAL`].
+    /// once per `RELOAD_CHECK_INTERVAL`.
     pub fn refresh(&self) {
         let mut watch = self.watch.lock().unwrap_or_else(|p| p.into_inner());
         if watch.checked_at.elapsed() < RELOAD_CHECK_INTERVAL {

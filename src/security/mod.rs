@@ -1,12 +1,12 @@
 //! Security at both ends of pushrelay: live objects built from the plain
 //! settings in [`crate::config`].
 //!
-//! - [`inbound`] + [`webconfig`]: the `--web.config.file` (exporter-toolkit
+//! - [`inbound`] + `webconfig`: the `--web.config.file` (exporter-toolkit
 //!   format): TLS for the listener (with client certificates) and basic
 //!   auth for every request, reloaded when the files change;
 //! - [`outbound`]: the TLS connector and the credentials (basic auth,
 //!   bearer token, extra headers) for the remote_write backend;
-//! - [`secret`]: [`SecretFile`], a secret read from a file and re-read when
+//! - `secret`: [`SecretFile`], a secret read from a file and re-read when
 //!   it changes.
 //!
 //! Configuration keeps paths to secret files, not the secrets themselves.
@@ -18,8 +18,8 @@ use crate::config::{Config, KeyedProblem};
 
 pub mod inbound;
 pub mod outbound;
-pub mod secret;
-pub mod webconfig;
+pub(crate) mod secret;
+pub(crate) mod webconfig;
 
 pub use secret::SecretFile;
 

@@ -1,6 +1,6 @@
 //! Outbound security: how pushrelay connects and authenticates to the
 //! remote_write backend, built from the settings in
-//! [`crate::config::backend`].
+//! `crate::config::backend`.
 //!
 //! Two building blocks for the sender:
 //! - [`https_connector`] turns `remote_write.tls` into a hyper-rustls
