@@ -559,6 +559,60 @@ async fn without_the_consistency_check_pushes_are_accepted_and_scrapes_fail() {
     );
 }
 
+/// A gauge histogram has no `_count`/`_sum`/`_bucket` siblings in the
+/// Pushgateway's collision rule (only summaries and histograms do), in
+/// either order, across groups and within one push.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gauge_histogram_does_not_collide_with_suffixed_names_as_in_the_pushgateway() {
+    let pair = Pair::start("", &[]).await;
+    let gauge_histogram = |name: &str| {
+        family(
+            name,
+            MetricType::GaugeHistogram,
+            vec![Metric {
+                histogram: Some(Histogram {
+                    sample_count: Some(2),
+                    sample_sum: Some(3.0),
+                    bucket: vec![Bucket {
+                        cumulative_count: Some(1),
+                        upper_bound: Some(1.0),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+        )
+    };
+    let plain = |name: &str| family(name, MetricType::Gauge, vec![gauge(&[], 1.0)]);
+    let steps = [
+        pb(Method::PUT, "/metrics/job/a", vec![gauge_histogram("gh")]),
+        pb(Method::PUT, "/metrics/job/b", vec![plain("gh_count")]),
+        pb(Method::PUT, "/metrics/job/c", vec![plain("gh_bucket")]),
+        pb(Method::PUT, "/metrics/job/d", vec![plain("hg_sum")]),
+        pb(Method::PUT, "/metrics/job/e", vec![gauge_histogram("hg")]),
+        pb(
+            Method::PUT,
+            "/metrics/job/f",
+            vec![gauge_histogram("x"), plain("x_count"), plain("x_bucket")],
+        ),
+    ];
+    for (i, step) in steps.iter().enumerate() {
+        let headers: Vec<(&str, &str)> =
+            step.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (g, r) = pair
+            .send(step.method.clone(), &step.path, &headers, step.body.clone())
+            .await;
+        compare(
+            &format!("gauge histogram step {i}: {}", step.path),
+            Cmp::Same,
+            &g,
+            &r,
+        );
+        assert!(g.status.is_success(), "step {i}: {}", g.text());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn persistence_round_trip_restores_the_store() {
     let dir = tempfile::tempdir().unwrap();

@@ -19,14 +19,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::SystemTime;
 
-use super::consistency::{self, Index, check_suffixes, family_type};
+use super::consistency::{self, Index, family_type};
 use super::merge_order::MergeCache;
 use super::signatures::{same_labels, signature_of};
 use super::stored::stamp_labels;
 pub use super::stored::{Group, Stamp, StoredFamily};
 use crate::proto::client::{LabelPair, Metric, MetricFamily, MetricType};
 use crate::push::path::go_quote;
-use crate::push::validate::{INCONSISTENT_PREFIX, join_errors, render};
+use crate::push::validate::{INCONSISTENT_PREFIX, join_errors, render, suffix_collision};
 use crate::push::{GroupingKey, Push, PushOp};
 use crate::telemetry::{PUSH_FAILURE_TIME, PUSH_TIME};
 
@@ -559,7 +559,13 @@ impl State {
             }
             // Collisions within the push were the push check's: only
             // those with a family stored elsewhere are left.
-            check_suffixes(name, kind, stored_elsewhere, &mut errors);
+            let collected =
+                |n: &str| stored_elsewhere(n).and_then(|k| MetricType::try_from(k).ok());
+            if let Ok(kind) = MetricType::try_from(kind)
+                && let Some(collision) = suffix_collision(name, kind, collected)
+            {
+                errors.push(collision);
+            }
             for (i, &signature) in family.signatures.iter().enumerate() {
                 let labels = family.labels_of(i);
                 let elsewhere = self.index.owners(signature).any(|owner| {

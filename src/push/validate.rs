@@ -488,7 +488,9 @@ fn check_consistency(
             }
             Some(_) => {}
             None => {
-                if let Some(collision) = suffix_collision(name, &registered) {
+                if let Some(collision) =
+                    suffix_collision(name, kind, |n| registered.get(n).map(|r| r.kind))
+                {
                     errors.push(collision);
                     continue;
                 }
@@ -516,25 +518,63 @@ fn check_consistency(
     )))
 }
 
-/// client_golang's `checkSuffixCollisions` for a family about to be
-/// registered: `_count`/`_sum` next to a summary or histogram, `_bucket`
-/// next to a histogram. Families are checked in name order, so the base
-/// family is always registered first and only this direction can collide
-/// (Go, iterating a map, may also report the mirror message).
-fn suffix_collision(name: &str, registered: &HashMap<&str, Registered<'_>>) -> Option<String> {
-    let (base, suffix) = ["_count", "_sum", "_bucket"]
+/// client_golang's `checkSuffixCollisions` for a family `name` of type
+/// `kind` about to be collected, against the families `collected` knows:
+/// `_count`/`_sum` next to a summary, `_count`/`_sum`/`_bucket` next to a
+/// histogram, in both directions. A gauge histogram has no such siblings,
+/// as in the Pushgateway. Go's first error only, worded as Go words it.
+///
+/// The one collision rule: the push check (families in name order, so the
+/// base family is always collected first), the cache's check against the
+/// stored groups and the unchecked scrape use it.
+pub(crate) fn suffix_collision(
+    name: &str,
+    kind: MetricType,
+    collected: impl Fn(&str) -> Option<MetricType>,
+) -> Option<String> {
+    let quoted = |text: &str| go_quote(text.as_bytes());
+    let base = ["_count", "_sum", "_bucket"]
         .into_iter()
-        .find_map(|suffix| Some((name.strip_suffix(suffix)?, suffix)))?;
-    let base_kind = match registered.get(base)?.kind {
-        MetricType::Summary if suffix != "_bucket" => "summary",
-        MetricType::Histogram => "histogram",
+        .find_map(|suffix| Some((name.strip_suffix(suffix)?, suffix)));
+    if let Some((base, suffix)) = base {
+        let base_kind = match collected(base) {
+            Some(MetricType::Summary) if suffix != "_bucket" => Some("summary"),
+            Some(MetricType::Histogram) => Some("histogram"),
+            _ => None,
+        };
+        if let Some(base_kind) = base_kind {
+            return Some(format!(
+                "collected metric named {} collides with previously collected {base_kind} named {}",
+                quoted(name),
+                quoted(base)
+            ));
+        }
+    }
+    let siblings: &[&str] = match kind {
+        MetricType::Summary => &["_count", "_sum"],
+        MetricType::Histogram => &["_count", "_sum", "_bucket"],
         _ => return None,
     };
-    Some(format!(
-        "collected metric named {} collides with previously collected {base_kind} named {}",
-        go_quote(name.as_bytes()),
-        go_quote(base.as_bytes())
-    ))
+    // One buffer per summary or histogram family, never per metric.
+    let mut sibling = String::with_capacity(name.len() + "_bucket".len());
+    for suffix in siblings {
+        sibling.clear();
+        sibling.push_str(name);
+        sibling.push_str(suffix);
+        if collected(&sibling).is_some() {
+            let what = if *suffix == "_bucket" {
+                "histogram"
+            } else {
+                "histogram or summary"
+            };
+            return Some(format!(
+                "collected {what} named {} collides with previously collected metric named {}",
+                quoted(name),
+                quoted(&sibling)
+            ));
+        }
+    }
+    None
 }
 
 /// The per-push part of client_golang's `checkMetricConsistency` for one

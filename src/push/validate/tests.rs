@@ -380,6 +380,57 @@ fn protobuf_only_inconsistencies_get_the_registry_messages() {
     run(&mut families, &grouping("pb_hle")).unwrap();
 }
 
+/// Both directions of the one collision rule, as the cache uses it against
+/// families collected in any order; a gauge histogram has no siblings.
+#[test]
+fn suffix_collisions_both_ways() {
+    let only = |name: &'static str, kind| move |n: &str| (n == name).then_some(kind);
+    let collision = suffix_collision(
+        "sm_count",
+        MetricType::Gauge,
+        only("sm", MetricType::Summary),
+    );
+    assert!(
+        collision
+            .is_some_and(|e| e.contains("collides with previously collected summary named \"sm\""))
+    );
+    let collision = suffix_collision(
+        "sm_bucket",
+        MetricType::Gauge,
+        only("sm", MetricType::Summary),
+    );
+    assert_eq!(collision, None, "a summary has no _bucket series");
+    let collision = suffix_collision(
+        "h",
+        MetricType::Histogram,
+        only("h_bucket", MetricType::Gauge),
+    );
+    assert_eq!(
+        collision.as_deref(),
+        Some(
+            r#"collected histogram named "h" collides with previously collected metric named "h_bucket""#
+        )
+    );
+    let collision = suffix_collision("s", MetricType::Summary, only("s_sum", MetricType::Gauge));
+    assert_eq!(
+        collision.as_deref(),
+        Some(
+            r#"collected histogram or summary named "s" collides with previously collected metric named "s_sum""#
+        )
+    );
+    for (name, collected) in [("gh", "gh_count"), ("gh_count", "gh"), ("gh_bucket", "gh")] {
+        let kind = |n: &str| {
+            if n.ends_with("_count") || n.ends_with("_bucket") {
+                MetricType::Gauge
+            } else {
+                MetricType::GaugeHistogram
+            }
+        };
+        let collision = suffix_collision(name, kind(name), only(collected, kind(collected)));
+        assert_eq!(collision, None, "{name} next to {collected}");
+    }
+}
+
 #[test]
 fn suffix_collisions_get_the_registry_message() {
     let prefix = "pushed metrics are invalid or inconsistent with existing metrics: ";
