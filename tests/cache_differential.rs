@@ -559,6 +559,60 @@ async fn without_the_consistency_check_pushes_are_accepted_and_scrapes_fail() {
     );
 }
 
+/// A body label named like a grouping label, repeated (only a protobuf
+/// push can carry that, and only the unchecked store keeps it): the
+/// Pushgateway sets the grouping value on the first of them and keeps the
+/// others, so the stored series still has the repeated name and every
+/// scrape fails; the JSON API, which keeps the last value of a name, shows
+/// the kept body value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unchecked_repeated_grouping_label_is_overridden_once_as_the_pushgateway() {
+    let pair = Pair::start("", &["--push.disable-consistency-check"]).await;
+    let push = pb(
+        Method::PUT,
+        "/metrics/job/j/a/g",
+        vec![family(
+            "m",
+            MetricType::Gauge,
+            vec![
+                gauge(&[("a", "1"), ("a", "2")], 1.0),
+                gauge(&[("b", "1"), ("a", "3"), ("a", "4")], 2.0),
+            ],
+        )],
+    );
+    let headers: Vec<(&str, &str)> = push.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (g, r) = pair
+        .send(push.method.clone(), &push.path, &headers, push.body.clone())
+        .await;
+    compare("unchecked push", Cmp::Same, &g, &r);
+    // Applied asynchronously by the Pushgateway: wait until it shows the push.
+    let mut api = (Bytes::new(), Bytes::new());
+    for _ in 0..100 {
+        let (g, r) = pair
+            .send(Method::GET, "/api/v1/metrics", &[], Bytes::new())
+            .await;
+        api = (g.body.clone(), r.body.clone());
+        if normalise_json(&g.body)["data"] != serde_json::json!([]) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        normalise_json(&api.0),
+        normalise_json(&api.1),
+        "JSON API differs"
+    );
+    let (g, r) = pair.send(Method::GET, "/metrics", &[], Bytes::new()).await;
+    compare("unchecked scrape", Cmp::Same, &g, &r);
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", r.text());
+    assert!(
+        r.text()
+            .contains("has two or more labels with the same name: a"),
+        "{}",
+        r.text()
+    );
+}
+
 /// A gauge histogram has no `_count`/`_sum`/`_bucket` siblings in the
 /// Pushgateway's collision rule (only summaries and histograms do), in
 /// either order, across groups and within one push.

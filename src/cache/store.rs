@@ -25,6 +25,7 @@ use super::signatures::{same_labels, signature_of};
 use super::stored::stamp_labels;
 pub use super::stored::{Group, Stamp, StoredFamily};
 use crate::proto::client::{LabelPair, Metric, MetricFamily, MetricType};
+use crate::push::grouping::GroupingLabels;
 use crate::push::path::go_quote;
 use crate::push::validate::{INCONSISTENT_PREFIX, join_errors, render, suffix_collision};
 use crate::push::{GroupingKey, Push, PushOp};
@@ -97,7 +98,7 @@ impl Store {
             self.delete(&push.key);
             return Ok(());
         }
-        let grouping = GroupingPairs::new(&push.key);
+        let grouping = GroupingLabels::new(&push.key);
         let families = prepare(push, &grouping);
         let stored: Result<Vec<StoredFamily>, _> = families
             .iter()
@@ -141,7 +142,7 @@ impl Store {
         if push.op == PushOp::Delete {
             return Ok(());
         }
-        let grouping = GroupingPairs::new(&push.key);
+        let grouping = GroupingLabels::new(&push.key);
         let families = prepare(push, &grouping);
         let verdict = {
             let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
@@ -248,31 +249,9 @@ enum Verdict {
     Refuse(String),
 }
 
-/// The labels every metric of a push gets: the grouping labels, and
-/// `instance=""` for metrics that have no instance label at all.
-struct GroupingPairs<'a> {
-    key: &'a GroupingKey,
-    /// The grouping labels, sorted by name.
-    pairs: Vec<LabelPair>,
-    /// The same, with `instance=""` when the key has no instance.
-    with_instance: Vec<LabelPair>,
-}
-
-impl<'a> GroupingPairs<'a> {
-    fn new(key: &'a GroupingKey) -> Self {
-        let pairs = key.label_pairs();
-        Self {
-            key,
-            with_instance: stamp_labels(key),
-            pairs,
-        }
-    }
-}
-
 /// One pushed family as the store sees it: every metric's labels as they
-/// are stored (body labels named like a grouping label dropped, the
-/// grouping labels added, `instance=""` added where missing, sorted by
-/// name), and each series' signature. Borrows the push; copies nothing.
+/// are stored (merged with the grouping labels, `push::grouping`), and
+/// each series' signature. Borrows the push; copies nothing.
 pub(crate) struct Prepared<'a> {
     family: &'a MetricFamily,
     kind: i32,
@@ -306,7 +285,7 @@ impl<'a> Prepared<'a> {
 /// The store's view of a push: one family per name (a later one replaces an
 /// earlier one, as in the Pushgateway), sorted by name, the reserved
 /// `push_*` families dropped.
-fn prepare<'a>(push: &'a Push, grouping: &'a GroupingPairs<'_>) -> Vec<Prepared<'a>> {
+fn prepare<'a>(push: &'a Push, grouping: &'a GroupingLabels) -> Vec<Prepared<'a>> {
     let mut by_name: BTreeMap<&str, &MetricFamily> = BTreeMap::new();
     for family in &push.families {
         by_name.insert(family.name(), family);
@@ -316,48 +295,13 @@ fn prepare<'a>(push: &'a Push, grouping: &'a GroupingPairs<'_>) -> Vec<Prepared<
         .filter(|f| f.name() != PUSH_TIME && f.name() != PUSH_FAILURE_TIME)
         .map(|family| {
             let name = family.name();
-            let mut labels = Vec::with_capacity(family.metric.len() * (grouping.pairs.len() + 3));
+            let first_len = family.metric.first().map_or(0, |m| m.label.len());
+            let mut labels = Vec::with_capacity(family.metric.len() * (first_len + 4));
             let mut bounds = Vec::with_capacity(family.metric.len());
             let mut signatures = Vec::with_capacity(family.metric.len());
-            let mut merged: Vec<&LabelPair> = Vec::new();
             for metric in &family.metric {
                 let start = labels.len();
-                labels.extend(
-                    metric
-                        .label
-                        .iter()
-                        .filter(|l| grouping.key.get(l.name()).is_none()),
-                );
-                let body_end = labels.len();
-                let has_instance = labels[start..].iter().any(|l| l.name() == "instance");
-                let added = if has_instance {
-                    &grouping.pairs
-                } else {
-                    &grouping.with_instance
-                };
-                let body = &labels[start..];
-                if body.is_sorted_by(|a, b| a.name() <= b.name()) {
-                    // Both runs sorted, no name in both: merge them.
-                    merged.clear();
-                    let (mut b, mut a) = (body.iter().copied().peekable(), added.iter().peekable());
-                    while let (Some(x), Some(y)) = (b.peek(), a.peek()) {
-                        if x.name() <= y.name() {
-                            merged.push(*x);
-                            b.next();
-                        } else {
-                            merged.push(*y);
-                            a.next();
-                        }
-                    }
-                    merged.extend(b);
-                    merged.extend(a);
-                    labels.truncate(start);
-                    labels.extend_from_slice(&merged);
-                } else {
-                    labels.extend(added.iter());
-                    labels[start..].sort_by(|a, b| a.name().cmp(b.name()));
-                }
-                debug_assert!(labels.len() == body_end + added.len());
+                labels.extend(grouping.merge(&metric.label));
                 bounds.push(labels.len());
                 signatures.push(signature_of(name, labels[start..].iter().copied()));
             }

@@ -3,13 +3,14 @@ use proptest::prelude::*;
 use super::*;
 use crate::proto::client::{Bucket, Counter, Gauge, Histogram, Quantile, Summary, Untyped};
 use crate::push::body::limit_counter::LimitCounter;
+use crate::push::grouping::tests::sanitized;
 
 fn key(pairs: &[(&str, &str)]) -> GroupingKey {
     GroupingKey::new(pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())))
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Vec<LabelPair> {
-    pairs.iter().map(|(n, v)| pair(n, v)).collect()
+    pairs.iter().map(|(n, v)| LabelPair::new(*n, *v)).collect()
 }
 
 fn untyped(pairs: &[(&str, &str)], value: f64) -> Metric {
@@ -94,9 +95,8 @@ fn validate(
     config: &PushConfig,
 ) -> Result<(), Rejection> {
     check(families, key, config)?;
-    let add_instance = key.get("instance").is_none();
     for metric in families.iter_mut().flat_map(|f| &mut f.metric) {
-        merge_grouping_labels(metric, key.labels(), add_instance);
+        metric.label = sanitized(&metric.label, key);
     }
     Ok(())
 }
@@ -943,9 +943,8 @@ proptest! {
         // The checks on families merged beforehand, where the merge is a
         // no-op, answer the same.
         let mut premerged = families.clone();
-        let add_instance = key.get("instance").is_none();
         for metric in premerged.iter_mut().flat_map(|f| &mut f.metric) {
-            merge_grouping_labels(metric, key.labels(), add_instance);
+            metric.label = sanitized(&metric.label, &key);
         }
         let want = check(&mut premerged, &GroupingKey::new([]), &config).map_err(|r| r.message);
         prop_assert_eq!(&answer, &want);
@@ -957,7 +956,7 @@ proptest! {
         let grouping = GroupingLabels::new(&key);
         let pairs = checked.iter().flat_map(|f| &f.metric).zip(merged.iter().flat_map(|f| &f.metric));
         for (own, merged) in pairs {
-            let view: Vec<(&str, &str)> = grouping.merge(&own.label).collect();
+            let view: Vec<(&str, &str)> = grouping.merge(&own.label).map(|l| (l.name(), l.value())).collect();
             let want: Vec<(&str, &str)> = merged.label.iter().map(|l| (l.name(), l.value())).collect();
             prop_assert_eq!(view, want);
         }
