@@ -18,21 +18,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::signatures::{same_labels, signature_of};
+use super::signatures::{same_labels, signature_of, type_name};
 use crate::hashing::ByHash;
-use crate::proto::client::{Metric, MetricFamily, MetricType};
+use crate::proto::client::{Metric, MetricType};
 use crate::push::path::go_quote;
 use crate::push::validate::{self, render};
-
-/// Go's `MetricType.String()`: `COUNTER`, `GAUGE`, ...
-pub fn type_name(kind: i32) -> &'static str {
-    MetricType::try_from(kind).map_or("UNKNOWN", |t| t.as_str_name())
-}
-
-/// The type of a family; an absent type is COUNTER (the proto default).
-pub fn family_type(family: &MetricFamily) -> i32 {
-    family.r#type.unwrap_or(MetricType::Counter as i32)
-}
 
 /// The store's consistency index. It never holds metric data itself: the
 /// store confirms a signature hit by comparing labels in the owning group.
@@ -215,7 +205,7 @@ pub fn full_check<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::client::{Gauge, LabelPair};
+    use crate::proto::client::{Gauge, LabelPair, MetricFamily};
 
     fn gauge(labels: &[(&str, &str)]) -> Metric {
         Metric {

@@ -19,9 +19,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::SystemTime;
 
-use super::consistency::{self, Index, family_type};
+use super::consistency::Index;
 use super::merge_order::MergeCache;
-use super::signatures::{same_labels, signature_of};
+use super::signatures::{family_type, same_labels, signature_of, type_name};
 use super::stored::stamp_labels;
 pub use super::stored::{Group, Stamp, StoredFamily};
 use crate::proto::client::{LabelPair, Metric, MetricFamily, MetricType};
@@ -487,15 +487,15 @@ impl State {
             match (own.get(name), stored_elsewhere(name)) {
                 (Some(own_kind), _) if *own_kind != kind => errors.push(format!(
                     "gathered metric family {name} has type {} but should have {}",
-                    consistency::type_name(kind),
-                    consistency::type_name(*own_kind)
+                    type_name(kind),
+                    type_name(*own_kind)
                 )),
                 (_, Some(existing)) if existing != kind => {
                     for i in 0..family.family.metric.len() {
                         errors.push(format!(
                             "{} is not a {}",
                             family.describe(i),
-                            consistency::type_name(existing)
+                            type_name(existing)
                         ));
                     }
                 }
