@@ -14,17 +14,18 @@
 //! - writes are applied in the order they take the lock; a write that got its
 //!   answer is visible to every later read.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::SystemTime;
 
 use super::consistency::Index;
 use super::merge_order::MergeCache;
-use super::signatures::{family_type, same_labels, signature_of, type_name};
+use super::prepared::{Prepared, prepare};
+use super::signatures::{same_labels, signature_of, type_name};
 use super::stored::stamp_labels;
 pub use super::stored::{Group, Stamp, StoredFamily};
-use crate::proto::client::{LabelPair, Metric, MetricFamily, MetricType};
+use crate::proto::client::{LabelPair, Metric, MetricType};
 use crate::push::grouping::GroupingLabels;
 use crate::push::path::go_quote;
 use crate::push::validate::{INCONSISTENT_PREFIX, join_errors, render, suffix_collision};
@@ -247,73 +248,6 @@ enum Verdict {
     /// Accepted but not stored (timestamps with the check disabled).
     Drop,
     Refuse(String),
-}
-
-/// One pushed family as the store sees it: every metric's labels as they
-/// are stored (merged with the grouping labels, `push::grouping`), and
-/// each series' signature. Borrows the push; copies nothing.
-pub(crate) struct Prepared<'a> {
-    family: &'a MetricFamily,
-    kind: i32,
-    /// The labels of every metric, one after the other.
-    labels: Vec<&'a LabelPair>,
-    /// End of each metric's labels in `labels`.
-    bounds: Vec<usize>,
-    signatures: Vec<u64>,
-}
-
-impl<'a> Prepared<'a> {
-    fn labels_of(&self, i: usize) -> &[&'a LabelPair] {
-        let start = i.checked_sub(1).map_or(0, |p| self.bounds[p]);
-        &self.labels[start..self.bounds[i]]
-    }
-
-    fn name(&self) -> &'a str {
-        self.family.name()
-    }
-
-    /// The metric at `i` with its stored labels, as error messages start.
-    fn describe(&self, i: usize) -> String {
-        format!(
-            "collected metric {} {{ {}}}",
-            go_quote(self.name().as_bytes()),
-            render::compact_text_labelled(&self.family.metric[i], self.labels_of(i))
-        )
-    }
-}
-
-/// The store's view of a push: one family per name (a later one replaces an
-/// earlier one, as in the Pushgateway), sorted by name, the reserved
-/// `push_*` families dropped.
-fn prepare<'a>(push: &'a Push, grouping: &'a GroupingLabels) -> Vec<Prepared<'a>> {
-    let mut by_name: BTreeMap<&str, &MetricFamily> = BTreeMap::new();
-    for family in &push.families {
-        by_name.insert(family.name(), family);
-    }
-    by_name
-        .into_values()
-        .filter(|f| f.name() != PUSH_TIME && f.name() != PUSH_FAILURE_TIME)
-        .map(|family| {
-            let name = family.name();
-            let first_len = family.metric.first().map_or(0, |m| m.label.len());
-            let mut labels = Vec::with_capacity(family.metric.len() * (first_len + 4));
-            let mut bounds = Vec::with_capacity(family.metric.len());
-            let mut signatures = Vec::with_capacity(family.metric.len());
-            for metric in &family.metric {
-                let start = labels.len();
-                labels.extend(grouping.merge(&metric.label));
-                bounds.push(labels.len());
-                signatures.push(signature_of(name, labels[start..].iter().copied()));
-            }
-            Prepared {
-                family,
-                kind: family_type(family),
-                labels,
-                bounds,
-                signatures,
-            }
-        })
-        .collect()
 }
 
 /// The signatures of a stored family's series.

@@ -1,7 +1,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use super::*;
-use crate::proto::client::{Counter, Gauge, Quantile, Summary};
+use crate::proto::client::{Counter, Gauge, MetricFamily, Quantile, Summary};
 
 fn key(pairs: &[(&str, &str)]) -> GroupingKey {
     GroupingKey::new(pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())))
