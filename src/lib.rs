@@ -12,7 +12,7 @@
 //! | [`config`] | the one `Config` struct, its layers (defaults < file < env < flags), plain settings incl. secrets that never print |
 //! | [`server`] | listeners, the routing table, graceful shutdown |
 //! | `http_response` | the HTTP answers the server and the cache's web routes share (a leaf) |
-//! | [`push`] | ingest: grouping key, body decoding, validation, the tenant policy, the push handler and the `PushSink` trait it talks to |
+//! | [`push`] | ingest: grouping key and the one merge of its labels, body decoding, validation, the tenant policy, the push handler and the `PushSink` trait it talks to |
 //! | [`exposition`] | the metric formats: text and OpenMetrics parsing, delimited protobuf, Go float formatting and quoting |
 //! | [`sinks`] | `Sinks`, the `PushSink` that fans one `Push` out to the enabled sinks |
 //! | [`forward`] | remote_write: convert, series memory (stale markers), shards, batch, send, retry |

@@ -32,7 +32,7 @@ use pushrelay::exposition::BodyFormat;
 use pushrelay::forward::Forwarder;
 use pushrelay::proto::client::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use pushrelay::proto::prompb::{TimeSeries, WriteRequest};
-use pushrelay::push::validate::GroupingLabels;
+use pushrelay::push::grouping::GroupingLabels;
 use pushrelay::push::{GroupingKey, Push, PushOp, Rejection, SinkError};
 use pushrelay::security::outbound::extra_header_map;
 
@@ -657,7 +657,7 @@ async fn row_14_no_empty_names_or_values() {
     assert!(
         GroupingLabels::new(&implicit.key)
             .merge(&implicit.families[0].metric[0].label)
-            .any(|(name, value)| name == "instance" && value.is_empty())
+            .any(|l| l.name() == "instance" && l.value().is_empty())
     );
     bounded(forwarder.forward(&implicit)).await.unwrap();
     let explicit = text_push(

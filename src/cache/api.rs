@@ -81,7 +81,7 @@ fn family_object(family: &MetricFamily, stored_at: SystemTime) -> Value {
     object.insert("time_stamp".into(), Value::String(rfc3339_nano(stored_at)));
     object.insert(
         "type".into(),
-        Value::String(super::consistency::type_name(kind).to_string()),
+        Value::String(super::signatures::type_name(kind).to_string()),
     );
     if let Some(help) = family.help.as_deref().filter(|h| !h.is_empty()) {
         object.insert("help".into(), Value::String(help.to_string()));

@@ -18,63 +18,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::signatures::{same_labels, signature_of};
+use super::signatures::{same_labels, signature_of, type_name};
 use crate::hashing::ByHash;
-use crate::proto::client::{Metric, MetricFamily, MetricType};
+use crate::proto::client::{Metric, MetricType};
 use crate::push::path::go_quote;
 use crate::push::validate::{self, render};
-
-/// Go's `MetricType.String()`: `COUNTER`, `GAUGE`, ...
-pub fn type_name(kind: i32) -> &'static str {
-    MetricType::try_from(kind).map_or("UNKNOWN", |t| t.as_str_name())
-}
-
-/// The type of a family; an absent type is COUNTER (the proto default).
-pub fn family_type(family: &MetricFamily) -> i32 {
-    family.r#type.unwrap_or(MetricType::Counter as i32)
-}
-
-/// `_count`/`_sum`/`_bucket` collisions between `name` (of type `kind`) and
-/// the family types `present` knows.
-pub fn check_suffixes(
-    name: &str,
-    kind: i32,
-    present: impl Fn(&str) -> Option<i32>,
-    errors: &mut Vec<String>,
-) {
-    let summary = MetricType::Summary as i32;
-    let histogram = MetricType::Histogram as i32;
-    let gauge_histogram = MetricType::GaugeHistogram as i32;
-    for suffix in ["_count", "_sum", "_bucket"] {
-        let Some(base) = name.strip_suffix(suffix) else {
-            continue;
-        };
-        match present(base) {
-            Some(k) if k == summary && suffix != "_bucket" => errors.push(format!(
-                "collected metric named {name:?} collides with previously collected summary named {base:?}"
-            )),
-            Some(k) if k == histogram || k == gauge_histogram => errors.push(format!(
-                "collected metric named {name:?} collides with previously collected histogram named {base:?}"
-            )),
-            _ => {}
-        }
-    }
-    let mut own_suffixes: &[&str] = &[];
-    if kind == summary {
-        own_suffixes = &["_count", "_sum"];
-    } else if kind == histogram || kind == gauge_histogram {
-        own_suffixes = &["_count", "_sum", "_bucket"];
-    }
-    for suffix in own_suffixes {
-        let derived = format!("{name}{suffix}");
-        if present(&derived).is_some() {
-            errors.push(format!(
-                "collected {} named {name:?} collides with previously collected metric named {derived:?}",
-                type_name(kind).to_ascii_lowercase()
-            ));
-        }
-    }
-}
 
 /// The store's consistency index. It never holds metric data itself: the
 /// store confirms a signature hit by comparing labels in the owning group.
@@ -226,12 +174,18 @@ pub fn full_check<'a>(
         checked.insert(name);
         if let Some(kind) = lookup(name) {
             // Only report each pair once: against names checked before.
-            check_suffixes(
-                name,
-                kind,
-                |n| checked.contains(n).then(|| lookup(n)).flatten(),
-                &mut errors,
-            );
+            let collected = |n: &str| {
+                checked
+                    .contains(n)
+                    .then(|| lookup(n))
+                    .flatten()
+                    .and_then(|k| MetricType::try_from(k).ok())
+            };
+            if let Some(kind) = MetricType::try_from(kind).ok()
+                && let Some(collision) = validate::suffix_collision(name, kind, collected)
+            {
+                errors.push(collision);
+            }
         }
     }
     errors
@@ -240,7 +194,7 @@ pub fn full_check<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::client::{Gauge, LabelPair};
+    use crate::proto::client::{Gauge, LabelPair, MetricFamily};
 
     fn gauge(labels: &[(&str, &str)]) -> Metric {
         Metric {
@@ -275,39 +229,6 @@ mod tests {
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert!(errors[0].contains("must not have an explicit \"quantile\" label"));
         assert!(errors[1].ends_with("has a label with an invalid name: __x"));
-    }
-
-    #[test]
-    fn suffix_collisions_both_ways() {
-        let summary = MetricType::Summary as i32;
-        let histogram = MetricType::Histogram as i32;
-        let gauge = MetricType::Gauge as i32;
-        let mut errors = Vec::new();
-        check_suffixes(
-            "sm_count",
-            gauge,
-            |n| (n == "sm").then_some(summary),
-            &mut errors,
-        );
-        assert!(errors[0].contains("collides with previously collected summary named \"sm\""));
-        errors.clear();
-        check_suffixes(
-            "sm_bucket",
-            gauge,
-            |n| (n == "sm").then_some(summary),
-            &mut errors,
-        );
-        assert!(errors.is_empty(), "a summary has no _bucket series");
-        check_suffixes(
-            "h",
-            histogram,
-            |n| (n == "h_bucket").then_some(gauge),
-            &mut errors,
-        );
-        assert!(
-            errors[0].contains("collected histogram named \"h\" collides"),
-            "{errors:?}"
-        );
     }
 
     #[test]

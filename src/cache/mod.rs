@@ -4,7 +4,8 @@
 //! |---|---|
 //! | [`store`] | groups, PUT/POST/DELETE semantics, failure bookkeeping, locking |
 //! | `stored` | a family's compact stored form and its cached text rendering |
-//! | `signatures` | series signatures (a leaf) |
+//! | `prepared` | a push as the store sees it: families merged with the grouping labels, signatures |
+//! | `signatures` | series signatures and family type names (a leaf) |
 //! | `consistency` | the push-time consistency check and its index |
 //! | `merge_order` | the scrape's merge orders kept between scrapes |
 //! | [`scrape`] | `GET /metrics`: merge, sort, the protobuf writer, gzip |
@@ -22,6 +23,7 @@ pub(crate) mod consistency;
 pub(crate) mod http;
 mod merge_order;
 pub mod persistence;
+mod prepared;
 pub mod scrape;
 pub(crate) mod signatures;
 pub mod store;

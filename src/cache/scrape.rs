@@ -27,8 +27,9 @@ use std::time::SystemTime;
 
 use prost::encoding::{self, WireType};
 
-use super::consistency::{family_type, full_check};
+use super::consistency::full_check;
 use super::merge_order::{CachedOrder, MergeCache};
+use super::signatures::family_type;
 use super::stored::Group;
 use super::stored::{Labels, SortedView, StoredFamily, compare_values};
 use super::text;

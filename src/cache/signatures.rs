@@ -1,12 +1,13 @@
 //! Series signatures: the seeded 64-bit identity of a series (family name
 //! and label pairs) that the consistency index and the stored families
-//! share. A leaf: imports nothing from the cache.
+//! share, and a family's type as the cache reads and names it. A leaf:
+//! imports nothing from the cache.
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::OnceLock;
 
-use crate::proto::client::LabelPair;
+use crate::proto::client::{LabelPair, MetricFamily, MetricType};
 
 /// The per-process seed of series signatures (see `crate::hashing`); the
 /// quality variant, as a signature is a series' identity in the index,
@@ -54,4 +55,14 @@ pub fn same_labels<A: Borrow<LabelPair>, B: Borrow<LabelPair>>(a: &[A], b: &[B])
             let (x, y) = (x.borrow(), y.borrow());
             x.name() == y.name() && x.value() == y.value()
         })
+}
+
+/// Go's `MetricType.String()`: `COUNTER`, `GAUGE`, ...
+pub fn type_name(kind: i32) -> &'static str {
+    MetricType::try_from(kind).map_or("UNKNOWN", |t| t.as_str_name())
+}
+
+/// The type of a family; an absent type is COUNTER (the proto default).
+pub fn family_type(family: &MetricFamily) -> i32 {
+    family.r#type.unwrap_or(MetricType::Counter as i32)
 }

@@ -14,19 +14,21 @@
 //! - writes are applied in the order they take the lock; a write that got its
 //!   answer is visible to every later read.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::SystemTime;
 
-use super::consistency::{self, Index, check_suffixes, family_type};
+use super::consistency::Index;
 use super::merge_order::MergeCache;
-use super::signatures::{same_labels, signature_of};
+use super::prepared::{Prepared, prepare};
+use super::signatures::{same_labels, signature_of, type_name};
 use super::stored::stamp_labels;
 pub use super::stored::{Group, Stamp, StoredFamily};
-use crate::proto::client::{LabelPair, Metric, MetricFamily, MetricType};
+use crate::proto::client::{LabelPair, Metric, MetricType};
+use crate::push::grouping::GroupingLabels;
 use crate::push::path::go_quote;
-use crate::push::validate::{INCONSISTENT_PREFIX, join_errors, render};
+use crate::push::validate::{INCONSISTENT_PREFIX, join_errors, render, suffix_collision};
 use crate::push::{GroupingKey, Push, PushOp};
 use crate::telemetry::{PUSH_FAILURE_TIME, PUSH_TIME};
 
@@ -97,7 +99,7 @@ impl Store {
             self.delete(&push.key);
             return Ok(());
         }
-        let grouping = GroupingPairs::new(&push.key);
+        let grouping = GroupingLabels::new(&push.key);
         let families = prepare(push, &grouping);
         let stored: Result<Vec<StoredFamily>, _> = families
             .iter()
@@ -141,7 +143,7 @@ impl Store {
         if push.op == PushOp::Delete {
             return Ok(());
         }
-        let grouping = GroupingPairs::new(&push.key);
+        let grouping = GroupingLabels::new(&push.key);
         let families = prepare(push, &grouping);
         let verdict = {
             let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
@@ -246,130 +248,6 @@ enum Verdict {
     /// Accepted but not stored (timestamps with the check disabled).
     Drop,
     Refuse(String),
-}
-
-/// The labels every metric of a push gets: the grouping labels, and
-/// `instance=""` for metrics that have no instance label at all.
-struct GroupingPairs<'a> {
-    key: &'a GroupingKey,
-    /// The grouping labels, sorted by name.
-    pairs: Vec<LabelPair>,
-    /// The same, with `instance=""` when the key has no instance.
-    with_instance: Vec<LabelPair>,
-}
-
-impl<'a> GroupingPairs<'a> {
-    fn new(key: &'a GroupingKey) -> Self {
-        let pairs = key.label_pairs();
-        Self {
-            key,
-            with_instance: stamp_labels(key),
-            pairs,
-        }
-    }
-}
-
-/// One pushed family as the store sees it: every metric's labels as they
-/// are stored (body labels named like a grouping label dropped, the
-/// grouping labels added, `instance=""` added where missing, sorted by
-/// name), and each series' signature. Borrows the push; copies nothing.
-pub(crate) struct Prepared<'a> {
-    family: &'a MetricFamily,
-    kind: i32,
-    /// The labels of every metric, one after the other.
-    labels: Vec<&'a LabelPair>,
-    /// End of each metric's labels in `labels`.
-    bounds: Vec<usize>,
-    signatures: Vec<u64>,
-}
-
-impl<'a> Prepared<'a> {
-    fn labels_of(&self, i: usize) -> &[&'a LabelPair] {
-        let start = i.checked_sub(1).map_or(0, |p| self.bounds[p]);
-        &self.labels[start..self.bounds[i]]
-    }
-
-    fn name(&self) -> &'a str {
-        self.family.name()
-    }
-
-    /// The metric at `i` with its stored labels, as error messages start.
-    fn describe(&self, i: usize) -> String {
-        format!(
-            "collected metric {} {{ {}}}",
-            go_quote(self.name().as_bytes()),
-            render::compact_text_labelled(&self.family.metric[i], self.labels_of(i))
-        )
-    }
-}
-
-/// The store's view of a push: one family per name (a later one replaces an
-/// earlier one, as in the Pushgateway), sorted by name, the reserved
-/// `push_*` families dropped.
-fn prepare<'a>(push: &'a Push, grouping: &'a GroupingPairs<'_>) -> Vec<Prepared<'a>> {
-    let mut by_name: BTreeMap<&str, &MetricFamily> = BTreeMap::new();
-    for family in &push.families {
-        by_name.insert(family.name(), family);
-    }
-    by_name
-        .into_values()
-        .filter(|f| f.name() != PUSH_TIME && f.name() != PUSH_FAILURE_TIME)
-        .map(|family| {
-            let name = family.name();
-            let mut labels = Vec::with_capacity(family.metric.len() * (grouping.pairs.len() + 3));
-            let mut bounds = Vec::with_capacity(family.metric.len());
-            let mut signatures = Vec::with_capacity(family.metric.len());
-            let mut merged: Vec<&LabelPair> = Vec::new();
-            for metric in &family.metric {
-                let start = labels.len();
-                labels.extend(
-                    metric
-                        .label
-                        .iter()
-                        .filter(|l| grouping.key.get(l.name()).is_none()),
-                );
-                let body_end = labels.len();
-                let has_instance = labels[start..].iter().any(|l| l.name() == "instance");
-                let added = if has_instance {
-                    &grouping.pairs
-                } else {
-                    &grouping.with_instance
-                };
-                let body = &labels[start..];
-                if body.is_sorted_by(|a, b| a.name() <= b.name()) {
-                    // Both runs sorted, no name in both: merge them.
-                    merged.clear();
-                    let (mut b, mut a) = (body.iter().copied().peekable(), added.iter().peekable());
-                    while let (Some(x), Some(y)) = (b.peek(), a.peek()) {
-                        if x.name() <= y.name() {
-                            merged.push(*x);
-                            b.next();
-                        } else {
-                            merged.push(*y);
-                            a.next();
-                        }
-                    }
-                    merged.extend(b);
-                    merged.extend(a);
-                    labels.truncate(start);
-                    labels.extend_from_slice(&merged);
-                } else {
-                    labels.extend(added.iter());
-                    labels[start..].sort_by(|a, b| a.name().cmp(b.name()));
-                }
-                debug_assert!(labels.len() == body_end + added.len());
-                bounds.push(labels.len());
-                signatures.push(signature_of(name, labels[start..].iter().copied()));
-            }
-            Prepared {
-                family,
-                kind: family_type(family),
-                labels,
-                bounds,
-                signatures,
-            }
-        })
-        .collect()
 }
 
 /// The signatures of a stored family's series.
@@ -543,15 +421,15 @@ impl State {
             match (own.get(name), stored_elsewhere(name)) {
                 (Some(own_kind), _) if *own_kind != kind => errors.push(format!(
                     "gathered metric family {name} has type {} but should have {}",
-                    consistency::type_name(kind),
-                    consistency::type_name(*own_kind)
+                    type_name(kind),
+                    type_name(*own_kind)
                 )),
                 (_, Some(existing)) if existing != kind => {
                     for i in 0..family.family.metric.len() {
                         errors.push(format!(
                             "{} is not a {}",
                             family.describe(i),
-                            consistency::type_name(existing)
+                            type_name(existing)
                         ));
                     }
                 }
@@ -559,7 +437,13 @@ impl State {
             }
             // Collisions within the push were the push check's: only
             // those with a family stored elsewhere are left.
-            check_suffixes(name, kind, stored_elsewhere, &mut errors);
+            let collected =
+                |n: &str| stored_elsewhere(n).and_then(|k| MetricType::try_from(k).ok());
+            if let Ok(kind) = MetricType::try_from(kind)
+                && let Some(collision) = suffix_collision(name, kind, collected)
+            {
+                errors.push(collision);
+            }
             for (i, &signature) in family.signatures.iter().enumerate() {
                 let labels = family.labels_of(i);
                 let elsewhere = self.index.owners(signature).any(|owner| {

@@ -30,6 +30,7 @@ use prost::encoding::{self, WireType};
 use super::signatures::{pair_bytes, signature_of};
 use crate::proto::client::{LabelPair, Metric, MetricFamily, MetricType};
 use crate::push::GroupingKey;
+use crate::push::grouping::GroupingLabels;
 use crate::telemetry::unix_seconds;
 
 /// The `MetricFamily.metric` field number.
@@ -454,12 +455,7 @@ impl Group {
 
 /// The labels of the `push_*` series of a group with `key`.
 pub(super) fn stamp_labels(key: &GroupingKey) -> Vec<LabelPair> {
-    let mut labels = key.label_pairs();
-    if key.get("instance").is_none() {
-        labels.push(LabelPair::new("instance", ""));
-        labels.sort_by(|a, b| a.name().cmp(b.name()));
-    }
-    labels
+    GroupingLabels::new(key).alone().cloned().collect()
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! when missing; floats as Go prints them; no timestamps). A stored family
 //! renders its text with them once; the scrape writes the rest.
 
-use super::consistency;
+use super::signatures::type_name;
 use crate::exposition::gofloat;
 use crate::proto::client::{LabelPair, Metric, MetricType};
 
@@ -20,7 +20,7 @@ pub(super) fn write_header(out: &mut String, name: &str, help: Option<&str>, kin
     out.push_str("# TYPE ");
     out.push_str(name);
     out.push(' ');
-    out.push_str(&consistency::type_name(kind).to_ascii_lowercase());
+    out.push_str(&type_name(kind).to_ascii_lowercase());
     out.push('\n');
 }
 

@@ -6,7 +6,7 @@
 //! - each message is preceded by its length as a varint of at most 5 bytes;
 //!   a longer one is `invalid varint32 encountered`;
 //! - the body ending inside a length prefix ends the stream (accepted, as
-//!   the reference does); ending inside a message is `unexpected EOF`;
+//!   the Pushgateway does); ending inside a message is `unexpected EOF`;
 //! - a second family with the same name replaces the first (it keeps the
 //!   first one's position in the output);
 //! - a zero-length message is a family without a name or metrics.
@@ -33,7 +33,7 @@ pub fn decode_delimited(body: &[u8]) -> Result<Vec<MetricFamily>, ParseError> {
     let mut ordinal = 0usize;
     while pos < body.len() {
         let Some((length, prefix_len)) = read_prefix(&body[pos..])? else {
-            // The body ended inside a length prefix: the reference reads
+            // The body ended inside a length prefix: the Pushgateway reads
             // that as the end of the stream.
             break;
         };

@@ -15,6 +15,7 @@ use super::tenant::TenantPolicy;
 use super::{GroupingKey, Push, PushOp, PushSink, Rejection, SinkError, path};
 use crate::config::PushConfig;
 use crate::exposition::BodyFormat;
+use crate::http_response::header_str;
 use crate::telemetry;
 
 /// What a push is checked against.
@@ -144,17 +145,13 @@ impl Ingest {
             sinks.apply(&push).await?;
             return Ok(StatusCode::ACCEPTED);
         }
-        let header_str = |name| {
-            headers
-                .get(name)
-                .and_then(|v: &http::HeaderValue| v.to_str().ok())
-        };
         let limits = BodyLimits {
             max_body_bytes: self.config.max_body_bytes,
             max_decompressed_bytes: self.config.max_decompressed_bytes,
         };
-        let bytes = body::read_body(body, header_str(header::CONTENT_ENCODING), &limits).await?;
-        let format = BodyFormat::from_content_type(header_str(header::CONTENT_TYPE));
+        let bytes =
+            body::read_body(body, header_str(headers, header::CONTENT_ENCODING), &limits).await?;
+        let format = BodyFormat::from_content_type(header_str(headers, header::CONTENT_TYPE));
         let push = match Push::from_body(op, key.clone(), format, &bytes, &self.config) {
             Ok(push) => Push {
                 received_at,

@@ -4,14 +4,16 @@
 //! The pipeline is: grouping key from the URL path ([`path`]), body bytes
 //! through `Content-Encoding` and size limits ([`body`]), parsing
 //! (`crate::exposition`), then validation against the merged grouping
-//! labels ([`validate`]; the sinks do the merge). [`handler`] runs that pipeline for one
-//! request and maps the sinks' answers to HTTP statuses.
+//! labels ([`validate`]; the sinks do the merge, through [`grouping`]).
+//! [`handler`] runs that pipeline for one request and maps the sinks'
+//! answers to HTTP statuses.
 //!
 //! Ingest knows nothing about remote_write or the cache: it talks to a
 //! [`PushSink`], and the only values that cross are [`Push`] and, back,
 //! [`SinkError`]. The tenant of a push is ingest's to resolve ([`tenant`]).
 
 pub mod body;
+pub mod grouping;
 pub mod handler;
 pub mod path;
 pub mod tenant;
@@ -90,7 +92,7 @@ impl GroupingKey {
 ///
 /// `families` are parsed and validated (`validate::check`): each metric's
 /// own labels are sorted by name, and the grouping labels are NOT merged in:
-/// each sink merges them (`validate::GroupingLabels` gives the merged view,
+/// each sink merges them (`grouping::GroupingLabels` gives the merged view,
 /// where grouping labels override body labels and `instance=""` is added).
 /// Empty label values are kept (the cache exposes them, the forwarder drops
 /// them). For [`PushOp::Delete`] `families` is empty.

@@ -1,5 +1,5 @@
 //! The push URL grammar: percent-decoding, path cleaning and the grouping
-//! key, exactly as the Pushgateway 1.5 reads them (reference §2).
+//! key, exactly as the Pushgateway 1.5 reads them.
 //!
 //! Contract:
 //! - [`decode_path`] percent-decodes the whole request path once, before
@@ -11,9 +11,9 @@
 //!   `/<name>[@base64]/<value>` pairs after it into a [`GroupingKey`], with
 //!   the Pushgateway's checks, their order and their exact 400 messages.
 //!
-//! One conscious divergence (reference §14.1): a decoded job or label value
-//! that is not valid UTF-8 is refused with a 400, where the Pushgateway
-//! accepts it and then fails every later push and scrape.
+//! One conscious divergence (docs/ingest-divergences.md, row 10): a decoded
+//! job or label value that is not valid UTF-8 is refused with a 400, where
+//! the Pushgateway accepts it and then fails every later push and scrape.
 
 mod gocompat;
 
@@ -179,8 +179,9 @@ mod tests {
 
     #[test]
     fn reference_examples_are_parsed_as_the_pushgateway_does() {
-        // Every row of reference §2.3 that reaches the push handler, plus
-        // the other paths probed on a Pushgateway 1.5.1.
+        // The grouping-key examples of the Pushgateway's documentation that
+        // reach the push handler, plus other paths probed on a Pushgateway
+        // 1.5.1.
         let accepted: &[(&str, &[(&str, &str)])] = &[
             ("job/some_job", &[("job", "some_job")]),
             ("job@base64/YS9i", &[("job", "a/b")]),

@@ -1,10 +1,10 @@
-//! Validation of parsed families and the merge of grouping labels: every
-//! check a push goes through after parsing, in one place.
+//! Validation of parsed families: every check a push goes through after
+//! parsing, in one place.
 //!
 //! [`check`] runs the checks below on the labels the merge (step 3) would
 //! give, without copying the grouping labels into every metric: it only
 //! sorts each metric's own labels. The push handler uses it; the sinks
-//! merge at their own pace through [`GroupingLabels`].
+//! merge at their own pace through the same [`GroupingLabels`].
 //!
 //! Contract, in the order the checks run:
 //! 1. Pushed timestamps: refused with the Pushgateway's message unless
@@ -12,11 +12,12 @@
 //! 2. `push.max_series`: the series a scrape of the push would show
 //!    (1 per counter, gauge, untyped or native histogram; quantiles + 2 per
 //!    summary; buckets with `+Inf` + 2 per classic histogram).
-//! 3. The merge, as the Pushgateway sanitises a push: every grouping label
-//!    is set on every metric (overriding a body label of that name, `job`
-//!    included), `instance=""` is added when neither the URL nor the body
-//!    has an `instance`, labels end up sorted by name. A repeated body label
-//!    is kept repeated (and refused by step 5, as the Pushgateway does).
+//! 3. The merge, as the Pushgateway sanitises a push (`super::grouping`):
+//!    every grouping label is set on every metric (on the first body label
+//!    of that name, `job` included), `instance=""` is added when neither
+//!    the URL nor the body has an `instance`, labels end up sorted by name.
+//!    A repeated body label is kept repeated (and refused by step 5, as the
+//!    Pushgateway does).
 //! 4. Per-series limits on the merged labels: `push.max_labels_per_series`
 //!    (labels with a non-empty value), `push.max_label_name_length`,
 //!    `push.max_label_value_length`.
@@ -51,6 +52,7 @@ pub(crate) mod render;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hash, Hasher};
 
+use super::grouping::{GroupingLabels, MergedLabels};
 use super::path::{go_quote, is_legacy_label_name};
 use super::{GroupingKey, Rejection};
 use crate::config::PushConfig;
@@ -123,116 +125,6 @@ pub fn check(
     check_consistency(families, &grouping)
 }
 
-/// A push's grouping labels as they merge into each of its metrics, sorted
-/// by name: a grouping label overrides the first metric label of its name
-/// (a repeated one stays as it was) or is added; `instance=""` is added
-/// when neither the key nor the metric has an `instance`.
-pub struct GroupingLabels<'k> {
-    labels: Vec<GroupingLabel<'k>>,
-    key: &'k GroupingKey,
-}
-
-#[derive(Clone, Copy)]
-struct GroupingLabel<'k> {
-    name: &'k str,
-    value: &'k str,
-    /// False for the added `instance=""`: a metric's own value wins.
-    overrides: bool,
-}
-
-impl<'k> GroupingLabels<'k> {
-    pub fn new(key: &'k GroupingKey) -> Self {
-        let mut labels: Vec<GroupingLabel<'k>> = key
-            .labels()
-            .iter()
-            .map(|(name, value)| GroupingLabel {
-                name,
-                value,
-                overrides: true,
-            })
-            .collect();
-        if key.get("instance").is_none() {
-            let at = labels.partition_point(|l| l.name < "instance");
-            labels.insert(
-                at,
-                GroupingLabel {
-                    name: "instance",
-                    value: "",
-                    overrides: false,
-                },
-            );
-        }
-        Self { labels, key }
-    }
-
-    /// The merged labels of a metric whose own `labels` are sorted by name,
-    /// as `(name, value)` in name order.
-    pub fn merge<'m>(&'m self, labels: &'m [LabelPair]) -> MergedLabels<'m> {
-        MergedLabels {
-            own: labels,
-            grouping: &self.labels,
-        }
-    }
-
-    /// `metric` with the grouping labels merged in.
-    fn merged_metric(&self, metric: &Metric) -> Metric {
-        let mut merged = metric.clone();
-        let add_instance = self.key.get("instance").is_none();
-        merge_grouping_labels(&mut merged, self.key.labels(), add_instance);
-        merged
-    }
-}
-
-/// Iterator over a metric's labels merged with a push's grouping labels
-/// (see [`GroupingLabels::merge`]).
-pub struct MergedLabels<'m> {
-    own: &'m [LabelPair],
-    grouping: &'m [GroupingLabel<'m>],
-}
-
-impl<'m> Iterator for MergedLabels<'m> {
-    type Item = (&'m str, &'m str);
-
-    #[inline]
-    fn next(&mut self) -> Option<Self::Item> {
-        let own = self.own.first();
-        let grouping = self.grouping.first();
-        let take_grouping = |this: &mut Self, g: &GroupingLabel<'m>| {
-            this.grouping = &this.grouping[1..];
-            Some((g.name, g.value))
-        };
-        match (own, grouping) {
-            (None, None) => None,
-            (None, Some(g)) => take_grouping(self, g),
-            (Some(label), g) => {
-                let name = label.name();
-                match g.map(|g| (compare_names(name, g.name), g)) {
-                    Some((std::cmp::Ordering::Greater, g)) => take_grouping(self, g),
-                    Some((std::cmp::Ordering::Equal, g)) => {
-                        self.own = &self.own[1..];
-                        self.grouping = &self.grouping[1..];
-                        Some((name, if g.overrides { g.value } else { label.value() }))
-                    }
-                    _ => {
-                        self.own = &self.own[1..];
-                        Some((name, label.value()))
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// `a.cmp(b)`, deciding on the first byte when it differs (label names
-/// mostly do) without a call to `memcmp`.
-#[inline]
-fn compare_names(a: &str, b: &str) -> std::cmp::Ordering {
-    match (a.as_bytes().first(), b.as_bytes().first()) {
-        (Some(x), Some(y)) if x != y => x.cmp(y),
-        _ => a.cmp(b),
-    }
-}
-
 /// Sorts labels by name, stably (repeated names keep their order).
 fn sort_labels(labels: &mut [LabelPair]) {
     let by_name = |a: &LabelPair, b: &LabelPair| a.name().cmp(b.name());
@@ -294,62 +186,18 @@ fn check_series_limit(families: &[MetricFamily], max_series: usize) -> Result<()
     Ok(())
 }
 
-/// Sets the grouping labels on `metric` and sorts its labels, as the
-/// Pushgateway's sanitisation does: the first body label of a grouping
-/// name takes the grouping value, a repeated one stays as it was.
-///
-/// Works in place: overridden values reuse their buffers, and only the
-/// missing grouping labels are allocated.
-fn merge_grouping_labels(metric: &mut Metric, grouping: &[(String, String)], add_instance: bool) {
-    let labels = &mut metric.label;
-    sort_labels(labels);
-    let body_len = labels.len();
-    let mut missing = 0;
-    for (name, value) in grouping {
-        // The first of repeated names, if any.
-        let first = labels.partition_point(|l| l.name() < name.as_str());
-        match labels.get_mut(first).filter(|l| l.name() == name) {
-            Some(label) => label.value.get_or_insert_default().clone_from(value),
-            None => missing += 1,
-        }
-    }
-    let has =
-        |labels: &[LabelPair], name: &str| labels.binary_search_by(|l| l.name().cmp(name)).is_ok();
-    let instance_missing = add_instance && !has(labels, "instance");
-    if missing == 0 && !instance_missing {
-        return;
-    }
-    labels.reserve_exact(missing + usize::from(instance_missing));
-    for (name, value) in grouping {
-        if !has(&labels[..body_len], name) {
-            labels.push(pair(name, value));
-        }
-    }
-    if instance_missing {
-        labels.push(pair("instance", ""));
-    }
-    // Stable, so repeated body labels keep their order.
-    labels.sort_by(|a, b| a.name().cmp(b.name()));
-}
-
-fn pair(name: &str, value: &str) -> LabelPair {
-    LabelPair {
-        name: Some(name.to_string()),
-        value: Some(value.to_string()),
-    }
-}
-
 fn check_label_limits(
     family: &str,
     metric: &Metric,
-    grouping: &GroupingLabels<'_>,
+    grouping: &GroupingLabels,
     config: &PushConfig,
 ) -> Result<(), Rejection> {
     let rendered = || render::series(family, &grouping.merged_metric(metric).label);
     // One pass: the count decides first, then the first label too long.
     let mut non_empty = 0;
     let mut too_long = None;
-    for (name, value) in grouping.merge(&metric.label) {
+    for label in grouping.merge(&metric.label) {
+        let (name, value) = (label.name(), label.value());
         non_empty += usize::from(!value.is_empty());
         if too_long.is_none()
             && (name.len() > config.max_label_name_length
@@ -403,7 +251,7 @@ struct SeriesKey<'a> {
     hash: u64,
     name: &'a str,
     labels: &'a [LabelPair],
-    grouping: &'a GroupingLabels<'a>,
+    grouping: &'a GroupingLabels,
 }
 
 impl SeriesKey<'_> {
@@ -420,11 +268,17 @@ impl Hash for SeriesKey<'_> {
 
 impl PartialEq for SeriesKey<'_> {
     fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash && self.name == other.name && self.merged().eq(other.merged())
+        self.hash == other.hash
+            && self.name == other.name
+            && self.merged().map(pair_str).eq(other.merged().map(pair_str))
     }
 }
 
 impl Eq for SeriesKey<'_> {}
+
+fn pair_str(label: &LabelPair) -> (&str, &str) {
+    (label.name(), label.value())
+}
 
 /// The series seen so far in a push, and the seed their keys are hashed with.
 struct SeenSeries<'a> {
@@ -441,7 +295,7 @@ struct Registered<'a> {
 /// client_golang's `Gatherers.Gather` checks over the push's own families.
 fn check_consistency(
     families: &[MetricFamily],
-    grouping: &GroupingLabels<'_>,
+    grouping: &GroupingLabels,
 ) -> Result<(), Rejection> {
     let mut order: Vec<&MetricFamily> = families.iter().collect();
     order.sort_by(|a, b| a.name().cmp(b.name()));
@@ -488,7 +342,9 @@ fn check_consistency(
             }
             Some(_) => {}
             None => {
-                if let Some(collision) = suffix_collision(name, &registered) {
+                if let Some(collision) =
+                    suffix_collision(name, kind, |n| registered.get(n).map(|r| r.kind))
+                {
                     errors.push(collision);
                     continue;
                 }
@@ -516,25 +372,63 @@ fn check_consistency(
     )))
 }
 
-/// client_golang's `checkSuffixCollisions` for a family about to be
-/// registered: `_count`/`_sum` next to a summary or histogram, `_bucket`
-/// next to a histogram. Families are checked in name order, so the base
-/// family is always registered first and only this direction can collide
-/// (Go, iterating a map, may also report the mirror message).
-fn suffix_collision(name: &str, registered: &HashMap<&str, Registered<'_>>) -> Option<String> {
-    let (base, suffix) = ["_count", "_sum", "_bucket"]
+/// client_golang's `checkSuffixCollisions` for a family `name` of type
+/// `kind` about to be collected, against the families `collected` knows:
+/// `_count`/`_sum` next to a summary, `_count`/`_sum`/`_bucket` next to a
+/// histogram, in both directions. A gauge histogram has no such siblings,
+/// as in the Pushgateway. Go's first error only, worded as Go words it.
+///
+/// The one collision rule: the push check (families in name order, so the
+/// base family is always collected first), the cache's check against the
+/// stored groups and the unchecked scrape use it.
+pub(crate) fn suffix_collision(
+    name: &str,
+    kind: MetricType,
+    collected: impl Fn(&str) -> Option<MetricType>,
+) -> Option<String> {
+    let quoted = |text: &str| go_quote(text.as_bytes());
+    let base = ["_count", "_sum", "_bucket"]
         .into_iter()
-        .find_map(|suffix| Some((name.strip_suffix(suffix)?, suffix)))?;
-    let base_kind = match registered.get(base)?.kind {
-        MetricType::Summary if suffix != "_bucket" => "summary",
-        MetricType::Histogram => "histogram",
+        .find_map(|suffix| Some((name.strip_suffix(suffix)?, suffix)));
+    if let Some((base, suffix)) = base {
+        let base_kind = match collected(base) {
+            Some(MetricType::Summary) if suffix != "_bucket" => Some("summary"),
+            Some(MetricType::Histogram) => Some("histogram"),
+            _ => None,
+        };
+        if let Some(base_kind) = base_kind {
+            return Some(format!(
+                "collected metric named {} collides with previously collected {base_kind} named {}",
+                quoted(name),
+                quoted(base)
+            ));
+        }
+    }
+    let siblings: &[&str] = match kind {
+        MetricType::Summary => &["_count", "_sum"],
+        MetricType::Histogram => &["_count", "_sum", "_bucket"],
         _ => return None,
     };
-    Some(format!(
-        "collected metric named {} collides with previously collected {base_kind} named {}",
-        go_quote(name.as_bytes()),
-        go_quote(base.as_bytes())
-    ))
+    // One buffer per summary or histogram family, never per metric.
+    let mut sibling = String::with_capacity(name.len() + "_bucket".len());
+    for suffix in siblings {
+        sibling.clear();
+        sibling.push_str(name);
+        sibling.push_str(suffix);
+        if collected(&sibling).is_some() {
+            let what = if *suffix == "_bucket" {
+                "histogram"
+            } else {
+                "histogram or summary"
+            };
+            return Some(format!(
+                "collected {what} named {} collides with previously collected metric named {}",
+                quoted(name),
+                quoted(&sibling)
+            ));
+        }
+    }
+    None
 }
 
 /// The per-push part of client_golang's `checkMetricConsistency` for one
@@ -543,7 +437,7 @@ fn check_metric<'a>(
     name: &'a str,
     kind: MetricType,
     metric: &'a Metric,
-    grouping: &'a GroupingLabels<'a>,
+    grouping: &'a GroupingLabels,
     seen: &mut SeenSeries<'a>,
 ) -> Option<String> {
     let described = || {
@@ -558,7 +452,7 @@ fn check_metric<'a>(
     let fault = metric_fault(
         kind,
         metric,
-        grouping.merge(&metric.label),
+        grouping.merge(&metric.label).map(pair_str),
         |label, value| {
             hasher.write_u8(0xff);
             hasher.write(label.as_bytes());

@@ -237,7 +237,7 @@ impl<'a> Parser<'a> {
                 .ok_or(Fault::Eof)?;
             text.extend_from_slice(&body[from..at]);
             if body[at] == b'\n' {
-                // HELP is not validated as UTF-8 by the reference parser;
+                // HELP is not validated as UTF-8 by the Pushgateway's parser;
                 // the model needs a String, so bad bytes become U+FFFD.
                 let help = match String::from_utf8(text) {
                     Ok(help) => help,
@@ -677,7 +677,7 @@ fn set_value(metric: &mut Metric, kind: MetricType, role: Role, selector: f64, v
                 Role::Plain => {}
             }
         }
-        // The reference parser has no value slot for a gauge histogram in
+        // The Pushgateway's parser has no value slot for a gauge histogram in
         // the text format: the metric is kept without a value.
         MetricType::GaugeHistogram => {}
     }

@@ -30,7 +30,7 @@ use crate::exposition::gofloat;
 use crate::proto::client::{self, MetricFamily, MetricType};
 use crate::proto::prompb::{self, metric_metadata::MetricType as RwType};
 use crate::push::GroupingKey;
-use crate::push::validate::GroupingLabels;
+use crate::push::grouping::GroupingLabels;
 
 /// The value of one converted series.
 #[derive(Clone, Debug, PartialEq)]
@@ -124,8 +124,7 @@ struct ExtraLabel<'a> {
 
 /// Converts validated families (each metric's labels sorted by name) of a
 /// push to `key` into series, merging the grouping labels into every series
-/// as `validate::GroupingLabels` defines (already merged families convert
-/// the same).
+/// as `push::grouping` defines (already merged families convert the same).
 pub fn convert(families: &[MetricFamily], key: &GroupingKey) -> Converted {
     let mut converted = Converted::default();
     converted.reserve(families, key);
@@ -190,7 +189,7 @@ pub fn convert(families: &[MetricFamily], key: &GroupingKey) -> Converted {
 /// A conversion in progress: the output and the push's grouping labels.
 struct Builder<'g> {
     out: Converted,
-    grouping: &'g GroupingLabels<'g>,
+    grouping: &'g GroupingLabels,
 }
 
 fn put_family_metadata(out: &mut Vec<u8>, family: &MetricFamily) {
@@ -212,24 +211,16 @@ fn put_family_metadata(out: &mut Vec<u8>, family: &MetricFamily) {
 }
 
 /// The encoded labels of a per-group series such as `push_time_seconds`:
-/// `__name__` and the grouping labels that have a value, sorted.
+/// a series with no labels of its own, converted as any other (`__name__`
+/// and the grouping labels that have a value, sorted).
 pub fn group_series_labels(name: &str, key: &GroupingKey) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut name_written = false;
-    for (label, value) in key.labels() {
-        if value.is_empty() || label.as_bytes() == NAME_LABEL {
-            continue;
-        }
-        if !name_written && label.as_bytes() > NAME_LABEL {
-            wire::put_label(&mut out, NAME_LABEL, name.as_bytes());
-            name_written = true;
-        }
-        wire::put_label(&mut out, label.as_bytes(), value.as_bytes());
-    }
-    if !name_written {
-        wire::put_label(&mut out, NAME_LABEL, name.as_bytes());
-    }
-    out
+    let grouping = GroupingLabels::new(key);
+    let mut out = Builder {
+        out: Converted::default(),
+        grouping: &grouping,
+    };
+    out.push_labels(&client::Metric::default(), name.as_bytes(), b"", None);
+    out.out.labels
 }
 
 /// `a < b`, deciding on the first byte when it differs (label names mostly
@@ -278,8 +269,8 @@ impl Builder<'_> {
         ];
         // "__name__" sorts before "le" and "quantile", so `extras` is sorted.
         let mut previous: Option<&[u8]> = None;
-        for (label_name, value) in self.grouping.merge(&metric.label) {
-            let (label_name, value) = (label_name.as_bytes(), value.as_bytes());
+        for label in self.grouping.merge(&metric.label) {
+            let (label_name, value) = (label.name().as_bytes(), label.value().as_bytes());
             if value.is_empty()
                 || previous == Some(label_name)
                 || extras.iter().flatten().any(|e| e.name == label_name)
