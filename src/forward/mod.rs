@@ -64,6 +64,7 @@ pub mod send;
 pub mod series_memory;
 pub mod shard;
 pub mod wire;
+pub mod wire_v2;
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
