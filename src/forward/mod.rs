@@ -59,6 +59,7 @@
 
 pub mod batch;
 pub mod convert;
+pub mod negotiate;
 pub mod retry;
 pub mod send;
 pub mod series_memory;
@@ -82,6 +83,7 @@ use crate::push::validate::is_metric_name;
 use crate::push::{Push, SinkError};
 use crate::telemetry;
 use batch::Limits;
+use negotiate::Protocol;
 use retry::Backoff;
 use send::Endpoint;
 use series_memory::GroupId;
@@ -303,7 +305,10 @@ async fn probe(endpoint: Arc<Endpoint>, backoff: Backoff) {
         // As the static tenant when there is one: a multi-tenant backend
         // may refuse a request without a tenant (any answer will do).
         let tenant = endpoint.tenancy().static_tenant();
-        if let send::Answer::NoAnswer(error) = endpoint.post(empty.clone(), tenant, None).await {
+        if let send::Answer::NoAnswer(error) = endpoint
+            .post(empty.clone(), Protocol::V1, tenant, None)
+            .await
+        {
             tracing::info!(%error, "remote_write backend not reachable yet");
         }
         if endpoint.reached() {

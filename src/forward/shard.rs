@@ -347,7 +347,7 @@ impl ChunkBuilder {
             chunks: Vec::new(),
             current: Chunk {
                 bytes: Vec::with_capacity(bytes.min(limits.max_bytes)),
-                samples: 0,
+                ..Chunk::default()
             },
         }
     }
