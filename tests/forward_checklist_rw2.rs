@@ -487,6 +487,29 @@ async fn exemplars_even_label_refs() {
     assert_eq!(v2.symbols[value as usize], "def");
 }
 
+#[tokio::test]
+async fn exemplars_from_openmetrics() {
+    let om = Push::from_body(
+        PushOp::Replace,
+        key(&[("job", "om")]),
+        BodyFormat::OpenMetrics,
+        b"# TYPE c counter\nc_total 3 # {trace_id=\"abc\"} 1 1700000000.5\n\
+          # TYPE h histogram\nh_bucket{le=\"1\"} 1 # {trace_id=\"def\"} 0.5\n\
+          h_bucket{le=\"+Inf\"} 1\nh_sum 0.5\nh_count 1\n# EOF\n",
+        &PushConfig::default(),
+    )
+    .unwrap();
+    let (_, v2) = forward_v2(&om).await;
+    let counter = &series_named(&v2, "c_total")[0].exemplars[0];
+    assert_eq!((counter.value, counter.timestamp), (1.0, 1_700_000_000_500));
+    let bucket = series_named(&v2, "h_bucket")
+        .into_iter()
+        .find(|s| !s.exemplars.is_empty())
+        .expect("the bucket's exemplar");
+    assert!(rw2::labels(&v2, bucket).contains(&("le", "1")));
+    assert_eq!(bucket.exemplars[0].timestamp, bucket.samples[0].timestamp);
+}
+
 // ---- Histograms ----
 
 #[tokio::test]
