@@ -1,12 +1,14 @@
-//! remote_write forwarding: every push becomes remote_write 1.0 traffic to
-//! the configured backend.
+//! remote_write forwarding: every push becomes remote_write traffic (2.0,
+//! or 1.0 for a backend that does not take 2.0) to the configured backend.
 //!
 //! Pipeline: [`convert`] turns the push's families into encoded series (on
 //! the pusher's task), the push is queued to one of `concurrency` [`shard`]
 //! workers chosen by its tenant and grouping key, the worker batches what is queued,
 //! stamps timestamps, adds stale markers from its [`series_memory`] and
 //! `push_time_seconds`, and [`batch`] sends the requests through [`send`]
-//! with the [`retry`] policy. [`wire`] holds the protobuf encoding.
+//! with the [`retry`] policy in the protocol [`negotiate`] chose. [`wire`]
+//! holds the 1.0 protobuf encoding, [`wire_v2`] the 2.0 encoder of the same
+//! series.
 //!
 //! Contract of [`Forwarder::forward`]:
 //! - `ack = "sync"` (default): `Ok` only when the backend accepted every

@@ -133,8 +133,9 @@ pub fn violations(method: &http::Method, headers: &HeaderMap, request: &Request)
             }
         }
         for histogram in &series.histograms {
-            let custom = histogram.schema == -53;
-            if custom != !histogram.custom_values.is_empty() {
+            let custom_schema = histogram.schema == -53;
+            let has_bounds = !histogram.custom_values.is_empty();
+            if custom_schema != has_bounds {
                 problems.push(format!(
                     "histograms/custom values only with schema -53: series {i}"
                 ));
