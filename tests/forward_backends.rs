@@ -152,23 +152,36 @@ async fn auto_mode_against(backend: Backend, name: &str) {
         .iter()
         .map(|(labels, _)| labels["__name__"].as_str())
         .collect();
-    let mut per_series = BTreeMap::new();
-    for family in names {
-        let want = expected
-            .series
-            .iter()
-            .filter(|(labels, _)| labels["__name__"] == family)
-            .count();
-        for s in backend
-            .query(
-                &format!(r#"count_over_time({family}{{job="auto"}}[1h])"#),
-                want,
-            )
-            .await
-        {
-            per_series.insert(format!("{family}{:?}", s.labels), s.value);
+    // VictoriaMetrics makes a series' newest samples searchable a moment
+    // after the series itself: counts may lag, never exceed, so they are
+    // read again (at most 20 s) until they reach 2 or go past it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let per_series = loop {
+        let mut per_series = BTreeMap::new();
+        for &family in &names {
+            let want = expected
+                .series
+                .iter()
+                .filter(|(labels, _)| labels["__name__"] == family)
+                .count();
+            for s in backend
+                .query(
+                    &format!(r#"count_over_time({family}{{job="auto"}}[1h])"#),
+                    want,
+                )
+                .await
+            {
+                per_series.insert(format!("{family}{:?}", s.labels), s.value);
+            }
         }
-    }
+        let settled = per_series.len() == expected.series.len()
+            && per_series.values().all(|&count| count == 2.0);
+        let overshot = per_series.values().any(|&count| count > 2.0);
+        if settled || overshot || std::time::Instant::now() > deadline {
+            break per_series;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
     assert_eq!(
         per_series.len(),
         expected.series.len(),
