@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "proto/remote.proto",
         "proto/io/prometheus/client/metrics.proto",
+        "proto/io/prometheus/write/v2/types.proto",
     ];
     for file in files.iter().chain(["proto/types.proto"].iter()) {
         println!("cargo:rerun-if-changed={file}");

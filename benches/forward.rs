@@ -12,6 +12,11 @@
 //!   in-process receiver that decompresses and answers 204, so it includes
 //!   the queue, the shard worker, HTTP/1.1 on loopback and the receiver.
 //!
+//! Group `protocol_1000_series`: the same converted request in each
+//! remote_write protocol, encode + snappy (`v1`: the 1.0 bytes above;
+//! `v2`: those bytes plus `forward::wire_v2::encode` into the 2.0 message);
+//! the byte sizes of both, compressed and not, are printed once.
+//!
 //! Text parsing is measured in benches/parse.rs. CI runs this once per
 //! benchmark with `cargo bench --bench forward -- --test`.
 
@@ -31,7 +36,7 @@ use pushrelay::config::{PushConfig, RemoteWriteConfig};
 use pushrelay::exposition::text;
 use pushrelay::forward::Forwarder;
 use pushrelay::forward::convert::{self, Converted, SeriesValue};
-use pushrelay::forward::{send, wire};
+use pushrelay::forward::{send, wire, wire_v2};
 use pushrelay::push::validate::check;
 use pushrelay::push::{GroupingKey, Push, PushOp};
 use tokio::net::TcpListener;
@@ -96,6 +101,38 @@ fn stages(c: &mut Criterion) {
         b.iter(|| {
             let converted = convert::convert(black_box(&push.families), &push.key);
             send::compress(&encode(&converted, timestamp_ms)).expect("snappy compresses")
+        })
+    });
+    group.finish();
+}
+
+/// One converted 1,000-series request in 1.0 and in 2.0: sizes and CPU.
+fn protocols(c: &mut Criterion) {
+    let push = push_1000();
+    let converted = convert::convert(&push.families, &push.key);
+    let timestamp_ms = 1_700_000_000_000;
+    let extras = || converted.extras.iter().map(|(i, e)| (*i, e));
+    let v1 = encode(&converted, timestamp_ms);
+    let (v2, counts) = wire_v2::encode(&v1, extras());
+    assert_eq!(counts.samples, SERIES);
+    let size = |raw: &[u8]| send::compress(raw).expect("snappy compresses").len();
+    eprintln!(
+        "1,000-series request: 1.0 {} B ({} B snappy), 2.0 {} B ({} B snappy)",
+        v1.len(),
+        size(&v1),
+        v2.len(),
+        size(&v2)
+    );
+    let mut group = c.benchmark_group("protocol_1000_series");
+    group.throughput(Throughput::Elements(SERIES));
+    group.bench_function("v1_encode_snappy", |b| {
+        b.iter(|| send::compress(&encode(black_box(&converted), timestamp_ms)).expect("snappy"))
+    });
+    group.bench_function("v2_encode_snappy", |b| {
+        b.iter(|| {
+            let v1 = encode(black_box(&converted), timestamp_ms);
+            let (v2, _) = wire_v2::encode(&v1, extras());
+            send::compress(&v2).expect("snappy")
         })
     });
     group.finish();
@@ -167,5 +204,5 @@ fn forwarder_end_to_end(c: &mut Criterion) {
     runtime.block_on(forwarder.drain());
 }
 
-criterion_group!(benches, stages, forwarder_end_to_end);
+criterion_group!(benches, stages, protocols, forwarder_end_to_end);
 criterion_main!(benches);

@@ -3,6 +3,7 @@
 # they are missing:
 #   - Debian prometheus (remote_write receiver) and prometheus-pushgateway
 #     (the behaviour oracle),
+#   - Debian victoria-metrics (a second remote_write backend, 1.0 only),
 #   - golang-go + Debian's client_golang (the Go test client is built
 #     offline, GOPATH mode),
 #   - wrk, curl,
@@ -19,7 +20,7 @@
 # need themselves, on 127.0.0.1.
 set -euo pipefail
 
-APT_PACKAGES=(prometheus prometheus-pushgateway golang-go
+APT_PACKAGES=(prometheus prometheus-pushgateway victoria-metrics golang-go
               golang-github-prometheus-client-golang-dev wrk curl ca-certificates
               chromium)
 PYTHON=${PYTHON:-python3}
@@ -49,14 +50,15 @@ missing_apt_packages() {
   done
 }
 
-# PIDs of prometheus / Pushgateway daemons, one a line. Peers started by
-# tests always listen on 127.0.0.1 explicitly; a daemon started by a
-# maintainer script does not.
+# PIDs of prometheus / Pushgateway / VictoriaMetrics daemons, one a line.
+# Peers started by tests always listen on 127.0.0.1 explicitly; a daemon
+# started by a maintainer script does not.
 daemon_pids() {
   local name pid
-  for name in prometheus prometheus-pushgateway pushgateway; do
+  for name in prometheus prometheus-pushgateway pushgateway victoria-metrics; do
     for pid in $(pgrep -x "$name" 2>/dev/null || true); do
-      if ! tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- '--web.listen-address=127.0.0.1'; then
+      if ! tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null \
+          | grep -Eq -- '(--web.listen-address|-httpListenAddr)=127.0.0.1'; then
         printf '%s(%s)\n' "$pid" "$name"
       fi
     done
@@ -127,7 +129,7 @@ if ! "$PYTHON" -c 'import prometheus_client' 2>/dev/null; then
 fi
 
 # Fail now, with the name, if anything is still missing.
-for bin in prometheus prometheus-pushgateway go wrk curl chromium; do
+for bin in prometheus prometheus-pushgateway victoria-metrics go wrk curl chromium; do
   command -v "$bin" >/dev/null 2>&1 || { log "$bin is still missing"; exit 1; }
 done
 if [ ! -d /usr/share/gocode/src/github.com/prometheus/client_golang/prometheus/push ]; then

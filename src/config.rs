@@ -127,6 +127,23 @@ pub struct RemoteWriteConfig {
     pub push_time_metrics: bool,
     /// Speak HTTP/2 with prior knowledge to an `http://` backend.
     pub http2: bool,
+    /// The remote_write protocol: `auto` (2.0, falling back to 1.0 for a
+    /// backend that does not take it), `1.0` or `2.0`.
+    pub protocol: Protocol,
+}
+
+/// Which remote_write protocol the forwarder speaks.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Protocol {
+    /// 2.0 first; 1.0 for an endpoint that answers 2.0 with 415 or with no
+    /// `X-Prometheus-Remote-Write-*-Written` header, probing 2.0 again later.
+    #[default]
+    #[serde(rename = "auto")]
+    Auto,
+    #[serde(rename = "1.0")]
+    V1,
+    #[serde(rename = "2.0")]
+    V2,
 }
 
 /// When a forwarded push is acknowledged to the pusher.
@@ -161,6 +178,7 @@ impl Default for RemoteWriteConfig {
             max_remembered_series: 1_000_000,
             push_time_metrics: true,
             http2: false,
+            protocol: Protocol::Auto,
         }
     }
 }

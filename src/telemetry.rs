@@ -54,6 +54,12 @@ pub const STALE_MARKERS: &str = "pushrelay_stale_markers_total";
 pub const FORWARD_QUEUE_LENGTH: &str = "pushrelay_forward_queue_pushes";
 /// Pushes refused by a limit, by `limit`.
 pub const LIMIT_REJECTIONS: &str = "pushrelay_limit_rejections_total";
+/// Times the backend refused Remote-Write 2.0 and the forwarder switched to
+/// 1.0 (`remote_write.protocol = auto`).
+pub const REMOTE_WRITE_FALLBACKS: &str = "pushrelay_remote_write_protocol_fallbacks_total";
+/// Samples, histograms and exemplars (`kind`) a 2.0 backend answered 2xx
+/// to but reported not written: data lost.
+pub const REMOTE_WRITE_UNWRITTEN: &str = "pushrelay_remote_write_unwritten_total";
 /// Always 1; the labels carry the version.
 pub const BUILD_INFO: &str = "pushrelay_build_info";
 
@@ -108,6 +114,16 @@ pub const RECORDED: &[OwnMetric] = &[
         LIMIT_REJECTIONS,
         Kind::Counter,
         "Pushes refused by a configured limit, by limit.",
+    ),
+    own(
+        REMOTE_WRITE_FALLBACKS,
+        Kind::Counter,
+        "Switches from Remote-Write 2.0 to 1.0 for a backend that refused 2.0.",
+    ),
+    own(
+        REMOTE_WRITE_UNWRITTEN,
+        Kind::Counter,
+        "Samples, histograms and exemplars a Remote-Write 2.0 backend reported not written, by kind.",
     ),
     own(
         BUILD_INFO,

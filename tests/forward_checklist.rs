@@ -2,11 +2,12 @@
 //! §A.1, rows 1–29), one test per applicable row, each named after the
 //! row's requirement, against the in-process recording receiver.
 //!
-//! pushrelay speaks remote_write 1.0 only, so the rows that only the 2.0
-//! spec states about the v2 message are not applicable and have no test:
-//! 19 (v2 `labels_refs`, samples vs histograms in one `TimeSeries`),
-//! 26 (415 fallback between content types), 28 and 29 (the v2
-//! `X-Prometheus-Remote-Write-*-Written` response headers). Rows 25 and 27
+//! The rows that only the 2.0 spec states about the v2 message are tested
+//! with the 2.0 rows in `forward_checklist_rw2.rs`: 19 (v2 `labels_refs`,
+//! samples vs histograms in one `TimeSeries`: `symbols_*`, `labels_*`),
+//! 26 (415 fallback between content types: `fallback_*`), 28 and 29 (the
+//! v2 `X-Prometheus-Remote-Write-*-Written` response headers:
+//! `partial_writes_*`, `missing_written_headers_*`). Rows 25 and 27
 //! are 2.0 text too but describe what a 1.0 sender may do as well
 //! (`Retry-After`, re-sending a whole request), so they are tested. Rows
 //! 30–38 are 2.0-only too; 39 and 40 ("out of scope but recommended")

@@ -120,6 +120,9 @@ pub struct Cli {
     /// Use HTTP/2 with prior knowledge towards an http:// backend.
     #[arg(long = "remote-write.http2")]
     pub remote_write_http2: bool,
+    /// remote_write protocol: auto (2.0, falling back to 1.0), 1.0 or 2.0.
+    #[arg(long = "remote-write.protocol", value_name = "PROTOCOL")]
+    pub remote_write_protocol: Option<String>,
 
     /// Forward pushed sample timestamps instead of rejecting them.
     #[arg(long = "push.honor-timestamps")]
@@ -230,6 +233,9 @@ impl Cli {
         }
         if self.remote_write_http2 {
             set("remote_write.http2", Value::from(true));
+        }
+        if let Some(v) = &self.remote_write_protocol {
+            set("remote_write.protocol", string(v));
         }
         if self.push_honor_timestamps {
             set("push.honor_timestamps", Value::from(true));

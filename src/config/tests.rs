@@ -130,6 +130,30 @@ fn forwarding_delivery_settings_layer_and_validate() {
 }
 
 #[test]
+fn remote_write_protocol_defaults_to_auto_and_layers() {
+    assert_eq!(
+        load(&[], &[], None).unwrap().remote_write.protocol,
+        Protocol::Auto
+    );
+    let from_file = load(
+        &[],
+        &[],
+        Some(("c.toml", "[remote_write]\nprotocol = \"1.0\"\n")),
+    );
+    assert_eq!(from_file.unwrap().remote_write.protocol, Protocol::V1);
+    let from_flag = load(
+        &["--remote-write.protocol=2.0"],
+        &[],
+        Some(("c.toml", "[remote_write]\nprotocol = \"1.0\"\n")),
+    );
+    assert_eq!(from_flag.unwrap().remote_write.protocol, Protocol::V2);
+    let err = load(&["--remote-write.protocol=3.0"], &[], None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("remote_write.protocol"), "{err}");
+}
+
+#[test]
 fn yaml_files_are_read() {
     let config = load(
         &[],

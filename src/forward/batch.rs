@@ -16,21 +16,38 @@
 //!   accepted;
 //! - every request of a delivery is sent as its one tenant: the caller
 //!   hands over the pushes of one tenant at a time, so a request never
-//!   mixes tenants.
+//!   mixes tenants;
+//! - each request is encoded in the endpoint's protocol (see `negotiate`):
+//!   the chunks' 1.0 bytes as they are, or 2.0 by `wire_v2` from the same
+//!   bytes and the chunks' extras. A 2.0 request the endpoint refuses as a
+//!   1.0-only receiver (415, or 2xx without Written headers) is sent again
+//!   as 1.0 at once, under the same deadline; nothing of it was stored, so
+//!   nothing is written twice;
+//! - a 2.0 answer whose Written headers report less than was sent is data
+//!   lost: counted, logged with the backend's numbers, and every push of
+//!   the request fails as refused (not re-sent: the backend stored part of
+//!   it, and a repeat would write that part twice).
 
 use std::time::{Duration, Instant};
 
+use http::StatusCode;
 use tokio::time::sleep;
 
+use super::negotiate::Protocol;
 use super::retry::{self, Backoff, Verdict};
 use super::send::{self, Answer, Endpoint};
+use super::wire_v2::{self, Counts, Extras};
 use crate::push::SinkError;
+use crate::telemetry;
 
 /// An encoded `WriteRequest` fragment: whole `timeseries`/`metadata` entries.
 #[derive(Debug, Default)]
 pub struct Chunk {
     pub bytes: Vec<u8>,
+    /// Its series (each carries one sample or histogram).
     pub samples: usize,
+    /// What only 2.0 carries, by index of the series in `bytes`, ascending.
+    pub extras: Vec<(usize, Extras)>,
 }
 
 /// The size limits of one request.
@@ -73,6 +90,30 @@ async fn compress(raw: Vec<u8>) -> Result<bytes::Bytes, String> {
 /// A request's content: (parcel, chunk) pairs.
 type Parts = Vec<(usize, usize)>;
 
+/// The answer a request ended with: a 2xx, or a 415 to a 2.0 request that
+/// may fall back.
+#[derive(Clone, Copy)]
+struct Answered {
+    status: StatusCode,
+    written: Option<Counts>,
+}
+
+/// Why the pushes of a request were not (all) stored.
+enum Failure {
+    /// The backend stored none of it.
+    Unstored(SinkError),
+    /// A 2.0 backend stored part of it: it must not be sent again.
+    PartlyWritten(SinkError),
+}
+
+impl Failure {
+    fn into_error(self) -> SinkError {
+        match self {
+            Failure::Unstored(error) | Failure::PartlyWritten(error) => error,
+        }
+    }
+}
+
 impl Delivery<'_> {
     pub async fn deliver(&self, parcels: &[Parcel<'_>]) -> Vec<Result<(), SinkError>> {
         let mut outcomes: Vec<Result<(), SinkError>> = vec![Ok(()); parcels.len()];
@@ -97,14 +138,18 @@ impl Delivery<'_> {
                 // backend refuses and lets the others succeed. An
                 // unavailable backend is not retried per push: it is the
                 // same backend for all of them.
-                Err(SinkError::Rejected(_)) if owners.len() > 1 => {
+                Err(Failure::Unstored(SinkError::Rejected(_))) if owners.len() > 1 => {
                     for owner in owners {
                         let own: Parts =
                             live.iter().copied().filter(|(p, _)| *p == owner).collect();
-                        outcomes[owner] = self.send(parcels, &own, parcels[owner].deadline).await;
+                        outcomes[owner] = self
+                            .send(parcels, &own, parcels[owner].deadline)
+                            .await
+                            .map_err(Failure::into_error);
                     }
                 }
                 Err(failure) => {
+                    let failure = failure.into_error();
                     for owner in owners {
                         outcomes[owner] = Err(failure.clone());
                     }
@@ -139,13 +184,14 @@ impl Delivery<'_> {
         requests
     }
 
-    /// Sends the given chunks as one request, retrying until `deadline`.
+    /// Sends the given chunks as one request in the endpoint's protocol,
+    /// retrying until `deadline`, falling back to 1.0 as the module docs say.
     async fn send(
         &self,
         parcels: &[Parcel<'_>],
         parts: &[(usize, usize)],
         deadline: Instant,
-    ) -> Result<(), SinkError> {
+    ) -> Result<(), Failure> {
         let mut raw = Vec::with_capacity(
             parts
                 .iter()
@@ -155,32 +201,102 @@ impl Delivery<'_> {
         for &(p, c) in parts {
             raw.extend_from_slice(&parcels[p].chunks[c].bytes);
         }
+        let negotiation = self.endpoint.negotiation();
+        if negotiation.protocol(Instant::now()) == Protocol::V1 {
+            return self
+                .post_until(raw, Protocol::V1, deadline)
+                .await
+                .map(|_| ());
+        }
+        let (v2, sent) = wire_v2::encode(&raw, request_extras(parcels, parts));
+        let answered = self.post_until(v2, Protocol::V2, deadline).await?;
+        let refusal = match answered {
+            Answered { status, .. } if status == StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                Some("415 Unsupported Media Type")
+            }
+            Answered { written: None, .. } if !sent.is_empty() => {
+                Some("2xx without X-Prometheus-Remote-Write-*-Written headers")
+            }
+            _ => None,
+        };
+        match refusal {
+            Some(why) if negotiation.may_fall_back() => {
+                negotiation.refused_v2(Instant::now(), why);
+                // Nothing of the 2.0 request was stored: the same data as
+                // 1.0, at once.
+                self.post_until(raw, Protocol::V1, deadline)
+                    .await
+                    .map(|_| ())
+            }
+            Some(why) => Err(Failure::Unstored(SinkError::Rejected(format!(
+                "remote_write backend does not take Remote-Write 2.0 (answered {why}); \
+                 set remote_write.protocol to auto or 1.0"
+            )))),
+            None => {
+                negotiation.accepted_v2();
+                let written = answered.written.unwrap_or_default();
+                if written.covers(&sent) {
+                    Ok(())
+                } else {
+                    Err(Failure::PartlyWritten(partly_written(&sent, &written)))
+                }
+            }
+        }
+    }
+
+    /// Compresses `raw` and POSTs it as `protocol`, retrying until
+    /// `deadline`; the answer is a 2xx, or a 415 to a 2.0 request that may
+    /// fall back.
+    async fn post_until(
+        &self,
+        raw: Vec<u8>,
+        protocol: Protocol,
+        deadline: Instant,
+    ) -> Result<Answered, Failure> {
         let body = compress(raw)
             .await
             .map_err(|message| SinkError::Unavailable {
                 message,
                 retry_after: self.backoff.max,
-            })?;
+            })
+            .map_err(Failure::Unstored)?;
+        let may_fall_back = protocol == Protocol::V2 && self.endpoint.negotiation().may_fall_back();
         let mut attempt = 0u32;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             // The first attempt always gets the full request timeout: a push
             // that queued past its deadline is still tried once.
             let timeout = (attempt > 0).then_some(remaining);
-            let answer = self.endpoint.post(body.clone(), self.tenant, timeout).await;
+            let answer = self
+                .endpoint
+                .post(body.clone(), protocol, self.tenant, timeout)
+                .await;
             let (problem, retry_after) = match (&answer, retry::verdict(answer.status())) {
-                (_, Verdict::Done) => return Ok(()),
+                (
+                    Answer::Status {
+                        status, written, ..
+                    },
+                    verdict,
+                ) if verdict == Verdict::Done
+                    || (may_fall_back && *status == StatusCode::UNSUPPORTED_MEDIA_TYPE) =>
+                {
+                    return Ok(Answered {
+                        status: *status,
+                        written: *written,
+                    });
+                }
                 (Answer::Status { status, body, .. }, Verdict::Refused) => {
                     tracing::warn!(status = %status, body = %body, "remote_write backend refused a request");
-                    return Err(SinkError::Rejected(format!(
+                    return Err(Failure::Unstored(SinkError::Rejected(format!(
                         "remote_write backend refused the push: {status}: {body}"
-                    )));
+                    ))));
                 }
                 (
                     Answer::Status {
                         status,
                         retry_after,
                         body,
+                        ..
                     },
                     _,
                 ) => {
@@ -196,7 +312,7 @@ impl Delivery<'_> {
             attempt += 1;
             let remaining = deadline.saturating_duration_since(Instant::now());
             if delay >= remaining {
-                return Err(SinkError::Unavailable {
+                return Err(Failure::Unstored(SinkError::Unavailable {
                     message: format!(
                         "remote_write backend did not accept the push within the retry deadline \
                          ({attempt} attempts); last error: {problem}"
@@ -204,9 +320,58 @@ impl Delivery<'_> {
                     retry_after: retry_after
                         .unwrap_or(self.backoff.max)
                         .max(Duration::from_secs(1)),
-                });
+                }));
             }
             sleep(delay).await;
         }
     }
+}
+
+/// The extras of a request's series, indexed by position in the request.
+fn request_extras<'p>(
+    parcels: &'p [Parcel<'_>],
+    parts: &[(usize, usize)],
+) -> Vec<(usize, &'p Extras)> {
+    let mut extras = Vec::new();
+    let mut offset = 0;
+    for &(p, c) in parts {
+        let chunk = &parcels[p].chunks[c];
+        extras.extend(chunk.extras.iter().map(|(i, e)| (offset + i, e)));
+        offset += chunk.samples;
+    }
+    extras
+}
+
+/// The failure of a request a 2.0 backend stored only part of, counted and
+/// logged with the backend's numbers.
+fn partly_written(sent: &Counts, written: &Counts) -> SinkError {
+    for (kind, sent, written) in [
+        ("samples", sent.samples, written.samples),
+        ("histograms", sent.histograms, written.histograms),
+        ("exemplars", sent.exemplars, written.exemplars),
+    ] {
+        let lost = sent.saturating_sub(written);
+        if lost > 0 {
+            metrics::counter!(telemetry::REMOTE_WRITE_UNWRITTEN, "kind" => kind).increment(lost);
+        }
+    }
+    tracing::warn!(
+        samples_sent = sent.samples,
+        samples_written = written.samples,
+        histograms_sent = sent.histograms,
+        histograms_written = written.histograms,
+        exemplars_sent = sent.exemplars,
+        exemplars_written = written.exemplars,
+        "remote_write backend wrote less than it was sent"
+    );
+    SinkError::Rejected(format!(
+        "remote_write backend stored only part of the push: wrote {} of {} samples, {} of {} \
+         histograms, {} of {} exemplars",
+        written.samples,
+        sent.samples,
+        written.histograms,
+        sent.histograms,
+        written.exemplars,
+        sent.exemplars
+    ))
 }

@@ -1,12 +1,14 @@
-//! remote_write forwarding: every push becomes remote_write 1.0 traffic to
-//! the configured backend.
+//! remote_write forwarding: every push becomes remote_write traffic (2.0,
+//! or 1.0 for a backend that does not take 2.0) to the configured backend.
 //!
 //! Pipeline: [`convert`] turns the push's families into encoded series (on
 //! the pusher's task), the push is queued to one of `concurrency` `shard`
 //! workers chosen by its tenant and grouping key, the worker batches what is queued,
 //! stamps timestamps, adds stale markers from its `series_memory` and
 //! `push_time_seconds`, and `batch` sends the requests through [`send`]
-//! with the `retry` policy. [`wire`] holds the protobuf encoding.
+//! with the `retry` policy in the protocol `negotiate` chose. [`wire`]
+//! holds the 1.0 protobuf encoding, [`wire_v2`] the 2.0 encoder of the same
+//! series.
 //!
 //! Contract of [`Forwarder::forward`]:
 //! - `ack = "sync"` (default): `Ok` only when the backend accepted every
@@ -59,11 +61,13 @@
 
 pub(crate) mod batch;
 pub mod convert;
+pub(crate) mod negotiate;
 pub(crate) mod retry;
 pub mod send;
 pub(crate) mod series_memory;
 pub(crate) mod shard;
 pub mod wire;
+pub mod wire_v2;
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
@@ -81,6 +85,7 @@ use crate::push::validate::is_metric_name;
 use crate::push::{Push, SinkError};
 use crate::telemetry;
 use batch::Limits;
+use negotiate::Protocol;
 use retry::Backoff;
 use send::Endpoint;
 use series_memory::GroupId;
@@ -302,7 +307,10 @@ async fn probe(endpoint: Arc<Endpoint>, backoff: Backoff) {
         // As the static tenant when there is one: a multi-tenant backend
         // may refuse a request without a tenant (any answer will do).
         let tenant = endpoint.tenancy().static_tenant();
-        if let send::Answer::NoAnswer(error) = endpoint.post(empty.clone(), tenant, None).await {
+        if let send::Answer::NoAnswer(error) = endpoint
+            .post(empty.clone(), Protocol::V1, tenant, None)
+            .await
+        {
             tracing::info!(%error, "remote_write backend not reachable yet");
         }
         if endpoint.reached() {

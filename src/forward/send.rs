@@ -1,6 +1,8 @@
 //! One remote_write HTTP exchange: POST a snappy-block-compressed
-//! `WriteRequest` for one tenant, with the headers remote_write 1.0
-//! reserves, and report what came back.
+//! request (a 1.0 `WriteRequest` or a 2.0 `Request`) for one tenant, with
+//! the headers its protocol reserves, and report what came back, including
+//! the 2.0 `X-Prometheus-Remote-Write-*-Written` counts. The endpoint holds
+//! the protocol `Negotiation` its answers feed.
 //!
 //! Connections are pooled by a hyper-util legacy client over the
 //! [`https_connector`] of `remote_write.tls`: `http://` URLs are plain TCP,
@@ -14,7 +16,10 @@
 //! `Authorization` ([`Credentials::apply`], secret files re-read when they
 //! change), the tenant header ([`TenantPolicy::apply`]), then
 //! `Content-Encoding`, `Content-Type`, `X-Prometheus-Remote-Write-Version`
-//! and `User-Agent`, so nothing configured can override those four.
+//! and `User-Agent`, so nothing configured can override those four. 1.0
+//! sends `application/x-protobuf` and version `0.1.0`; 2.0 sends
+//! `application/x-protobuf;proto=io.prometheus.write.v2.Request` and
+//! `2.0.0`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,7 +33,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use super::negotiate::{Negotiation, Protocol};
 use super::retry;
+use super::wire_v2::Counts;
 use crate::config::RemoteWriteConfig;
 use crate::push::tenant::TenantPolicy;
 use crate::security::outbound::{Credentials, error_chain, https_connector};
@@ -49,6 +56,10 @@ pub enum Answer {
         retry_after: Option<Duration>,
         /// The body, truncated to [`ERROR_BODY_LIMIT`] (empty on 2xx).
         body: String,
+        /// The `X-Prometheus-Remote-Write-*-Written` counts; `None` when
+        /// the answer carries none of the three headers (a missing one of
+        /// three counts as 0).
+        written: Option<Counts>,
     },
     /// No answer: connection refused or reset, timeout, broken response.
     NoAnswer(String),
@@ -74,6 +85,7 @@ pub struct Endpoint {
     credentials: Credentials,
     tenancy: Arc<TenantPolicy>,
     reached: Arc<AtomicBool>,
+    negotiation: Negotiation,
 }
 
 impl Endpoint {
@@ -105,6 +117,7 @@ impl Endpoint {
             credentials: Credentials::from_config(config).map_err(|e| e.to_string())?,
             tenancy: Arc::new(TenantPolicy::new(&config.tenant)?),
             reached: Arc::new(AtomicBool::new(false)),
+            negotiation: Negotiation::new(config.protocol),
         })
     }
 
@@ -114,22 +127,28 @@ impl Endpoint {
         &self.tenancy
     }
 
+    /// The protocol choice for this endpoint.
+    pub fn negotiation(&self) -> &Negotiation {
+        &self.negotiation
+    }
+
     /// Whether the backend has answered any request.
     pub fn reached(&self) -> bool {
         self.reached.load(Ordering::Relaxed)
     }
 
-    /// POSTs one compressed `WriteRequest` as `tenant` (no tenant header
-    /// for `None`), waiting at most `timeout` (the configured timeout when
-    /// `None`). Counts the request by status.
+    /// POSTs one compressed request of `protocol` as `tenant` (no tenant
+    /// header for `None`), waiting at most `timeout` (the configured
+    /// timeout when `None`). Counts the request by status.
     pub async fn post(
         &self,
         compressed: Bytes,
+        protocol: Protocol,
         tenant: Option<&str>,
         timeout: Option<Duration>,
     ) -> Answer {
         let timeout = timeout.unwrap_or(self.timeout).min(self.timeout);
-        let exchange = self.exchange(compressed, tenant);
+        let exchange = self.exchange(compressed, protocol, tenant);
         let answer = match tokio::time::timeout(timeout, exchange).await {
             Ok(answer) => answer,
             Err(_) => Answer::NoAnswer(format!("no answer within {timeout:?}")),
@@ -147,25 +166,34 @@ impl Endpoint {
 
     /// The headers of a request for `tenant`, in the order the module docs
     /// give. An unreadable secret file is an error naming the file.
-    fn headers(&self, tenant: Option<&str>) -> Result<HeaderMap, String> {
+    fn headers(&self, tenant: Option<&str>, protocol: Protocol) -> Result<HeaderMap, String> {
         let mut headers = HeaderMap::new();
         self.credentials.apply(&mut headers)?;
         self.tenancy.apply(tenant, &mut headers)?;
+        let (content_type, version) = match protocol {
+            Protocol::V1 => ("application/x-protobuf", "0.1.0"),
+            Protocol::V2 => (
+                "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+                "2.0.0",
+            ),
+        };
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("snappy"));
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/x-protobuf"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         headers.insert(
             "x-prometheus-remote-write-version",
-            HeaderValue::from_static("0.1.0"),
+            HeaderValue::from_static(version),
         );
         headers.insert(header::USER_AGENT, self.user_agent.clone());
         Ok(headers)
     }
 
-    async fn exchange(&self, compressed: Bytes, tenant: Option<&str>) -> Answer {
-        let headers = match self.headers(tenant) {
+    async fn exchange(
+        &self,
+        compressed: Bytes,
+        protocol: Protocol,
+        tenant: Option<&str>,
+    ) -> Answer {
+        let headers = match self.headers(tenant, protocol) {
             Ok(headers) => headers,
             // Retried like a missing answer: a secret file being rotated
             // comes back.
@@ -185,6 +213,7 @@ impl Endpoint {
             .get(header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
+        let written = written_counts(response.headers());
         // Read the body so the connection can be reused; keep it only for
         // errors: the receiver's text is what explains a refusal, so it is
         // logged and handed to the pusher as it came.
@@ -204,8 +233,35 @@ impl Endpoint {
             status,
             retry_after,
             body,
+            written,
         }
     }
+}
+
+/// The counts of the `X-Prometheus-Remote-Write-{Samples,Histograms,
+/// Exemplars}-Written` headers; `None` when none is present. A value that
+/// is not a number counts as 0: the receiver did not say it stored more.
+fn written_counts(headers: &HeaderMap) -> Option<Counts> {
+    let count = |kind: &str| {
+        headers
+            .get(format!("x-prometheus-remote-write-{kind}-written"))
+            .map(|v| {
+                v.to_str()
+                    .ok()
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0)
+            })
+    };
+    let (samples, histograms, exemplars) =
+        (count("samples"), count("histograms"), count("exemplars"));
+    if samples.is_none() && histograms.is_none() && exemplars.is_none() {
+        return None;
+    }
+    Some(Counts {
+        samples: samples.unwrap_or(0),
+        histograms: histograms.unwrap_or(0),
+        exemplars: exemplars.unwrap_or(0),
+    })
 }
 
 /// The first [`ERROR_BODY_LIMIT`] bytes of `body` as text, trimmed, cut at a
@@ -250,6 +306,47 @@ mod tests {
     }
 
     #[test]
+    fn each_protocol_has_its_own_content_type_and_version() {
+        let config = RemoteWriteConfig {
+            url: Some("http://127.0.0.1:1/api/v1/write".into()),
+            ..RemoteWriteConfig::default()
+        };
+        let endpoint = Endpoint::new(&config).unwrap();
+        let v1 = endpoint.headers(None, Protocol::V1).unwrap();
+        assert_eq!(v1[header::CONTENT_TYPE], "application/x-protobuf");
+        assert_eq!(v1["x-prometheus-remote-write-version"], "0.1.0");
+        let v2 = endpoint.headers(None, Protocol::V2).unwrap();
+        assert_eq!(
+            v2[header::CONTENT_TYPE],
+            "application/x-protobuf;proto=io.prometheus.write.v2.Request"
+        );
+        assert_eq!(v2["x-prometheus-remote-write-version"], "2.0.0");
+        assert_eq!(v2[header::CONTENT_ENCODING], "snappy");
+    }
+
+    #[test]
+    fn written_headers_are_read_and_a_missing_one_of_three_is_zero() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(written_counts(&headers), None);
+        headers.insert(
+            "x-prometheus-remote-write-samples-written",
+            HeaderValue::from_static("7"),
+        );
+        headers.insert(
+            "x-prometheus-remote-write-exemplars-written",
+            HeaderValue::from_static("x"),
+        );
+        assert_eq!(
+            written_counts(&headers),
+            Some(Counts {
+                samples: 7,
+                histograms: 0,
+                exemplars: 0
+            })
+        );
+    }
+
+    #[test]
     fn long_bodies_are_truncated_at_char_boundaries() {
         assert_eq!(truncate(b"  short\n"), "short");
         let long = "é".repeat(ERROR_BODY_LIMIT);
@@ -286,7 +383,7 @@ mod tests {
             .0
             .push(("X-Extra".into(), crate::config::Secret::new("1")));
         let endpoint = Endpoint::new(&config).unwrap();
-        let headers = endpoint.headers(Some("team-b")).unwrap();
+        let headers = endpoint.headers(Some("team-b"), Protocol::V1).unwrap();
         let names: Vec<&str> = headers.keys().map(|n| n.as_str()).collect();
         assert_eq!(
             names,
@@ -304,7 +401,7 @@ mod tests {
         assert_eq!(headers["x-scope-orgid"], "team-b");
         assert!(
             !endpoint
-                .headers(None)
+                .headers(None, Protocol::V1)
                 .unwrap()
                 .contains_key("x-scope-orgid")
         );

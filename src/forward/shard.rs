@@ -24,6 +24,7 @@ use super::retry::Backoff;
 use super::send::Endpoint;
 use super::series_memory::{GroupId, SeriesMemory};
 use super::wire;
+use super::wire_v2::Extras;
 use crate::proto::prompb::metric_metadata::MetricType as RwType;
 use crate::push::{PushOp, SinkError};
 use crate::telemetry::{
@@ -217,7 +218,8 @@ impl Worker {
             })
             .collect();
         let c = &job.converted;
-        for series in &c.series {
+        let mut extras = c.extras.iter().peekable();
+        for (index, series) in c.series.iter().enumerate() {
             let labels = c.series_labels(series);
             let at = series.timestamp_ms.unwrap_or(ts);
             match &series.value {
@@ -225,6 +227,9 @@ impl Worker {
                 SeriesValue::Histogram(r) => {
                     builder.histogram(labels, &c.histograms[r.clone()], at)
                 }
+            }
+            if let Some((_, extra)) = extras.next_if(|(i, _)| *i == index) {
+                builder.extras(extra);
             }
         }
         let was_pushed = group.pushed;
@@ -347,7 +352,7 @@ impl ChunkBuilder {
             chunks: Vec::new(),
             current: Chunk {
                 bytes: Vec::with_capacity(bytes.min(limits.max_bytes)),
-                samples: 0,
+                ..Chunk::default()
             },
         }
     }
@@ -370,6 +375,12 @@ impl ChunkBuilder {
         self.make_room(labels.len() + histogram.len() + 24);
         wire::put_histogram_series(&mut self.current.bytes, labels, histogram, timestamp_ms);
         self.current.samples += 1;
+    }
+
+    /// Gives the series added last what only 2.0 carries.
+    fn extras(&mut self, extras: &Extras) {
+        let index = self.current.samples - 1;
+        self.current.extras.push((index, extras.clone()));
     }
 
     fn metadata(&mut self, r#type: RwType, name: &str, help: &str) {

@@ -23,7 +23,8 @@
 //! (recording pass-through and wire checks), [`clients`] (client programs),
 //! all re-exported here; and, used by path: [`model`] (metrics built by
 //! hand), [`receiver`] (in-process remote_write receiver with fault
-//! injection), [`tls`] (test CA, pushrelay behind TLS, HTTPS client),
+//! injection, 1.0-only or 2.0 with [`rw2`]'s rule checks), [`tls`] (test CA, pushrelay behind TLS, HTTPS client),
+//! [`victoria`] (VictoriaMetrics, the second remote_write backend),
 //! [`cache`] (Pushgateway and pushrelay side by side in cache mode),
 //! [`browser`] (headless Chromium). Every test binary uses a different part
 //! of the harness, hence `allow(dead_code, unused_imports)`.
@@ -37,7 +38,9 @@ pub mod model;
 mod peers;
 mod proxy;
 pub mod receiver;
+pub mod rw2;
 pub mod tls;
+pub mod victoria;
 
 pub use clients::*;
 pub use fetch::*;

@@ -427,7 +427,7 @@ impl Series {
     }
 }
 
-fn parse_vector(body: &[u8]) -> Result<Vec<Series>, String> {
+pub fn parse_vector(body: &[u8]) -> Result<Vec<Series>, String> {
     let json: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| format!("answer is not JSON: {e}"))?;
     if json["status"] != "success" {

@@ -215,7 +215,10 @@ pub fn is_stale_marker(value: f64) -> bool {
 /// body, and per series: `__name__` present, label names sorted and unique,
 /// no empty names or values, at least one sample, sample timestamps in
 /// milliseconds within `[not_before_ms, not_after_ms]` and increasing.
-/// An empty first request (the readiness probe) is allowed.
+/// An empty first request (the readiness probe) is allowed, and so are
+/// Remote-Write 2.0 requests (with the 2.0 headers) before the first
+/// non-empty 1.0 one: the `auto` protocol's first try, which a 1.0-only
+/// backend reads as an empty request, before the switch to 1.0.
 /// Empty when all is well.
 pub fn wire_problems(
     writes: &[RecordedWrite],
@@ -223,6 +226,7 @@ pub fn wire_problems(
     not_after_ms: i64,
 ) -> Vec<String> {
     let mut problems = Vec::new();
+    let mut switched_to_1_0 = false;
     for (index, write) in writes.iter().enumerate() {
         let mut problem = |text: String| problems.push(format!("request #{index}: {text}"));
         if write.method != Method::POST {
@@ -235,10 +239,16 @@ pub fn wire_problems(
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
+        let v2 = super::rw2::is_v2(&write.headers);
+        let (content_type, version) = if v2 {
+            (super::rw2::V2_CONTENT_TYPE, "2.0.0")
+        } else {
+            ("application/x-protobuf", "0.1.0")
+        };
         for (name, want) in [
             ("content-encoding", "snappy"),
-            ("content-type", "application/x-protobuf"),
-            ("x-prometheus-remote-write-version", "0.1.0"),
+            ("content-type", content_type),
+            ("x-prometheus-remote-write-version", version),
         ] {
             if header(name).as_deref() != Some(want) {
                 problem(format!(
@@ -260,9 +270,17 @@ pub fn wire_problems(
                 continue;
             }
         };
+        if v2 {
+            if switched_to_1_0 {
+                problem("a 2.0 request after the switch to 1.0".into());
+            }
+            continue;
+        }
+        let empty = request.timeseries.is_empty() && request.metadata.is_empty();
+        switched_to_1_0 |= !empty;
         // The forwarder's start-up readiness probe is the one empty request
         // allowed, and only as the very first.
-        if request.timeseries.is_empty() && request.metadata.is_empty() && index > 0 {
+        if empty && index > 0 {
             problem("empty WriteRequest after the start-up probe".into());
         }
         for series in &request.timeseries {

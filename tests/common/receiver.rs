@@ -2,6 +2,15 @@
 //! (snappy block + protobuf), records it, and answers as the test scripts:
 //! statuses, `Retry-After`, delays, dropped connections. Plain HTTP, or
 //! HTTPS with a given rustls server configuration.
+//!
+//! By default it is a 1.0-only receiver, as Prometheus ≤ 2.53 is: every
+//! body is decoded as a 1.0 `WriteRequest`, so a 2.0 request reads as an
+//! empty one and is answered 204 without Written headers. Told to speak
+//! 2.0 ([`Receiver::speak_v2`]), it decodes 2.0 requests with the 2.0
+//! message, refuses (400) any that breaks a rule of the reference page
+//! (`rw2::violations`), and answers the rest with the
+//! `X-Prometheus-Remote-Write-*-Written` headers; it can also refuse 2.0
+//! with 415 or under-report what it wrote ([`V2Answer`]).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -16,7 +25,23 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use prost::Message;
 use pushrelay::config::{GoDuration, RemoteWriteConfig};
 use pushrelay::proto::prompb::WriteRequest;
+use pushrelay::proto::write_v2;
 use tokio::net::TcpListener;
+
+use super::rw2;
+
+/// How the receiver treats a 2.0 request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum V2Answer {
+    /// 1.0 only: decoded as a 1.0 `WriteRequest` (empty), 204, no headers.
+    Unknown,
+    /// Checked, stored and answered with true Written headers.
+    Written,
+    /// 415 Unsupported Media Type.
+    Unsupported,
+    /// Stored, but the Written headers report one sample fewer than sent.
+    UnderReport,
+}
 
 /// How the receiver answers one request.
 #[derive(Clone, Debug)]
@@ -46,6 +71,9 @@ pub struct Received {
     /// The body as it came, still compressed.
     pub body: Bytes,
     pub request: WriteRequest,
+    /// The 2.0 message, when the request was read as 2.0 (`request` then
+    /// holds the same series in 1.0 form).
+    pub v2: Option<write_v2::Request>,
     /// Whether it was answered 2xx.
     pub accepted: bool,
 }
@@ -55,6 +83,9 @@ struct State {
     responder: Mutex<Responder>,
     received: Mutex<Vec<Received>>,
     probes: Mutex<usize>,
+    v2: Mutex<V2Answer>,
+    /// Rule violations found in 2.0 requests (each was answered 400).
+    violations: Mutex<Vec<String>>,
 }
 
 pub struct Receiver {
@@ -97,6 +128,8 @@ impl Receiver {
             responder: Mutex::new(Box::new(|_| Fault::Accept)),
             received: Mutex::new(Vec::new()),
             probes: Mutex::new(0),
+            v2: Mutex::new(V2Answer::Unknown),
+            violations: Mutex::new(Vec::new()),
         });
         let serving = state.clone();
         tokio::spawn(async move {
@@ -152,6 +185,16 @@ impl Receiver {
         self.state.received.lock().unwrap().clone()
     }
 
+    /// Treats 2.0 requests as `answer` says from now on.
+    pub fn speak_v2(&self, answer: V2Answer) {
+        *self.state.v2.lock().unwrap() = answer;
+    }
+
+    /// Every rule violation found in a 2.0 request so far.
+    pub fn violations(&self) -> Vec<String> {
+        self.state.violations.lock().unwrap().clone()
+    }
+
     /// Empty requests (readiness probes) so far.
     pub fn probes(&self) -> usize {
         *self.state.probes.lock().unwrap()
@@ -187,12 +230,32 @@ async fn handle(
         .await
         .map_err(|_| Dropped)?
         .to_bytes();
-    let decoded = snap::raw::Decoder::new()
-        .decompress_vec(&body)
-        .ok()
-        .and_then(|raw| WriteRequest::decode(raw.as_slice()).ok());
-    let Some(request) = decoded else {
-        return Ok(reply(400, "body is not a snappy-block WriteRequest", None));
+    let v2_answer = *state.v2.lock().unwrap();
+    let Ok(raw) = snap::raw::Decoder::new().decompress_vec(&body) else {
+        return Ok(reply(400, "body is not snappy-block compressed", None));
+    };
+    let mut v2 = None;
+    let request = if rw2::is_v2(&headers) && v2_answer != V2Answer::Unknown {
+        if v2_answer == V2Answer::Unsupported {
+            return Ok(reply(415, "Remote-Write 2.0 is not accepted here", None));
+        }
+        let Ok(request) = write_v2::Request::decode(raw.as_slice()) else {
+            return Ok(reply(400, "body is not a 2.0 Request", None));
+        };
+        let problems = rw2::violations(&method, &headers, &request);
+        if !problems.is_empty() {
+            let text = problems.join("; ");
+            state.violations.lock().unwrap().extend(problems);
+            return Ok(reply(400, &text, None));
+        }
+        let as_v1 = rw2::as_v1(&request);
+        v2 = Some(request);
+        as_v1
+    } else {
+        let Ok(request) = WriteRequest::decode(raw.as_slice()) else {
+            return Ok(reply(400, "body is not a WriteRequest", None));
+        };
+        request
     };
     if request.timeseries.is_empty() && request.metadata.is_empty() {
         *state.probes.lock().unwrap() += 1;
@@ -210,6 +273,7 @@ async fn handle(
             headers,
             body,
             request,
+            v2: v2.clone(),
             accepted: false,
         });
         received.len() - 1
@@ -223,13 +287,15 @@ async fn handle(
             Fault::Drop => return Err(Dropped),
             Fault::Accept => {
                 state.received.lock().unwrap()[index].accepted = true;
-                return Ok(reply(204, "", None));
+                return Ok(with_written(reply(204, "", None), v2.as_ref(), v2_answer));
             }
             Fault::Status(code, body, retry_after) => {
+                let mut response = reply(code, body, retry_after);
                 if (200..300).contains(&code) {
                     state.received.lock().unwrap()[index].accepted = true;
+                    response = with_written(response, v2.as_ref(), v2_answer);
                 }
-                return Ok(reply(code, body, retry_after));
+                return Ok(response);
             }
         }
     }
@@ -242,6 +308,33 @@ fn reply(code: u16, body: &str, retry_after: Option<&str>) -> Response<Full<Byte
         response
             .headers_mut()
             .insert(http::header::RETRY_AFTER, value.parse().unwrap());
+    }
+    response
+}
+
+/// Adds the Written headers a 2.0 receiver answers a stored `request` with.
+fn with_written(
+    mut response: Response<Full<Bytes>>,
+    request: Option<&write_v2::Request>,
+    answer: V2Answer,
+) -> Response<Full<Bytes>> {
+    let Some(request) = request else {
+        return response;
+    };
+    let mut written = rw2::counts(request);
+    if answer == V2Answer::UnderReport {
+        written.samples = written.samples.saturating_sub(1);
+    }
+    for (kind, count) in [
+        ("samples", written.samples),
+        ("histograms", written.histograms),
+        ("exemplars", written.exemplars),
+    ] {
+        response.headers_mut().insert(
+            http::HeaderName::try_from(format!("x-prometheus-remote-write-{kind}-written"))
+                .unwrap(),
+            count.into(),
+        );
     }
     response
 }

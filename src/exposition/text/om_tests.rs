@@ -164,3 +164,27 @@ proptest::proptest! {
         let _ = parse(body.as_bytes());
     }
 }
+
+#[test]
+fn exemplars_are_kept_on_counters_and_buckets() {
+    let families = ok("# TYPE req counter\n\
+        req_total 3 # {trace_id=\"abc\"} 1 1.5\n\
+        # TYPE lat histogram\n\
+        lat_bucket{le=\"0.5\"} 1 # {trace_id=\"def\"} 0.25\n\
+        lat_bucket{le=\"+Inf\"} 2\nlat_sum 1\nlat_count 2\n\
+        # TYPE g gauge\ng 1 # {trace_id=\"x\"} 1\n# EOF\n");
+    let counter = families[0].metric[0].counter.as_ref().unwrap();
+    let exemplar = counter.exemplar.as_ref().expect("the counter's exemplar");
+    assert_eq!(exemplar.label[0].name(), "trace_id");
+    assert_eq!(exemplar.label[0].value(), "abc");
+    assert_eq!(exemplar.value, Some(1.0));
+    let at = exemplar.timestamp.expect("timestamp");
+    assert_eq!((at.seconds, at.nanos), (1, 500_000_000));
+    let buckets = &families[1].metric[0].histogram.as_ref().unwrap().bucket;
+    let exemplar = buckets[0].exemplar.as_ref().expect("the bucket's exemplar");
+    assert_eq!(exemplar.value, Some(0.25));
+    assert_eq!(exemplar.timestamp, None);
+    assert!(buckets[1].exemplar.is_none());
+    // A gauge has no place for one: checked, then dropped.
+    assert!(families[2].metric[0].gauge.is_some());
+}

@@ -11,8 +11,10 @@
 //!   `stateset` becomes a GAUGE family; `unknown` becomes UNTYPED;
 //!   `gaugehistogram` becomes GAUGE_HISTOGRAM with `_gsum`/`_gcount` as the
 //!   histogram's sum/count;
-//! - `# UNIT` fills `MetricFamily.unit`; exemplars are checked for syntax
-//!   and dropped; timestamps (float seconds) become `timestamp_ms`;
+//! - `# UNIT` fills `MetricFamily.unit`; exemplars are kept on a counter's
+//!   sample and on a histogram bucket (where the client data model has a
+//!   place for them; elsewhere they are checked for syntax and dropped);
+//!   timestamps (float seconds) become `timestamp_ms`;
 //! - `# EOF` must end the body; a sample whose name does not belong to the
 //!   family announced by the preceding metadata is an untyped family of its
 //!   own; other `#` lines are ignored.
@@ -30,8 +32,8 @@ use super::scan::{
 use crate::exposition::ParseError;
 use crate::exposition::goquote::quote;
 use crate::proto::client::{
-    Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType, Quantile,
-    Summary, Untyped,
+    Bucket, Counter, Exemplar, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
+    Quantile, Summary, Untyped,
 };
 
 /// The OpenMetrics family types.
@@ -269,7 +271,7 @@ fn sample(line: &str, announced: &mut Option<Announced>, b: &mut Builder) -> Res
     let token = &bytes[value_start..value_end];
     let value = parse_go_float(token)
         .ok_or_else(|| format!("expected float as value, got {}", quote(token)))?;
-    let timestamp_ms = trailer(line, value_end)?;
+    let (timestamp_ms, exemplar) = trailer(line, value_end)?;
 
     let placed = announced
         .as_ref()
@@ -338,12 +340,35 @@ fn sample(line: &str, announced: &mut Option<Announced>, b: &mut Builder) -> Res
     let metric = b.metric(family, labels, kind);
     metric.timestamp_ms = timestamp_ms.or(metric.timestamp_ms);
     store(metric, kind, part, selector, value);
+    keep_exemplar(metric, kind, part, exemplar);
     Ok(())
 }
 
+/// Gives a counter's value sample or a histogram bucket (the one just
+/// stored) its exemplar; other samples have no place for one.
+fn keep_exemplar(metric: &mut Metric, kind: OmType, part: Part, exemplar: Option<Exemplar>) {
+    let Some(exemplar) = exemplar else {
+        return;
+    };
+    match (kind, part) {
+        (OmType::Counter, Part::Value) => {
+            if let Some(counter) = metric.counter.as_mut() {
+                counter.exemplar = Some(exemplar);
+            }
+        }
+        (OmType::Histogram | OmType::GaugeHistogram, Part::Bucket) => {
+            let bucket = metric.histogram.as_mut().and_then(|h| h.bucket.last_mut());
+            if let Some(bucket) = bucket {
+                bucket.exemplar = Some(exemplar);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Parses what follows the value: an optional timestamp (float seconds) and
-/// an optional exemplar, which is checked and dropped.
-fn trailer(line: &str, from: usize) -> Result<Option<i64>, String> {
+/// an optional exemplar.
+fn trailer(line: &str, from: usize) -> Result<(Option<i64>, Option<Exemplar>), String> {
     let bytes = line.as_bytes();
     let mut at = skip_blanks(bytes, from);
     let mut timestamp_ms = None;
@@ -361,21 +386,32 @@ fn trailer(line: &str, from: usize) -> Result<Option<i64>, String> {
             .and_then(|rest| rest.strip_prefix("# {"))
             .ok_or_else(|| format!("unexpected text after the value: {}", quote(&bytes[at..])))?;
         let offset = at + 3;
-        let (_, after) =
+        let (labels, after) =
             label_set(line, offset).map_err(|problem| format!("invalid exemplar: {problem}"))?;
         let value_start = skip_blanks(bytes, after);
         let value_end = token_end(bytes, value_start);
-        parse_go_float(&bytes[value_start..value_end])
+        let value = parse_go_float(&bytes[value_start..value_end])
             .ok_or_else(|| "invalid exemplar: expected float as value".to_string())?;
         let ts_start = skip_blanks(bytes, value_end);
+        let mut timestamp = None;
         if ts_start < bytes.len() {
             let ts_end = token_end(bytes, ts_start);
-            parse_go_float(&bytes[ts_start..ts_end])
-                .filter(|_| ts_end == bytes.len())
+            let seconds = parse_go_float(&bytes[ts_start..ts_end])
+                .filter(|s| s.is_finite() && ts_end == bytes.len())
                 .ok_or_else(|| "invalid exemplar: expected timestamp".to_string())?;
+            timestamp = Some(created(seconds));
         }
+        let exemplar = Exemplar {
+            label: labels
+                .into_iter()
+                .map(|(name, value)| LabelPair::new(name, value.into_owned()))
+                .collect(),
+            value: Some(value),
+            timestamp,
+        };
+        return Ok((timestamp_ms, Some(exemplar)));
     }
-    Ok(timestamp_ms)
+    Ok((timestamp_ms, None))
 }
 
 /// A sample's labels, borrowed from its line unless unescaped.
@@ -532,6 +568,8 @@ impl Builder {
     }
 }
 
+/// `seconds` since the epoch as a protobuf timestamp (`_created` values and
+/// exemplar timestamps).
 fn created(seconds: f64) -> prost_types::Timestamp {
     let whole = seconds.floor();
     prost_types::Timestamp {

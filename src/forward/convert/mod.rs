@@ -16,6 +16,16 @@
 //! what a scrape would have produced. One `MetricMetadata` (type, help, unit)
 //! is produced per family.
 //!
+//! What only Remote-Write 2.0 carries rides beside the series, in
+//! [`Converted::extras`], and leaves the 1.0 encoding untouched: the start
+//! ("created") timestamp of counters, summaries and histograms (protobuf
+//! `created_timestamp`, OpenMetrics `_created`) on every series of the
+//! metric, and exemplars: a counter's on its series, a classic bucket's on
+//! its `_bucket` series, a native histogram's on the histogram. A native
+//! histogram with custom buckets (schema -53) takes its bounds from the
+//! classic buckets' finite upper bounds, as Prometheus' own conversion of
+//! classic buckets does.
+//!
 //! The result is not yet a request: timestamps are stamped later, in order,
 //! by the shard that sends the push (see `batch`). Labels are encoded here,
 //! once, into one buffer, on the pusher's task, so the shard only copies
@@ -26,6 +36,7 @@ use std::ops::Range;
 use prost::Message;
 
 use super::wire;
+use super::wire_v2::{Exemplar, Extras};
 use crate::exposition::gofloat;
 use crate::proto::client::{self, MetricFamily, MetricType};
 use crate::proto::prompb::{self, metric_metadata::MetricType as RwType};
@@ -71,6 +82,8 @@ pub struct Converted {
     pub families: Vec<Family>,
     /// Encoded `WriteRequest.metadata` entries, one per family.
     pub metadata: Vec<u8>,
+    /// What 2.0 carries beyond the series, by index in `series`, ascending.
+    pub extras: Vec<(usize, Extras)>,
 }
 
 impl Converted {
@@ -141,10 +154,13 @@ pub fn convert(families: &[MetricFamily], key: &GroupingKey) -> Converted {
         let r#type = family.r#type();
         for metric in &family.metric {
             let ts = metric.timestamp_ms;
+            let first_series = out.out.series.len();
             match r#type {
                 MetricType::Counter => {
                     let v = metric.counter.as_ref().map_or(0.0, |c| c.value());
                     out.push_float(metric, name, b"", None, v, ts);
+                    let exemplar = metric.counter.as_ref().and_then(|c| c.exemplar.as_ref());
+                    out.add_exemplars(first_series, exemplar);
                 }
                 MetricType::Gauge => {
                     let v = metric.gauge.as_ref().map_or(0.0, |g| g.value());
@@ -174,6 +190,7 @@ pub fn convert(families: &[MetricFamily], key: &GroupingKey) -> Converted {
                     out.push_histogram(metric, name, h, gauge, &mut number);
                 }
             }
+            out.set_start(first_series, start_timestamp_ms(metric));
         }
         let converted = &mut out.out;
         put_family_metadata(&mut converted.metadata, family);
@@ -190,6 +207,39 @@ pub fn convert(families: &[MetricFamily], key: &GroupingKey) -> Converted {
 struct Builder<'g> {
     out: Converted,
     grouping: &'g GroupingLabels,
+}
+
+/// The start ("created") time of a counter, summary or histogram in ms; 0
+/// when the push does not carry one.
+fn start_timestamp_ms(metric: &client::Metric) -> i64 {
+    let created = match (&metric.counter, &metric.summary, &metric.histogram) {
+        (Some(c), _, _) => c.created_timestamp.as_ref(),
+        (_, Some(s), _) => s.created_timestamp.as_ref(),
+        (_, _, Some(h)) => h.created_timestamp.as_ref(),
+        _ => None,
+    };
+    created.map_or(0, timestamp_ms)
+}
+
+fn timestamp_ms(t: &prost_types::Timestamp) -> i64 {
+    t.seconds
+        .saturating_mul(1000)
+        .saturating_add(i64::from(t.nanos) / 1_000_000)
+}
+
+/// The 2.0 form of a pushed exemplar (labels sorted by name).
+fn exemplar(e: &client::Exemplar) -> Exemplar {
+    let mut labels: Vec<(String, String)> = e
+        .label
+        .iter()
+        .map(|l| (l.name().to_string(), l.value().to_string()))
+        .collect();
+    labels.sort();
+    Exemplar {
+        labels,
+        value: e.value(),
+        timestamp_ms: e.timestamp.as_ref().map(timestamp_ms),
+    }
 }
 
 fn put_family_metadata(out: &mut Vec<u8>, family: &MetricFamily) {
@@ -244,6 +294,40 @@ fn is_native(h: &client::Histogram) -> bool {
 }
 
 impl Builder<'_> {
+    /// The extras of series `index`, added when missing.
+    fn extras_of(&mut self, index: usize) -> &mut Extras {
+        let extras = &mut self.out.extras;
+        let at = extras.partition_point(|(i, _)| *i < index);
+        if extras.get(at).is_none_or(|(i, _)| *i != index) {
+            extras.insert(at, (index, Extras::default()));
+        }
+        &mut extras[at].1
+    }
+
+    /// Gives series `index` the pushed exemplars.
+    fn add_exemplars<'e>(
+        &mut self,
+        index: usize,
+        exemplars: impl IntoIterator<Item = &'e client::Exemplar>,
+    ) {
+        let mut exemplars = exemplars.into_iter().peekable();
+        if exemplars.peek().is_some() {
+            self.extras_of(index)
+                .exemplars
+                .extend(exemplars.map(exemplar));
+        }
+    }
+
+    /// Gives every series from `first` on the start timestamp, when known.
+    fn set_start(&mut self, first: usize, start_ms: i64) {
+        if start_ms == 0 {
+            return;
+        }
+        for index in first..self.out.series.len() {
+            self.extras_of(index).start_timestamp_ms = start_ms;
+        }
+    }
+
     /// Encodes the labels of one series of `metric`: the metric's own
     /// labels merged with the grouping labels (sorted, empty values and
     /// names clashing with the added labels skipped), merged with
@@ -344,6 +428,7 @@ impl Builder<'_> {
                 value: SeriesValue::Histogram(start..end),
                 timestamp_ms: ts,
             });
+            self.add_exemplars(self.out.series.len() - 1, &h.exemplars);
             if h.bucket.is_empty() {
                 return;
             }
@@ -364,6 +449,7 @@ impl Builder<'_> {
             number.push_str(&gofloat::format(bound));
             let extra = (b"le" as &[u8], number.as_bytes());
             self.push_float(metric, name, b"_bucket", Some(extra), cumulative, ts);
+            self.add_exemplars(self.out.series.len() - 1, &bucket.exemplar);
         }
         if !has_inf {
             number.clear();
@@ -375,6 +461,10 @@ impl Builder<'_> {
         self.push_float(metric, name, b"_count", None, count, ts);
     }
 }
+
+/// The schema of a native histogram whose bucket bounds are given
+/// (`custom_values`) rather than exponential.
+const CUSTOM_BUCKETS_SCHEMA: i32 = -53;
 
 /// The remote_write form of a protobuf native histogram (without timestamp).
 fn native_histogram(h: &client::Histogram, gauge: bool) -> prompb::Histogram {
@@ -420,7 +510,15 @@ fn native_histogram(h: &client::Histogram, gauge: bool) -> prompb::Histogram {
             ResetHint::Unknown as i32
         },
         timestamp: 0,
-        custom_values: Vec::new(),
+        custom_values: if h.schema() == CUSTOM_BUCKETS_SCHEMA {
+            h.bucket
+                .iter()
+                .map(|b| b.upper_bound())
+                .filter(|bound| bound.is_finite())
+                .collect()
+        } else {
+            Vec::new()
+        },
     }
 }
 

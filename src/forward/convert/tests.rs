@@ -346,3 +346,126 @@ fn pushed_timestamps_are_kept_and_clashing_labels_replaced() {
     assert_eq!(request.timeseries[0].labels.len(), 3);
     assert_eq!(request.timeseries[1].labels.len(), 3, "sum keeps le=7");
 }
+
+fn created(seconds: i64) -> Option<prost_types::Timestamp> {
+    Some(prost_types::Timestamp { seconds, nanos: 0 })
+}
+
+fn client_exemplar(trace: &str, value: f64) -> client::Exemplar {
+    client::Exemplar {
+        label: labels(&[("trace_id", trace)]),
+        value: Some(value),
+        timestamp: Some(prost_types::Timestamp {
+            seconds: 5,
+            nanos: 250_000_000,
+        }),
+    }
+}
+
+#[test]
+fn start_timestamps_and_exemplars_ride_beside_the_unchanged_1_0_series() {
+    let counter = Metric {
+        counter: Some(Counter {
+            value: Some(3.0),
+            exemplar: Some(client_exemplar("c", 1.0)),
+            created_timestamp: created(100),
+        }),
+        ..Default::default()
+    };
+    let histogram = Metric {
+        histogram: Some(client::Histogram {
+            sample_count: Some(2),
+            sample_sum: Some(1.5),
+            bucket: vec![
+                Bucket {
+                    exemplar: Some(client_exemplar("b", 0.4)),
+                    ..bucket(0.5, 1)
+                },
+                bucket(1.0, 2),
+            ],
+            created_timestamp: created(200),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let gauge = Metric {
+        gauge: Some(Gauge { value: Some(1.0) }),
+        ..Default::default()
+    };
+    let families = vec![
+        family("c_total", MetricType::Counter, vec![counter.clone()]),
+        family("h", MetricType::Histogram, vec![histogram.clone()]),
+        family("g", MetricType::Gauge, vec![gauge]),
+    ];
+    let converted = convert(&families, &GroupingKey::new([]));
+    let bare = |mut m: Metric| {
+        if let Some(c) = m.counter.as_mut() {
+            c.exemplar = None;
+            c.created_timestamp = None;
+        }
+        if let Some(h) = m.histogram.as_mut() {
+            h.created_timestamp = None;
+            h.bucket.iter_mut().for_each(|b| b.exemplar = None);
+        }
+        m
+    };
+    let without = vec![
+        family("c_total", MetricType::Counter, vec![bare(counter)]),
+        family("h", MetricType::Histogram, vec![bare(histogram)]),
+        families[2].clone(),
+    ];
+    let plain = convert(&without, &GroupingKey::new([]));
+    assert!(plain.extras.is_empty());
+    // The 1.0 encoding is byte-identical with or without the extras.
+    assert_eq!(converted.labels, plain.labels);
+    assert_eq!(converted.series, plain.series);
+    assert_eq!(converted.metadata, plain.metadata);
+    // c_total; h_bucket{0.5}, h_bucket{1}, h_bucket{+Inf}, h_sum, h_count; g.
+    let starts: Vec<(usize, i64)> = converted
+        .extras
+        .iter()
+        .map(|(i, e)| (*i, e.start_timestamp_ms))
+        .collect();
+    assert_eq!(
+        starts,
+        [
+            (0, 100_000),
+            (1, 200_000),
+            (2, 200_000),
+            (3, 200_000),
+            (4, 200_000),
+            (5, 200_000)
+        ]
+    );
+    let exemplars = &converted.extras[0].1.exemplars;
+    assert_eq!(exemplars[0].labels, [("trace_id".into(), "c".into())]);
+    assert_eq!(exemplars[0].timestamp_ms, Some(5_250));
+    assert_eq!(converted.extras[1].1.exemplars[0].value, 0.4);
+    assert!(converted.extras[2].1.exemplars.is_empty());
+}
+
+#[test]
+fn custom_bucket_histograms_take_their_bounds_from_the_classic_buckets() {
+    let families = vec![family(
+        "n",
+        MetricType::Histogram,
+        vec![Metric {
+            histogram: Some(client::Histogram {
+                sample_count: Some(3),
+                schema: Some(-53),
+                bucket: vec![bucket(0.5, 1), bucket(2.0, 3), bucket(f64::INFINITY, 3)],
+                positive_span: vec![BucketSpan {
+                    offset: Some(0),
+                    length: Some(2),
+                }],
+                positive_delta: vec![1, 1],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+    )];
+    let request = decode(&convert(&families, &GroupingKey::new([])));
+    let h = &request.timeseries[0].histograms[0];
+    assert_eq!(h.schema, -53);
+    assert_eq!(h.custom_values, [0.5, 2.0]);
+}
