@@ -54,6 +54,19 @@ pub const STALE_MARKERS: &str = "pushrelay_stale_markers_total";
 pub const FORWARD_QUEUE_LENGTH: &str = "pushrelay_forward_queue_pushes";
 /// Pushes refused by a limit, by `limit`.
 pub const LIMIT_REJECTIONS: &str = "pushrelay_limit_rejections_total";
+/// Bytes the disk queue (`ack = "durable"`) holds on disk.
+pub const DISK_QUEUE_BYTES: &str = "pushrelay_disk_queue_bytes";
+/// Age of the oldest entry of the disk queue not yet known delivered.
+pub const DISK_QUEUE_OLDEST_AGE: &str = "pushrelay_disk_queue_oldest_entry_age_seconds";
+/// Entries (pushes) written to the disk queue.
+pub const DISK_QUEUE_WRITTEN: &str = "pushrelay_disk_queue_entries_written_total";
+/// Disk-queue entries whose delivery is confirmed (removed from the queue).
+pub const DISK_QUEUE_DELIVERED: &str = "pushrelay_disk_queue_entries_delivered_total";
+/// Disk-queue entries given up, by `reason`: `too_old` (the backend refuses
+/// them as out of bounds / too old), `out_of_order` (out of order or a
+/// duplicate timestamp), `rejected` (another 4xx), `corrupt` (a damaged
+/// queue tail cut at start, counted once per cut).
+pub const DISK_QUEUE_DROPPED: &str = "pushrelay_disk_queue_entries_dropped_total";
 /// Always 1; the labels carry the version.
 pub const BUILD_INFO: &str = "pushrelay_build_info";
 
@@ -108,6 +121,31 @@ pub const RECORDED: &[OwnMetric] = &[
         LIMIT_REJECTIONS,
         Kind::Counter,
         "Pushes refused by a configured limit, by limit.",
+    ),
+    own(
+        DISK_QUEUE_BYTES,
+        Kind::Gauge,
+        "Bytes the durable disk queue holds on disk.",
+    ),
+    own(
+        DISK_QUEUE_OLDEST_AGE,
+        Kind::Gauge,
+        "Age of the oldest disk-queue entry not yet known delivered.",
+    ),
+    own(
+        DISK_QUEUE_WRITTEN,
+        Kind::Counter,
+        "Entries written to the durable disk queue.",
+    ),
+    own(
+        DISK_QUEUE_DELIVERED,
+        Kind::Counter,
+        "Disk-queue entries delivered and removed from the queue.",
+    ),
+    own(
+        DISK_QUEUE_DROPPED,
+        Kind::Counter,
+        "Disk-queue entries given up, by reason.",
     ),
     own(
         BUILD_INFO,
