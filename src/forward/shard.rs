@@ -308,8 +308,14 @@ impl Worker {
                 if job.op == PushOp::Delete {
                     group.pushed = was_pushed;
                 } else if self.settings.push_time_metrics
+                    && !self.settings.disk_queue
                     && matches!(failure, SinkError::Rejected(_))
                 {
+                    // (Not for the disk queue: its records are replayed
+                    // after a restart, and a report stamped "now" would
+                    // move the group's timestamps away from those the
+                    // first attempt stamped, turning a replayed push the
+                    // backend already holds into a second sample.)
                     // The backend is up but refused the push: tell it when,
                     // as the Pushgateway shows a failed push.
                     let ts = group.next_timestamp(unix_ms(now));
