@@ -440,3 +440,27 @@ async fn a_push_refused_as_too_old_is_counted_and_delivery_goes_on() {
         relay.peer.log()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_stop_saves_a_checkpoint_so_a_restart_replays_nothing() {
+    let prometheus = Prometheus::start().await;
+    let mut relay = durable_relay(&prometheus.write_url(), &[]).await;
+    for n in 1..=5 {
+        push_seq(&relay.url(), 0, n, "")
+            .await
+            .expect("acknowledged");
+    }
+    expect_delivered(&prometheus, &BTreeMap::from([(0, (1..=5).collect())])).await;
+    // At once, before the periodic checkpoint: the stop must take one.
+    relay.peer.signal("TERM");
+    let status = relay.peer.wait_exit(Duration::from_secs(20)).await;
+    assert!(status.success(), "{status}");
+    relay.peer.restart().await;
+    let log = relay.peer.log();
+    let opened: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("disk queue opened"))
+        .collect();
+    assert_eq!(opened.len(), 2, "{log}");
+    assert!(opened[1].contains("replaying=0"), "{}", opened[1]);
+}

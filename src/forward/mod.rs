@@ -238,8 +238,14 @@ impl Forwarder {
     }
 
     /// Waits until every push queued before the call has been sent (or has
-    /// failed), at most twice the retry deadline.
+    /// failed), at most twice the retry deadline. With the disk queue,
+    /// pushes are safe on disk already: it only saves a checkpoint, waiting
+    /// at most the retry deadline.
     pub async fn drain(&self) {
+        if let Some(disk_queue) = &self.disk_queue {
+            disk_queue.checkpoint(self.retry_deadline).await;
+            return;
+        }
         let flush = async {
             let mut waiting = Vec::with_capacity(self.shards.len());
             for shard in &self.shards {

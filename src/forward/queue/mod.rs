@@ -40,7 +40,7 @@ pub mod snapshot;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -163,6 +163,9 @@ impl Recovered {
             .expect("starting the disk queue writer");
         let pending = Arc::new(Pending::default());
         let busy = Arc::new(AtomicBool::new(false));
+        let progress = Arc::new(Progress::default());
+        progress.handed_out.store(self.delivered, Ordering::Release);
+        progress.confirmed.store(self.delivered, Ordering::Release);
         let (checkpoints, confirmations) = mpsc::unbounded_channel();
         let reader = Reader {
             log: log.clone(),
@@ -172,16 +175,28 @@ impl Recovered {
             busy: busy.clone(),
             checkpoints,
             delivered: self.delivered,
+            progress: progress.clone(),
         };
         std::thread::Builder::new()
             .name("disk-queue-reader".into())
             .spawn(move || reader.run())
             .expect("starting the disk queue reader");
         let tasks = vec![
-            tokio::spawn(confirm(log, confirmations, pending.clone(), busy)),
+            tokio::spawn(confirm(
+                log.clone(),
+                confirmations,
+                pending.clone(),
+                busy,
+                progress.clone(),
+            )),
             tokio::spawn(watch_age(pending)),
         ];
-        DiskQueue { appends, tasks }
+        DiskQueue {
+            appends,
+            tasks,
+            log,
+            progress,
+        }
     }
 }
 
@@ -189,6 +204,8 @@ impl Recovered {
 pub struct DiskQueue {
     appends: mpsc::Sender<Append>,
     tasks: Vec<JoinHandle<()>>,
+    log: Arc<Log>,
+    progress: Arc<Progress>,
 }
 
 impl DiskQueue {
@@ -228,6 +245,28 @@ impl DiskQueue {
     }
 }
 
+impl DiskQueue {
+    /// Takes a checkpoint of everything handed to the shards so far and
+    /// waits (at most `limit`) until it is saved, so that a restart after
+    /// a clean stop sends nothing twice. Nothing is lost when it times out
+    /// (the backend is down): the records stay queued.
+    pub async fn checkpoint(&self, limit: Duration) {
+        let target = self.progress.handed_out.load(Ordering::Acquire);
+        self.progress.wanted.store(true, Ordering::Release);
+        self.log.nudge();
+        let saved = async {
+            while self.progress.confirmed.load(Ordering::Acquire) < target {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        if tokio::time::timeout(limit, saved).await.is_err() {
+            tracing::warn!(
+                "disk queue checkpoint not saved before stopping; its records are sent again at start"
+            );
+        }
+    }
+}
+
 impl Drop for DiskQueue {
     fn drop(&mut self) {
         for task in &self.tasks {
@@ -249,6 +288,18 @@ pub fn count_refused(failure: &SinkError) {
     };
     tracing::warn!(reason, error = %text, "disk queue entry dropped: the backend refused it");
     metrics::counter!(telemetry::DISK_QUEUE_DROPPED, "reason" => reason).increment(1);
+}
+
+/// How far the reader and the checkpoints have got, for a checkpoint on
+/// demand ([`DiskQueue::checkpoint`]).
+#[derive(Default)]
+struct Progress {
+    /// The last record handed to a shard.
+    handed_out: AtomicU64,
+    /// The last record covered by a saved snapshot.
+    confirmed: AtomicU64,
+    /// A checkpoint is asked for now, not after the interval.
+    wanted: AtomicBool,
 }
 
 /// Records handed to the shards and not yet confirmed done: their
@@ -282,6 +333,7 @@ struct Reader {
     checkpoints: mpsc::UnboundedSender<Checkpoint>,
     /// Records up to this one are done (from the snapshot).
     delivered: u64,
+    progress: Arc<Progress>,
 }
 
 /// Where the reader reads next.
@@ -345,7 +397,7 @@ impl Reader {
                                 break;
                             }
                         }
-                        if last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL {
+                        if self.checkpoint_due(last_checkpoint) {
                             break;
                         }
                     }
@@ -356,10 +408,14 @@ impl Reader {
                     }
                 }
             }
+            self.progress
+                .handed_out
+                .store(handed_out, Ordering::Release);
             if handed_out > checkpointed
-                && last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL
+                && self.checkpoint_due(last_checkpoint)
                 && !self.busy.swap(true, Ordering::AcqRel)
             {
+                self.progress.wanted.store(false, Ordering::Release);
                 let mut memories = Vec::with_capacity(self.shards.len());
                 for shard in &self.shards {
                     let (answer, memory) = oneshot::channel();
@@ -379,6 +435,10 @@ impl Reader {
                 last_checkpoint = Instant::now();
             }
         }
+    }
+
+    fn checkpoint_due(&self, last: Instant) -> bool {
+        last.elapsed() >= CHECKPOINT_INTERVAL || self.progress.wanted.load(Ordering::Acquire)
     }
 
     /// Decides what to read next; waits (at most a checkpoint interval)
@@ -455,6 +515,7 @@ async fn confirm(
     mut checkpoints: mpsc::UnboundedReceiver<Checkpoint>,
     pending: Arc<Pending>,
     busy: Arc<AtomicBool>,
+    progress: Arc<Progress>,
 ) {
     while let Some(Checkpoint { upto, memories }) = checkpoints.recv().await {
         let mut saved = Vec::with_capacity(memories.len());
@@ -482,6 +543,7 @@ async fn confirm(
                 }
                 metrics::counter!(telemetry::DISK_QUEUE_DELIVERED)
                     .increment((before - pending.len()) as u64);
+                progress.confirmed.store(upto, Ordering::Release);
             }
             Ok(Err(error)) => {
                 tracing::warn!(%error, "cannot save the series-memory snapshot; the queue keeps its records");
