@@ -464,3 +464,22 @@ async fn a_clean_stop_saves_a_checkpoint_so_a_restart_replays_nothing() {
     assert_eq!(opened.len(), 2, "{log}");
     assert!(opened[1].contains("replaying=0"), "{}", opened[1]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_pushrelay_on_the_same_queue_refuses_to_start() {
+    let prometheus = Prometheus::start().await;
+    let relay = durable_relay(&prometheus.write_url(), &[]).await;
+    let args = vec![
+        format!("--web.listen-address=127.0.0.1:{}", common::free_port()),
+        format!("--remote-write.url={}", prometheus.write_url()),
+        "--remote-write.ack=durable".into(),
+        format!("--remote-write.queue.dir={}", queue_dir(&relay).display()),
+    ];
+    let (status, log) = common::run_to_exit(&common::pushrelay_binary(), &args).await;
+    assert!(!status.success(), "{log}");
+    assert!(log.contains("in use by another pushrelay"), "{log}");
+    // The first one is unaffected.
+    push_seq(&relay.url(), 0, 1, "")
+        .await
+        .expect("acknowledged");
+}

@@ -31,7 +31,8 @@
 //! - A damaged queue (torn tail after `kill -9`, bad checksum) is cut back
 //!   to its last whole record at start with a warning; it never stops
 //!   pushrelay from starting. A queue directory that cannot be created or
-//!   read does.
+//!   read does, and so does one another pushrelay holds (`flock` on its
+//!   `lock` file, released when that process ends, however it ends).
 
 pub mod codec;
 pub mod segment;

@@ -75,6 +75,8 @@ pub struct Segment {
 /// What the writer, the reader and the cleaner share.
 pub struct Log {
     pub dir: PathBuf,
+    /// Holds the directory's lock for as long as the queue runs.
+    _lock: File,
     state: Mutex<State>,
     grown: Condvar,
     max_bytes: u64,
@@ -229,6 +231,7 @@ impl SegmentReader {
 /// write, numbering new records from `min_next_seq` on at least. Returns
 /// the log, the file to write and the number of damaged segments cut.
 pub fn recover(dir: &Path, max_bytes: u64, min_next_seq: u64) -> io::Result<(Log, File, usize)> {
+    let lock = lock_dir(dir)?;
     let mut found: Vec<(u64, PathBuf)> = Vec::new();
     for entry in fs::read_dir(dir)? {
         let path = entry?.path();
@@ -299,6 +302,7 @@ pub fn recover(dir: &Path, max_bytes: u64, min_next_seq: u64) -> io::Result<(Log
     metrics::gauge!(telemetry::DISK_QUEUE_BYTES).set(bytes as f64);
     let log = Log {
         dir: dir.to_path_buf(),
+        _lock: lock,
         state: Mutex::new(State {
             segments,
             next_seq,
@@ -311,6 +315,32 @@ pub fn recover(dir: &Path, max_bytes: u64, min_next_seq: u64) -> io::Result<(Log
         segment_bytes: (max_bytes / 8).clamp(64 << 10, 64 << 20),
     };
     Ok((log, file, damaged))
+}
+
+/// Takes the queue directory for this process: two pushrelays writing one
+/// queue would interleave records and delete each other's segments. The
+/// lock is `flock(2)` on a file in it, so it ends with the process, also
+/// after `kill -9`, and a restart is never locked out by a stale lock.
+fn lock_dir(dir: &Path) -> io::Result<File> {
+    use std::os::fd::AsRawFd;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("lock"))?;
+    // SAFETY: flock only reads the descriptor, which `file` keeps open for
+    // the duration of the call.
+    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if locked != 0 {
+        let error = io::Error::last_os_error();
+        return Err(match error.kind() {
+            io::ErrorKind::WouldBlock => io::Error::other(
+                "it is in use by another pushrelay (one queue directory per process)",
+            ),
+            _ => error,
+        });
+    }
+    Ok(file)
 }
 
 /// Creates an empty segment and makes its directory entry durable.
@@ -501,6 +531,19 @@ mod tests {
         let (log, _file, damaged) = recover(dir.path(), 1 << 20, 1).expect("recovers");
         assert_eq!(damaged, 1);
         assert_eq!(bodies(&log), ["body-1"]);
+    }
+
+    #[test]
+    fn a_queue_directory_has_one_owner_at_a_time() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let first = recover(dir.path(), 1 << 20, 1).expect("recovers");
+        let error = recover(dir.path(), 1 << 20, 1).err().expect("locked out");
+        assert!(
+            error.to_string().contains("in use by another pushrelay"),
+            "{error}"
+        );
+        drop(first);
+        recover(dir.path(), 1 << 20, 1).expect("free again");
     }
 
     #[test]
