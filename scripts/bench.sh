@@ -2,11 +2,15 @@
 # Load runs of pushrelay side by side with the Pushgateway, on this machine,
 # in one run, and a table of both figures and their ratio.
 #
-# Usage: scripts/bench.sh            # full run, ~10 s per wrk scenario (~6 min)
+# Usage: scripts/bench.sh            # full run, ~10 s per wrk scenario (~7 min)
 #        QUICK=1 scripts/bench.sh    # smoke run, ~2 s per scenario
+#        ACK_ONLY=1 scripts/bench.sh # only the sync/async/durable comparison
 # Environment: DURATION (s per wrk run), FORWARD_CONNS ("32 64"),
-#   CACHE_CONNS (16), SKIP_BUILD=1 (use the existing release build),
-#   OUT (directory for logs and results; default: a temp dir, kept).
+#   CACHE_CONNS (16), ACK_CONNS (the first of FORWARD_CONNS),
+#   SKIP_BUILD=1 (use the existing release build),
+#   OUT (directory for logs and results; default: a temp dir, kept),
+#   QUEUE_DIR (the durable run's disk queue; default $OUT/queue: it must be
+#   on a real disk, as on tmpfs an fsync costs nothing).
 #
 # Needs: wrk, curl, python3 (free ports), prometheus-pushgateway and
 # prometheus (scripts/install-peers.sh installs them). Bodies:
@@ -152,6 +156,50 @@ samples_of_prometheus() {
 log "bench.sh: results and logs in $OUT (QUICK=$QUICK, ${DURATION}s per run)"
 log "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); load: $(cut -d' ' -f1-3 /proc/loadavg)"
 result load_before "$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ---------------------------------------------------------- ack modes
+# The same load in the three acknowledgement modes, to a null receiver so
+# that pushrelay's own cost shows: 1,000-series POSTs rotating over 100
+# groups. sync answers once the backend took the push, async once it is
+# queued in memory, durable once it is fsynced to the disk queue.
+ACK_CONNS=${ACK_CONNS:-${FORWARD_CONNS%% *}}
+QUEUE_DIR=${QUEUE_DIR:-$OUT/queue}
+log "== ack modes: sync, async, durable (queue in $QUEUE_DIR), c=$ACK_CONNS"
+port=$(free_port)
+start null_receiver_ack "http://127.0.0.1:$port/" "$NULL_RECEIVER" "$port"
+backend_pid=$PID
+for ack in sync async durable; do
+  args=(--remote-write.url="http://127.0.0.1:$port/api/v1/write" --remote-write.ack="$ack")
+  if [ "$ack" = durable ]; then
+    rm -rf "$QUEUE_DIR"
+    args+=(--remote-write.queue.dir="$QUEUE_DIR")
+  fi
+  start_pushrelay "pushrelay-ack-$ack" "${args[@]}"
+  run_wrk "$PID" "$ACK_CONNS" "$DURATION" "$URL/" push.lua BODY="$BODY_1000" METHOD=POST GROUPS="$GROUPS_N"
+  result "ack_${ack}_sps" "$(awk -v r="$W_rps" 'BEGIN{printf "%.0f", r*1000}')"
+  result "ack_${ack}_p50" "$W_p50"
+  result "ack_${ack}_p99" "$W_p99"
+  result "ack_${ack}_bad" "$W_bad"
+  result "ack_${ack}_cores" "$W_cores"
+  stop "$PID"
+done
+stop "$backend_pid"
+rm -rf "$QUEUE_DIR"
+
+python3 - "$RESULTS" <<'PY'
+import sys
+r = dict(line.rstrip("\n").split("\t", 1) for line in open(sys.argv[1]) if "\t" in line)
+print()
+print("| ack mode | samples/s acknowledged | p50 ack ms | p99 ack ms | failed requests | pushrelay cores |")
+print("|---|---|---|---|---|---|")
+for ack in ("sync", "async", "durable"):
+    sps = float(r.get(f"ack_{ack}_sps", "nan"))
+    print(f"| {ack} | {sps/1e6:.2f}M | {r.get(f'ack_{ack}_p50', '–')} | {r.get(f'ack_{ack}_p99', '–')} "
+          f"| {r.get(f'ack_{ack}_bad', '–')} | {r.get(f'ack_{ack}_cores', '–')} |")
+durable, fast = float(r.get("ack_durable_sps", "nan")), float(r.get("ack_async_sps", "nan"))
+print(f"\ndurable keeps {durable / fast:.0%} of async's throughput (target: at least 50%).")
+PY
+[ "${ACK_ONLY:-0}" != 1 ] || exit 0
 
 # ---------------------------------------------------------------- forward
 log "== forward: 1,000-series POSTs to one group"

@@ -213,6 +213,9 @@ refusals = [
     ({"kind": "Job"}, "kind"),
     ({"remoteWrite": {"url": "prometheus:9090"}}, "url"),
     ({"mode": "cache", "kind": "DaemonSet", "persistentVolume": {"enabled": True}}, "DaemonSet"),
+    ({"durableQueue": {"enabled": True}}, "needs mode forward or both"),
+    ({"durableQueue": {"enabled": True}, "replicaCount": 2,
+      "remoteWrite": {"url": "http://p:9090/api/v1/write"}}, "use kind StatefulSet"),
 ]
 for values, reason in refusals:
     try:

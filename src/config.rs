@@ -111,8 +111,11 @@ pub struct RemoteWriteConfig {
     /// single push larger than this is split at series boundaries.
     pub max_bytes_per_request: usize,
     /// When a push is answered: `sync` once the backend accepted all of it,
-    /// `async` once it is queued (a full queue then sheds with 429).
+    /// `async` once it is queued (a full queue then sheds with 429),
+    /// `durable` once it is fsynced to the disk queue (`queue.dir`).
     pub ack: AckMode,
+    /// The disk queue of `ack = "durable"`.
+    pub queue: DiskQueueConfig,
     /// Pushes queued per shard before pushers wait (`sync`) or are shed
     /// (`async`).
     pub queue_capacity: usize,
@@ -146,6 +149,9 @@ pub enum Protocol {
     V2,
 }
 
+/// The smallest `remote_write.queue.max_bytes`: room for a few segments.
+pub const MIN_DISK_QUEUE_BYTES: u64 = 1 << 20;
+
 /// When a forwarded push is acknowledged to the pusher.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -155,6 +161,30 @@ pub enum AckMode {
     Sync,
     /// As soon as the push is queued.
     Async,
+    /// Once the push is written and fsynced to the disk queue; delivered
+    /// from there, also after a restart.
+    Durable,
+}
+
+/// `remote_write.queue`: where and how big the disk queue of
+/// `ack = "durable"` is.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiskQueueConfig {
+    /// The queue's directory (segment files and the series-memory
+    /// snapshot); required with `ack = "durable"`.
+    pub dir: Option<PathBuf>,
+    /// Most bytes the queue holds on disk; pushes get 429 beyond it.
+    pub max_bytes: u64,
+}
+
+impl Default for DiskQueueConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            max_bytes: 1 << 30,
+        }
+    }
 }
 
 impl Default for RemoteWriteConfig {
@@ -172,6 +202,7 @@ impl Default for RemoteWriteConfig {
             tenant: TenantConfig::default(),
             max_bytes_per_request: 8 << 20,
             ack: AckMode::Sync,
+            queue: DiskQueueConfig::default(),
             queue_capacity: 1024,
             min_backoff: GoDuration(Duration::from_millis(30)),
             max_backoff: GoDuration(Duration::from_secs(5)),
@@ -323,9 +354,9 @@ impl GoDuration {
 impl fmt::Display for GoDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
-        if ms % 1000 != 0 {
+        if !ms.is_multiple_of(1000) {
             write!(f, "{ms}ms")
-        } else if ms % 60_000 != 0 || ms == 0 {
+        } else if !ms.is_multiple_of(60_000) || ms == 0 {
             write!(f, "{}s", ms / 1000)
         } else {
             write!(f, "{}m", ms / 60_000)
@@ -452,6 +483,18 @@ impl Config {
             if value == 0 {
                 return Err(fail(key, "must be at least 1".into()));
             }
+        }
+        if self.remote_write.ack == AckMode::Durable && self.remote_write.queue.dir.is_none() {
+            return Err(fail(
+                "remote_write.queue.dir",
+                "is required with remote_write.ack = \"durable\"".into(),
+            ));
+        }
+        if self.remote_write.queue.max_bytes < MIN_DISK_QUEUE_BYTES {
+            return Err(fail(
+                "remote_write.queue.max_bytes",
+                format!("must be at least {MIN_DISK_QUEUE_BYTES}"),
+            ));
         }
         if self.remote_write.min_backoff.0 > self.remote_write.max_backoff.0 {
             return Err(fail(

@@ -60,6 +60,19 @@ pub const REMOTE_WRITE_FALLBACKS: &str = "pushrelay_remote_write_protocol_fallba
 /// Samples, histograms and exemplars (`kind`) a 2.0 backend answered 2xx
 /// to but reported not written: data lost.
 pub const REMOTE_WRITE_UNWRITTEN: &str = "pushrelay_remote_write_unwritten_total";
+/// Bytes the disk queue (`ack = "durable"`) holds on disk.
+pub const DISK_QUEUE_BYTES: &str = "pushrelay_disk_queue_bytes";
+/// Age of the oldest entry of the disk queue not yet known delivered.
+pub const DISK_QUEUE_OLDEST_AGE: &str = "pushrelay_disk_queue_oldest_entry_age_seconds";
+/// Entries (pushes) written to the disk queue.
+pub const DISK_QUEUE_WRITTEN: &str = "pushrelay_disk_queue_entries_written_total";
+/// Disk-queue entries whose delivery is confirmed (removed from the queue).
+pub const DISK_QUEUE_DELIVERED: &str = "pushrelay_disk_queue_entries_delivered_total";
+/// Disk-queue entries given up, by `reason`: `too_old` (the backend refuses
+/// them as out of bounds / too old), `out_of_order` (out of order or a
+/// duplicate timestamp), `rejected` (another 4xx), `corrupt` (a damaged
+/// queue tail cut at start, counted once per cut).
+pub const DISK_QUEUE_DROPPED: &str = "pushrelay_disk_queue_entries_dropped_total";
 /// Always 1; the labels carry the version.
 pub const BUILD_INFO: &str = "pushrelay_build_info";
 
@@ -124,6 +137,31 @@ pub const RECORDED: &[OwnMetric] = &[
         REMOTE_WRITE_UNWRITTEN,
         Kind::Counter,
         "Samples, histograms and exemplars a Remote-Write 2.0 backend reported not written, by kind.",
+    ),
+    own(
+        DISK_QUEUE_BYTES,
+        Kind::Gauge,
+        "Bytes the durable disk queue holds on disk.",
+    ),
+    own(
+        DISK_QUEUE_OLDEST_AGE,
+        Kind::Gauge,
+        "Age of the oldest disk-queue entry not yet known delivered.",
+    ),
+    own(
+        DISK_QUEUE_WRITTEN,
+        Kind::Counter,
+        "Entries written to the durable disk queue.",
+    ),
+    own(
+        DISK_QUEUE_DELIVERED,
+        Kind::Counter,
+        "Disk-queue entries delivered and removed from the queue.",
+    ),
+    own(
+        DISK_QUEUE_DROPPED,
+        Kind::Counter,
+        "Disk-queue entries given up, by reason.",
     ),
     own(
         BUILD_INFO,

@@ -187,7 +187,7 @@ async fn pusher(
     pusher: usize,
     stop: Arc<AtomicBool>,
 ) -> Vec<Outcome> {
-    let method = if pusher % 2 == 0 {
+    let method = if pusher.is_multiple_of(2) {
         Method::PUT
     } else {
         Method::POST

@@ -100,10 +100,10 @@ impl Index {
         if let Some(more) = self.more.get_mut(&signature) {
             if let Some(i) = more.iter().position(|g| *g == group) {
                 more.swap_remove(i);
-            } else if self.series.get(&signature) == Some(&group) {
-                if let Some(next) = more.pop() {
-                    self.series.insert(signature, next);
-                }
+            } else if self.series.get(&signature) == Some(&group)
+                && let Some(next) = more.pop()
+            {
+                self.series.insert(signature, next);
             }
             if more.is_empty() {
                 self.more.remove(&signature);

@@ -99,9 +99,16 @@ pub struct Cli {
     /// Most uncompressed bytes in one remote_write request.
     #[arg(long = "remote-write.max-bytes-per-request", value_name = "BYTES")]
     pub remote_write_max_bytes_per_request: Option<usize>,
-    /// When pushes are answered: sync (backend accepted) or async (queued).
+    /// When pushes are answered: sync (backend accepted), async (queued) or
+    /// durable (fsynced to the disk queue).
     #[arg(long = "remote-write.ack", value_name = "MODE")]
     pub remote_write_ack: Option<String>,
+    /// Directory of the disk queue (ack=durable).
+    #[arg(long = "remote-write.queue.dir", value_name = "DIR")]
+    pub remote_write_queue_dir: Option<String>,
+    /// Most bytes the disk queue holds (429 beyond).
+    #[arg(long = "remote-write.queue.max-bytes", value_name = "BYTES")]
+    pub remote_write_queue_max_bytes: Option<u64>,
     /// Pushes queued per shard.
     #[arg(long = "remote-write.queue-capacity", value_name = "N")]
     pub remote_write_queue_capacity: Option<usize>,
@@ -215,6 +222,12 @@ impl Cli {
         }
         if let Some(v) = &self.remote_write_ack {
             set("remote_write.ack", string(v));
+        }
+        if let Some(v) = &self.remote_write_queue_dir {
+            set("remote_write.queue.dir", string(v));
+        }
+        if let Some(v) = self.remote_write_queue_max_bytes {
+            set("remote_write.queue.max_bytes", Value::from(v));
         }
         if let Some(v) = self.remote_write_queue_capacity {
             set("remote_write.queue_capacity", Value::from(v));

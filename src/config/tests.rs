@@ -273,3 +273,52 @@ fn a_setting_refused_by_its_user_names_the_key_and_its_source() {
         Ok(())
     });
 }
+
+#[test]
+fn durable_acks_need_a_queue_directory_from_flags_or_file() {
+    let err = load(&["--remote-write.ack=durable"], &[], None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("remote_write.queue.dir"), "{err}");
+    let config = load(
+        &[
+            "--remote-write.ack=durable",
+            "--remote-write.queue.dir=q",
+            "--remote-write.queue.max-bytes=2000000",
+        ],
+        &[],
+        None,
+    )
+    .unwrap();
+    assert_eq!(config.remote_write.ack, AckMode::Durable);
+    assert_eq!(
+        config.remote_write.queue.dir.as_deref(),
+        Some(Path::new("q"))
+    );
+    assert_eq!(config.remote_write.queue.max_bytes, 2_000_000);
+    let config = load(
+        &[],
+        &[],
+        Some((
+            "c.toml",
+            "[remote_write]\nack = \"durable\"\n[remote_write.queue]\ndir = \"/var/lib/q\"\n",
+        )),
+    )
+    .unwrap();
+    assert_eq!(
+        config.remote_write.queue.dir.as_deref(),
+        Some(Path::new("/var/lib/q"))
+    );
+    let err = load(
+        &[
+            "--remote-write.ack=durable",
+            "--remote-write.queue.dir=q",
+            "--remote-write.queue.max-bytes=10",
+        ],
+        &[],
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("remote_write.queue.max_bytes"), "{err}");
+}

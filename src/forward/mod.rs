@@ -17,6 +17,9 @@
 //!   no answer) until `retry_deadline` is [`SinkError::Unavailable`].
 //! - `ack = "async"`: `Ok` once queued; a full queue is
 //!   [`SinkError::Overloaded`]. Failures are then only logged and counted.
+//! - `ack = "durable"`: `Ok` once written and fsynced to the [`queue`] on
+//!   disk, from which the shards deliver it (also after a restart); a full
+//!   queue is [`SinkError::Overloaded`]. See [`queue`] for its promises.
 //! - A push carrying a name remote_write 1.0 forbids on the wire (possible
 //!   only when `push.disable_consistency_check` skips validation) is
 //!   [`SinkError::Rejected`] without a request.
@@ -62,6 +65,7 @@
 pub(crate) mod batch;
 pub mod convert;
 pub(crate) mod negotiate;
+pub mod queue;
 pub(crate) mod retry;
 pub mod send;
 pub(crate) mod series_memory;
@@ -101,6 +105,8 @@ pub struct Forwarder {
     ack: AckMode,
     retry_deadline: Duration,
     probe: JoinHandle<()>,
+    /// The disk queue pushes go through with `ack = "durable"`.
+    disk_queue: Option<queue::DiskQueue>,
 }
 
 impl Forwarder {
@@ -113,8 +119,19 @@ impl Forwarder {
             max: config.max_backoff.0,
         };
         let concurrency = config.concurrency.max(1);
-        let shards = (0..concurrency)
-            .map(|_| {
+        let per_shard_series = (config.max_remembered_series / concurrency).max(1);
+        let durable = config.ack == AckMode::Durable;
+        let mut recovered = match durable {
+            true => Some(queue::Recovered::open(
+                &config.queue,
+                concurrency,
+                per_shard_series,
+                |group| shard_index(group, concurrency),
+            )?),
+            false => None,
+        };
+        let shards: Vec<mpsc::Sender<Message>> = (0..concurrency)
+            .map(|index| {
                 let (sender, receiver) = mpsc::channel(config.queue_capacity.max(1));
                 let settings = Settings {
                     limits: Limits {
@@ -124,12 +141,18 @@ impl Forwarder {
                     backoff,
                     push_time_metrics: config.push_time_metrics,
                     max_remembered_series: config.max_remembered_series,
+                    disk_queue: durable,
                 };
-                let worker = Worker::new(endpoint.clone(), settings, concurrency);
+                let mut worker = Worker::new(endpoint.clone(), settings, concurrency);
+                if let Some(recovered) = &mut recovered {
+                    worker = worker.with_memory(recovered.take_memory(index));
+                }
                 tokio::spawn(worker.run(receiver));
                 sender
             })
             .collect();
+        let disk_queue = recovered
+            .map(|r| r.start(shards.clone(), move |group| shard_index(group, concurrency)));
         let probe = tokio::spawn(probe(endpoint.clone(), backoff));
         Ok(Self {
             endpoint,
@@ -137,6 +160,7 @@ impl Forwarder {
             ack: config.ack,
             retry_deadline: config.retry_deadline.0,
             probe,
+            disk_queue,
         })
     }
 
@@ -151,15 +175,18 @@ impl Forwarder {
             tenant: push.tenant.clone(),
             key: push.key.clone(),
         };
-        let mut hasher = DefaultHasher::new();
-        group.hash(&mut hasher);
-        let shard = &self.shards[(hasher.finish() % self.shards.len() as u64) as usize];
+        if let Some(disk_queue) = &self.disk_queue {
+            return disk_queue
+                .append(push.op, &group, push.received_at, &converted)
+                .await;
+        }
+        let shard = &self.shards[shard_index(&group, self.shards.len())];
         let (reply, answer) = match self.ack {
             AckMode::Sync => {
                 let (reply, answer) = oneshot::channel();
                 (Some(reply), Some(answer))
             }
-            AckMode::Async => (None, None),
+            AckMode::Async | AckMode::Durable => (None, None),
         };
         let message = Message::Push(Box::new(Queued {
             op: push.op,
@@ -216,8 +243,14 @@ impl Forwarder {
     }
 
     /// Waits until every push queued before the call has been sent (or has
-    /// failed), at most twice the retry deadline.
+    /// failed), at most twice the retry deadline. With the disk queue,
+    /// pushes are safe on disk already: it only saves a checkpoint, waiting
+    /// at most the retry deadline.
     pub async fn drain(&self) {
+        if let Some(disk_queue) = &self.disk_queue {
+            disk_queue.checkpoint(self.retry_deadline).await;
+            return;
+        }
         let flush = async {
             let mut waiting = Vec::with_capacity(self.shards.len());
             for shard in &self.shards {
@@ -237,6 +270,14 @@ impl Forwarder {
             tracing::warn!("remote_write queues not drained within twice the retry deadline");
         }
     }
+}
+
+/// The shard that owns `group`'s pushes (stable across restarts, so the
+/// disk queue's saved memories find their shards again).
+fn shard_index(group: &GroupId, shards: usize) -> usize {
+    let mut hasher = DefaultHasher::new();
+    group.hash(&mut hasher);
+    (hasher.finish() % shards as u64) as usize
 }
 
 /// The first name in `families` that remote_write 1.0 forbids on the

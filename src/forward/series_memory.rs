@@ -20,6 +20,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::convert::Converted;
+use super::queue::codec::{Malformed, Put, Take};
 use crate::push::{GroupingKey, PushOp};
 use crate::telemetry;
 
@@ -180,10 +181,10 @@ impl Group {
             PushOp::Merge => {}
         }
         for (index, family) in converted.families.iter().enumerate() {
-            if let Some(existing) = self.families.get(&family.name) {
-                if existing.same_as_family(converted, index) {
-                    continue;
-                }
+            if let Some(existing) = self.families.get(&family.name)
+                && existing.same_as_family(converted, index)
+            {
+                continue;
             }
             let set = SeriesSet::of_family(converted, index);
             if set.is_empty() {
@@ -283,6 +284,71 @@ impl SeriesMemory {
                 metrics::counter!(telemetry::SERIES_MEMORY_EVICTIONS).increment(count as u64);
             }
         }
+    }
+
+    /// Appends every group to `out`, least recently pushed first, in the
+    /// layout [`SeriesMemory::load`] reads (the disk queue's snapshot).
+    pub fn save(&self, out: &mut Vec<u8>) {
+        let mut put = Put(out);
+        put.len(self.by_recency.len());
+        for id in self.by_recency.values() {
+            let group = &self.groups[id];
+            put.group(id);
+            put.i64(group.last_timestamp_ms);
+            put.f64(group.last_failure);
+            put.u8(u8::from(group.pushed));
+            put.len(group.families.len());
+            for (name, set) in &group.families {
+                put.str(name);
+                put.bytes(&set.bytes);
+                put.len(set.ends.len());
+                for &end in &set.ends {
+                    put.len(end);
+                }
+            }
+        }
+    }
+
+    /// The groups [`SeriesMemory::save`] wrote, in its order.
+    pub fn load(bytes: &[u8]) -> Result<Vec<(GroupId, Group)>, Malformed> {
+        let mut take = Take(bytes);
+        let count = take.len()?;
+        let mut groups = Vec::with_capacity(count);
+        for _ in 0..count {
+            let id = take.group()?;
+            let mut group = Group {
+                last_timestamp_ms: take.i64()?,
+                last_failure: take.f64()?,
+                pushed: take.u8()? != 0,
+                ..Group::default()
+            };
+            for _ in 0..take.len()? {
+                let name = take.str()?;
+                let bytes = take.bytes()?.to_vec();
+                let ends = (0..take.len()?)
+                    .map(|_| take.u32().map(|end| end as usize))
+                    .collect::<Result<Vec<usize>, Malformed>>()?;
+                if ends.windows(2).any(|w| w[0] > w[1]) || ends.last() > Some(&bytes.len()) {
+                    return Err(Malformed("series ends out of order"));
+                }
+                group.families.insert(name, SeriesSet { bytes, ends });
+            }
+            groups.push((id, group));
+        }
+        if !take.is_empty() {
+            return Err(Malformed("bytes after the groups"));
+        }
+        Ok(groups)
+    }
+
+    /// Adds a group read back by [`SeriesMemory::load`] as the most
+    /// recently pushed one (within the bound, as any push).
+    pub fn insert(&mut self, id: &GroupId, loaded: Group) {
+        self.update(id, |group| {
+            let recency = group.recency;
+            *group = loaded;
+            group.recency = recency;
+        });
     }
 
     /// Series remembered in all groups.
@@ -401,6 +467,33 @@ mod tests {
             .ended_series(PushOp::Delete, &push(&[]))
             .len();
         assert_eq!(ended, 1);
+    }
+
+    #[test]
+    fn a_saved_memory_loads_back_whole_and_in_recency_order() {
+        let mut memory = SeriesMemory::new(100);
+        memory.record(&key("a"), PushOp::Replace, &push(&[("m", &["1", "2"])]));
+        memory.record(&key("b"), PushOp::Replace, &push(&[("n", &["1"])]));
+        memory.group(&key("b")).next_timestamp(5000);
+        memory.group(&key("a")).last_failure = 12.5;
+        let mut saved = Vec::new();
+        memory.save(&mut saved);
+        let mut loaded = SeriesMemory::new(100);
+        for (id, group) in SeriesMemory::load(&saved).expect("loads") {
+            loaded.insert(&id, group);
+        }
+        assert_eq!(loaded.series(), 3);
+        // "a" was used last, so it comes back as the most recent.
+        let order: Vec<&GroupId> = loaded.by_recency.values().collect();
+        assert_eq!(order, [&key("b"), &key("a")]);
+        assert_eq!(loaded.group(&key("a")).last_failure, 12.5);
+        assert_eq!(loaded.group(&key("b")).next_timestamp(0), 5001);
+        let empty = push(&[]);
+        let ended = loaded.group(&key("a")).ended_series(PushOp::Delete, &empty);
+        assert_eq!(ended.len(), 2);
+        for cut in 0..saved.len() {
+            assert!(SeriesMemory::load(&saved[..cut]).is_err(), "cut at {cut}");
+        }
     }
 
     #[test]

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::batch::{Chunk, Delivery, Limits, Parcel};
 use super::convert::{self, Converted, SeriesValue};
+use super::queue;
 use super::retry::Backoff;
 use super::send::Endpoint;
 use super::series_memory::{GroupId, SeriesMemory};
@@ -39,6 +40,9 @@ pub enum Message {
     Push(Box<Queued>),
     /// Answered once everything queued before it has been answered.
     Flush(oneshot::Sender<()>),
+    /// Like `Flush`, answered with the series memory as it is then (the
+    /// disk queue saves it; see `queue::snapshot`).
+    Snapshot(oneshot::Sender<Vec<u8>>),
 }
 
 /// A push waiting for its shard.
@@ -70,6 +74,9 @@ pub struct Settings {
     pub backoff: Backoff,
     pub push_time_metrics: bool,
     pub max_remembered_series: usize,
+    /// Pushes come from the disk queue: a refused one is counted as
+    /// dropped there.
+    pub disk_queue: bool,
 }
 
 /// A push ready to send.
@@ -99,6 +106,12 @@ impl Worker {
         }
     }
 
+    /// The worker with a series memory read back from the disk queue.
+    pub fn with_memory(mut self, memory: SeriesMemory) -> Self {
+        self.memory = memory;
+        self
+    }
+
     /// Serves the queue until every sender is gone.
     pub async fn run(mut self, mut queue: mpsc::Receiver<Message>) {
         let mut carried: Option<Message> = None;
@@ -112,12 +125,17 @@ impl Worker {
             };
             let mut batch = Vec::new();
             let mut flush = None;
+            let mut snapshot = None;
             let (mut samples, mut bytes) = (0, 0);
             let mut next = Some(first);
             while let Some(message) = next.take() {
                 match message {
                     Message::Flush(done) => {
                         flush = Some(done);
+                        break;
+                    }
+                    Message::Snapshot(answer) => {
+                        snapshot = Some(answer);
                         break;
                     }
                     Message::Push(job) => {
@@ -147,6 +165,11 @@ impl Worker {
             }
             if let Some(done) = flush {
                 let _ = done.send(());
+            }
+            if let Some(answer) = snapshot {
+                let mut saved = Vec::new();
+                self.memory.save(&mut saved);
+                let _ = answer.send(saved);
             }
         }
     }
@@ -280,6 +303,9 @@ impl Worker {
                 metrics::counter!(telemetry::STALE_MARKERS).increment(ended.len() as u64);
             }
             Err(failure) => {
+                if self.settings.disk_queue {
+                    queue::count_refused(failure);
+                }
                 self.memory.restore(&job.group, &ended);
                 let group = self.memory.group(&job.group);
                 let now = SystemTime::now();
@@ -287,8 +313,14 @@ impl Worker {
                 if job.op == PushOp::Delete {
                     group.pushed = was_pushed;
                 } else if self.settings.push_time_metrics
+                    && !self.settings.disk_queue
                     && matches!(failure, SinkError::Rejected(_))
                 {
+                    // (Not for the disk queue: its records are replayed
+                    // after a restart, and a report stamped "now" would
+                    // move the group's timestamps away from those the
+                    // first attempt stamped, turning a replayed push the
+                    // backend already holds into a second sample.)
                     // The backend is up but refused the push: tell it when,
                     // as the Pushgateway shows a failed push.
                     let ts = group.next_timestamp(unix_ms(now));

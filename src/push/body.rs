@@ -104,18 +104,19 @@ where
     let encoding = Encoding::from_header(content_encoding)?;
     let raw = collect_limited(body, limits.max_body_bytes).await?;
     let limits = *limits;
-    if encoding != Encoding::Identity && raw.len() >= BLOCKING_DECODE_THRESHOLD {
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            return runtime
-                .spawn_blocking(move || decode_encoded(encoding, raw, &limits))
-                .await
-                .map_err(|e| {
-                    Rejection::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        format!("decoding the request body failed: {e}"),
-                    )
-                })?;
-        }
+    if encoding != Encoding::Identity
+        && raw.len() >= BLOCKING_DECODE_THRESHOLD
+        && let Ok(runtime) = tokio::runtime::Handle::try_current()
+    {
+        return runtime
+            .spawn_blocking(move || decode_encoded(encoding, raw, &limits))
+            .await
+            .map_err(|e| {
+                Rejection::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("decoding the request body failed: {e}"),
+                )
+            })?;
     }
     decode_encoded(encoding, raw, &limits)
 }

@@ -117,7 +117,7 @@ fn split_labels(label_string: &[u8]) -> Result<Vec<(String, Vec<u8>)>, Rejection
         return Ok(Vec::new());
     }
     let components: Vec<&[u8]> = label_string[1..].split(|&b| b == b'/').collect();
-    if components.len() % 2 != 0 {
+    if !components.len().is_multiple_of(2) {
         return Err(Rejection::bad_request(format!(
             "odd number of components in label string {}",
             go_quote(label_string)

@@ -119,10 +119,10 @@ impl TenantPolicy {
                 return checked(id, || format!("the {} header", self.header_spelling)).map(Some);
             }
         }
-        if let Some(label) = &self.from_label {
-            if let Some(id) = key.get(label).filter(|v| !v.is_empty()) {
-                return checked(id, || format!("the grouping label {label}")).map(Some);
-            }
+        if let Some(label) = &self.from_label
+            && let Some(id) = key.get(label).filter(|v| !v.is_empty())
+        {
+            return checked(id, || format!("the grouping label {label}")).map(Some);
         }
         if let Some(id) = &self.static_id {
             return Ok(Some(id.clone()));

@@ -61,10 +61,12 @@ impl SecretFile {
             .cached
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(c) = cached.as_ref() {
-            if c.modified == modified && c.len == len && modified.is_some() {
-                return Ok(c.value.clone());
-            }
+        if let Some(c) = cached.as_ref()
+            && c.modified == modified
+            && c.len == len
+            && modified.is_some()
+        {
+            return Ok(c.value.clone());
         }
         let text = std::fs::read_to_string(&self.path).map_err(describe)?;
         let trimmed = text

@@ -25,11 +25,10 @@ pub fn go_push_binary() -> PathBuf {
             let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("go_push");
             let binary = out_dir.join("go_push");
             let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-            if let (Some(built), Some(written)) = (modified(&binary), modified(&source)) {
-                if built >= written {
+            if let (Some(built), Some(written)) = (modified(&binary), modified(&source))
+                && built >= written {
                     return binary;
                 }
-            }
             std::fs::create_dir_all(&out_dir).expect("creating the Go build directory");
             // Concurrent test processes each build to their own file and
             // rename it into place, so no one runs a half-written binary.

@@ -116,10 +116,10 @@ pub fn violations(method: &http::Method, headers: &HeaderMap, request: &Request)
         if !timestamps.is_sorted() {
             problems.push(format!("samples/order within a series: series {i}"));
         }
-        if let Some(metadata) = &series.metadata {
-            if !valid(metadata.help_ref) || !valid(metadata.unit_ref) {
-                problems.push(format!("metadata/help refs valid: series {i}"));
-            }
+        if let Some(metadata) = &series.metadata
+            && (!valid(metadata.help_ref) || !valid(metadata.unit_ref))
+        {
+            problems.push(format!("metadata/help refs valid: series {i}"));
         }
         for exemplar in &series.exemplars {
             if exemplar.labels_refs.len() % 2 != 0 {

@@ -108,6 +108,21 @@ Whether the cache is persisted to a volume: "true" or "".
 {{- end }}
 
 {{/*
+Whether pushes go through the disk queue (ack = durable): "true" or "".
+*/}}
+{{- define "pushrelay.durable" -}}
+{{- if .Values.durableQueue.enabled }}
+{{- if eq (include "pushrelay.mode" .) "cache" }}
+{{- fail "durableQueue.enabled queues forwarded pushes: it needs mode forward or both" }}
+{{- end }}
+{{- if and (eq .Values.kind "Deployment") (gt (int .Values.replicaCount) 1) }}
+{{- fail "durableQueue.enabled with kind Deployment takes one replica (one claim, one writer): use kind StatefulSet for more" }}
+{{- end }}
+{{- true }}
+{{- end }}
+{{- end }}
+
+{{/*
 The pushrelay configuration file: .Values.config with the keys the chart
 owns set from the other values.
 */}}
@@ -125,6 +140,10 @@ owns set from the other values.
 {{- end }}
 {{- with .Values.externalLabels }}
 {{- $_ = set $remoteWrite "external_labels" . }}
+{{- end }}
+{{- if include "pushrelay.durable" . }}
+{{- $_ = set $remoteWrite "ack" "durable" }}
+{{- $_ = set $remoteWrite "queue" (dict "dir" .Values.durableQueue.mountPath "max_bytes" (int64 .Values.durableQueue.maxBytes)) }}
 {{- end }}
 {{- $_ = set $config "remote_write" $remoteWrite }}
 {{- end }}
@@ -272,6 +291,10 @@ containers:
         subPath: {{ . | quote }}
         {{- end }}
       {{- end }}
+      {{- if include "pushrelay.durable" . }}
+      - name: queue-volume
+        mountPath: {{ .Values.durableQueue.mountPath | quote }}
+      {{- end }}
       {{- with .Values.extraVolumeMounts }}
       {{- toYaml . | nindent 6 }}
       {{- end }}
@@ -316,6 +339,16 @@ volumes:
     persistentVolumeClaim:
       claimName: {{ .Values.persistentVolume.existingClaim | default (include "pushrelay.fullname" .) }}
   {{- end }}
+  {{- if and (include "pushrelay.durable" .) (eq .Values.kind "DaemonSet") }}
+  - name: queue-volume
+    hostPath:
+      path: {{ .Values.durableQueue.hostPath | quote }}
+      type: DirectoryOrCreate
+  {{- else if and (include "pushrelay.durable" .) (eq .Values.kind "Deployment") }}
+  - name: queue-volume
+    persistentVolumeClaim:
+      claimName: {{ .Values.durableQueue.existingClaim | default (printf "%s-queue" (include "pushrelay.fullname" .)) }}
+  {{- end }}
   {{- with .Values.extraVolumes }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
@@ -334,4 +367,19 @@ storageClassName: {{ if eq . "-" }}""{{ else }}{{ . | quote }}{{ end }}
 resources:
   requests:
     storage: {{ .Values.persistentVolume.size | quote }}
+{{- end }}
+
+{{/*
+The disk queue's claim spec (a Deployment's claim or a StatefulSet's claim
+template).
+*/}}
+{{- define "pushrelay.queuePvcSpec" -}}
+accessModes:
+  {{- toYaml .Values.durableQueue.accessModes | nindent 2 }}
+{{- with .Values.durableQueue.storageClass }}
+storageClassName: {{ if eq . "-" }}""{{ else }}{{ . | quote }}{{ end }}
+{{- end }}
+resources:
+  requests:
+    storage: {{ .Values.durableQueue.size | quote }}
 {{- end }}

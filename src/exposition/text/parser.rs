@@ -578,10 +578,10 @@ impl<'a> Parser<'a> {
     /// summary/histogram), so it is cached.
     fn resolve(&mut self, start: usize, end: usize) -> Step<Resolved> {
         let name = &self.body[start..end];
-        if let Some((last, resolved)) = self.last_resolved {
-            if last == name {
-                return Ok(resolved);
-            }
+        if let Some((last, resolved)) = self.last_resolved
+            && last == name
+        {
+            return Ok(resolved);
         }
         let resolved = match self.resolved.get(name) {
             Some(&resolved) => resolved,
@@ -615,10 +615,10 @@ impl<'a> Parser<'a> {
                 let Some(base) = name.strip_suffix(suffix).filter(|b| !b.is_empty()) else {
                     continue;
                 };
-                if let Some(&family) = self.by_name.get(base) {
-                    if self.kinds[family] == Some(want) {
-                        return Ok(Resolved { family, role });
-                    }
+                if let Some(&family) = self.by_name.get(base)
+                    && self.kinds[family] == Some(want)
+                {
+                    return Ok(Resolved { family, role });
                 }
             }
         }

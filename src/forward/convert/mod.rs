@@ -366,10 +366,9 @@ impl Builder<'_> {
                 if slot
                     .as_ref()
                     .is_some_and(|e| sorts_before(e.name, label_name))
+                    && let Some(e) = slot.take()
                 {
-                    if let Some(e) = slot.take() {
-                        wire::put_label_suffixed(labels, e.name, e.value[0], e.value[1]);
-                    }
+                    wire::put_label_suffixed(labels, e.name, e.value[0], e.value[1]);
                 }
             }
             wire::put_label(labels, label_name, value);
