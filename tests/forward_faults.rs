@@ -110,10 +110,58 @@ async fn a_backend_that_stays_down_makes_the_push_unavailable_at_the_deadline() 
         }
         other => panic!("expected Unavailable, got {other:?}"),
     }
-    // Gives up when the next attempt could not start before the deadline.
-    assert!(elapsed >= Duration::from_millis(600), "{elapsed:?}");
+    // The last attempt is made at the deadline, not before it.
+    assert!(elapsed >= Duration::from_millis(1000), "{elapsed:?}");
     assert!(elapsed <= Duration::from_millis(2500), "{elapsed:?}");
     assert!(receiver.received().len() >= 3);
+}
+
+/// Backoff as in the issue report: from 30 ms doubling up to 5 s, so the
+/// next delay after 1.65 s of retries would pass a 3 s deadline.
+fn long_backoff_config(receiver: &Receiver) -> RemoteWriteConfig {
+    let mut config = receiver.forward_config();
+    config.retry_deadline = GoDuration(Duration::from_secs(3));
+    config.min_backoff = GoDuration(Duration::from_millis(30));
+    config.max_backoff = GoDuration(Duration::from_secs(5));
+    config
+}
+
+#[tokio::test]
+async fn the_last_attempt_is_made_at_the_retry_deadline() {
+    let receiver = Receiver::start().await;
+    receiver.respond(|_| Fault::Status(503, "down", None));
+    let forwarder = Forwarder::new(&long_backoff_config(&receiver)).unwrap();
+    let started = Instant::now();
+    let err = bounded(forwarder.forward(&gauge("j", "m", 1.0)))
+        .await
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(matches!(err, SinkError::Unavailable { .. }), "{err:?}");
+    let last = receiver.received().last().unwrap().at;
+    assert!(
+        last.duration_since(started) >= Duration::from_millis(2950),
+        "last attempt {:?} after the push, before the 3 s deadline",
+        last.duration_since(started)
+    );
+    assert!(elapsed < Duration::from_millis(3500), "{elapsed:?}");
+}
+
+#[tokio::test]
+async fn an_outage_shorter_than_the_retry_deadline_is_survived() {
+    let receiver = Receiver::start().await;
+    let outage_ends = Instant::now() + Duration::from_millis(2900);
+    receiver.respond(move |_| {
+        if Instant::now() < outage_ends {
+            Fault::Status(503, "down", None)
+        } else {
+            Fault::Accept
+        }
+    });
+    let forwarder = Forwarder::new(&long_backoff_config(&receiver)).unwrap();
+    bounded(forwarder.forward(&gauge("j", "m", 1.0)))
+        .await
+        .unwrap();
+    assert!(receiver.received().last().unwrap().accepted);
 }
 
 #[tokio::test]
