@@ -180,6 +180,8 @@ pub struct PushConfig {
     pub max_series: usize,
     /// Most labels on one series, grouping labels included (400 above).
     pub max_labels_per_series: usize,
+    /// Longest metric name in bytes (400 above).
+    pub max_metric_name_length: usize,
     /// Longest label name in bytes (400 above).
     pub max_label_name_length: usize,
     /// Longest label value in bytes (400 above).
@@ -197,6 +199,7 @@ impl Default for PushConfig {
             max_decompressed_bytes: 256 << 20,
             max_series: 1_000_000,
             max_labels_per_series: 128,
+            max_metric_name_length: 1024,
             max_label_name_length: 1024,
             max_label_value_length: 64 * 1024,
             disable_consistency_check: false,

@@ -136,6 +136,9 @@ pub struct Cli {
     /// Most labels on one series.
     #[arg(long = "push.max-labels-per-series", value_name = "N")]
     pub push_max_labels_per_series: Option<usize>,
+    /// Longest metric name in bytes.
+    #[arg(long = "push.max-metric-name-length", value_name = "BYTES")]
+    pub push_max_metric_name_length: Option<usize>,
     /// Longest label name in bytes.
     #[arg(long = "push.max-label-name-length", value_name = "BYTES")]
     pub push_max_label_name_length: Option<usize>,
@@ -245,6 +248,9 @@ impl Cli {
         }
         if let Some(v) = self.push_max_labels_per_series {
             set("push.max_labels_per_series", Value::from(v));
+        }
+        if let Some(v) = self.push_max_metric_name_length {
+            set("push.max_metric_name_length", Value::from(v));
         }
         if let Some(v) = self.push_max_label_name_length {
             set("push.max_label_name_length", Value::from(v));
