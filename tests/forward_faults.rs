@@ -435,6 +435,55 @@ async fn ready_once_the_backend_answered() {
     );
 }
 
+/// Polls `ready` every 50 ms until it equals `want`; how long that took.
+async fn until_ready_is(forwarder: &Forwarder, want: bool, limit: Duration) -> Duration {
+    let started = Instant::now();
+    while forwarder.is_ready() != want {
+        assert!(
+            started.elapsed() < limit,
+            "/-/ready was not {want} within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn ready_follows_the_backend_down_past_the_deadline_and_back_up() {
+    let mut prometheus = Prometheus::start().await;
+    let config = RemoteWriteConfig {
+        url: Some(prometheus.write_url()),
+        timeout: GoDuration(Duration::from_secs(1)),
+        retry_deadline: GoDuration(Duration::from_secs(2)),
+        min_backoff: GoDuration(Duration::from_millis(50)),
+        max_backoff: GoDuration(Duration::from_millis(400)),
+        ..RemoteWriteConfig::default()
+    };
+    let forwarder = Forwarder::new(&config).unwrap();
+    until_ready_is(&forwarder, true, Duration::from_secs(10)).await;
+
+    prometheus.peer.kill_hard();
+    let down = Instant::now();
+    let err = bounded(forwarder.forward(&gauge("j", "m", 1.0)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SinkError::Unavailable { .. }), "{err:?}");
+    until_ready_is(&forwarder, false, Duration::from_secs(4)).await;
+    let unready_after = down.elapsed();
+    assert!(
+        unready_after >= Duration::from_millis(1900),
+        "unready {unready_after:?} after the outage began, before the 2 s deadline"
+    );
+
+    // Back, and no push arrives: pushrelay notices by itself.
+    prometheus.peer.restart().await;
+    let back = until_ready_is(&forwarder, true, Duration::from_secs(5)).await;
+    eprintln!(
+        "figures: unready {unready_after:?} after the backend went down (deadline 2 s); \
+         ready again {back:?} after it was back"
+    );
+}
+
 #[tokio::test]
 async fn prometheus_stores_forwarded_series_and_honours_stale_markers() {
     let prometheus = Prometheus::start().await;

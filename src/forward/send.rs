@@ -17,7 +17,6 @@
 //! and `User-Agent`, so nothing configured can override those four.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -28,6 +27,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use super::readiness::Readiness;
 use super::retry;
 use crate::config::RemoteWriteConfig;
 use crate::push::tenant::TenantPolicy;
@@ -73,7 +73,7 @@ pub struct Endpoint {
     user_agent: HeaderValue,
     credentials: Credentials,
     tenancy: Arc<TenantPolicy>,
-    reached: Arc<AtomicBool>,
+    readiness: Readiness,
 }
 
 impl Endpoint {
@@ -104,7 +104,7 @@ impl Endpoint {
             user_agent,
             credentials: Credentials::from_config(config).map_err(|e| e.to_string())?,
             tenancy: Arc::new(TenantPolicy::new(&config.tenant)?),
-            reached: Arc::new(AtomicBool::new(false)),
+            readiness: Readiness::new(config.retry_deadline.0),
         })
     }
 
@@ -114,9 +114,9 @@ impl Endpoint {
         &self.tenancy
     }
 
-    /// Whether the backend has answered any request.
-    pub fn reached(&self) -> bool {
-        self.reached.load(Ordering::Relaxed)
+    /// The backend's health as this endpoint's exchanges saw it.
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
     }
 
     /// POSTs one compressed `WriteRequest` as `tenant` (no tenant header
@@ -134,11 +134,9 @@ impl Endpoint {
             Ok(answer) => answer,
             Err(_) => Answer::NoAnswer(format!("no answer within {timeout:?}")),
         };
+        self.readiness.record(answer.status());
         let code = match answer.status() {
-            Some(status) => {
-                self.reached.store(true, Ordering::Relaxed);
-                status.as_str().to_string()
-            }
+            Some(status) => status.as_str().to_string(),
             None => "error".to_string(),
         };
         metrics::counter!(telemetry::REMOTE_WRITE_REQUESTS, "code" => code).increment(1);
