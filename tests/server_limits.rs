@@ -2,15 +2,16 @@
 //! built pushrelay binary: idle and half-sent connections are closed after
 //! the header and idle timeouts, trickled bodies after the read timeout,
 //! new pushes are answered meanwhile, memory comes back, the connection
-//! limit holds new connections in the backlog, and SIGTERM closes idle
-//! connections at once.
+//! limit holds new connections in the backlog, running out of descriptors
+//! backs off accepting while held connections are served, and SIGTERM
+//! closes idle connections at once.
 
 mod common;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{Pushrelay, bounded};
+use common::{Peer, Pushrelay, Ready, bounded, pushrelay_binary, require_binary};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -215,4 +216,59 @@ async fn sigterm_closes_idle_connections_at_once() {
     let status = relay.peer.wait_exit(Duration::from_secs(4)).await;
     assert!(status.success(), "{status}");
     assert!(signalled.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn out_of_descriptors_held_connections_are_served_and_accepting_backs_off() {
+    // pushrelay with 64 descriptors (prlimit execs it: the same PID).
+    let peer = Peer::start(
+        "pushrelay",
+        &require_binary("prlimit"),
+        Ready::Http("/-/healthy".into()),
+        |port, _| {
+            vec![
+                "--nofile=64:64".into(),
+                pushrelay_binary().display().to_string(),
+                format!("--web.listen-address=127.0.0.1:{port}"),
+                "--web.read-header-timeout=3s".into(),
+            ]
+        },
+    )
+    .await;
+    let addr = peer.addr();
+    let mut kept = TcpStream::connect(addr).await.unwrap();
+    let health = b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n";
+    kept.write_all(health).await.unwrap();
+    let mut buf = [0u8; 512];
+    let n = kept.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+
+    // More silent connections than descriptors: the rest wait in the backlog.
+    let mut silent = Vec::new();
+    for _ in 0..100 {
+        silent.push(TcpStream::connect(addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    kept.write_all(health).await.unwrap();
+    let n = bounded(kept.read(&mut buf)).await.unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "a held connection is served"
+    );
+    assert!(started.elapsed() < Duration::from_millis(100));
+
+    // A new push waits until the silent ones time out, then is answered.
+    let (status, took) = bounded(push_on_new_connection(addr)).await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    let log = peer.log();
+    let failures = log.matches("accept failed").count();
+    let seconds = started.elapsed().as_secs() as usize + 1;
+    assert!(
+        (1..=seconds).contains(&failures),
+        "{failures} accept failures logged in {seconds} s:\n{log}"
+    );
+    assert!(log.contains("Too many open files"), "{log}");
+    eprintln!("figures: a push at the descriptor limit was answered after {took:?}");
+    drop(silent);
 }
