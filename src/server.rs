@@ -296,7 +296,8 @@ where
     tokio::select! {
         result = connection.as_mut() => return result,
         _ = stop.changed() => {}
-        // No request is in progress: closing cuts nothing.
+        // No request is being handled; dropped, as a graceful shutdown
+        // would wait for the rest of a half-sent request head.
         () = activity.expired(&limits) => return Ok(()),
     }
     if !activity.busy() {
@@ -304,8 +305,11 @@ where
             result = connection.as_mut() => return result,
             () = tokio::time::sleep(SILENT_CLOSE_GRACE) => {}
         }
+        // Nothing received: a graceful shutdown closes it at once, and
+        // lets an answer still being written finish.
         if !activity.busy() {
-            return Ok(());
+            connection.as_mut().graceful_shutdown();
+            return connection.await;
         }
     }
     // A graceful shutdown closes a connection that has not parsed a request
