@@ -8,7 +8,8 @@
 #     offline, GOPATH mode),
 #   - wrk, curl,
 #   - chromium (the web page test drives it headless over DevTools),
-#   - Python prometheus_client (via pip; python3-pip from apt if no pip).
+#   - Python prometheus_client (via pip; python3-pip from apt if no pip),
+#   - cargo-fuzz (from crates.io), for the fuzz step of scripts/test.sh.
 #
 # Idempotent: when everything is present it only checks, in about a second.
 # Runs apt as root, or through sudo when not root.
@@ -128,6 +129,11 @@ if ! "$PYTHON" -c 'import prometheus_client' 2>/dev/null; then
     || "$PYTHON" -m pip install -q --break-system-packages prometheus_client
 fi
 
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  log "cargo install cargo-fuzz"
+  cargo install --locked cargo-fuzz
+fi
+
 # Fail now, with the name, if anything is still missing.
 for bin in prometheus prometheus-pushgateway victoria-metrics go wrk curl chromium; do
   command -v "$bin" >/dev/null 2>&1 || { log "$bin is still missing"; exit 1; }
@@ -137,4 +143,5 @@ if [ ! -d /usr/share/gocode/src/github.com/prometheus/client_golang/prometheus/p
   exit 1
 fi
 "$PYTHON" -c 'import prometheus_client' || { log "prometheus_client is still missing"; exit 1; }
+cargo fuzz --version >/dev/null 2>&1 || { log "cargo-fuzz is still missing"; exit 1; }
 log "peers present"

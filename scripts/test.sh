@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The one test command: installs the real peers when missing
 # (scripts/install-peers.sh), then checks formatting, lints, and runs every
-# unit and integration test. Exits non-zero if any step fails; prints a
-# summary of the steps either way.
+# unit and integration test, then fuzzes each target of fuzz/ for a short,
+# bounded time (PUSHRELAY_FUZZ_SECONDS each, 20 by default; a crash fails
+# the step and leaves its input under fuzz/artifacts/). Exits non-zero if
+# any step fails; prints a summary of the steps either way.
 #
 # Bounded: the whole run has a time budget (29 minutes by default,
 # PUSHRELAY_TEST_BUDGET seconds to change it); a step still running when the
@@ -64,4 +66,5 @@ else
   run_step "tests (cargo test)" cargo test --all-targets --locked --no-fail-fast || true
   run_step "doc tests" cargo test --doc --locked || true
 fi
+run_step "fuzz" scripts/fuzz.sh "${PUSHRELAY_FUZZ_SECONDS:-20}" || true
 exit "$failed"

@@ -66,6 +66,16 @@ pub struct WebConfig {
     /// Serve `/-/healthy` and `/-/ready` without basic auth (the
     /// Pushgateway exempts nothing).
     pub auth_exempt_health: bool,
+    /// How long a client may take to send a request's headers (from the
+    /// connection's start, or from the first byte of a later request).
+    pub read_header_timeout: GoDuration,
+    /// How long a keep-alive connection may wait for its next request.
+    pub idle_timeout: GoDuration,
+    /// How long a client may take to send a request's body.
+    pub read_timeout: GoDuration,
+    /// Most client connections open at once; beyond it new connections
+    /// wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl Default for WebConfig {
@@ -78,6 +88,12 @@ impl Default for WebConfig {
             enable_lifecycle: false,
             config_file: None,
             auth_exempt_health: false,
+            read_header_timeout: GoDuration(Duration::from_secs(10)),
+            // Above the 90 s idle timeout of Go's default client transport,
+            // so a pusher does not reuse a connection the server is closing.
+            idle_timeout: GoDuration(Duration::from_secs(120)),
+            read_timeout: GoDuration(Duration::from_secs(60)),
+            max_connections: 10_000,
         }
     }
 }
@@ -229,6 +245,8 @@ pub struct PushConfig {
     pub max_series: usize,
     /// Most labels on one series, grouping labels included (400 above).
     pub max_labels_per_series: usize,
+    /// Longest metric name in bytes (400 above).
+    pub max_metric_name_length: usize,
     /// Longest label name in bytes (400 above).
     pub max_label_name_length: usize,
     /// Longest label value in bytes (400 above).
@@ -246,6 +264,7 @@ impl Default for PushConfig {
             max_decompressed_bytes: 256 << 20,
             max_series: 1_000_000,
             max_labels_per_series: 128,
+            max_metric_name_length: 1024,
             max_label_name_length: 1024,
             max_label_value_length: 64 * 1024,
             disable_consistency_check: false,
@@ -462,6 +481,18 @@ impl Config {
                     "remote_write.url",
                     format!("{url:?} must be an http:// or https:// URL with a host"),
                 ));
+            }
+        }
+        if self.web.max_connections == 0 {
+            return Err(fail("web.max_connections", "must be at least 1".into()));
+        }
+        for (key, value) in [
+            ("web.read_header_timeout", self.web.read_header_timeout),
+            ("web.idle_timeout", self.web.idle_timeout),
+            ("web.read_timeout", self.web.read_timeout),
+        ] {
+            if value.0.is_zero() {
+                return Err(fail(key, "must be longer than 0s".into()));
             }
         }
         if self.remote_write.concurrency == 0 {

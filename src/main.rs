@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Parser;
 use pushrelay::cache::persistence::{self, Persister};
 use pushrelay::cache::store::StoreOptions;
 use pushrelay::cache::{self, Cache};
@@ -15,7 +14,7 @@ use pushrelay::sinks::Sinks;
 use pushrelay::telemetry::Telemetry;
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = Cli::parse_with_defaults();
     let config = Config::load_checked(&cli, pushrelay::security::check)?;
     if cli.check_config {
         print!(

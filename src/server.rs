@@ -16,6 +16,12 @@
 //! a 404 (`GET` there, and `.../metrics/job@base64/`, are 404 at once);
 //! `OPTIONS` on a push route answers 200 with `Allow`.
 //!
+//! Clients are bounded ([`limits`]): a header read, idle keep-alive and body
+//! read timeout per connection, and at most `web.max_connections` open at
+//! once; at the limit, or when accept fails (out of descriptors), the held
+//! connections keep being served while accepting backs off, logged at most
+//! once a second.
+//!
 //! With a `--web.config.file` ([`crate::security::inbound`]) the listener
 //! speaks TLS (HTTP/1.1 and h2 by ALPN; each connection's handshake runs
 //! in its own task, bounded in time) and every request passes basic auth
@@ -34,7 +40,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::cache::http::CacheWeb;
 use crate::config::Config;
@@ -46,14 +52,23 @@ use crate::push::{PushOp, path};
 use crate::security::inbound::WebSecurity;
 use crate::sinks::Sinks;
 use crate::telemetry::Telemetry;
+use limits::{Activity, ConnectionLimits, OncePerSecond, TimedBody, WatchedIo};
+
+mod limits;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How long a connection opened before a shutdown may take to send its
-/// first request (Go's `http.Server.Shutdown` waits 5 s for new
-/// connections too).
+/// How long a connection that was sending a request when a shutdown began
+/// may take to finish sending it.
 const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(5);
+
+/// How long a connection with nothing received yet is kept at shutdown:
+/// long enough for bytes already on their way to be read.
+const SILENT_CLOSE_GRACE: Duration = Duration::from_millis(50);
+
+/// The longest pause between accept attempts after accept failed.
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// At most this many connections waiting in the listen backlog are still
 /// accepted at shutdown.
@@ -73,6 +88,7 @@ pub struct AppState {
     shutting_down: AtomicBool,
     web: Option<Arc<WebSecurity>>,
     auth_exempt_health: bool,
+    limits: ConnectionLimits,
 }
 
 impl AppState {
@@ -98,6 +114,7 @@ impl AppState {
             shutting_down: AtomicBool::new(false),
             web: None,
             auth_exempt_health: config.web.auth_exempt_health,
+            limits: ConnectionLimits::new(&config.web),
         }
     }
 
@@ -114,10 +131,10 @@ impl AppState {
 ///
 /// Shutdown drops no push whose connection was established before it: the
 /// listen backlog is accepted before the listener closes; a connection with
-/// a request in progress finishes it; one that has not sent its first
-/// request yet gets `FIRST_REQUEST_GRACE` to send it (as Go's
-/// `http.Server.Shutdown` treats new connections); idle keep-alive
-/// connections are closed. New connections are refused.
+/// a request in progress finishes it; one that has sent part of a request
+/// gets `FIRST_REQUEST_GRACE` to send the rest; connections that have
+/// sent nothing (idle keep-alive ones, new ones) are closed at once. New
+/// connections are refused.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
@@ -126,15 +143,53 @@ pub async fn serve(
     // Every connection task holds a receiver: the drain ends when all are gone.
     let (stop, _) = watch::channel(());
     let builder = auto::Builder::new(TokioExecutor::new());
+    let permits = Arc::new(Semaphore::new(state.limits.max_connections));
+    let mut at_limit_log = OncePerSecond::new();
+    let mut accept_error_log = OncePerSecond::new();
+    let mut backoff = Duration::ZERO;
+    let releaser = tokio::spawn(limits::release_memory_after_bursts(
+        permits.clone(),
+        state.limits.max_connections,
+    ));
     tokio::pin!(shutdown);
     loop {
+        // At the limit new connections wait in the backlog (the kernel
+        // holds them, not pushrelay) until a held one ends.
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                if at_limit_log.allow() {
+                    tracing::warn!(
+                        limit = state.limits.max_connections,
+                        "connection limit reached; new connections wait to be accepted"
+                    );
+                }
+                tokio::select! {
+                    permit = permits.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
+                    () = &mut shutdown => break,
+                }
+            }
+        };
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => spawn_connection(stream, &state, &builder, stop.subscribe()),
+                Ok((stream, _)) => {
+                    backoff = Duration::ZERO;
+                    spawn_connection(stream, &state, &builder, stop.subscribe(), Some(permit));
+                }
                 Err(error) => {
-                    // Typically EMFILE: back off instead of spinning.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Typically EMFILE: the held connections keep being
+                    // served while accepting backs off.
+                    backoff = (backoff * 2).clamp(Duration::from_millis(10), MAX_ACCEPT_BACKOFF);
+                    if accept_error_log.allow() {
+                        tracing::warn!(%error, retry_in = ?backoff, "accept failed");
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = &mut shutdown => break,
+                    }
                 }
             },
             () = &mut shutdown => break,
@@ -152,14 +207,19 @@ pub async fn serve(
                 let stream = stream
                     .set_nonblocking(true)
                     .and_then(|()| TcpStream::from_std(stream));
+                // Beyond the connection limit: these are few (bounded) and
+                // only need their pending request answered.
                 match stream {
-                    Ok(stream) => spawn_connection(stream, &state, &builder, stop.subscribe()),
+                    Ok(stream) => {
+                        spawn_connection(stream, &state, &builder, stop.subscribe(), None)
+                    }
                     Err(error) => tracing::debug!(%error, "a queued connection was lost"),
                 }
             }
         }
         Err(error) => tracing::warn!(%error, "could not accept the queued connections"),
     }
+    releaser.abort();
     state.shutting_down.store(true, Ordering::SeqCst);
     tracing::info!("shutting down: draining in-flight requests");
     let _ = stop.send(());
@@ -172,18 +232,21 @@ pub async fn serve(
 }
 
 /// Serves one accepted connection on its own task (TLS first when
-/// configured); `stop` announces the shutdown.
+/// configured); `stop` announces the shutdown; `permit` is its place
+/// within the connection limit, held until it ends.
 fn spawn_connection(
     stream: TcpStream,
     state: &Arc<AppState>,
     builder: &auto::Builder<TokioExecutor>,
     stop: watch::Receiver<()>,
+    permit: Option<OwnedSemaphorePermit>,
 ) {
     let _ = stream.set_nodelay(true);
     let acceptor = state.web.as_ref().and_then(|web| web.tls_acceptor());
     let builder = builder.clone();
     let state = state.clone();
     tokio::spawn(async move {
+        let _permit = permit;
         let result = match acceptor {
             None => serve_connection(&builder, stream, state, stop).await,
             Some(acceptor) => {
@@ -199,8 +262,9 @@ fn spawn_connection(
     });
 }
 
-/// Serves HTTP on `io` until the connection ends; once `stop` changes,
-/// shuts it down gracefully as [`serve`] describes.
+/// Serves HTTP on `io` until the connection ends or outstays its
+/// timeouts; once `stop` changes, shuts it down gracefully as [`serve`]
+/// describes.
 async fn serve_connection<I>(
     builder: &auto::Builder<TokioExecutor>,
     io: I,
@@ -210,19 +274,43 @@ async fn serve_connection<I>(
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let limits = state.limits;
+    let activity = Activity::new();
     // Holds a permit once any request has started on the connection.
     let request_started = Arc::new(Notify::new());
     let started = request_started.clone();
+    let requests = activity.clone();
     let service = service_fn(move |request| {
         started.notify_one();
+        let guard = requests.request_started();
         let state = state.clone();
-        async move { Ok::<_, Infallible>(handle(&state, request).await) }
+        async move {
+            let response = handle(&state, request).await;
+            drop(guard);
+            Ok::<_, Infallible>(response)
+        }
     });
+    let io = WatchedIo::new(io, activity.clone());
     let connection = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
     tokio::select! {
         result = connection.as_mut() => return result,
         _ = stop.changed() => {}
+        // No request is being handled; dropped, as a graceful shutdown
+        // would wait for the rest of a half-sent request head.
+        () = activity.expired(&limits) => return Ok(()),
+    }
+    if !activity.busy() {
+        tokio::select! {
+            result = connection.as_mut() => return result,
+            () = tokio::time::sleep(SILENT_CLOSE_GRACE) => {}
+        }
+        // Nothing received: a graceful shutdown closes it at once, and
+        // lets an answer still being written finish.
+        if !activity.busy() {
+            connection.as_mut().graceful_shutdown();
+            return connection.await;
+        }
     }
     // A graceful shutdown closes a connection that has not parsed a request
     // yet, even when the request is already in its socket.
@@ -379,6 +467,7 @@ async fn push(
         _ => return method_not_allowed(PUSH_METHODS),
     };
     let (parts, body) = request.into_parts();
+    let body = TimedBody::new(body, state.limits.read_timeout);
     match state
         .ingest
         .handle(&state.sinks, op, &grouping_path, &parts.headers, body)

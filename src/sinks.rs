@@ -71,8 +71,8 @@ impl Sinks {
         }
     }
 
-    /// Ready when the backend has been reached (forward mode) or always
-    /// (cache only).
+    /// Ready when a push sent now can be delivered (forward mode: see
+    /// `forward::readiness`) or always (cache only).
     pub fn is_ready(&self) -> bool {
         self.forwarder.as_ref().is_none_or(Forwarder::is_ready)
     }

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value, json};
 
@@ -210,6 +210,42 @@ pub fn rfc3339_nano(time: SystemTime) -> String {
     out
 }
 
+/// Go's `time.Duration.String()`: `5m0s`, `1h30m0s`, `1.5s`, `300ms`,
+/// `0s`; the form the Pushgateway's status page shows its flags in.
+pub fn go_duration(duration: Duration) -> String {
+    let nanos = duration.as_nanos();
+    /// `value / unit` with the fraction's trailing zeros dropped.
+    fn decimal(value: u128, unit: u128) -> String {
+        let fraction = value % unit;
+        if fraction == 0 {
+            return (value / unit).to_string();
+        }
+        let width = unit.ilog10() as usize;
+        let digits = format!("{fraction:0width$}");
+        format!("{}.{}", value / unit, digits.trim_end_matches('0'))
+    }
+    match nanos {
+        0 => "0s".to_string(),
+        1..1_000 => format!("{nanos}ns"),
+        1_000..1_000_000 => format!("{}µs", decimal(nanos, 1_000)),
+        1_000_000..1_000_000_000 => format!("{}ms", decimal(nanos, 1_000_000)),
+        _ => {
+            let seconds = nanos / 1_000_000_000;
+            let (hours, minutes) = (seconds / 3600, seconds / 60 % 60);
+            let mut out = String::new();
+            if hours > 0 {
+                out.push_str(&format!("{hours}h"));
+            }
+            if seconds >= 60 {
+                out.push_str(&format!("{minutes}m"));
+            }
+            let within_minute = nanos % 60_000_000_000;
+            out.push_str(&format!("{}s", decimal(within_minute, 1_000_000_000)));
+            out
+        }
+    }
+}
+
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian
 /// (Howard Hinnant's algorithm).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
@@ -228,7 +264,6 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn rfc3339_nano_matches_go() {
@@ -237,6 +272,27 @@ mod tests {
         assert_eq!(rfc3339_nano(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
         let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400);
         assert_eq!(rfc3339_nano(leap), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn durations_print_as_go_prints_them() {
+        let cases = [
+            (Duration::ZERO, "0s"),
+            (Duration::from_nanos(999), "999ns"),
+            (Duration::from_nanos(1_500), "1.5µs"),
+            (Duration::from_millis(300), "300ms"),
+            (Duration::from_micros(2_250), "2.25ms"),
+            (Duration::from_secs(1), "1s"),
+            (Duration::from_millis(1_500), "1.5s"),
+            (Duration::from_secs(90), "1m30s"),
+            (Duration::from_secs(300), "5m0s"),
+            (Duration::from_secs(3600), "1h0m0s"),
+            (Duration::from_secs(5400), "1h30m0s"),
+            (Duration::new(86_401, 100_000_000), "24h0m1.1s"),
+        ];
+        for (duration, go) in cases {
+            assert_eq!(go_duration(duration), go, "{duration:?}");
+        }
     }
 
     #[test]

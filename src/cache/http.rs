@@ -188,7 +188,7 @@ fn status_flags(config: &Config) -> BTreeMap<String, String> {
         ("persistence.file", persistence_file),
         (
             "persistence.interval",
-            config.persistence.interval.to_string(),
+            api::go_duration(config.persistence.interval.0),
         ),
         (
             "push.disable-consistency-check",
@@ -229,4 +229,17 @@ fn html(page: &'static str) -> Response<Body> {
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_flags_print_durations_as_the_pushgateway() {
+        assert_eq!(
+            status_flags(&Config::default())["persistence.interval"],
+            "5m0s"
+        );
+    }
 }

@@ -1,9 +1,12 @@
 //! The command-line flags: clap's view of every setting, turned into the
 //! top figment layer. Only the flags given override the lower layers.
+//! `--help` shows each setting's built-in default, taken from
+//! `Config::default()` (clap's own defaults would override the lower
+//! layers, so the flags have none).
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use figment::Metadata;
 use figment::value::{Dict, Map, Value};
 
@@ -44,6 +47,18 @@ pub struct Cli {
     /// Serve /-/healthy and /-/ready without basic auth.
     #[arg(long = "web.auth-exempt-health")]
     pub web_auth_exempt_health: bool,
+    /// How long a client may take to send a request's headers.
+    #[arg(long = "web.read-header-timeout", value_name = "DURATION")]
+    pub web_read_header_timeout: Option<String>,
+    /// How long an idle keep-alive connection is kept open.
+    #[arg(long = "web.idle-timeout", value_name = "DURATION")]
+    pub web_idle_timeout: Option<String>,
+    /// How long a client may take to send a request's body.
+    #[arg(long = "web.read-timeout", value_name = "DURATION")]
+    pub web_read_timeout: Option<String>,
+    /// Most client connections open at once (more wait to be accepted).
+    #[arg(long = "web.max-connections", value_name = "N")]
+    pub web_max_connections: Option<usize>,
 
     /// remote_write URL of the backend; without it pushrelay runs as a cache.
     #[arg(long = "remote-write.url", value_name = "URL")]
@@ -146,6 +161,9 @@ pub struct Cli {
     /// Most labels on one series.
     #[arg(long = "push.max-labels-per-series", value_name = "N")]
     pub push_max_labels_per_series: Option<usize>,
+    /// Longest metric name in bytes.
+    #[arg(long = "push.max-metric-name-length", value_name = "BYTES")]
+    pub push_max_metric_name_length: Option<usize>,
     /// Longest label name in bytes.
     #[arg(long = "push.max-label-name-length", value_name = "BYTES")]
     pub push_max_label_name_length: Option<usize>,
@@ -175,6 +193,44 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// Parses the process's arguments with [`Cli::command_with_defaults`];
+    /// exits with clap's message on a bad flag or after `--help`.
+    pub fn parse_with_defaults() -> Self {
+        let matches = Self::command_with_defaults().get_matches();
+        Self::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+    }
+
+    /// The flags, each setting's help ending in `[default: ...]` when its
+    /// built-in default is set: the flag `--a.b-c` is the key `a.b_c`.
+    pub fn command_with_defaults() -> clap::Command {
+        let defaults = serde_json::to_value(super::Config::default()).unwrap_or_default();
+        let mut command = Self::command();
+        let shown: Vec<(clap::Id, String)> = command
+            .get_arguments()
+            .filter(|arg| arg.get_action().takes_values())
+            .filter_map(|arg| {
+                let key = arg.get_long()?.replace('-', "_");
+                let default = key
+                    .split('.')
+                    .try_fold(&defaults, |value, part| value.get(part))?;
+                let text = match default {
+                    serde_json::Value::String(text) if !text.is_empty() => text.clone(),
+                    serde_json::Value::Number(number) => number.to_string(),
+                    serde_json::Value::Bool(flag) => flag.to_string(),
+                    _ => return None,
+                };
+                Some((arg.get_id().clone(), text))
+            })
+            .collect();
+        for (id, default) in shown {
+            command = command.mut_arg(id, |arg| {
+                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                arg.help(format!("{help} [default: {default}]"))
+            });
+        }
+        command
+    }
+
     /// The flags that were given, as a figment dictionary of nested keys.
     pub(super) fn overrides(&self) -> Dict {
         let mut root = Dict::new();
@@ -200,6 +256,19 @@ impl Cli {
         }
         if self.web_auth_exempt_health {
             set("web.auth_exempt_health", Value::from(true));
+        }
+        let timeouts = [
+            ("web.read_header_timeout", &self.web_read_header_timeout),
+            ("web.idle_timeout", &self.web_idle_timeout),
+            ("web.read_timeout", &self.web_read_timeout),
+        ];
+        for (key, value) in timeouts {
+            if let Some(v) = value {
+                set(key, string(v));
+            }
+        }
+        if let Some(v) = self.web_max_connections {
+            set("web.max_connections", Value::from(v));
         }
         self.security_overrides(&mut set);
         if let Some(v) = &self.remote_write_url {
@@ -264,6 +333,9 @@ impl Cli {
         }
         if let Some(v) = self.push_max_labels_per_series {
             set("push.max_labels_per_series", Value::from(v));
+        }
+        if let Some(v) = self.push_max_metric_name_length {
+            set("push.max_metric_name_length", Value::from(v));
         }
         if let Some(v) = self.push_max_label_name_length {
             set("push.max_label_name_length", Value::from(v));

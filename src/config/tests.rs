@@ -322,3 +322,55 @@ fn durable_acks_need_a_queue_directory_from_flags_or_file() {
     .to_string();
     assert!(err.contains("remote_write.queue.max_bytes"), "{err}");
 }
+
+#[test]
+fn help_shows_each_setting_flags_default() {
+    let help = Cli::command_with_defaults().render_help().to_string();
+    for (flag, default) in [
+        ("--web.listen-address", ":9091"),
+        ("--web.telemetry-path", "/metrics"),
+        ("--remote-write.timeout", "10s"),
+        ("--remote-write.retry-deadline", "30s"),
+        ("--remote-write.ack", "sync"),
+        ("--push.max-label-value-length", "65536"),
+        ("--persistence.interval", "5m"),
+        ("--log.format", "logfmt"),
+    ] {
+        let line = help
+            .lines()
+            .skip_while(|l| !l.contains(&format!("{flag} <")))
+            .take_while(|l| !l.trim_start().starts_with("--") || l.contains(flag))
+            .collect::<String>();
+        assert!(
+            line.contains(&format!("[default: {default}]")),
+            "{flag}: {line}"
+        );
+    }
+    // Every flag taking a value shows a default, except those whose
+    // default is "not set".
+    let unset = [
+        "config",
+        "web.route-prefix",
+        "web.config.file",
+        "remote-write.url",
+        "remote-write.header",
+        "remote-write.queue.dir",
+        "persistence.file",
+    ];
+    let command = Cli::command_with_defaults();
+    for arg in command.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        let takes_value = arg.get_action().takes_values();
+        let Some(help) = arg.get_help() else { continue };
+        if !takes_value
+            || unset.contains(&long)
+            || long.contains(".tls.")
+            || long.contains("basic-auth")
+            || long.contains("tenant")
+            || long.ends_with("-file")
+        {
+            continue;
+        }
+        assert!(help.to_string().contains("[default: "), "--{long}: {help}");
+    }
+}

@@ -8,8 +8,11 @@
 //!   and requests are sent one after the other, so samples of one series
 //!   keep their order;
 //! - 5xx, 429 and missing answers are retried with backoff until the
-//!   earliest deadline of the pushes in the request; then those pushes fail
-//!   as unavailable;
+//!   earliest deadline of the pushes in the request; when the next backoff
+//!   would pass the deadline, the last attempt is made at the deadline
+//!   (so an outage shorter than the deadline is survived), with the full
+//!   request timeout; then those pushes fail as unavailable. A
+//!   `Retry-After` reaching past the deadline ends the retries at once;
 //! - a refused (4xx) request carrying several pushes is re-sent push by
 //!   push, so only the push the backend refuses fails;
 //! - the answer for each push is `Ok` only when every one of its chunks was
@@ -262,11 +265,13 @@ impl Delivery<'_> {
             .map_err(Failure::Unstored)?;
         let may_fall_back = protocol == Protocol::V2 && self.endpoint.negotiation().may_fall_back();
         let mut attempt = 0u32;
+        let mut last = false;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             // The first attempt always gets the full request timeout: a push
-            // that queued past its deadline is still tried once.
-            let timeout = (attempt > 0).then_some(remaining);
+            // that queued past its deadline is still tried once. So does the
+            // last one, made at the deadline.
+            let timeout = (attempt > 0 && !last).then_some(remaining);
             let answer = self
                 .endpoint
                 .post(body.clone(), protocol, self.tenant, timeout)
@@ -308,10 +313,16 @@ impl Delivery<'_> {
                     (error.clone(), None)
                 }
             };
-            let delay = retry_after.unwrap_or_else(|| self.backoff.delay(attempt));
+            let mut delay = retry_after.unwrap_or_else(|| self.backoff.delay(attempt));
             attempt += 1;
             let remaining = deadline.saturating_duration_since(Instant::now());
-            if delay >= remaining {
+            // Only a computed backoff is cut short: a `Retry-After` past the
+            // deadline is the backend asking not to be tried before then.
+            let cut_to_deadline = retry_after.is_none() && delay >= remaining;
+            if cut_to_deadline && !last && !remaining.is_zero() {
+                delay = remaining;
+                last = true;
+            } else if delay >= remaining {
                 return Err(Failure::Unstored(SinkError::Unavailable {
                     message: format!(
                         "remote_write backend did not accept the push within the retry deadline \

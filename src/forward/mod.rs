@@ -57,15 +57,17 @@
 //! tenant into one series set within a backend that ignores the tenant
 //! header, and a scrape through the cache shows it too.
 //!
-//! Readiness: [`Forwarder::is_ready`] turns true once the backend answered
-//! any request (an empty `WriteRequest` probe is sent at start, as the
-//! static tenant if one is configured; Prometheus answers it 204) and stays
-//! true.
+//! Readiness ([`readiness`]): [`Forwarder::is_ready`] is true once the
+//! backend answered any request (an empty `WriteRequest` probe is sent at
+//! start, as the static tenant if one is configured; Prometheus answers it
+//! 204) until it has been failing for longer than `retry_deadline`; while
+//! failing, it is probed so readiness returns without a push.
 
 pub(crate) mod batch;
 pub mod convert;
 pub(crate) mod negotiate;
 pub mod queue;
+pub(crate) mod readiness;
 pub(crate) mod retry;
 pub mod send;
 pub(crate) mod series_memory;
@@ -77,7 +79,6 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -89,7 +90,6 @@ use crate::push::validate::is_metric_name;
 use crate::push::{Push, SinkError};
 use crate::telemetry;
 use batch::Limits;
-use negotiate::Protocol;
 use retry::Backoff;
 use send::Endpoint;
 use series_memory::GroupId;
@@ -153,7 +153,7 @@ impl Forwarder {
             .collect();
         let disk_queue = recovered
             .map(|r| r.start(shards.clone(), move |group| shard_index(group, concurrency)));
-        let probe = tokio::spawn(probe(endpoint.clone(), backoff));
+        let probe = tokio::spawn(readiness::probe(endpoint.clone(), backoff));
         Ok(Self {
             endpoint,
             shards,
@@ -237,9 +237,9 @@ impl Forwarder {
         self.endpoint.tenancy()
     }
 
-    /// Whether the backend has answered any request.
+    /// Whether a push sent now can be delivered (see [`readiness`]).
     pub fn is_ready(&self) -> bool {
-        self.endpoint.reached()
+        self.endpoint.readiness().is_ready()
     }
 
     /// Waits until every push queued before the call has been sent (or has
@@ -336,28 +336,5 @@ impl Drop for QueuedGauge {
 impl Drop for Forwarder {
     fn drop(&mut self) {
         self.probe.abort();
-    }
-}
-
-/// Sends empty `WriteRequest`s until the backend answers one, so readiness
-/// does not wait for the first push.
-async fn probe(endpoint: Arc<Endpoint>, backoff: Backoff) {
-    let empty = Bytes::from_static(&[0]); // snappy block of zero bytes
-    let mut attempt = 0;
-    while !endpoint.reached() {
-        // As the static tenant when there is one: a multi-tenant backend
-        // may refuse a request without a tenant (any answer will do).
-        let tenant = endpoint.tenancy().static_tenant();
-        if let send::Answer::NoAnswer(error) = endpoint
-            .post(empty.clone(), Protocol::V1, tenant, None)
-            .await
-        {
-            tracing::info!(%error, "remote_write backend not reachable yet");
-        }
-        if endpoint.reached() {
-            return;
-        }
-        tokio::time::sleep(backoff.delay(attempt).max(Duration::from_millis(100))).await;
-        attempt = (attempt + 1).min(16);
     }
 }

@@ -22,7 +22,6 @@
 //! `2.0.0`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -34,6 +33,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use super::negotiate::{Negotiation, Protocol};
+use super::readiness::Readiness;
 use super::retry;
 use super::wire_v2::Counts;
 use crate::config::RemoteWriteConfig;
@@ -84,8 +84,8 @@ pub struct Endpoint {
     user_agent: HeaderValue,
     credentials: Credentials,
     tenancy: Arc<TenantPolicy>,
-    reached: Arc<AtomicBool>,
     negotiation: Negotiation,
+    readiness: Readiness,
 }
 
 impl Endpoint {
@@ -116,8 +116,8 @@ impl Endpoint {
             user_agent,
             credentials: Credentials::from_config(config).map_err(|e| e.to_string())?,
             tenancy: Arc::new(TenantPolicy::new(&config.tenant)?),
-            reached: Arc::new(AtomicBool::new(false)),
             negotiation: Negotiation::new(config.protocol),
+            readiness: Readiness::new(config.retry_deadline.0),
         })
     }
 
@@ -132,9 +132,9 @@ impl Endpoint {
         &self.negotiation
     }
 
-    /// Whether the backend has answered any request.
-    pub fn reached(&self) -> bool {
-        self.reached.load(Ordering::Relaxed)
+    /// The backend's health as this endpoint's exchanges saw it.
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
     }
 
     /// POSTs one compressed request of `protocol` as `tenant` (no tenant
@@ -153,11 +153,9 @@ impl Endpoint {
             Ok(answer) => answer,
             Err(_) => Answer::NoAnswer(format!("no answer within {timeout:?}")),
         };
+        self.readiness.record(answer.status());
         let code = match answer.status() {
-            Some(status) => {
-                self.reached.store(true, Ordering::Relaxed);
-                status.as_str().to_string()
-            }
+            Some(status) => status.as_str().to_string(),
             None => "error".to_string(),
         };
         metrics::counter!(telemetry::REMOTE_WRITE_REQUESTS, "code" => code).increment(1);

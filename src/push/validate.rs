@@ -18,8 +18,9 @@
 //!    the URL nor the body has an `instance`, labels end up sorted by name.
 //!    A repeated body label is kept repeated (and refused by step 5, as the
 //!    Pushgateway does).
-//! 4. Per-series limits on the merged labels: `push.max_labels_per_series`
-//!    (labels with a non-empty value), `push.max_label_name_length`,
+//! 4. `push.max_metric_name_length` per family, then per-series limits on
+//!    the merged labels: `push.max_labels_per_series` (labels with a
+//!    non-empty value), `push.max_label_name_length`,
 //!    `push.max_label_value_length`.
 //! 5. The consistency check the Pushgateway runs through client_golang's
 //!    `Gatherers.Gather`, restricted to the push itself (the cache checks
@@ -37,7 +38,9 @@
 //!
 //! Each failure is a 400. Messages of 1 and 5 carry the Pushgateway's
 //! prefix; limit messages name the limit and the series, and are counted in
-//! `LIMIT_REJECTIONS`. Families with no metrics are kept (a POST replaces
+//! `LIMIT_REJECTIONS`. A message quotes a short excerpt of a series (its
+//! first labels, long names and values cut, with the count of labels left
+//! out), however wide the pushed series is. Families with no metrics are kept (a POST replaces
 //! with them).
 //!
 //! Where this is stricter than the Pushgateway (which stores such pushes
@@ -109,6 +112,7 @@ pub fn check(
     check_series_limit(families, config.max_series)?;
     let grouping = GroupingLabels::new(key);
     for family in families.iter_mut() {
+        check_metric_name_length(family.name(), config.max_metric_name_length)?;
         for metric in &mut family.metric {
             sort_labels(&mut metric.label);
             check_label_limits(
@@ -184,6 +188,20 @@ fn check_series_limit(families: &[MetricFamily], max_series: usize) -> Result<()
         }
     }
     Ok(())
+}
+
+fn check_metric_name_length(name: &str, max: usize) -> Result<(), Rejection> {
+    if name.len() <= max {
+        return Ok(());
+    }
+    Err(limit_exceeded(
+        "max_metric_name_length",
+        format!(
+            "metric name \"{}\" ({} bytes) is longer than push.max_metric_name_length = {max} bytes",
+            render::shorten(name),
+            name.len()
+        ),
+    ))
 }
 
 fn check_label_limits(

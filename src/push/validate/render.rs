@@ -2,6 +2,8 @@
 //! Pushgateway prints inside `collected metric "m" { ... }` (old Go protobuf
 //! `CompactTextString`: `label:<name:"a" value:"1" > gauge:<value:1 > `),
 //! and the short `name{labels}` form pushrelay's own limit messages use.
+//! Both quote at most [`MAX_SHOWN_LABELS`] labels and say how many more
+//! there were, so an answer stays small whatever a pushed series holds.
 //!
 //! The compact text is for humans: its exact spacing varies across Go
 //! protobuf versions (and so across Pushgateway releases), so it is close,
@@ -24,14 +26,26 @@ pub fn compact_text_labelled<'l, L: std::borrow::Borrow<LabelPair> + 'l>(
     metric: &Metric,
     labels: impl IntoIterator<Item = &'l L>,
 ) -> String {
-    let labels = labels.into_iter();
-    let mut out = String::with_capacity(64 + 32 * labels.size_hint().0);
-    for label in labels {
+    let mut labels = labels.into_iter();
+    let mut out = String::with_capacity(64 + 32 * MAX_SHOWN_LABELS);
+    for label in labels.by_ref().take(MAX_SHOWN_LABELS) {
         let label = label.borrow();
         out.push_str("label:<");
-        string_field(&mut out, "name", label.name.as_deref());
-        string_field(&mut out, "value", label.value.as_deref());
+        string_field(
+            &mut out,
+            "name",
+            label.name.as_deref().map(shorten).as_deref(),
+        );
+        string_field(
+            &mut out,
+            "value",
+            label.value.as_deref().map(shorten).as_deref(),
+        );
         out.push_str("> ");
+    }
+    let left_out = labels.count();
+    if left_out > 0 {
+        let _ = write!(out, "… ({left_out} more labels) ");
     }
     if let Some(gauge) = &metric.gauge {
         out.push_str("gauge:<");
@@ -156,15 +170,20 @@ fn uint_field(out: &mut String, name: &str, value: Option<u64>) {
     }
 }
 
-/// Values longer than this are cut in pushrelay's own messages.
+/// Names and values longer than this are cut in messages.
 const MAX_SHOWN_VALUE_CHARS: usize = 64;
 
-/// `name{a="1",b="2"}` with long values cut, for limit messages.
+/// Labels after this many are counted, not quoted, in messages.
+pub const MAX_SHOWN_LABELS: usize = 16;
+
+/// `name{a="1",b="2"}` with long names and values cut and at most
+/// [`MAX_SHOWN_LABELS`] labels, for limit messages.
 pub fn series(name: &str, labels: &[LabelPair]) -> String {
-    let mut out = String::with_capacity(name.len() + 16 * labels.len() + 2);
-    out.push_str(name);
+    let shown = &labels[..labels.len().min(MAX_SHOWN_LABELS)];
+    let mut out = String::with_capacity(MAX_SHOWN_VALUE_CHARS * (2 * shown.len() + 1));
+    out.push_str(&shorten(name));
     out.push('{');
-    for (i, label) in labels.iter().enumerate() {
+    for (i, label) in shown.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
@@ -179,6 +198,9 @@ pub fn series(name: &str, labels: &[LabelPair]) -> String {
             }
         }
         out.push('"');
+    }
+    if labels.len() > shown.len() {
+        let _ = write!(out, ",…({} more labels)", labels.len() - shown.len());
     }
     out.push('}');
     out

@@ -991,3 +991,59 @@ fn the_metric_rule_checks_value_field_and_label_names() {
         Some("has two or more labels with the same name: a")
     );
 }
+
+#[test]
+fn metric_names_are_bounded_and_the_400_says_so() {
+    let long_name = "m".repeat(100_000);
+    let mut families = vec![family(&long_name, MetricType::Gauge, vec![gauge(&[], 1.0)])];
+    let (result, counted) = limited(PushConfig::default(), &mut families);
+    let message = result.unwrap_err();
+    assert!(
+        message.contains("(100000 bytes) is longer than push.max_metric_name_length = 1024 bytes"),
+        "{message}"
+    );
+    assert!(message.len() < 512, "{} bytes", message.len());
+    assert_eq!(counted, 1);
+    let config = PushConfig {
+        max_metric_name_length: 100_000,
+        ..PushConfig::default()
+    };
+    assert_eq!(limited(config, &mut families).0, Ok(()));
+}
+
+/// A series with 50,000 labels (each name distinct, all valid).
+fn wide_metric() -> Metric {
+    let names: Vec<String> = (0..50_000).map(|i| format!("l{i:05}")).collect();
+    let pairs: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+    gauge(&pairs, 1.0)
+}
+
+#[test]
+fn error_messages_quote_a_short_excerpt_of_a_wide_series() {
+    let mut families = vec![family("m", MetricType::Gauge, vec![wide_metric()])];
+    let message = limited(PushConfig::default(), &mut families).0.unwrap_err();
+    assert!(
+        message.len() < 2048,
+        "{} bytes: {message:.300}",
+        message.len()
+    );
+    assert!(message.contains("has 50001 labels"), "{message}");
+    assert!(message.contains("(49986 more labels)"), "{message}");
+
+    // The consistency check quotes the series too (here: a repeated label).
+    let mut metric = wide_metric();
+    metric.label.push(LabelPair::new("l00000", "again"));
+    let mut families = vec![family("m", MetricType::Gauge, vec![metric])];
+    let config = PushConfig {
+        max_labels_per_series: 100_000,
+        ..PushConfig::default()
+    };
+    let message = limited(config, &mut families).0.unwrap_err();
+    assert!(message.contains("two or more labels"), "{message:.300}");
+    assert!(
+        message.len() < 2048,
+        "{} bytes: {message:.300}",
+        message.len()
+    );
+    assert!(message.contains("(49987 more labels)"), "{message}");
+}
