@@ -25,12 +25,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub mod backend;
 mod cli;
+pub mod relabel;
 pub mod secret;
 mod tenant;
 
 pub use backend::{BasicAuthConfig, ExtraHeaders, TlsClientConfig};
 pub use cli::Cli;
 use cli::FlagsProvider;
+pub use relabel::{ExternalLabels, RelabelConfig};
 pub use secret::Secret;
 pub use tenant::{DEFAULT_TENANT_HEADER, TenantConfig};
 
@@ -127,6 +129,12 @@ pub struct RemoteWriteConfig {
     pub push_time_metrics: bool,
     /// Speak HTTP/2 with prior knowledge to an `http://` backend.
     pub http2: bool,
+    /// Labels added to every forwarded series lacking them (Prometheus'
+    /// `external_labels`; `${VAR}` expands from the environment at start).
+    pub external_labels: ExternalLabels,
+    /// Prometheus `relabel_config`s applied to every forwarded series after
+    /// the external labels, before it is written.
+    pub write_relabel_configs: Vec<RelabelConfig>,
 }
 
 /// When a forwarded push is acknowledged to the pusher.
@@ -161,6 +169,8 @@ impl Default for RemoteWriteConfig {
             max_remembered_series: 1_000_000,
             push_time_metrics: true,
             http2: false,
+            external_labels: ExternalLabels::default(),
+            write_relabel_configs: Vec::new(),
         }
     }
 }
@@ -526,6 +536,9 @@ fn invalid_key(figment: &Figment, key: &str, problem: &str) -> ConfigError {
 }
 
 fn source_of(figment: &Figment, key: &str) -> String {
+    // An entry of a list (`write_relabel_configs[2].regex`) came from where
+    // the list came from.
+    let key = key.split('[').next().unwrap_or(key);
     match figment.find_metadata(key) {
         Some(Metadata {
             name,

@@ -54,6 +54,13 @@ pub const STALE_MARKERS: &str = "pushrelay_stale_markers_total";
 pub const FORWARD_QUEUE_LENGTH: &str = "pushrelay_forward_queue_pushes";
 /// Pushes refused by a limit, by `limit`.
 pub const LIMIT_REJECTIONS: &str = "pushrelay_limit_rejections_total";
+/// Forwarded series dropped by a `write_relabel_configs` rule, by `rule`
+/// (its index in the list).
+pub const RELABEL_DROPPED_SERIES: &str = "pushrelay_relabel_dropped_series_total";
+/// Forwarded series dropped after relabeling because they could not be
+/// written, by `reason`: `invalid` (no valid metric name, or an invalid
+/// label name) or `duplicate` (equal to an earlier series of the push).
+pub const RELABEL_INVALID_SERIES: &str = "pushrelay_relabel_invalid_series_total";
 /// Always 1; the labels carry the version.
 pub const BUILD_INFO: &str = "pushrelay_build_info";
 
@@ -108,6 +115,16 @@ pub const RECORDED: &[OwnMetric] = &[
         LIMIT_REJECTIONS,
         Kind::Counter,
         "Pushes refused by a configured limit, by limit.",
+    ),
+    own(
+        RELABEL_DROPPED_SERIES,
+        Kind::Counter,
+        "Forwarded series dropped by a write relabeling rule, by rule index.",
+    ),
+    own(
+        RELABEL_INVALID_SERIES,
+        Kind::Counter,
+        "Forwarded series dropped because relabeling left them unwritable, by reason.",
     ),
     own(
         BUILD_INFO,

@@ -120,6 +120,10 @@ pub struct Cli {
     /// Use HTTP/2 with prior knowledge towards an http:// backend.
     #[arg(long = "remote-write.http2")]
     pub remote_write_http2: bool,
+    /// Label added to every forwarded series lacking it, `name=value`
+    /// (repeatable; `${VAR}` in the value expands from the environment).
+    #[arg(long = "remote-write.external-label", value_name = "NAME=VALUE")]
+    pub remote_write_external_label: Vec<String>,
 
     /// Forward pushed sample timestamps instead of rejecting them.
     #[arg(long = "push.honor-timestamps")]
@@ -230,6 +234,12 @@ impl Cli {
         }
         if self.remote_write_http2 {
             set("remote_write.http2", Value::from(true));
+        }
+        if !self.remote_write_external_label.is_empty() {
+            set(
+                "remote_write.external_labels",
+                Value::from(self.remote_write_external_label.clone()),
+            );
         }
         if self.push_honor_timestamps {
             set("push.honor_timestamps", Value::from(true));

@@ -59,6 +59,7 @@
 
 pub mod batch;
 pub mod convert;
+pub mod relabel;
 pub mod retry;
 pub mod send;
 pub mod series_memory;
