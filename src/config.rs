@@ -358,6 +358,17 @@ pub trait KeyedProblem {
     fn problem(&self) -> &str;
 }
 
+/// So that one check can report the problems of several modules.
+impl<P: KeyedProblem + ?Sized> KeyedProblem for Box<P> {
+    fn key(&self) -> &str {
+        (**self).key()
+    }
+
+    fn problem(&self) -> &str {
+        (**self).problem()
+    }
+}
+
 impl Config {
     /// [`Config::load`], then `check` (a check another module owns, e.g.
     /// building the security objects once); a problem it finds is reported

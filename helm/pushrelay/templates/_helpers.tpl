@@ -126,6 +126,9 @@ owns set from the other values.
 {{- with .Values.externalLabels }}
 {{- $_ = set $remoteWrite "external_labels" . }}
 {{- end }}
+{{- with .Values.writeRelabelConfigs }}
+{{- $_ = set $remoteWrite "write_relabel_configs" . }}
+{{- end }}
 {{- $_ = set $config "remote_write" $remoteWrite }}
 {{- end }}
 {{- $cache := get $config "cache" | default dict }}

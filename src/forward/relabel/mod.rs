@@ -190,14 +190,14 @@ impl Relabeler {
 
     /// Relabels one encoded series (e.g. `push_time_seconds`): its new
     /// encoding, or `None` when it is dropped (and counted).
-    pub fn relabel_encoded(&self, encoded: &[u8]) -> Option<Vec<u8>> {
+    pub fn relabel_encoded(&self, encoded: Vec<u8>) -> Option<Vec<u8>> {
         if self.is_noop() {
-            return Some(encoded.to_vec());
+            return Some(encoded);
         }
         let mut tally = self.tally();
         let mut out = Vec::with_capacity(encoded.len() + 32);
         let mut labels = LabelSet::default();
-        let kept = self.relabel_into(encoded, &mut labels, &mut Vec::new(), &mut out, &mut tally);
+        let kept = self.relabel_into(&encoded, &mut labels, &mut Vec::new(), &mut out, &mut tally);
         tally.publish();
         kept.then_some(out)
     }

@@ -544,7 +544,10 @@ fn no_rules_and_no_external_labels_leave_a_push_untouched() {
     relabeler.apply(&mut relabeled);
     assert_eq!(relabeled, converted);
     let one = converted.series_labels(&converted.series[0]);
-    assert_eq!(relabeler.relabel_encoded(one).as_deref(), Some(one));
+    assert_eq!(
+        relabeler.relabel_encoded(one.to_vec()).as_deref(),
+        Some(one)
+    );
 }
 
 #[test]
@@ -560,10 +563,10 @@ fn an_encoded_series_is_relabeled_or_dropped() {
     wire::put_label(&mut expected, b"__name__", b"push_time_seconds");
     wire::put_label(&mut expected, b"cluster", b"c");
     wire::put_label(&mut expected, b"job", b"j");
-    assert_eq!(relabeler.relabel_encoded(&push_time), Some(expected));
+    assert_eq!(relabeler.relabel_encoded(push_time), Some(expected));
     let mut failure = Vec::new();
     wire::put_label(&mut failure, b"__name__", b"push_failure_time_seconds");
-    assert_eq!(relabeler.relabel_encoded(&failure), None);
+    assert_eq!(relabeler.relabel_encoded(failure), None);
 }
 
 #[test]
