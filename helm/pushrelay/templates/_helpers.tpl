@@ -121,7 +121,9 @@ owns set from the other values.
 {{- $remoteWrite := get $config "remote_write" | default dict }}
 {{- $_ = set $remoteWrite "url" .Values.remoteWrite.url }}
 {{- with .Values.remoteWrite.tenant }}
-{{- $_ = set $remoteWrite "tenant" . }}
+{{- $tenant := get $remoteWrite "tenant" | default dict }}
+{{- $_ = set $tenant "id" . }}
+{{- $_ = set $remoteWrite "tenant" $tenant }}
 {{- end }}
 {{- with .Values.externalLabels }}
 {{- $_ = set $remoteWrite "external_labels" . }}
