@@ -284,7 +284,7 @@ impl Relabeler {
     ) -> bool {
         labels.clear();
         for (name, value) in decode_labels(encoded) {
-            labels.set(Cow::Borrowed(name), Cow::Borrowed(value));
+            labels.push_sorted(name, value);
         }
         let outcome = self.relabel(labels, scratch);
         tally.record(outcome);

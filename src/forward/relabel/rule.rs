@@ -55,9 +55,25 @@ impl<'a> LabelSet<'a> {
 
     /// The value of `name`, empty when absent (as Prometheus reads it).
     pub fn get(&self, name: &[u8]) -> &[u8] {
-        match self.position(name) {
-            Ok(i) => &self.entries[i].1,
-            Err(_) => b"",
+        // A scan, not a binary search: label sets are short, and most
+        // names differ in length, which is checked before any byte.
+        self.entries
+            .iter()
+            .find(|(n, _)| n.len() == name.len() && n.as_ref() == name)
+            .map_or(b"", |(_, v)| v.as_ref())
+    }
+
+    /// Appends a label that sorts after every label present (the order
+    /// encoded series come in); any other goes through [`LabelSet::set`].
+    pub fn push_sorted(&mut self, name: &'a [u8], value: &'a [u8]) {
+        match self.entries.last() {
+            Some((last, _)) if last.as_ref() >= name => {
+                self.set(Cow::Borrowed(name), Cow::Borrowed(value))
+            }
+            _ if value.is_empty() => {}
+            _ => self
+                .entries
+                .push((Cow::Borrowed(name), Cow::Borrowed(value))),
         }
     }
 
@@ -81,6 +97,9 @@ impl<'a> LabelSet<'a> {
 
     /// Keeps the labels whose name `keep` accepts.
     pub fn retain_names(&mut self, mut keep: impl FnMut(&[u8]) -> bool) {
+        if self.entries.iter().all(|(name, _)| keep(name)) {
+            return;
+        }
         self.entries.retain(|(name, _)| keep(name));
     }
 
@@ -125,6 +144,9 @@ enum Shortcut {
     Everything,
     /// `a|b|c` without regex syntax: matches exactly one of these.
     Literals(Vec<Vec<u8>>),
+    /// `a.*|b.*` with literal `a`, `b`: matches what starts with one of
+    /// these (`.` matches anything under the `s` flag).
+    Prefixes(Vec<Vec<u8>>),
     None,
 }
 
@@ -132,10 +154,21 @@ impl Pattern {
     fn compile(pattern: &str) -> Result<Self, regex::Error> {
         // As Prometheus anchors it; `s` lets `.` match a newline too.
         let regex = Regex::new(&format!("^(?s:{pattern})$"))?;
+        let is_literal = |part: &str| regex::escape(part) == part;
+        let prefixes: Option<Vec<Vec<u8>>> = pattern
+            .split('|')
+            .map(|part| {
+                part.strip_suffix(".*")
+                    .filter(|prefix| is_literal(prefix))
+                    .map(|prefix| prefix.as_bytes().to_vec())
+            })
+            .collect();
         let shortcut = if pattern == DEFAULT_REGEX {
             Shortcut::Everything
-        } else if pattern.split('|').all(|part| regex::escape(part) == part) {
+        } else if pattern.split('|').all(is_literal) {
             Shortcut::Literals(pattern.split('|').map(|p| p.as_bytes().to_vec()).collect())
+        } else if let Some(prefixes) = prefixes {
+            Shortcut::Prefixes(prefixes)
         } else {
             Shortcut::None
         };
@@ -146,6 +179,7 @@ impl Pattern {
         match &self.shortcut {
             Shortcut::Everything => true,
             Shortcut::Literals(literals) => literals.iter().any(|l| l == input),
+            Shortcut::Prefixes(prefixes) => prefixes.iter().any(|p| input.starts_with(p)),
             Shortcut::None => self.regex.is_match(input),
         }
     }

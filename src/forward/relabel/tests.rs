@@ -287,6 +287,17 @@ fn prometheus_relabel_cases() {
             ],
             Some(&[("a", "X"), ("ab", "x-y"), ("b", "Y")]),
         ),
+        // the prefix shortcut (`a.*|b.*`) matches as the regex would.
+        (
+            &[("a", "boo\nx")],
+            &["{source_labels: [a], regex: 'f.*|bo.*', action: keep}"],
+            Some(&[("a", "boo\nx")]),
+        ),
+        (
+            &[("a", "xbo")],
+            &["{source_labels: [a], regex: 'f.*|bo.*', action: keep}"],
+            None,
+        ),
         // `.` matches a newline (the `s` flag), and renaming a metric.
         (
             &[("__name__", "old_name"), ("a", "x\ny")],
