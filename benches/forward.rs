@@ -10,7 +10,11 @@
 //!   before it reaches the network;
 //! - `forwarder_sync`: `Forwarder::forward` with `ack = sync` against an
 //!   in-process receiver that decompresses and answers 204, so it includes
-//!   the queue, the shard worker, HTTP/1.1 on loopback and the receiver.
+//!   the queue, the shard worker, HTTP/1.1 on loopback and the receiver;
+//! - `*_relabel_5_rules`: the same with two external labels and five
+//!   typical `write_relabel_configs` ([`RELABEL`]: two drops, a keep, a
+//!   labeldrop, a replace; no series dropped, every series rewritten), the
+//!   cost relabeling adds per sample.
 //!
 //! Group `protocol_1000_series`: the same converted request in each
 //! remote_write protocol, encode + snappy (`v1`: the 1.0 bytes above;
@@ -36,6 +40,7 @@ use pushrelay::config::{PushConfig, RemoteWriteConfig};
 use pushrelay::exposition::text;
 use pushrelay::forward::Forwarder;
 use pushrelay::forward::convert::{self, Converted, SeriesValue};
+use pushrelay::forward::relabel::Relabeler;
 use pushrelay::forward::{send, wire, wire_v2};
 use pushrelay::push::validate::check;
 use pushrelay::push::{GroupingKey, Push, PushOp};
@@ -43,6 +48,28 @@ use tokio::net::TcpListener;
 
 const BODY_1000: &[u8] = include_bytes!("../tests/fixtures/bench_1000.txt");
 const SERIES: u64 = 1000;
+
+/// Two external labels and five typical rules, none of which drops a
+/// series of the fixture.
+const RELABEL: &str = r#"
+external_labels: {cluster: prod-eu-1, node: node-17}
+write_relabel_configs:
+  - {source_labels: [__name__], regex: 'go_.*|process_.*', action: drop}
+  - {source_labels: [__name__], regex: 'bench_.*', action: keep}
+  - {regex: pod_uid, action: labeldrop}
+  - {source_labels: [code], regex: '(\d)\d\d', target_label: code_class, replacement: '${1}xx'}
+  - {source_labels: [code], regex: '5..', action: drop}
+"#;
+
+/// The backend settings with [`RELABEL`].
+fn relabeled(config: RemoteWriteConfig) -> RemoteWriteConfig {
+    let relabel: RemoteWriteConfig = serde_yaml::from_str(RELABEL).expect("the rules parse");
+    RemoteWriteConfig {
+        external_labels: relabel.external_labels,
+        write_relabel_configs: relabel.write_relabel_configs,
+        ..config
+    }
+}
 
 /// The fixture as the push handler hands it to the sinks.
 fn push_1000() -> Push {
@@ -100,6 +127,25 @@ fn stages(c: &mut Criterion) {
     group.bench_function("convert_encode_snappy", |b| {
         b.iter(|| {
             let converted = convert::convert(black_box(&push.families), &push.key);
+            send::compress(&encode(&converted, timestamp_ms)).expect("snappy compresses")
+        })
+    });
+    let relabel = Relabeler::new(&relabeled(RemoteWriteConfig::default()), |_| None)
+        .expect("the rules compile");
+    let mut sample = converted.clone();
+    relabel.apply(&mut sample);
+    assert_eq!(sample.series.len() as u64, SERIES, "the rules drop nothing");
+    group.bench_function("relabel_5_rules", |b| {
+        b.iter_batched(
+            || converted.clone(),
+            |mut converted| relabel.apply(black_box(&mut converted)),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("convert_encode_snappy_relabel_5_rules", |b| {
+        b.iter(|| {
+            let mut converted = convert::convert(black_box(&push.families), &push.key);
+            relabel.apply(&mut converted);
             send::compress(&encode(&converted, timestamp_ms)).expect("snappy compresses")
         })
     });
@@ -179,29 +225,35 @@ fn forwarder_end_to_end(c: &mut Criterion) {
         .build()
         .expect("a tokio runtime");
     let push = push_1000();
-    let forwarder = runtime.block_on(async {
-        let url = start_null_receiver().await;
-        let forwarder = Forwarder::new(&RemoteWriteConfig {
-            url: Some(url),
-            ..RemoteWriteConfig::default()
-        })
-        .expect("a forwarder");
-        while !forwarder.is_ready() {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-        forwarder
-    });
     let mut group = c.benchmark_group("forward_1000_series");
     group.throughput(Throughput::Elements(SERIES));
-    group.bench_function("forwarder_sync", |b| {
-        b.iter(|| {
-            runtime
-                .block_on(forwarder.forward(black_box(&push)))
-                .expect("the null receiver accepts")
-        })
-    });
+    for (name, relabel) in [
+        ("forwarder_sync", false),
+        ("forwarder_sync_relabel_5_rules", true),
+    ] {
+        let forwarder = runtime.block_on(async {
+            let url = start_null_receiver().await;
+            let config = RemoteWriteConfig {
+                url: Some(url),
+                ..RemoteWriteConfig::default()
+            };
+            let config = if relabel { relabeled(config) } else { config };
+            let forwarder = Forwarder::new(&config).expect("a forwarder");
+            while !forwarder.is_ready() {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            forwarder
+        });
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                runtime
+                    .block_on(forwarder.forward(black_box(&push)))
+                    .expect("the null receiver accepts")
+            })
+        });
+        runtime.block_on(forwarder.drain());
+    }
     group.finish();
-    runtime.block_on(forwarder.drain());
 }
 
 criterion_group!(benches, stages, protocols, forwarder_end_to_end);

@@ -25,12 +25,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub(crate) mod backend;
 mod cli;
+pub mod relabel;
 pub(crate) mod secret;
 mod tenant;
 
 pub use backend::{BasicAuthConfig, ExtraHeaders, TlsClientConfig};
 pub use cli::Cli;
 use cli::FlagsProvider;
+pub use relabel::{ExternalLabels, RelabelConfig};
 pub use secret::Secret;
 pub use tenant::{DEFAULT_TENANT_HEADER, TenantConfig};
 
@@ -149,6 +151,12 @@ pub struct RemoteWriteConfig {
     /// The remote_write protocol: `auto` (2.0, falling back to 1.0 for a
     /// backend that does not take it), `1.0` or `2.0`.
     pub protocol: Protocol,
+    /// Labels added to every forwarded series lacking them (Prometheus'
+    /// `external_labels`; `${VAR}` expands from the environment at start).
+    pub external_labels: ExternalLabels,
+    /// Prometheus `relabel_config`s applied to every forwarded series after
+    /// the external labels, before it is written.
+    pub write_relabel_configs: Vec<RelabelConfig>,
 }
 
 /// Which remote_write protocol the forwarder speaks.
@@ -226,6 +234,8 @@ impl Default for RemoteWriteConfig {
             push_time_metrics: true,
             http2: false,
             protocol: Protocol::Auto,
+            external_labels: ExternalLabels::default(),
+            write_relabel_configs: Vec::new(),
         }
     }
 }
@@ -414,6 +424,17 @@ pub struct ConfigError(String);
 pub trait KeyedProblem {
     fn key(&self) -> &str;
     fn problem(&self) -> &str;
+}
+
+/// So that one check can report the problems of several modules.
+impl<P: KeyedProblem + ?Sized> KeyedProblem for Box<P> {
+    fn key(&self) -> &str {
+        (**self).key()
+    }
+
+    fn problem(&self) -> &str {
+        (**self).problem()
+    }
 }
 
 impl Config {
@@ -618,6 +639,9 @@ fn invalid_key(figment: &Figment, key: &str, problem: &str) -> ConfigError {
 }
 
 fn source_of(figment: &Figment, key: &str) -> String {
+    // An entry of a list (`write_relabel_configs[2].regex`) came from where
+    // the list came from.
+    let key = key.split('[').next().unwrap_or(key);
     match figment.find_metadata(key) {
         Some(Metadata {
             name,

@@ -6,7 +6,7 @@ use anyhow::Context;
 use pushrelay::cache::persistence::{self, Persister};
 use pushrelay::cache::store::StoreOptions;
 use pushrelay::cache::{self, Cache};
-use pushrelay::config::{Cli, Config, LogFormat};
+use pushrelay::config::{Cli, Config, KeyedProblem, LogFormat};
 use pushrelay::forward::Forwarder;
 use pushrelay::security::inbound::WebSecurity;
 use pushrelay::server::{self, AppState};
@@ -15,7 +15,7 @@ use pushrelay::telemetry::Telemetry;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse_with_defaults();
-    let config = Config::load_checked(&cli, pushrelay::security::check)?;
+    let config = Config::load_checked(&cli, check_settings)?;
     if cli.check_config {
         print!(
             "{}",
@@ -87,6 +87,15 @@ fn main() -> anyhow::Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// Builds what other modules make of the settings once, so a bad one fails
+/// at start and in `--check-config`: the security objects and the
+/// relabeling rules.
+fn check_settings(config: &Config) -> Result<(), Box<dyn KeyedProblem>> {
+    pushrelay::security::check(config).map_err(|e| Box::new(e) as Box<dyn KeyedProblem>)?;
+    pushrelay::forward::relabel::check(&config.remote_write)
+        .map_err(|e| Box::new(e) as Box<dyn KeyedProblem>)
 }
 
 fn init_logging(config: &Config) {

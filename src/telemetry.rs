@@ -73,6 +73,13 @@ pub const DISK_QUEUE_DELIVERED: &str = "pushrelay_disk_queue_entries_delivered_t
 /// duplicate timestamp), `rejected` (another 4xx), `corrupt` (a damaged
 /// queue tail cut at start, counted once per cut).
 pub const DISK_QUEUE_DROPPED: &str = "pushrelay_disk_queue_entries_dropped_total";
+/// Forwarded series dropped by a `write_relabel_configs` rule, by `rule`
+/// (its index in the list).
+pub const RELABEL_DROPPED_SERIES: &str = "pushrelay_relabel_dropped_series_total";
+/// Forwarded series dropped after relabeling because they could not be
+/// written, by `reason`: `invalid` (no valid metric name, or an invalid
+/// label name) or `duplicate` (equal to an earlier series of the push).
+pub const RELABEL_INVALID_SERIES: &str = "pushrelay_relabel_invalid_series_total";
 /// Always 1; the labels carry the version.
 pub const BUILD_INFO: &str = "pushrelay_build_info";
 
@@ -162,6 +169,16 @@ pub const RECORDED: &[OwnMetric] = &[
         DISK_QUEUE_DROPPED,
         Kind::Counter,
         "Disk-queue entries given up, by reason.",
+    ),
+    own(
+        RELABEL_DROPPED_SERIES,
+        Kind::Counter,
+        "Forwarded series dropped by a write relabeling rule, by rule index.",
+    ),
+    own(
+        RELABEL_INVALID_SERIES,
+        Kind::Counter,
+        "Forwarded series dropped because relabeling left them unwritable, by reason.",
     ),
     own(
         BUILD_INFO,

@@ -145,6 +145,10 @@ pub struct Cli {
     /// remote_write protocol: auto (2.0, falling back to 1.0), 1.0 or 2.0.
     #[arg(long = "remote-write.protocol", value_name = "PROTOCOL")]
     pub remote_write_protocol: Option<String>,
+    /// Label added to every forwarded series lacking it, `name=value`
+    /// (repeatable; `${VAR}` in the value expands from the environment).
+    #[arg(long = "remote-write.external-label", value_name = "NAME=VALUE")]
+    pub remote_write_external_label: Vec<String>,
 
     /// Forward pushed sample timestamps instead of rejecting them.
     #[arg(long = "push.honor-timestamps")]
@@ -318,6 +322,12 @@ impl Cli {
         }
         if let Some(v) = &self.remote_write_protocol {
             set("remote_write.protocol", string(v));
+        }
+        if !self.remote_write_external_label.is_empty() {
+            set(
+                "remote_write.external_labels",
+                Value::from(self.remote_write_external_label.clone()),
+            );
         }
         if self.push_honor_timestamps {
             set("push.honor_timestamps", Value::from(true));

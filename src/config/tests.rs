@@ -355,6 +355,7 @@ fn help_shows_each_setting_flags_default() {
         "remote-write.url",
         "remote-write.header",
         "remote-write.queue.dir",
+        "remote-write.external-label",
         "persistence.file",
     ];
     let command = Cli::command_with_defaults();

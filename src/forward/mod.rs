@@ -2,7 +2,8 @@
 //! or 1.0 for a backend that does not take 2.0) to the configured backend.
 //!
 //! Pipeline: [`convert`] turns the push's families into encoded series (on
-//! the pusher's task), the push is queued to one of `concurrency` `shard`
+//! the pusher's task), `relabel` adds the external labels and applies
+//! `write_relabel_configs` to them (also to `push_time_seconds` & co), the push is queued to one of `concurrency` `shard`
 //! workers chosen by its tenant and grouping key, the worker batches what is queued,
 //! stamps timestamps, adds stale markers from its `series_memory` and
 //! `push_time_seconds`, and `batch` sends the requests through [`send`]
@@ -68,6 +69,7 @@ pub mod convert;
 pub(crate) mod negotiate;
 pub mod queue;
 pub(crate) mod readiness;
+pub mod relabel;
 pub(crate) mod retry;
 pub mod send;
 pub(crate) mod series_memory;
@@ -90,6 +92,7 @@ use crate::push::validate::is_metric_name;
 use crate::push::{Push, SinkError};
 use crate::telemetry;
 use batch::Limits;
+use relabel::Relabeler;
 use retry::Backoff;
 use send::Endpoint;
 use series_memory::GroupId;
@@ -102,6 +105,7 @@ const OVERLOAD_RETRY_AFTER: Duration = Duration::from_secs(1);
 pub struct Forwarder {
     endpoint: Arc<Endpoint>,
     shards: Vec<mpsc::Sender<Message>>,
+    relabel: Arc<Relabeler>,
     ack: AckMode,
     retry_deadline: Duration,
     probe: JoinHandle<()>,
@@ -114,6 +118,9 @@ impl Forwarder {
     /// workers and readiness probe; must be called inside a tokio runtime.
     pub fn new(config: &RemoteWriteConfig) -> Result<Self, String> {
         let endpoint = Arc::new(Endpoint::new(config)?);
+        let relabel = Arc::new(
+            Relabeler::new(config, |name| std::env::var(name).ok()).map_err(|e| e.to_string())?,
+        );
         let backoff = Backoff {
             min: config.min_backoff.0,
             max: config.max_backoff.0,
@@ -142,6 +149,7 @@ impl Forwarder {
                     push_time_metrics: config.push_time_metrics,
                     max_remembered_series: config.max_remembered_series,
                     disk_queue: durable,
+                    relabel: relabel.clone(),
                 };
                 let mut worker = Worker::new(endpoint.clone(), settings, concurrency);
                 if let Some(recovered) = &mut recovered {
@@ -157,6 +165,7 @@ impl Forwarder {
         Ok(Self {
             endpoint,
             shards,
+            relabel,
             ack: config.ack,
             retry_deadline: config.retry_deadline.0,
             probe,
@@ -170,7 +179,10 @@ impl Forwarder {
         if let Some(problem) = unsendable_name(&push.families) {
             return Err(SinkError::Rejected(problem));
         }
-        let converted = convert::convert(&push.families, &push.key);
+        let mut converted = convert::convert(&push.families, &push.key);
+        // Before the shard: its series memory keeps the relabeled identity,
+        // so stale markers end what was written.
+        self.relabel.apply(&mut converted);
         let group = GroupId {
             tenant: push.tenant.clone(),
             key: push.key.clone(),

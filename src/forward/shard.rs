@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::batch::{Chunk, Delivery, Limits, Parcel};
 use super::convert::{self, Converted, SeriesValue};
 use super::queue;
+use super::relabel::Relabeler;
 use super::retry::Backoff;
 use super::send::Endpoint;
 use super::series_memory::{GroupId, SeriesMemory};
@@ -77,6 +78,9 @@ pub struct Settings {
     /// Pushes come from the disk queue: a refused one is counted as
     /// dropped there.
     pub disk_queue: bool,
+    /// Relabels the per-group series (`push_time_seconds` & co) as the
+    /// pushes' own series are.
+    pub relabel: Arc<Relabeler>,
 }
 
 /// A push ready to send.
@@ -257,17 +261,23 @@ impl Worker {
         }
         let was_pushed = group.pushed;
         if self.settings.push_time_metrics {
-            let push_time = convert::group_series_labels(PUSH_TIME, &job.group.key);
-            let failure_time = convert::group_series_labels(PUSH_FAILURE_TIME, &job.group.key);
+            let relabel = &self.settings.relabel;
+            let push_time = group_series(relabel, PUSH_TIME, &job.group);
+            let failure_time = group_series(relabel, PUSH_FAILURE_TIME, &job.group);
             if job.op == PushOp::Delete {
                 if group.pushed {
-                    builder.float(&push_time, stale, ts);
-                    builder.float(&failure_time, stale, ts);
+                    for labels in push_time.iter().chain(&failure_time) {
+                        builder.float(labels, stale, ts);
+                    }
                 }
                 group.pushed = false;
             } else {
-                builder.float(&push_time, telemetry::unix_seconds(job.received_at), ts);
-                builder.float(&failure_time, group.last_failure, ts);
+                if let Some(labels) = &push_time {
+                    builder.float(labels, telemetry::unix_seconds(job.received_at), ts);
+                }
+                if let Some(labels) = &failure_time {
+                    builder.float(labels, group.last_failure, ts);
+                }
                 builder.metadata(RwType::Gauge, PUSH_TIME, PUSH_TIME_HELP);
                 builder.metadata(RwType::Gauge, PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP);
                 group.pushed = true;
@@ -324,10 +334,15 @@ impl Worker {
                     // The backend is up but refused the push: tell it when,
                     // as the Pushgateway shows a failed push.
                     let ts = group.next_timestamp(unix_ms(now));
-                    let labels = convert::group_series_labels(PUSH_FAILURE_TIME, &job.group.key);
-                    failure_reports
-                        .of(&job.group.tenant)
-                        .float(&labels, group.last_failure, ts);
+                    let labels =
+                        group_series(&self.settings.relabel, PUSH_FAILURE_TIME, &job.group);
+                    if let Some(labels) = labels {
+                        failure_reports.of(&job.group.tenant).float(
+                            &labels,
+                            group.last_failure,
+                            ts,
+                        );
+                    }
                 }
             }
         }
@@ -429,6 +444,12 @@ impl ChunkBuilder {
         }
         self.chunks
     }
+}
+
+/// The encoded labels of the group's series `name` after relabeling, or
+/// `None` when a rule drops it.
+fn group_series(relabel: &Relabeler, name: &str, group: &GroupId) -> Option<Vec<u8>> {
+    relabel.relabel_encoded(convert::group_series_labels(name, &group.key))
 }
 
 fn unix_ms(time: SystemTime) -> i64 {

@@ -136,7 +136,9 @@ owns set from the other values.
 {{- $remoteWrite := get $config "remote_write" | default dict }}
 {{- $_ = set $remoteWrite "url" .Values.remoteWrite.url }}
 {{- with .Values.remoteWrite.tenant }}
-{{- $_ = set $remoteWrite "tenant" . }}
+{{- $tenant := get $remoteWrite "tenant" | default dict }}
+{{- $_ = set $tenant "id" . }}
+{{- $_ = set $remoteWrite "tenant" $tenant }}
 {{- end }}
 {{- with .Values.externalLabels }}
 {{- $_ = set $remoteWrite "external_labels" . }}
@@ -144,6 +146,9 @@ owns set from the other values.
 {{- if include "pushrelay.durable" . }}
 {{- $_ = set $remoteWrite "ack" "durable" }}
 {{- $_ = set $remoteWrite "queue" (dict "dir" .Values.durableQueue.mountPath "max_bytes" (int64 .Values.durableQueue.maxBytes)) }}
+{{- end }}
+{{- with .Values.writeRelabelConfigs }}
+{{- $_ = set $remoteWrite "write_relabel_configs" . }}
 {{- end }}
 {{- $_ = set $config "remote_write" $remoteWrite }}
 {{- end }}

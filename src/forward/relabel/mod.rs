@@ -1,0 +1,374 @@
+//! External labels and write relabeling, as Prometheus applies them to
+//! what it writes: every forwarded series first gets the external labels
+//! it lacks (a pushed label of the same name wins), then passes
+//! `write_relabel_configs` in order ([`rule`] holds one rule's semantics).
+//!
+//! Contract of [`Relabeler`]:
+//! - built once from `remote_write` (regexes compiled, `${VAR}` in external
+//!   label values expanded from the environment); a rule Prometheus would
+//!   refuse is a [`RelabelError`] naming the rule's index and key, at start
+//!   and in `--check-config` (see [`check`]);
+//! - [`Relabeler::apply`] rewrites a converted push in place, after the
+//!   grouping labels are merged and before the series memory sees it, so
+//!   stale markers end exactly the series that were written; with no
+//!   external labels and no rules it returns at once;
+//! - a series a rule drops is not sent (counted by rule index in
+//!   `telemetry::RELABEL_DROPPED_SERIES`); a series left without a valid
+//!   `__name__` or with an invalid label name, or equal to an earlier
+//!   series of the same push after relabeling, is dropped too (counted in
+//!   `telemetry::RELABEL_INVALID_SERIES` by reason): it could not be
+//!   written, or its duplicate would make the backend refuse the request;
+//! - labels starting with `__` (other than `__name__`) that rules leave
+//!   behind, e.g. `__tmp_*` scratch labels, are removed, as Prometheus
+//!   removes them after target relabeling: remote_write 1.0 as pushrelay
+//!   writes it carries no reserved names.
+
+mod md5;
+mod rule;
+
+use std::borrow::Cow;
+use std::hash::BuildHasher;
+use std::ops::Range;
+
+pub use rule::{LabelSet, Rule, RuleProblem, is_label_name};
+
+use super::convert::{Converted, Series};
+use super::wire;
+use crate::config::{KeyedProblem, RemoteWriteConfig};
+use crate::hashing::{ByHash, Seeded};
+use crate::push::validate::is_metric_name;
+use crate::telemetry;
+
+const NAME_LABEL: &[u8] = b"__name__";
+
+/// A relabeling setting that cannot be used: its key (with the rule's
+/// index, e.g. `remote_write.write_relabel_configs[2].regex`) and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {problem}")]
+pub struct RelabelError {
+    pub key: String,
+    pub problem: String,
+}
+
+impl KeyedProblem for RelabelError {
+    fn key(&self) -> &str {
+        &self.key
+    }
+
+    fn problem(&self) -> &str {
+        &self.problem
+    }
+}
+
+/// Compiles the relabeling `config` describes once, so a bad rule fails at
+/// start (and in `--check-config`).
+pub fn check(config: &RemoteWriteConfig) -> Result<(), RelabelError> {
+    Relabeler::new(config, |name| std::env::var(name).ok()).map(drop)
+}
+
+/// What a series became.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Kept,
+    /// Dropped by the rule at this index.
+    DroppedBy(usize),
+    /// Left without a valid metric name or with an invalid label name.
+    Invalid,
+}
+
+/// The compiled external labels and rules.
+#[derive(Debug, Default)]
+pub struct Relabeler {
+    /// Sorted by name, values expanded, empty values left out.
+    external: Vec<(Vec<u8>, Vec<u8>)>,
+    rules: Vec<Rule>,
+    /// Whether a rule may make two series of a push equal.
+    may_merge: bool,
+}
+
+/// Counts of one push, added to the metrics once.
+struct Tally {
+    dropped_by_rule: Vec<u64>,
+    invalid: u64,
+    duplicate: u64,
+}
+
+impl Tally {
+    fn record(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Kept => {}
+            Outcome::DroppedBy(rule) => self.dropped_by_rule[rule] += 1,
+            Outcome::Invalid => self.invalid += 1,
+        }
+    }
+
+    fn publish(&self) {
+        for (rule, &count) in self.dropped_by_rule.iter().enumerate() {
+            if count > 0 {
+                metrics::counter!(telemetry::RELABEL_DROPPED_SERIES, "rule" => rule.to_string())
+                    .increment(count);
+            }
+        }
+        for (reason, count) in [("invalid", self.invalid), ("duplicate", self.duplicate)] {
+            if count > 0 {
+                metrics::counter!(telemetry::RELABEL_INVALID_SERIES, "reason" => reason)
+                    .increment(count);
+            }
+        }
+    }
+}
+
+impl Relabeler {
+    /// Compiles `config.external_labels` (expanding `${VAR}` with `env`)
+    /// and `config.write_relabel_configs`.
+    pub fn new(
+        config: &RemoteWriteConfig,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, RelabelError> {
+        let mut external = Vec::new();
+        for (name, value) in &config.external_labels.0 {
+            if !is_label_name(name.as_bytes()) || name.starts_with("__") {
+                return Err(RelabelError {
+                    key: format!("remote_write.external_labels.{name}"),
+                    problem: format!(
+                        "{name:?} is not a label name that can be written \
+                         ([a-zA-Z_][a-zA-Z0-9_]* without a `__` prefix)"
+                    ),
+                });
+            }
+            let value = expand_env(value, &env);
+            // Prometheus leaves out an external label whose value is empty.
+            if !value.is_empty() {
+                external.push((name.as_bytes().to_vec(), value.into_bytes()));
+            }
+        }
+        external.sort();
+        external.dedup_by(|a, b| a.0 == b.0);
+        let rules = config
+            .write_relabel_configs
+            .iter()
+            .enumerate()
+            .map(|(index, rule)| {
+                Rule::compile(rule).map_err(|p| RelabelError {
+                    key: format!("remote_write.write_relabel_configs[{index}].{}", p.field),
+                    problem: p.problem,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let may_merge = rules.iter().any(Rule::rewrites);
+        Ok(Self {
+            external,
+            rules,
+            may_merge,
+        })
+    }
+
+    /// Whether relabeling leaves every series as it is.
+    pub fn is_noop(&self) -> bool {
+        self.external.is_empty() && self.rules.is_empty()
+    }
+
+    /// Applies external labels, rules and the validity check to `labels`.
+    pub fn relabel<'a>(&'a self, labels: &mut LabelSet<'a>, scratch: &mut Vec<u8>) -> Outcome {
+        for (name, value) in &self.external {
+            if labels.get(name).is_empty() {
+                labels.set(Cow::Borrowed(name), Cow::Borrowed(value));
+            }
+        }
+        for (index, rule) in self.rules.iter().enumerate() {
+            if !rule.apply(labels, scratch) {
+                return Outcome::DroppedBy(index);
+            }
+        }
+        labels.retain_names(|name| name == NAME_LABEL || !name.starts_with(b"__"));
+        let name_ok = std::str::from_utf8(labels.get(NAME_LABEL)).is_ok_and(is_metric_name);
+        if !name_ok || !labels.iter().all(|(name, _)| is_label_name(name)) {
+            return Outcome::Invalid;
+        }
+        Outcome::Kept
+    }
+
+    /// Relabels one encoded series (e.g. `push_time_seconds`): its new
+    /// encoding, or `None` when it is dropped (and counted).
+    pub fn relabel_encoded(&self, encoded: Vec<u8>) -> Option<Vec<u8>> {
+        if self.is_noop() {
+            return Some(encoded);
+        }
+        let mut tally = self.tally();
+        let mut out = Vec::with_capacity(encoded.len() + 32);
+        let mut labels = LabelSet::default();
+        let kept = self.relabel_into(&encoded, &mut labels, &mut Vec::new(), &mut out, &mut tally);
+        tally.publish();
+        kept.then_some(out)
+    }
+
+    /// Rewrites every series of `converted` (see the module docs); series
+    /// ranges of families stay contiguous.
+    pub fn apply(&self, converted: &mut Converted) {
+        if self.is_noop() {
+            return;
+        }
+        let old_labels = std::mem::take(&mut converted.labels);
+        let old_series = std::mem::take(&mut converted.series);
+        let external_bytes: usize = self
+            .external
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 6)
+            .sum();
+        let mut labels_out =
+            Vec::with_capacity(old_labels.len() + old_series.len() * external_bytes);
+        let mut series_out = Vec::with_capacity(old_series.len());
+        let mut tally = self.tally();
+        let mut seen: ByHash<usize> = ByHash::default();
+        let hasher = Seeded::default();
+        let mut labels = LabelSet::default();
+        let mut scratch = Vec::new();
+        for family in &mut converted.families {
+            let family_start = (labels_out.len(), series_out.len());
+            for series in &old_series[family.series.clone()] {
+                let start = labels_out.len();
+                let encoded = &old_labels[series.labels.clone()];
+                if !self.relabel_into(
+                    encoded,
+                    &mut labels,
+                    &mut scratch,
+                    &mut labels_out,
+                    &mut tally,
+                ) {
+                    labels_out.truncate(start);
+                    continue;
+                }
+                let written: Range<usize> = start..labels_out.len();
+                if self.may_merge {
+                    let hash = hasher.hash_one(&labels_out[written.clone()]);
+                    if let Some(&earlier) = seen.get(&hash) {
+                        let earlier: &Series = &series_out[earlier];
+                        if labels_out[earlier.labels.clone()] == labels_out[written.clone()] {
+                            tally.duplicate += 1;
+                            labels_out.truncate(start);
+                            continue;
+                        }
+                    }
+                    seen.insert(hash, series_out.len());
+                }
+                series_out.push(Series {
+                    labels: written,
+                    ..series.clone()
+                });
+            }
+            family.labels = family_start.0..labels_out.len();
+            family.series = family_start.1..series_out.len();
+        }
+        converted.labels = labels_out;
+        converted.series = series_out;
+        tally.publish();
+    }
+
+    fn tally(&self) -> Tally {
+        Tally {
+            dropped_by_rule: vec![0; self.rules.len()],
+            invalid: 0,
+            duplicate: 0,
+        }
+    }
+
+    /// Decodes `encoded`, relabels it and appends the result to `out`;
+    /// `false` when the series is dropped.
+    fn relabel_into<'a>(
+        &'a self,
+        encoded: &'a [u8],
+        labels: &mut LabelSet<'a>,
+        scratch: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+        tally: &mut Tally,
+    ) -> bool {
+        labels.clear();
+        for (name, value) in decode_labels(encoded) {
+            labels.push_sorted(name, value);
+        }
+        let outcome = self.relabel(labels, scratch);
+        tally.record(outcome);
+        if outcome != Outcome::Kept {
+            return false;
+        }
+        for (name, value) in labels.iter() {
+            wire::put_label(out, name, value);
+        }
+        true
+    }
+}
+
+/// The `(name, value)` pairs of encoded `TimeSeries.labels` entries, as
+/// `wire::put_label_suffixed` writes them.
+fn decode_labels(mut encoded: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    std::iter::from_fn(move || {
+        let (label, rest) = take_len_field(encoded)?;
+        encoded = rest;
+        let (name, after_name) = take_len_field(label)?;
+        let (value, _) = take_len_field(after_name)?;
+        Some((name, value))
+    })
+}
+
+/// The payload of the LEN field (tag, varint length, bytes) at the start
+/// of `bytes`, and what follows it.
+fn take_len_field(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, varint) = read_varint(bytes.get(1..)?)?;
+    let start = 1 + varint;
+    let end = start.checked_add(usize::try_from(len).ok()?)?;
+    Some((bytes.get(start..end)?, bytes.get(end..)?))
+}
+
+/// A varint and the bytes it took.
+fn read_varint(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for (i, &byte) in bytes.iter().enumerate().take(10) {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte < 0x80 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
+/// `value` with `$VAR` and `${VAR}` replaced by the environment's values
+/// (empty when unset) and `$$` by `$`, as Prometheus expands external
+/// labels.
+pub fn expand_env(value: &str, env: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(dollar) = rest.find('$') {
+        out.push_str(&rest[..dollar]);
+        rest = &rest[dollar + 1..];
+        if let Some(after) = rest.strip_prefix('$') {
+            out.push('$');
+            rest = after;
+        } else if let Some(braced) = rest.strip_prefix('{') {
+            match braced.find('}') {
+                Some(end) => {
+                    out.push_str(&env(&braced[..end]).unwrap_or_default());
+                    rest = &braced[end + 1..];
+                }
+                None => {
+                    out.push_str("${");
+                    rest = braced;
+                }
+            }
+        } else {
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            if end == 0 {
+                out.push('$');
+            } else {
+                out.push_str(&env(&rest[..end]).unwrap_or_default());
+            }
+            rest = &rest[end..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests;

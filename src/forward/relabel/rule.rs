@@ -1,0 +1,470 @@
+//! One compiled `relabel_config` and the label set it rewrites, with
+//! Prometheus' semantics (`model/relabel/relabel.go`): the source label
+//! values joined by the separator are the input; regexes are fully
+//! anchored; setting a label to an empty value deletes it; `$1`, `${name}`
+//! expand as Go's `Regexp.Expand` does (the `regex` crate's `expand` has
+//! the same rules).
+//!
+//! Compiling refuses exactly what Prometheus' `Config.Validate` refuses,
+//! naming the field at fault.
+
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use regex::bytes::Regex;
+
+use super::md5;
+use crate::config::RelabelConfig;
+use crate::config::relabel::{DEFAULT_REGEX, DEFAULT_REPLACEMENT, DEFAULT_SEPARATOR};
+
+/// Prometheus' `relabelTarget`: a label name in which `$1`, `$name`,
+/// `${name}` may stand for parts (ASCII word characters, as Go's `\w`).
+static TEMPLATED_NAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:(?:[a-zA-Z_]|\$(?:\{[0-9A-Za-z_]+\}|[0-9A-Za-z_]+))+[0-9A-Za-z_]*)+$")
+        .expect("the templated label name pattern compiles")
+});
+
+/// A label name as remote_write 1.0 and Prometheus' `LabelName.IsValid`
+/// accept it.
+pub fn is_label_name(name: &[u8]) -> bool {
+    match name.split_first() {
+        Some((first, rest)) => {
+            (first.is_ascii_alphabetic() || *first == b'_')
+                && rest.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        }
+        None => false,
+    }
+}
+
+/// A label name or value: borrowed from the encoded series or a rule, or
+/// written by a rule.
+type Text<'a> = Cow<'a, [u8]>;
+
+/// A label set being relabeled: sorted by name, names unique, no empty
+/// values. Names and values borrow from the encoded series or the rules
+/// until a rule writes a new one.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LabelSet<'a> {
+    entries: Vec<(Text<'a>, Text<'a>)>,
+}
+
+impl<'a> LabelSet<'a> {
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    /// The value of `name`, empty when absent (as Prometheus reads it).
+    pub fn get(&self, name: &[u8]) -> &[u8] {
+        // A scan, not a binary search: label sets are short, and most
+        // names differ in length, which is checked before any byte.
+        self.entries
+            .iter()
+            .find(|(n, _)| n.len() == name.len() && n.as_ref() == name)
+            .map_or(b"", |(_, v)| v.as_ref())
+    }
+
+    /// Appends a label that sorts after every label present (the order
+    /// encoded series come in); any other goes through [`LabelSet::set`].
+    pub fn push_sorted(&mut self, name: &'a [u8], value: &'a [u8]) {
+        match self.entries.last() {
+            Some((last, _)) if last.as_ref() >= name => {
+                self.set(Cow::Borrowed(name), Cow::Borrowed(value))
+            }
+            _ if value.is_empty() => {}
+            _ => self
+                .entries
+                .push((Cow::Borrowed(name), Cow::Borrowed(value))),
+        }
+    }
+
+    /// Sets `name` to `value`; an empty value deletes the label.
+    pub fn set(&mut self, name: Text<'a>, value: Text<'a>) {
+        match (self.position(&name), value.is_empty()) {
+            (Ok(i), false) => self.entries[i].1 = value,
+            (Ok(i), true) => {
+                self.entries.remove(i);
+            }
+            (Err(i), false) => self.entries.insert(i, (name, value)),
+            (Err(_), true) => {}
+        }
+    }
+
+    pub fn delete(&mut self, name: &[u8]) {
+        if let Ok(i) = self.position(name) {
+            self.entries.remove(i);
+        }
+    }
+
+    /// Keeps the labels whose name `keep` accepts.
+    pub fn retain_names(&mut self, mut keep: impl FnMut(&[u8]) -> bool) {
+        if self.entries.iter().all(|(name, _)| keep(name)) {
+            return;
+        }
+        self.entries.retain(|(name, _)| keep(name));
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.entries.iter().map(|(n, v)| (n.as_ref(), v.as_ref()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn position(&self, name: &[u8]) -> Result<usize, usize> {
+        self.entries.binary_search_by(|(n, _)| n.as_ref().cmp(name))
+    }
+}
+
+impl<'a> FromIterator<(&'a [u8], &'a [u8])> for LabelSet<'a> {
+    fn from_iter<I: IntoIterator<Item = (&'a [u8], &'a [u8])>>(labels: I) -> Self {
+        let mut set = LabelSet::default();
+        for (name, value) in labels {
+            set.set(Cow::Borrowed(name), Cow::Borrowed(value));
+        }
+        set
+    }
+}
+
+/// A fully anchored regex, with a shortcut for the common patterns that
+/// need no regex engine to test.
+#[derive(Debug)]
+struct Pattern {
+    regex: Regex,
+    shortcut: Shortcut,
+}
+
+#[derive(Debug)]
+enum Shortcut {
+    /// `(.*)`: matches every input.
+    Everything,
+    /// `a|b|c` without regex syntax: matches exactly one of these.
+    Literals(Vec<Vec<u8>>),
+    /// `a.*|b.*` with literal `a`, `b`: matches what starts with one of
+    /// these (`.` matches anything under the `s` flag).
+    Prefixes(Vec<Vec<u8>>),
+    None,
+}
+
+impl Pattern {
+    fn compile(pattern: &str) -> Result<Self, regex::Error> {
+        // As Prometheus anchors it; `s` lets `.` match a newline too.
+        let regex = Regex::new(&format!("^(?s:{pattern})$"))?;
+        let is_literal = |part: &str| regex::escape(part) == part;
+        let prefixes: Option<Vec<Vec<u8>>> = pattern
+            .split('|')
+            .map(|part| {
+                part.strip_suffix(".*")
+                    .filter(|prefix| is_literal(prefix))
+                    .map(|prefix| prefix.as_bytes().to_vec())
+            })
+            .collect();
+        let shortcut = if pattern == DEFAULT_REGEX {
+            Shortcut::Everything
+        } else if pattern.split('|').all(is_literal) {
+            Shortcut::Literals(pattern.split('|').map(|p| p.as_bytes().to_vec()).collect())
+        } else if let Some(prefixes) = prefixes {
+            Shortcut::Prefixes(prefixes)
+        } else {
+            Shortcut::None
+        };
+        Ok(Self { regex, shortcut })
+    }
+
+    fn is_match(&self, input: &[u8]) -> bool {
+        match &self.shortcut {
+            Shortcut::Everything => true,
+            Shortcut::Literals(literals) => literals.iter().any(|l| l == input),
+            Shortcut::Prefixes(prefixes) => prefixes.iter().any(|p| input.starts_with(p)),
+            Shortcut::None => self.regex.is_match(input),
+        }
+    }
+
+    /// `template` expanded with the captures of matching `input`, or
+    /// `None` when it does not match.
+    fn expand(&self, input: &[u8], template: &[u8], out: &mut Vec<u8>) -> Option<()> {
+        let captures = self.regex.captures(input)?;
+        captures.expand(template, out);
+        Some(())
+    }
+}
+
+/// What a rule does, with the fields that action uses.
+#[derive(Debug)]
+enum Action {
+    Replace {
+        target: Vec<u8>,
+        /// Whether `target` holds `$` references to expand.
+        templated_target: bool,
+        replacement: Vec<u8>,
+    },
+    Keep,
+    Drop,
+    KeepEqual(Vec<u8>),
+    DropEqual(Vec<u8>),
+    HashMod {
+        target: Vec<u8>,
+        modulus: u64,
+    },
+    LabelMap(Vec<u8>),
+    LabelDrop,
+    LabelKeep,
+    Lowercase(Vec<u8>),
+    Uppercase(Vec<u8>),
+}
+
+/// One compiled rule.
+#[derive(Debug)]
+pub struct Rule {
+    source_labels: Vec<Vec<u8>>,
+    separator: Vec<u8>,
+    pattern: Pattern,
+    action: Action,
+    /// Whether the rule may rewrite labels (and so make two series one).
+    rewrites: bool,
+}
+
+/// A rule Prometheus would refuse: the field at fault and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleProblem {
+    pub field: &'static str,
+    pub problem: String,
+}
+
+fn problem(field: &'static str, problem: impl Into<String>) -> RuleProblem {
+    RuleProblem {
+        field,
+        problem: problem.into(),
+    }
+}
+
+impl Rule {
+    /// Compiles `config`, refusing it as Prometheus' `Config.Validate`
+    /// does.
+    pub fn compile(config: &RelabelConfig) -> Result<Self, RuleProblem> {
+        let action = config.action.to_ascii_lowercase();
+        let target = &config.target_label;
+        let target_is_name = is_label_name(target.as_bytes());
+        let default_replacement = config.replacement == DEFAULT_REPLACEMENT;
+        let needs_target = matches!(
+            action.as_str(),
+            "replace" | "hashmod" | "lowercase" | "uppercase" | "keepequal" | "dropequal"
+        );
+        if action.is_empty() {
+            return Err(problem("action", "relabel action cannot be empty"));
+        }
+        if action == "hashmod" && config.modulus == 0 {
+            return Err(problem(
+                "modulus",
+                "relabel configuration for hashmod requires non-zero modulus",
+            ));
+        }
+        if needs_target && target.is_empty() {
+            return Err(problem(
+                "target_label",
+                format!("relabel configuration for {action} action requires 'target_label' value"),
+            ));
+        }
+        let templated_target = target.contains('$');
+        let target_ok = match action.as_str() {
+            "replace" if templated_target => TEMPLATED_NAME.is_match(target.as_bytes()),
+            "replace" | "hashmod" | "lowercase" | "uppercase" | "keepequal" | "dropequal" => {
+                target_is_name
+            }
+            _ => true,
+        };
+        if !target_ok {
+            return Err(problem(
+                "target_label",
+                format!("{target:?} is invalid 'target_label' for {action} action"),
+            ));
+        }
+        let equal = matches!(action.as_str(), "keepequal" | "dropequal");
+        if (equal || matches!(action.as_str(), "lowercase" | "uppercase")) && !default_replacement {
+            return Err(problem(
+                "replacement",
+                format!("'replacement' can not be set for {action} action"),
+            ));
+        }
+        if action == "labelmap" && !TEMPLATED_NAME.is_match(config.replacement.as_bytes()) {
+            return Err(problem(
+                "replacement",
+                format!(
+                    "{:?} is invalid 'replacement' for {action} action",
+                    config.replacement
+                ),
+            ));
+        }
+        if equal {
+            let extra = [
+                ("regex", config.regex != DEFAULT_REGEX),
+                ("modulus", config.modulus != 0),
+                ("separator", config.separator != DEFAULT_SEPARATOR),
+            ];
+            if let Some((field, _)) = extra.iter().find(|(_, set)| *set) {
+                return Err(problem(
+                    field,
+                    format!(
+                        "{action} action requires only 'source_labels' and 'target_label', and no other fields"
+                    ),
+                ));
+            }
+        }
+        if matches!(action.as_str(), "labeldrop" | "labelkeep") {
+            let extra = [
+                ("source_labels", !config.source_labels.is_empty()),
+                ("target_label", !target.is_empty()),
+                ("modulus", config.modulus != 0),
+                ("separator", config.separator != DEFAULT_SEPARATOR),
+                ("replacement", !default_replacement),
+            ];
+            if let Some((field, _)) = extra.iter().find(|(_, set)| *set) {
+                return Err(problem(
+                    field,
+                    format!("{action} action requires only 'regex', and no other fields"),
+                ));
+            }
+        }
+        let pattern = Pattern::compile(&config.regex).map_err(|e| {
+            problem(
+                "regex",
+                format!("{:?} is not a valid regex: {e}", config.regex),
+            )
+        })?;
+        let target = target.as_bytes().to_vec();
+        let action = match action.as_str() {
+            "replace" => Action::Replace {
+                target,
+                templated_target,
+                replacement: config.replacement.as_bytes().to_vec(),
+            },
+            "keep" => Action::Keep,
+            "drop" => Action::Drop,
+            "keepequal" => Action::KeepEqual(target),
+            "dropequal" => Action::DropEqual(target),
+            "hashmod" => Action::HashMod {
+                target,
+                modulus: config.modulus,
+            },
+            "labelmap" => Action::LabelMap(config.replacement.as_bytes().to_vec()),
+            "labeldrop" => Action::LabelDrop,
+            "labelkeep" => Action::LabelKeep,
+            "lowercase" => Action::Lowercase(target),
+            "uppercase" => Action::Uppercase(target),
+            _ => {
+                return Err(problem(
+                    "action",
+                    format!(
+                        "unknown relabel action {:?} (expected replace, keep, drop, keepequal, \
+                         dropequal, hashmod, labelmap, labeldrop, labelkeep, lowercase or uppercase)",
+                        config.action
+                    ),
+                ));
+            }
+        };
+        let rewrites = !matches!(
+            action,
+            Action::Keep | Action::Drop | Action::KeepEqual(_) | Action::DropEqual(_)
+        );
+        Ok(Self {
+            source_labels: config
+                .source_labels
+                .iter()
+                .map(|l| l.as_bytes().to_vec())
+                .collect(),
+            separator: config.separator.as_bytes().to_vec(),
+            pattern,
+            action,
+            rewrites,
+        })
+    }
+
+    /// Whether the rule may change label names or values (keep and drop
+    /// rules only filter).
+    pub fn rewrites(&self) -> bool {
+        self.rewrites
+    }
+
+    /// Applies the rule to `labels`; `false` when the series is dropped.
+    /// `input` is scratch space for the joined source values.
+    pub fn apply<'a>(&'a self, labels: &mut LabelSet<'a>, input: &mut Vec<u8>) -> bool {
+        input.clear();
+        for (i, name) in self.source_labels.iter().enumerate() {
+            if i > 0 {
+                input.extend_from_slice(&self.separator);
+            }
+            input.extend_from_slice(labels.get(name));
+        }
+        let input = input.as_slice();
+        match &self.action {
+            Action::Drop => return !self.pattern.is_match(input),
+            Action::Keep => return self.pattern.is_match(input),
+            Action::DropEqual(target) => return labels.get(target) != input,
+            Action::KeepEqual(target) => return labels.get(target) == input,
+            Action::Replace {
+                target,
+                templated_target,
+                replacement,
+            } => {
+                let mut value = Vec::new();
+                if self
+                    .pattern
+                    .expand(input, replacement, &mut value)
+                    .is_none()
+                {
+                    return true;
+                }
+                let name = if *templated_target {
+                    let mut name = Vec::new();
+                    self.pattern.expand(input, target, &mut name);
+                    if !is_label_name(&name) {
+                        return true;
+                    }
+                    Cow::Owned(name)
+                } else {
+                    Cow::Borrowed(target.as_slice())
+                };
+                labels.set(name, Cow::Owned(value));
+            }
+            Action::Lowercase(target) => {
+                let lower = String::from_utf8_lossy(input).to_lowercase();
+                labels.set(Cow::Borrowed(target), Cow::Owned(lower.into_bytes()));
+            }
+            Action::Uppercase(target) => {
+                let upper = String::from_utf8_lossy(input).to_uppercase();
+                labels.set(Cow::Borrowed(target), Cow::Owned(upper.into_bytes()));
+            }
+            Action::HashMod { target, modulus } => {
+                let sum = md5::digest(input);
+                let mut low = [0u8; 8];
+                // The last 8 bytes, big-endian, as Prometheus reads them.
+                low.copy_from_slice(&sum[8..]);
+                let bucket = u64::from_be_bytes(low) % modulus;
+                labels.set(
+                    Cow::Borrowed(target),
+                    Cow::Owned(bucket.to_string().into_bytes()),
+                );
+            }
+            Action::LabelMap(replacement) => {
+                let before = labels.clone();
+                for (name, value) in before.entries {
+                    let mut mapped = Vec::new();
+                    if self
+                        .pattern
+                        .expand(&name, replacement, &mut mapped)
+                        .is_some()
+                    {
+                        labels.set(Cow::Owned(mapped), value);
+                    }
+                }
+            }
+            Action::LabelDrop => labels.retain_names(|name| !self.pattern.is_match(name)),
+            Action::LabelKeep => labels.retain_names(|name| self.pattern.is_match(name)),
+        }
+        true
+    }
+}
