@@ -19,9 +19,11 @@
 //!   only when `push.disable_consistency_check` skips validation) is
 //!   [`SinkError::Rejected`] without a request.
 //! - One group's samples are always sent in order, with strictly increasing
-//!   timestamps (the receive time in ms, bumped by 1 ms when a group is
-//!   pushed twice within a millisecond); pushed timestamps (only present
-//!   when `push.honor_timestamps` is on) are sent as given.
+//!   timestamps never ahead of the wall clock: the receive time in ms; a
+//!   PUT or DELETE replaces the pushes to its group received within the
+//!   same millisecond (they share its answer), and any other push that
+//!   would need the next millisecond waits for it. Pushed timestamps (only
+//!   present when `push.honor_timestamps` is on) are sent as given.
 //!
 //! `push_time_seconds` / `push_failure_time_seconds` (switch:
 //! `remote_write.push_time_metrics`): the Pushgateway exposes both gauges

@@ -119,9 +119,14 @@ impl Group {
     /// 1 ms after the previous samples, whichever is later, so that one
     /// series never gets two samples at one timestamp or out of order.
     pub fn next_timestamp(&mut self, received_ms: i64) -> i64 {
-        let ts = received_ms.max(self.last_timestamp_ms.saturating_add(1));
+        let ts = self.peek_timestamp(received_ms);
         self.last_timestamp_ms = ts;
         ts
+    }
+
+    /// The timestamp [`Group::next_timestamp`] would give, without taking it.
+    pub fn peek_timestamp(&self, received_ms: i64) -> i64 {
+        received_ms.max(self.last_timestamp_ms.saturating_add(1))
     }
 
     fn series_count(&self) -> usize {

@@ -2,9 +2,12 @@
 //!
 //! Pushes reach a shard over a bounded queue, in arrival order. The worker
 //! takes everything queued (up to the request limits) as one batch, so
-//! pushes arriving while a request is in flight share the next one. For
-//! each push, in order, it stamps the group's timestamp (strictly
-//! increasing per group), adds stale markers for the series the push ends
+//! pushes arriving while a request is in flight share the next one. It
+//! drops the pushes a later PUT or DELETE of their group received in the
+//! same millisecond replaces ([`collapse`]); then for each push, in order,
+//! it stamps the group's timestamp (strictly increasing per group, never
+//! ahead of the wall clock: it waits for the next millisecond when
+//! needed), adds stale markers for the series the push ends
 //! and the group's `push_time_seconds`, delivers the batch (see `batch`),
 //! and answers every pusher.
 //!
@@ -13,8 +16,9 @@
 //! of first arrival), so every request carries exactly one tenant's series
 //! and its header.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -80,6 +84,8 @@ struct Prepared {
     samples: usize,
     /// Whether the group had push_time_seconds before a DELETE.
     was_pushed: bool,
+    /// The pushes this one replaced in [`collapse`]: answered as it is.
+    followers: Vec<Reply>,
 }
 
 pub struct Worker {
@@ -151,7 +157,13 @@ impl Worker {
     }
 
     async fn process(&mut self, batch: Vec<Queued>) {
-        let prepared: Vec<Prepared> = batch.into_iter().map(|job| self.prepare(job)).collect();
+        let mut prepared: Vec<Prepared> = Vec::with_capacity(batch.len());
+        for (job, followers) in collapse(batch) {
+            self.wait_for_clock(&job).await;
+            let mut ready = self.prepare(job);
+            ready.followers = followers;
+            prepared.push(ready);
+        }
         let mut tenants: Vec<Option<String>> = Vec::new();
         for p in &prepared {
             if !tenants.contains(&p.job.group.tenant) {
@@ -190,6 +202,24 @@ impl Worker {
                 deadline: Instant::now(),
             }];
             let _ = self.delivery(tenant.as_deref()).deliver(&report).await;
+        }
+    }
+
+    /// Waits until the wall clock reaches the timestamp `job` will get, so
+    /// that no sample is stamped ahead of the clock (a group pushed again
+    /// within the millisecond of its previous samples waits for the next
+    /// one; [`collapse`] keeps that rare).
+    async fn wait_for_clock(&mut self, job: &Queued) {
+        let wanted = self
+            .memory
+            .group(&job.group)
+            .peek_timestamp(unix_ms(job.received_at));
+        loop {
+            let ahead = wanted - unix_ms(SystemTime::now());
+            if ahead <= 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(ahead as u64)).await;
         }
     }
 
@@ -253,6 +283,7 @@ impl Worker {
             ended,
             was_pushed,
             job,
+            followers: Vec::new(),
         }
     }
 
@@ -267,6 +298,7 @@ impl Worker {
             ended,
             samples,
             was_pushed,
+            followers,
             ..
         } = prepared;
         match &outcome {
@@ -294,10 +326,63 @@ impl Worker {
                 }
             }
         }
+        for follower in followers {
+            let _ = follower.send(outcome.clone());
+        }
         if let Some(reply) = job.reply {
             let _ = reply.send(outcome);
         }
     }
+}
+
+/// The batch with every push that a later PUT or DELETE of the same group,
+/// received within the same millisecond, replaces whole: a scrape in that
+/// millisecond would only have seen the newest state, and stamping each
+/// push 1 ms after the previous one would run ahead of the clock. Each kept
+/// push comes with the replies of the pushes it replaced, answered with
+/// its outcome. Pushes carrying their own timestamps are never collapsed.
+fn collapse(batch: Vec<Queued>) -> Vec<(Queued, Vec<Reply>)> {
+    let timestamped = |job: &Queued| {
+        job.converted
+            .series
+            .iter()
+            .any(|s| s.timestamp_ms.is_some())
+    };
+    // Per group, the index and millisecond of the latest whole replacement
+    // seen so far, scanning from the end.
+    let mut replacing: HashMap<&GroupId, (usize, i64)> = HashMap::new();
+    let mut superseded_by: Vec<Option<usize>> = vec![None; batch.len()];
+    for (index, job) in batch.iter().enumerate().rev() {
+        let ms = unix_ms(job.received_at);
+        if timestamped(job) {
+            continue;
+        }
+        match replacing.get(&job.group) {
+            Some(&(by, at)) if at == ms => superseded_by[index] = Some(by),
+            _ if job.op != PushOp::Merge => {
+                replacing.insert(&job.group, (index, ms));
+            }
+            _ => {}
+        }
+    }
+    if superseded_by.iter().all(Option::is_none) {
+        return batch.into_iter().map(|job| (job, Vec::new())).collect();
+    }
+    let mut kept: Vec<Option<Queued>> = Vec::with_capacity(batch.len());
+    let mut followers: Vec<Vec<Reply>> = (0..batch.len()).map(|_| Vec::new()).collect();
+    for (job, superseded_by) in batch.into_iter().zip(superseded_by) {
+        match superseded_by {
+            Some(by) => {
+                followers[by].extend(job.reply);
+                kept.push(None);
+            }
+            None => kept.push(Some(job)),
+        }
+    }
+    kept.into_iter()
+        .zip(followers)
+        .filter_map(|(job, followers)| Some((job?, followers)))
+        .collect()
 }
 
 /// The `push_failure_time_seconds` samples to send after a batch, one
