@@ -14,6 +14,7 @@
 //! [`KeyedProblem`] to [`Config::load_checked`], so every error names the
 //! key and the source it came from.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -127,6 +128,9 @@ pub struct RemoteWriteConfig {
     pub push_time_metrics: bool,
     /// Speak HTTP/2 with prior knowledge to an `http://` backend.
     pub http2: bool,
+    /// Re-send every cached group this often (`0s`: never); turns the
+    /// cache on.
+    pub resend_interval: GoDuration,
 }
 
 /// When a forwarded push is acknowledged to the pusher.
@@ -161,6 +165,7 @@ impl Default for RemoteWriteConfig {
             max_remembered_series: 1_000_000,
             push_time_metrics: true,
             http2: false,
+            resend_interval: GoDuration(Duration::ZERO),
         }
     }
 }
@@ -205,12 +210,38 @@ impl Default for PushConfig {
 }
 
 /// Cache mode: pushrelay as a scrapeable Pushgateway.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct CacheConfig {
     /// Keep a Pushgateway store even when forwarding. Without a remote_write
     /// URL the cache is always on.
     pub enabled: bool,
+    /// Remove a group not pushed for this long (`0s`: never).
+    pub group_ttl: GoDuration,
+    /// Per-group overrides of `group_ttl`; the first rule whose labels all
+    /// match the group's grouping labels wins.
+    pub group_ttl_rules: Vec<GroupTtlRule>,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            group_ttl: GoDuration(Duration::ZERO),
+            group_ttl_rules: Vec::new(),
+        }
+    }
+}
+
+/// One `[[cache.group_ttl_rules]]` entry.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GroupTtlRule {
+    /// Grouping labels and the values they must have, e.g. `{ job = "backup" }`.
+    #[serde(rename = "match")]
+    pub matches: BTreeMap<String, String>,
+    /// The TTL of the groups it matches (`0s`: never expire).
+    pub ttl: GoDuration,
 }
 
 /// Where the cache is persisted.
@@ -495,9 +526,15 @@ impl Config {
         self.remote_write.url.is_some()
     }
 
-    /// The cache is on when asked for, or when there is nowhere to forward.
+    /// The cache is on when asked for, when there is nowhere to forward,
+    /// or when cached groups are re-sent.
     pub fn caching(&self) -> bool {
-        self.cache.enabled || !self.forwarding()
+        self.cache.enabled || !self.forwarding() || self.resending()
+    }
+
+    /// Whether cached groups are re-sent through remote_write.
+    pub fn resending(&self) -> bool {
+        self.forwarding() && !self.remote_write.resend_interval.0.is_zero()
     }
 
     /// The web config file, if one is configured (an empty path means none).

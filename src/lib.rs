@@ -17,18 +17,22 @@
 //! | [`sinks`] | `Sinks`, the `PushSink` that fans one `Push` out to the enabled sinks |
 //! | [`forward`] | remote_write: convert, batch, send |
 //! | [`cache`] | the Pushgateway store and its scrape |
+//! | [`expiry`] | removal of cached groups not pushed within their TTL |
+//! | [`resend`] | the re-send ticker: every cached group written again through the forwarder each interval |
 //! | [`telemetry`] | pushrelay's own metrics, all names in one place |
 //! | [`security`] | TLS and auth on both sides, built from `config`'s settings |
 //! | [`proto`] | generated protobuf types |
 
 pub mod cache;
 pub mod config;
+pub mod expiry;
 pub mod exposition;
 pub mod forward;
 pub(crate) mod hashing;
 mod http_response;
 pub mod proto;
 pub mod push;
+pub mod resend;
 pub mod security;
 pub mod server;
 pub mod sinks;

@@ -54,6 +54,13 @@ pub const STALE_MARKERS: &str = "pushrelay_stale_markers_total";
 pub const FORWARD_QUEUE_LENGTH: &str = "pushrelay_forward_queue_pushes";
 /// Pushes refused by a limit, by `limit`.
 pub const LIMIT_REJECTIONS: &str = "pushrelay_limit_rejections_total";
+/// Re-sends of cached groups (`remote_write.resend_interval`), by
+/// `outcome`: `sent`, `failed`, `busy` (skipped: earlier re-sends still
+/// queued, as during an outage), `outdated` (dropped: a newer push of the
+/// group was forwarded first).
+pub const RESENDS: &str = "pushrelay_resends_total";
+/// Cached groups removed because nobody pushed them within their TTL.
+pub const GROUPS_EXPIRED: &str = "pushrelay_cache_groups_expired_total";
 /// Always 1; the labels carry the version.
 pub const BUILD_INFO: &str = "pushrelay_build_info";
 
@@ -108,6 +115,16 @@ pub const RECORDED: &[OwnMetric] = &[
         LIMIT_REJECTIONS,
         Kind::Counter,
         "Pushes refused by a configured limit, by limit.",
+    ),
+    own(
+        RESENDS,
+        Kind::Counter,
+        "Re-sends of cached groups through remote_write, by outcome.",
+    ),
+    own(
+        GROUPS_EXPIRED,
+        Kind::Counter,
+        "Cached groups removed because they were not pushed within their TTL.",
     ),
     own(
         BUILD_INFO,

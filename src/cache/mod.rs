@@ -110,6 +110,16 @@ impl Cache {
         result
     }
 
+    /// Removes `group` unless a write changed it since it was read (see
+    /// [`Store::remove_unchanged`]); whether it was removed.
+    pub fn remove_unchanged(&self, group: &Arc<store::Group>) -> bool {
+        let removed = self.inner.store.remove_unchanged(group);
+        if removed {
+            self.inner.changed.notify_one();
+        }
+        removed
+    }
+
     /// Removes every group (`PUT /api/v1/admin/wipe`).
     pub fn wipe(&self) {
         self.inner.store.wipe();

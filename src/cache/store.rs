@@ -178,12 +178,36 @@ impl Store {
         self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Removes `group` if no write changed it since it was read (expiry:
+    /// a group pushed again meanwhile stays); whether it was removed.
+    pub fn remove_unchanged(&self, group: &Arc<Group>) -> bool {
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        let current = state
+            .by_key
+            .get(&group.key)
+            .and_then(|id| state.groups.get(id));
+        if !current.is_some_and(|current| Arc::ptr_eq(current, group)) {
+            return false;
+        }
+        state.remove(&group.key);
+        drop(state);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        true
+    }
+
     /// Removes every group.
     pub fn wipe(&self) {
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         *state = State::default();
         drop(state);
         self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The group with exactly this key, as the last completed write left it.
+    pub fn group(&self, key: &GroupingKey) -> Option<Arc<Group>> {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        let id = state.by_key.get(key)?;
+        state.groups.get(id).cloned()
     }
 
     /// Every group as one completed write left it, in no particular order.

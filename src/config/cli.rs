@@ -120,6 +120,9 @@ pub struct Cli {
     /// Use HTTP/2 with prior knowledge towards an http:// backend.
     #[arg(long = "remote-write.http2")]
     pub remote_write_http2: bool,
+    /// Re-send every cached group this often, e.g. 15s (turns --cache on; 0s: never).
+    #[arg(long = "remote-write.resend-interval", value_name = "DURATION")]
+    pub remote_write_resend_interval: Option<String>,
 
     /// Forward pushed sample timestamps instead of rejecting them.
     #[arg(long = "push.honor-timestamps")]
@@ -149,6 +152,9 @@ pub struct Cli {
     /// Keep a Pushgateway cache even when forwarding.
     #[arg(long = "cache")]
     pub cache: bool,
+    /// Remove a cached group not pushed for this long, e.g. 26h (0s: never).
+    #[arg(long = "cache.group-ttl", value_name = "DURATION")]
+    pub cache_group_ttl: Option<String>,
     /// File to persist the cache to.
     #[arg(long = "persistence.file", value_name = "FILE")]
     pub persistence_file: Option<PathBuf>,
@@ -231,6 +237,9 @@ impl Cli {
         if self.remote_write_http2 {
             set("remote_write.http2", Value::from(true));
         }
+        if let Some(v) = &self.remote_write_resend_interval {
+            set("remote_write.resend_interval", string(v));
+        }
         if self.push_honor_timestamps {
             set("push.honor_timestamps", Value::from(true));
         }
@@ -257,6 +266,9 @@ impl Cli {
         }
         if self.cache {
             set("cache.enabled", Value::from(true));
+        }
+        if let Some(v) = &self.cache_group_ttl {
+            set("cache.group_ttl", string(v));
         }
         if let Some(v) = &self.persistence_file {
             set("persistence.file", string(&v.to_string_lossy()));

@@ -69,7 +69,8 @@ pub mod wire;
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicUsize;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
@@ -80,13 +81,14 @@ use crate::proto::client::MetricFamily;
 use crate::push::path::is_legacy_label_name;
 use crate::push::tenant::TenantPolicy;
 use crate::push::validate::is_metric_name;
-use crate::push::{Push, SinkError};
+use crate::push::{Push, PushOp, SinkError};
 use crate::telemetry;
 use batch::Limits;
+use convert::Converted;
 use retry::Backoff;
 use send::Endpoint;
-use series_memory::GroupId;
-use shard::{Message, Queued, Settings, Worker};
+pub use series_memory::GroupId;
+use shard::{FromCache, Message, Queued, ResendTicket, Settings, Worker};
 
 /// How long an async pusher is told to wait when the queue is full.
 const OVERLOAD_RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -95,6 +97,7 @@ const OVERLOAD_RETRY_AFTER: Duration = Duration::from_secs(1);
 pub struct Forwarder {
     endpoint: Arc<Endpoint>,
     shards: Vec<mpsc::Sender<Message>>,
+    resends_in_flight: Arc<AtomicUsize>,
     ack: AckMode,
     retry_deadline: Duration,
     probe: JoinHandle<()>,
@@ -131,6 +134,7 @@ impl Forwarder {
         Ok(Self {
             endpoint,
             shards,
+            resends_in_flight: Arc::default(),
             ack: config.ack,
             retry_deadline: config.retry_deadline.0,
             probe,
@@ -148,9 +152,7 @@ impl Forwarder {
             tenant: push.tenant.clone(),
             key: push.key.clone(),
         };
-        let mut hasher = DefaultHasher::new();
-        group.hash(&mut hasher);
-        let shard = &self.shards[(hasher.finish() % self.shards.len() as u64) as usize];
+        let shard = &self.shards[shard_index(&group, self.shards.len())];
         let (reply, answer) = match self.ack {
             AckMode::Sync => {
                 let (reply, answer) = oneshot::channel();
@@ -165,6 +167,7 @@ impl Forwarder {
             converted,
             deadline,
             reply,
+            from_cache: None,
         }));
         let stopped = || SinkError::Unavailable {
             message: "the remote_write forwarder is shutting down".into(),
@@ -197,6 +200,17 @@ impl Forwarder {
                 let _waiting = QueuedGauge::enter();
                 answer.await.unwrap_or_else(|_| Err(stopped()))
             }
+        }
+    }
+
+    /// The way re-sends of cached groups reach the shards, each re-send
+    /// given at most `interval` (and the retry deadline) to land.
+    pub fn resend_queue(&self, interval: Duration) -> ResendQueue {
+        ResendQueue {
+            shards: self.shards.clone(),
+            in_flight: self.resends_in_flight.clone(),
+            limit: RESENDS_IN_FLIGHT_PER_SHARD * self.shards.len(),
+            patience: interval.min(self.retry_deadline),
         }
     }
 
@@ -233,6 +247,88 @@ impl Forwarder {
         {
             tracing::warn!("remote_write queues not drained within twice the retry deadline");
         }
+    }
+}
+
+/// Re-sends queued or in flight per shard beyond which the re-send ticker
+/// skips groups: a backend outage then holds a few re-sends, never a
+/// backlog (the skipped groups' newest state goes out on the next round).
+const RESENDS_IN_FLIGHT_PER_SHARD: usize = 16;
+
+/// The shard that owns `group`: all its pushes and re-sends go through it,
+/// in order.
+fn shard_index(group: &GroupId, shards: usize) -> usize {
+    let mut hasher = DefaultHasher::new();
+    group.hash(&mut hasher);
+    (hasher.finish() % shards as u64) as usize
+}
+
+/// The re-send ticker's way into the forwarder (`crate::resend`): the
+/// shards' own queues, so a group's re-sends and pushes are stamped and
+/// sent in one order.
+#[derive(Clone)]
+pub struct ResendQueue {
+    shards: Vec<mpsc::Sender<Message>>,
+    in_flight: Arc<AtomicUsize>,
+    limit: usize,
+    patience: Duration,
+}
+
+impl ResendQueue {
+    /// Queues a re-send of `group`'s cached state (`converted`, with its
+    /// `push_time_seconds` and `push_failure_time_seconds` values and the
+    /// time that state was pushed); `false` when it was skipped because
+    /// earlier re-sends are still queued or the forwarder stopped.
+    pub fn offer(
+        &self,
+        group: GroupId,
+        converted: Converted,
+        (push_time, failure_time): (f64, f64),
+        state_of: SystemTime,
+    ) -> bool {
+        let Some(ticket) = ResendTicket::take(&self.in_flight, self.limit) else {
+            return false;
+        };
+        let shard = &self.shards[shard_index(&group, self.shards.len())];
+        let now = SystemTime::now();
+        let message = Message::Push(Box::new(Queued {
+            op: PushOp::Replace,
+            group,
+            received_at: now,
+            converted,
+            deadline: Instant::now() + self.patience,
+            reply: None,
+            from_cache: Some(FromCache {
+                push_time,
+                failure_time,
+                state_of,
+                ticket: Some(ticket),
+            }),
+        }));
+        shard.try_send(message).is_ok()
+    }
+
+    /// Ends a group the cache removed (expiry, wipe): stale markers for its
+    /// cached series (`converted`, whose push time was `state_of`) and
+    /// everything the forwarder remembers of it, unless a newer push of the
+    /// group was forwarded meanwhile. Waits for room in the queue.
+    pub async fn end(&self, group: GroupId, converted: Converted, state_of: SystemTime) {
+        let shard = &self.shards[shard_index(&group, self.shards.len())];
+        let message = Message::Push(Box::new(Queued {
+            op: PushOp::Delete,
+            group,
+            received_at: SystemTime::now(),
+            converted,
+            deadline: Instant::now() + self.patience,
+            reply: None,
+            from_cache: Some(FromCache {
+                push_time: 0.0,
+                failure_time: 0.0,
+                state_of,
+                ticket: None,
+            }),
+        }));
+        let _ = shard.send(message).await;
     }
 }
 

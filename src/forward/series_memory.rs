@@ -18,6 +18,7 @@
 //! receive time.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::SystemTime;
 
 use super::convert::Converted;
 use crate::push::{GroupingKey, PushOp};
@@ -111,6 +112,9 @@ pub struct Group {
     pub last_failure: f64,
     /// Whether push_time_seconds was ever forwarded for the group.
     pub pushed: bool,
+    /// The receive time of the last push forwarded for the group: a
+    /// re-send of an older state is outdated.
+    pub last_push_at: Option<SystemTime>,
     recency: u64,
 }
 

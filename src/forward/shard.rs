@@ -18,6 +18,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot};
@@ -54,6 +55,47 @@ pub struct Queued {
     pub deadline: Instant,
     /// `None` when the push was already acknowledged (async mode).
     pub reply: Option<Reply>,
+    /// Set when the cache sent this, not a pusher: a re-send (PUT) or the
+    /// end of an expired or wiped group (DELETE).
+    pub from_cache: Option<FromCache>,
+}
+
+/// What the cache's re-sends and removals carry besides the group's series
+/// (`crate::resend`, `crate::expiry`).
+pub struct FromCache {
+    /// The cached group's `push_time_seconds` and
+    /// `push_failure_time_seconds` values.
+    pub push_time: f64,
+    pub failure_time: f64,
+    /// When the cached state was pushed: if a newer push of the group was
+    /// forwarded since, this is dropped, so a re-send never overtakes a
+    /// newer push (or revives a deleted group) and an expiry never ends a
+    /// group pushed again.
+    pub state_of: SystemTime,
+    /// Held by a re-send while it is queued or in flight.
+    pub ticket: Option<ResendTicket>,
+}
+
+/// One re-send queued or in flight; the count bounds them, so an outage
+/// never builds a backlog of re-sends.
+pub struct ResendTicket(Arc<AtomicUsize>);
+
+impl ResendTicket {
+    /// A ticket from `in_flight` unless `limit` re-sends already hold one.
+    pub fn take(in_flight: &Arc<AtomicUsize>, limit: usize) -> Option<Self> {
+        in_flight
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self(in_flight.clone()))
+    }
+}
+
+impl Drop for ResendTicket {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Queued {
@@ -159,6 +201,12 @@ impl Worker {
     async fn process(&mut self, batch: Vec<Queued>) {
         let mut prepared: Vec<Prepared> = Vec::with_capacity(batch.len());
         for (job, followers) in collapse(batch) {
+            if self.outdated(&job) {
+                if job.op != PushOp::Delete {
+                    metrics::counter!(telemetry::RESENDS, "outcome" => "outdated").increment(1);
+                }
+                continue;
+            }
             self.wait_for_clock(&job).await;
             let mut ready = self.prepare(job);
             ready.followers = followers;
@@ -223,6 +271,18 @@ impl Worker {
         }
     }
 
+    /// Whether `job` re-sends a state older than the last push forwarded
+    /// for its group.
+    fn outdated(&mut self, job: &Queued) -> bool {
+        let Some(cached) = &job.from_cache else {
+            return false;
+        };
+        self.memory
+            .group(&job.group)
+            .last_push_at
+            .is_some_and(|pushed| pushed > cached.state_of)
+    }
+
     fn delivery<'a>(&'a self, tenant: Option<&'a str>) -> Delivery<'a> {
         Delivery {
             endpoint: &self.endpoint,
@@ -235,6 +295,13 @@ impl Worker {
     fn prepare(&mut self, job: Queued) -> Prepared {
         let (_, estimate) = job.size();
         let mut builder = ChunkBuilder::with_capacity(self.settings.limits, estimate + 256);
+        if job.op == PushOp::Delete && !job.converted.series.is_empty() {
+            // The cache ending a group sends its state along: the memory
+            // may not know its series (forgotten, or lost in a restart).
+            self.memory
+                .record(&job.group, PushOp::Merge, &job.converted);
+            self.memory.group(&job.group).pushed = self.settings.push_time_metrics;
+        }
         let group = self.memory.group(&job.group);
         let ts = group.next_timestamp(unix_ms(job.received_at));
         let stale = f64::from_bits(wire::STALE_NAN_BITS);
@@ -247,7 +314,14 @@ impl Worker {
             })
             .collect();
         let c = &job.converted;
-        for series in &c.series {
+        // A DELETE's series (the cache's state of an ended group) only
+        // name what ends.
+        let values = if job.op == PushOp::Delete {
+            &[][..]
+        } else {
+            &c.series[..]
+        };
+        for series in values {
             let labels = c.series_labels(series);
             let at = series.timestamp_ms.unwrap_or(ts);
             match &series.value {
@@ -268,14 +342,21 @@ impl Worker {
                 }
                 group.pushed = false;
             } else {
-                builder.float(&push_time, telemetry::unix_seconds(job.received_at), ts);
-                builder.float(&failure_time, group.last_failure, ts);
+                let (pushed, failed) = match &job.from_cache {
+                    Some(cached) => (cached.push_time, cached.failure_time),
+                    None => (telemetry::unix_seconds(job.received_at), group.last_failure),
+                };
+                builder.float(&push_time, pushed, ts);
+                builder.float(&failure_time, failed, ts);
                 builder.metadata(RwType::Gauge, PUSH_TIME, PUSH_TIME_HELP);
                 builder.metadata(RwType::Gauge, PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP);
                 group.pushed = true;
             }
         }
         builder.raw_metadata(&c.metadata);
+        if job.from_cache.is_none() {
+            group.last_push_at = Some(job.received_at);
+        }
         self.memory.record(&job.group, job.op, &job.converted);
         Prepared {
             samples: c.series.len(),
@@ -301,10 +382,20 @@ impl Worker {
             followers,
             ..
         } = prepared;
+        if job.from_cache.is_some() && job.op != PushOp::Delete {
+            let outcome = if outcome.is_ok() { "sent" } else { "failed" };
+            metrics::counter!(telemetry::RESENDS, "outcome" => outcome).increment(1);
+        }
         match &outcome {
             Ok(()) => {
                 metrics::counter!(telemetry::SAMPLES_FORWARDED).increment(samples as u64);
                 metrics::counter!(telemetry::STALE_MARKERS).increment(ended.len() as u64);
+            }
+            Err(_) if job.from_cache.is_some() => {
+                // Not a failed push: the next re-send tries again (an
+                // expiry is not retried: the group's series go stale when
+                // the backend's lookback passes).
+                self.memory.restore(&job.group, &ended);
             }
             Err(failure) => {
                 self.memory.restore(&job.group, &ended);
@@ -359,7 +450,7 @@ fn collapse(batch: Vec<Queued>) -> Vec<(Queued, Vec<Reply>)> {
         }
         match replacing.get(&job.group) {
             Some(&(by, at)) if at == ms => superseded_by[index] = Some(by),
-            _ if job.op != PushOp::Merge => {
+            _ if job.op != PushOp::Merge && job.from_cache.is_none() => {
                 replacing.insert(&job.group, (index, ms));
             }
             _ => {}
