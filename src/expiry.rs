@@ -12,6 +12,8 @@
 //!   `pushrelay_cache_groups_expired_total`, and, when forwarding, ends
 //!   the group's series with stale markers (through the forwarder's shard,
 //!   unless a newer push of the group was forwarded first).
+//! - A wipe (`PUT /api/v1/admin/wipe`) ends the removed groups' series the
+//!   same way ([`end_wiped_groups`]).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -101,7 +103,9 @@ fn last_change(group: &Group) -> SystemTime {
         .unwrap_or(group.push_time.stored_at)
 }
 
-/// Where the stale markers of removed groups go, when forwarding.
+/// Where the stale markers of removed groups (expired or wiped) go, when
+/// forwarding.
+#[derive(Clone)]
 pub struct Ending {
     pub queue: ResendQueue,
     pub tenancy: Arc<TenantPolicy>,
@@ -122,6 +126,19 @@ impl Ending {
         let converted = convert::convert(&families, &group.key);
         self.queue.end(id, converted, last_change(group)).await;
     }
+}
+
+/// Makes a wipe of `cache` end every removed group's series through
+/// `ending`.
+pub fn end_wiped_groups(cache: &Cache, ending: Ending) {
+    cache.on_wipe(move |groups| {
+        let ending = ending.clone();
+        tokio::spawn(async move {
+            for group in groups {
+                ending.end(&group).await;
+            }
+        });
+    });
 }
 
 /// Starts the sweeper.

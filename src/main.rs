@@ -67,15 +67,16 @@ fn main() -> anyhow::Result<()> {
             }
             _ => None,
         };
+        let ending = forwarder.as_ref().map(|forwarder| Ending {
+            queue: forwarder.resend_queue(config.remote_write.retry_deadline.0),
+            tenancy: forwarder.tenancy().clone(),
+        });
+        if let (Some(cache), Some(ending)) = (&cache, &ending) {
+            expiry::end_wiped_groups(cache, ending.clone());
+        }
         let ttl = TtlPolicy::new(&config.cache);
         let sweeper = match &cache {
-            Some(cache) if ttl.is_enabled() => {
-                let ending = forwarder.as_ref().map(|forwarder| Ending {
-                    queue: forwarder.resend_queue(config.remote_write.retry_deadline.0),
-                    tenancy: forwarder.tenancy().clone(),
-                });
-                Some(expiry::start(cache.clone(), ttl, ending))
-            }
+            Some(cache) if ttl.is_enabled() => Some(expiry::start(cache.clone(), ttl, ending)),
             _ => None,
         };
         let quit = cache.clone();

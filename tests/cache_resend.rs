@@ -133,6 +133,7 @@ async fn delete_and_expiry_end_the_series_at_once_also_after_a_restart() {
         "--cache.group-ttl=3s".into(),
         format!("--persistence.file={file}"),
         "--persistence.interval=100ms".into(),
+        "--web.enable-admin-api".into(),
     ])
     .await;
 
@@ -146,6 +147,17 @@ async fn delete_and_expiry_end_the_series_at_once_also_after_a_restart() {
         prometheus.query("{job=\"deleted\"}").await.is_empty(),
         "a deleted group is not re-sent"
     );
+
+    // Wipe: every group ends at once.
+    put(&relay, "/metrics/job/wiped", "value 1\n").await;
+    let url = format!("{}/api/v1/admin/wipe", relay.url());
+    let reply = request(Method::PUT, &url, &[], Bytes::new()).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text());
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !prometheus.query("{job=\"wiped\"}").await.is_empty() {
+        assert!(Instant::now() < deadline, "the wipe did not end the group");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Expiry: gone from the cache and from Prometheus within the TTL and a
     // sweep.

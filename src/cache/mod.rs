@@ -30,8 +30,8 @@ mod text;
 pub mod ui;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::Notify;
@@ -57,7 +57,11 @@ struct Inner {
     changed: Notify,
     quit: Notify,
     started_at: SystemTime,
+    on_wipe: OnceLock<WipeHook>,
 }
+
+/// What is done with the groups a wipe removed.
+type WipeHook = Box<dyn Fn(Vec<Arc<store::Group>>) + Send + Sync>;
 
 impl Cache {
     /// An empty cache.
@@ -69,6 +73,7 @@ impl Cache {
                 changed: Notify::new(),
                 quit: Notify::new(),
                 started_at: SystemTime::now(),
+                on_wipe: OnceLock::new(),
             }),
         }
     }
@@ -120,10 +125,20 @@ impl Cache {
         removed
     }
 
-    /// Removes every group (`PUT /api/v1/admin/wipe`).
+    /// Removes every group (`PUT /api/v1/admin/wipe`) and hands them to
+    /// the wipe hook, if one is set.
     pub fn wipe(&self) {
-        self.inner.store.wipe();
+        let removed = self.inner.store.wipe();
         self.inner.changed.notify_one();
+        if let Some(hook) = self.inner.on_wipe.get() {
+            hook(removed);
+        }
+    }
+
+    /// Sets what is done with the groups a wipe removes (when forwarding:
+    /// end their series in the backend). Only the first hook set counts.
+    pub fn on_wipe(&self, hook: impl Fn(Vec<Arc<store::Group>>) + Send + Sync + 'static) {
+        let _ = self.inner.on_wipe.set(Box::new(hook));
     }
 
     /// Whether the write path is saturated (health turns 500 then, as in

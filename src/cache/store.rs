@@ -195,12 +195,13 @@ impl Store {
         true
     }
 
-    /// Removes every group.
-    pub fn wipe(&self) {
+    /// Removes every group; returns them.
+    pub fn wipe(&self) -> Vec<Arc<Group>> {
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
-        *state = State::default();
+        let removed = std::mem::take(&mut *state);
         drop(state);
         self.generation.fetch_add(1, Ordering::SeqCst);
+        removed.groups.into_values().collect()
     }
 
     /// The group with exactly this key, as the last completed write left it.
