@@ -6,9 +6,10 @@ use anyhow::Context;
 use clap::Parser;
 use pushrelay::cache::persistence::{self, Persister};
 use pushrelay::cache::store::StoreOptions;
+use pushrelay::cache::ttl::TtlPolicy;
 use pushrelay::cache::{self, Cache};
 use pushrelay::config::{Cli, Config, LogFormat};
-use pushrelay::expiry::{self, Ending, TtlPolicy};
+use pushrelay::expiry::{self, Ending};
 use pushrelay::forward::Forwarder;
 use pushrelay::resend;
 use pushrelay::security::inbound::WebSecurity;
@@ -61,7 +62,6 @@ fn main() -> anyhow::Result<()> {
                 Some(resend::start(
                     cache.clone(),
                     forwarder.resend_queue(interval),
-                    forwarder.tenancy().clone(),
                     interval,
                 ))
             }
@@ -69,7 +69,6 @@ fn main() -> anyhow::Result<()> {
         };
         let ending = forwarder.as_ref().map(|forwarder| Ending {
             queue: forwarder.resend_queue(config.remote_write.retry_deadline.0),
-            tenancy: forwarder.tenancy().clone(),
         });
         if let (Some(cache), Some(ending)) = (&cache, &ending) {
             expiry::end_wiped_groups(cache, ending.clone());

@@ -25,10 +25,8 @@
 //!   is no longer re-sent.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::Arc;
 use std::time::Duration;
 
-use http::HeaderMap;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -36,20 +34,13 @@ use crate::cache::Cache;
 use crate::cache::store::Group;
 use crate::forward::{GroupId, ResendQueue, convert};
 use crate::proto::client::MetricFamily;
-use crate::push::tenant::TenantPolicy;
 use crate::telemetry;
 
 /// Starts re-sending every cached group each `interval`.
-pub fn start(
-    cache: Cache,
-    queue: ResendQueue,
-    tenancy: Arc<TenantPolicy>,
-    interval: Duration,
-) -> JoinHandle<()> {
+pub fn start(cache: Cache, queue: ResendQueue, interval: Duration) -> JoinHandle<()> {
     let ticker = Ticker {
         cache,
         queue,
-        tenancy,
         interval,
     };
     tokio::spawn(ticker.run())
@@ -58,7 +49,6 @@ pub fn start(
 struct Ticker {
     cache: Cache,
     queue: ResendQueue,
-    tenancy: Arc<TenantPolicy>,
     interval: Duration,
 }
 
@@ -89,18 +79,14 @@ impl Ticker {
     /// The tenant and key the forwarder knows the group by.
     fn group_id(&self, group: &Group) -> GroupId {
         GroupId {
-            tenant: self
-                .tenancy
-                .resolve(&group.key, &HeaderMap::new())
-                .ok()
-                .flatten(),
+            tenant: group.tenant.clone(),
             key: group.key.clone(),
         }
     }
 
     /// Queues the group's newest cached state, if it is still cached.
     fn resend(&self, id: GroupId) {
-        let Some(group) = self.cache.store().group(&id.key) else {
+        let Some(group) = self.cache.store().group(id.tenant.as_deref(), &id.key) else {
             return;
         };
         let families: Vec<MetricFamily> = group.families.values().map(|f| f.family()).collect();

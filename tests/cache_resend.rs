@@ -163,6 +163,13 @@ async fn delete_and_expiry_end_the_series_at_once_also_after_a_restart() {
     // sweep.
     put(&relay, "/metrics/job/expiring", "value 2\n").await;
     assert_eq!(prometheus.query("{job=\"expiring\"}").await.len(), 3);
+    let api = get(&format!("{}/api/v1/metrics", relay.url())).await;
+    let groups: serde_json::Value = serde_json::from_slice(&api.body).unwrap();
+    let expires_at = groups["data"][0]["pushrelay.expires_at"].as_str();
+    assert!(
+        expires_at.is_some_and(|t| t.ends_with('Z')),
+        "the API (and the page) shows when: {groups}"
+    );
     let deadline = Instant::now() + Duration::from_secs(6);
     while scrape(&relay.url()).await.contains("job=\"expiring\"") {
         assert!(Instant::now() < deadline, "the group did not expire");
@@ -379,4 +386,71 @@ async fn an_outage_builds_no_backlog_and_resends_resume_with_the_newest_values()
         samples_of_value <= 3 * 8,
         "{samples_of_value} re-sent samples in 1 s"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tenants_pushing_one_grouping_key_are_two_groups_resent_apart() {
+    let receiver = Receiver::start().await;
+    let relay = Pushrelay::start(&[
+        format!("--remote-write.url={}", receiver.url),
+        "--remote-write.resend-interval=200ms".into(),
+        "--remote-write.tenant.passthrough".into(),
+        "--remote-write.tenant.id=fallback".into(),
+    ])
+    .await;
+    for (tenant, value) in [("team-a", 1), ("team-b", 2)] {
+        let url = format!("{}/metrics/job/shared", relay.url());
+        let reply = request(
+            Method::PUT,
+            &url,
+            &[
+                ("Content-Type", TEXT_CONTENT_TYPE),
+                ("X-Scope-OrgID", tenant),
+            ],
+            Bytes::from(format!("value {value}\n")),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{tenant}: {}", reply.text());
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Every request carries one tenant, and each tenant's re-sends carry
+    // only its own value.
+    let mut values_by_tenant: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    for received in receiver.received() {
+        let tenant = received.headers["x-scope-orgid"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        for series in &received.request.timeseries {
+            let named_value = series
+                .labels
+                .iter()
+                .any(|l| l.name == "__name__" && l.value == "value");
+            if named_value {
+                let values = values_by_tenant.entry(tenant.clone()).or_default();
+                values.extend(series.samples.iter().map(|s| s.value));
+            }
+        }
+    }
+    let tenants: Vec<&String> = values_by_tenant.keys().collect();
+    assert_eq!(tenants, ["team-a", "team-b"], "{values_by_tenant:?}");
+    for (tenant, expected) in [("team-a", 1.0), ("team-b", 2.0)] {
+        let values = &values_by_tenant[tenant];
+        assert!(values.len() >= 3, "{tenant} was re-sent: {values:?}");
+        assert!(
+            values.iter().all(|v| *v == expected),
+            "{tenant}: {values:?}"
+        );
+    }
+    // The API lists both groups.
+    let api = get(&format!("{}/api/v1/metrics", relay.url())).await;
+    let groups: serde_json::Value = serde_json::from_slice(&api.body).unwrap();
+    assert_eq!(groups["data"].as_array().map(Vec::len), Some(2), "{groups}");
+    let tenants: Vec<&str> = groups["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|g| g["pushrelay.tenant"].as_str())
+        .collect();
+    assert_eq!(tenants, ["team-a", "team-b"], "{groups}");
 }

@@ -11,6 +11,7 @@
 //! | `text` | the text exposition writers (family header, metric lines) |
 //! | [`api`] | the JSON API (`/api/v1/status`, `/api/v1/metrics`) |
 //! | [`persistence`] | the persistence file: format, atomic writes, schedule |
+//! | [`ttl`] | each group's TTL and expiry time (the sweeper is `crate::expiry`) |
 //! | [`ui`] | the web page at `/` |
 //! | [`http`] | the cache's routes (scrape, API, admin, lifecycle, UI) |
 //!
@@ -27,6 +28,7 @@ pub mod signatures;
 pub mod store;
 pub mod stored;
 mod text;
+pub mod ttl;
 pub mod ui;
 
 use std::collections::HashMap;
