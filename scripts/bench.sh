@@ -2,8 +2,12 @@
 # Load runs of pushrelay side by side with the Pushgateway, on this machine,
 # in one run, and a table of both figures and their ratio.
 #
-# Usage: scripts/bench.sh            # full run, ~10 s per wrk scenario (~6 min)
+# Usage: scripts/bench.sh            # full run, ~10 s per wrk scenario (~8 min)
 #        QUICK=1 scripts/bench.sh    # smoke run, ~2 s per scenario
+# The re-send scenario (issue 13) compares the CPU pushrelay spends
+# re-sending 100,000 cached series every 15 s with the CPU a Pushgateway
+# holding them spends answering Prometheus' scrapes every 15 s, over
+# RESEND_INTERVALS intervals (4; QUICK: 1).
 # Environment: DURATION (s per wrk run), FORWARD_CONNS ("32 64"),
 #   CACHE_CONNS (16), SKIP_BUILD=1 (use the existing release build),
 #   OUT (directory for logs and results; default: a temp dir, kept).
@@ -26,6 +30,7 @@ else
   FORWARD_CONNS=${FORWARD_CONNS:-32 64}
 fi
 CACHE_CONNS=${CACHE_CONNS:-16}
+if [ "$QUICK" = 1 ]; then RESEND_INTERVALS=${RESEND_INTERVALS:-1}; else RESEND_INTERVALS=${RESEND_INTERVALS:-4}; fi
 GROUPS_N=100
 OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/pushrelay-bench.XXXXXX")}
 mkdir -p "$OUT"
@@ -241,6 +246,41 @@ for server in pushrelay pushgateway; do
   result "${server}_hwm" "$(hwm_mib "$pid")"
   stop "$pid"
 done
+# ---------------------------------------------------------------- re-send
+# The setup re-sending replaces: a Pushgateway holding 100 groups × 1,000
+# series, scraped by Prometheus every 15 s; against pushrelay holding the
+# same groups and re-sending them every 15 s to a null receiver (the
+# backend's cost is the same samples either way). CPU of the server alone,
+# after one interval to settle, over RESEND_INTERVALS intervals.
+log "== re-send: 100k cached series every 15 s vs a Pushgateway scraped every 15 s"
+resend_secs=$((RESEND_INTERVALS * 15))
+port=$(free_port)
+start null_receiver_resend "http://127.0.0.1:$port/" "$NULL_RECEIVER" "$port"
+null_pid=$PID
+start_pushrelay pushrelay-resend --remote-write.url="http://127.0.0.1:$port/api/v1/write" \
+  --remote-write.resend-interval=15s
+relay_pid=$PID
+put_groups "$URL" "$BODY_1000" "$GROUPS_N"
+start_pushgateway pushgateway-scraped
+gateway_pid=$PID gateway_url=$URL
+put_groups "$gateway_url" "$BODY_1000" "$GROUPS_N"
+pport=$(free_port)
+mkdir -p "$OUT/prometheus-scrape"
+printf 'global:\n  scrape_interval: 15s\nscrape_configs:\n  - job_name: pushgateway\n    honor_labels: true\n    static_configs: [{targets: ["%s"]}]\n' \
+  "${gateway_url#http://}" >"$OUT/prometheus-scrape.yml"
+start prometheus-scrape "http://127.0.0.1:$pport/-/ready" prometheus --config.file="$OUT/prometheus-scrape.yml" \
+  --storage.tsdb.path="$OUT/prometheus-scrape" --web.listen-address="127.0.0.1:$pport" --log.level=warn
+prometheus_pid=$PID
+sleep 15
+relay_t0=$(cpu_ticks "$relay_pid") gateway_t0=$(cpu_ticks "$gateway_pid") null_before=$(samples_of_null "http://127.0.0.1:$port")
+sleep "$resend_secs"
+per_interval() { awk -v a="$1" -v b="$2" -v t="$TICKS" -v n="$RESEND_INTERVALS" 'BEGIN{printf "%.3f", (b-a)/t/n}'; }
+result resend_pushrelay_cpu "$(per_interval "$relay_t0" "$(cpu_ticks "$relay_pid")")"
+result resend_pushgateway_cpu "$(per_interval "$gateway_t0" "$(cpu_ticks "$gateway_pid")")"
+result resend_samples_per_interval "$(awk -v a="$null_before" -v b="$(samples_of_null "http://127.0.0.1:$port")" \
+  -v n="$RESEND_INTERVALS" 'BEGIN{printf "%.0f", (b-a)/n}')"
+result resend_pushrelay_rss "$(rss_mib "$relay_pid")"
+for pid in "$prometheus_pid" "$gateway_pid" "$relay_pid" "$null_pid"; do stop "$pid"; done
 result load_after "$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ------------------------------------------------------------------ table
@@ -262,6 +302,8 @@ def fmt(v, unit):
         return f"{v:.2f}"
     if unit == "MiB":
         return f"{v:.1f}"
+    if unit == "s":
+        return f"{v:.3f}"
     return f"{v:.1f}"
 rows = []
 # (label, unit, ours, theirs, higher_is_better, target, bad-keys)
@@ -284,6 +326,8 @@ rows += [
     ("GET /metrics, 100k series (c=1)", "req/s", num("pushrelay_scrape_rps"), num("pushgateway_scrape_rps"), True, "≥ 10×",
      ["pushrelay_scrape_bad", "pushgateway_scrape_bad"]),
     ("GET /metrics, 100k series, p50", "ms", num("pushrelay_scrape_p50"), num("pushgateway_scrape_p50"), False, "", []),
+    ("re-send 100k series every 15 s vs answering a 15 s scrape: CPU per interval", "s",
+     num("resend_pushrelay_cpu"), num("resend_pushgateway_cpu"), False, "< 1×", []),
     ("RSS idle", "MiB", num("pushrelay_rss_idle"), num("pushgateway_rss_idle"), False, "≤ 8 MiB", []),
     ("RSS, 100k series stored", "MiB", num("pushrelay_rss_loaded"), num("pushgateway_rss_loaded"), False, "≤ 1/3", []),
     ("RSS after the loaded runs", "MiB", num("pushrelay_rss_after_load"), num("pushgateway_rss_after_load"), False, "", []),
@@ -315,6 +359,8 @@ for s in ("pushrelay", "pushgateway"):
     extra.append(f"{s}: PUT rotating used {r.get(s + '_put_rotating_cores', '–')} cores; "
                  f"/metrics body {r.get(s + '_scrape_bytes', '–')} B")
 extra.append(f"forwarding pushrelay RSS after the runs: null {r.get('forward_null_rss', '–')} MiB, prometheus {r.get('forward_prometheus_rss', '–')} MiB")
+extra.append(f"re-send: {r.get('resend_samples_per_interval', '–')} samples re-sent per interval "
+             f"(100k series + 2 push_time series per group); re-sending pushrelay RSS {r.get('resend_pushrelay_rss', '–')} MiB")
 extra.append(f"load average before: {r.get('load_before', '–')}; after: {r.get('load_after', '–')}")
 for line in extra:
     print("- " + line)
