@@ -452,6 +452,12 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
+        if !self.remote_write.resend_interval.0.is_zero() && !self.forwarding() {
+            return Err(fail(
+                "remote_write.resend_interval",
+                "re-sends go to the remote_write backend: set remote_write.url too".into(),
+            ));
+        }
         for (key, value) in [
             (
                 "remote_write.max_bytes_per_request",

@@ -54,6 +54,12 @@
 //! tenant into one series set within a backend that ignores the tenant
 //! header, and a scrape through the cache shows it too.
 //!
+//! Re-sends (`crate::resend`) and the ends of groups the cache removed
+//! (`crate::expiry`) enter the same shard queues through a
+//! [`ResendQueue`], so they are stamped by the same clock as the group's
+//! pushes; one whose cached state is older than a push already forwarded
+//! for the group is dropped.
+//!
 //! Readiness: [`Forwarder::is_ready`] turns true once the backend answered
 //! any request (an empty `WriteRequest` probe is sent at start, as the
 //! static tenant if one is configured; Prometheus answers it 204) and stays
