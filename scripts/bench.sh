@@ -8,7 +8,8 @@
 # re-sending 100,000 cached series every 15 s with the CPU a Pushgateway
 # holding them spends answering Prometheus' scrapes every 15 s, over
 # RESEND_INTERVALS intervals (4; QUICK: 1).
-# Environment: DURATION (s per wrk run), FORWARD_CONNS ("32 64"),
+# Environment: ONLY (forward, cache or resend: run that part alone),
+#   DURATION (s per wrk run), FORWARD_CONNS ("32 64"),
 #   CACHE_CONNS (16), SKIP_BUILD=1 (use the existing release build),
 #   OUT (directory for logs and results; default: a temp dir, kept).
 #
@@ -154,13 +155,16 @@ samples_of_prometheus() {
   curl -fsS --max-time 5 "$1/metrics" | awk '$1=="prometheus_tsdb_head_samples_appended_total" || $1 ~ /^prometheus_tsdb_head_samples_appended_total\{/ {s+=$2} END{printf "%.0f", s}'
 }
 
+ONLY=${ONLY:-all}
+part() { [ "$ONLY" = all ] || [ "$ONLY" = "$1" ]; }
+
 log "bench.sh: results and logs in $OUT (QUICK=$QUICK, ${DURATION}s per run)"
 log "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); load: $(cut -d' ' -f1-3 /proc/loadavg)"
 result load_before "$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---------------------------------------------------------------- forward
-log "== forward: 1,000-series POSTs to one group"
-for backend in null prometheus; do
+part forward && log "== forward: 1,000-series POSTs to one group"
+part forward && for backend in null prometheus; do
   port=$(free_port)
   if [ "$backend" = null ]; then
     start null_receiver "http://127.0.0.1:$port/" "$NULL_RECEIVER" "$port"
@@ -202,7 +206,7 @@ done
 # Each server runs the same sequence: idle RSS, POST 10 / 1,000 series to a
 # group of their own, then a fresh server loaded with 100 groups × 1,000
 # series for the push latency, the rotating PUTs and the scrape.
-for server in pushrelay pushgateway; do
+part cache && for server in pushrelay pushgateway; do
   log "== cache: $server"
   if [ "$server" = pushrelay ]; then start_pushrelay "pushrelay-cache"; else start_pushgateway pushgateway; fi
   pid=$PID url=$URL
@@ -252,6 +256,7 @@ done
 # same groups and re-sending them every 15 s to a null receiver (the
 # backend's cost is the same samples either way). CPU of the server alone,
 # after one interval to settle, over RESEND_INTERVALS intervals.
+resend_part() {
 log "== re-send: 100k cached series every 15 s vs a Pushgateway scraped every 15 s"
 resend_secs=$((RESEND_INTERVALS * 15))
 port=$(free_port)
@@ -281,6 +286,8 @@ result resend_samples_per_interval "$(awk -v a="$null_before" -v b="$(samples_of
   -v n="$RESEND_INTERVALS" 'BEGIN{printf "%.0f", (b-a)/n}')"
 result resend_pushrelay_rss "$(rss_mib "$relay_pid")"
 for pid in "$prometheus_pid" "$gateway_pid" "$relay_pid" "$null_pid"; do stop "$pid"; done
+}
+part resend && resend_part
 result load_after "$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ------------------------------------------------------------------ table
