@@ -83,7 +83,7 @@ fn apply(c: &mut Criterion) {
         let store = loaded_store();
         b.iter(|| store.apply(black_box(&post_10)).expect("accepted"));
         // The scrape benchmarks render exactly the 100 loaded groups.
-        store.delete(&post_10.key);
+        store.delete(None, &post_10.key);
     });
     group.throughput(Throughput::Elements(1000));
     group.bench_function("apply_put_1000", |b| {

@@ -2,10 +2,15 @@
 # Load runs of pushrelay side by side with the Pushgateway, on this machine,
 # in one run, and a table of both figures and their ratio.
 #
-# Usage: scripts/bench.sh            # full run, ~10 s per wrk scenario (~7 min)
+# Usage: scripts/bench.sh            # full run, ~10 s per wrk scenario (~9 min)
 #        QUICK=1 scripts/bench.sh    # smoke run, ~2 s per scenario
 #        ACK_ONLY=1 scripts/bench.sh # only the sync/async/durable comparison
-# Environment: DURATION (s per wrk run), FORWARD_CONNS ("32 64"),
+# The re-send scenario compares the CPU pushrelay spends re-sending
+# 100,000 cached series every 15 s with the CPU a Pushgateway holding them
+# spends answering Prometheus' scrapes every 15 s, over RESEND_INTERVALS
+# intervals (4; QUICK: 1).
+# Environment: ONLY (forward, cache or resend: run that part alone),
+#   DURATION (s per wrk run), FORWARD_CONNS ("32 64"),
 #   CACHE_CONNS (16), ACK_CONNS (the first of FORWARD_CONNS),
 #   SKIP_BUILD=1 (use the existing release build),
 #   OUT (directory for logs and results; default: a temp dir, kept),
@@ -30,6 +35,7 @@ else
   FORWARD_CONNS=${FORWARD_CONNS:-32 64}
 fi
 CACHE_CONNS=${CACHE_CONNS:-16}
+if [ "$QUICK" = 1 ]; then RESEND_INTERVALS=${RESEND_INTERVALS:-1}; else RESEND_INTERVALS=${RESEND_INTERVALS:-4}; fi
 GROUPS_N=100
 OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/pushrelay-bench.XXXXXX")}
 mkdir -p "$OUT"
@@ -153,6 +159,9 @@ samples_of_prometheus() {
   curl -fsS --max-time 5 "$1/metrics" | awk '$1=="prometheus_tsdb_head_samples_appended_total" || $1 ~ /^prometheus_tsdb_head_samples_appended_total\{/ {s+=$2} END{printf "%.0f", s}'
 }
 
+ONLY=${ONLY:-all}
+part() { [ "$ONLY" = all ] || [ "$ONLY" = "$1" ]; }
+
 log "bench.sh: results and logs in $OUT (QUICK=$QUICK, ${DURATION}s per run)"
 log "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); load: $(cut -d' ' -f1-3 /proc/loadavg)"
 result load_before "$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -202,8 +211,8 @@ PY
 [ "${ACK_ONLY:-0}" != 1 ] || exit 0
 
 # ---------------------------------------------------------------- forward
-log "== forward: 1,000-series POSTs to one group"
-for backend in null prometheus; do
+part forward && log "== forward: 1,000-series POSTs to one group"
+part forward && for backend in null prometheus; do
   port=$(free_port)
   if [ "$backend" = null ]; then
     start null_receiver "http://127.0.0.1:$port/" "$NULL_RECEIVER" "$port"
@@ -245,7 +254,7 @@ done
 # Each server runs the same sequence: idle RSS, POST 10 / 1,000 series to a
 # group of their own, then a fresh server loaded with 100 groups × 1,000
 # series for the push latency, the rotating PUTs and the scrape.
-for server in pushrelay pushgateway; do
+part cache && for server in pushrelay pushgateway; do
   log "== cache: $server"
   if [ "$server" = pushrelay ]; then start_pushrelay "pushrelay-cache"; else start_pushgateway pushgateway; fi
   pid=$PID url=$URL
@@ -289,6 +298,44 @@ for server in pushrelay pushgateway; do
   result "${server}_hwm" "$(hwm_mib "$pid")"
   stop "$pid"
 done
+# ---------------------------------------------------------------- re-send
+# The setup re-sending replaces: a Pushgateway holding 100 groups × 1,000
+# series, scraped by Prometheus every 15 s; against pushrelay holding the
+# same groups and re-sending them every 15 s to a null receiver (the
+# backend's cost is the same samples either way). CPU of the server alone,
+# after one interval to settle, over RESEND_INTERVALS intervals.
+resend_part() {
+log "== re-send: 100k cached series every 15 s vs a Pushgateway scraped every 15 s"
+resend_secs=$((RESEND_INTERVALS * 15))
+port=$(free_port)
+start null_receiver_resend "http://127.0.0.1:$port/" "$NULL_RECEIVER" "$port"
+null_pid=$PID
+start_pushrelay pushrelay-resend --remote-write.url="http://127.0.0.1:$port/api/v1/write" \
+  --remote-write.resend-interval=15s
+relay_pid=$PID
+put_groups "$URL" "$BODY_1000" "$GROUPS_N"
+start_pushgateway pushgateway-scraped
+gateway_pid=$PID gateway_url=$URL
+put_groups "$gateway_url" "$BODY_1000" "$GROUPS_N"
+pport=$(free_port)
+mkdir -p "$OUT/prometheus-scrape"
+printf 'global:\n  scrape_interval: 15s\nscrape_configs:\n  - job_name: pushgateway\n    honor_labels: true\n    static_configs: [{targets: ["%s"]}]\n' \
+  "${gateway_url#http://}" >"$OUT/prometheus-scrape.yml"
+start prometheus-scrape "http://127.0.0.1:$pport/-/ready" prometheus --config.file="$OUT/prometheus-scrape.yml" \
+  --storage.tsdb.path="$OUT/prometheus-scrape" --web.listen-address="127.0.0.1:$pport" --log.level=warn
+prometheus_pid=$PID
+sleep 15
+relay_t0=$(cpu_ticks "$relay_pid") gateway_t0=$(cpu_ticks "$gateway_pid") null_before=$(samples_of_null "http://127.0.0.1:$port")
+sleep "$resend_secs"
+per_interval() { awk -v a="$1" -v b="$2" -v t="$TICKS" -v n="$RESEND_INTERVALS" 'BEGIN{printf "%.3f", (b-a)/t/n}'; }
+result resend_pushrelay_cpu "$(per_interval "$relay_t0" "$(cpu_ticks "$relay_pid")")"
+result resend_pushgateway_cpu "$(per_interval "$gateway_t0" "$(cpu_ticks "$gateway_pid")")"
+result resend_samples_per_interval "$(awk -v a="$null_before" -v b="$(samples_of_null "http://127.0.0.1:$port")" \
+  -v n="$RESEND_INTERVALS" 'BEGIN{printf "%.0f", (b-a)/n}')"
+result resend_pushrelay_rss "$(rss_mib "$relay_pid")"
+for pid in "$prometheus_pid" "$gateway_pid" "$relay_pid" "$null_pid"; do stop "$pid"; done
+}
+part resend && resend_part
 result load_after "$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ------------------------------------------------------------------ table
@@ -310,6 +357,8 @@ def fmt(v, unit):
         return f"{v:.2f}"
     if unit == "MiB":
         return f"{v:.1f}"
+    if unit == "s":
+        return f"{v:.3f}"
     return f"{v:.1f}"
 rows = []
 # (label, unit, ours, theirs, higher_is_better, target, bad-keys)
@@ -332,6 +381,8 @@ rows += [
     ("GET /metrics, 100k series (c=1)", "req/s", num("pushrelay_scrape_rps"), num("pushgateway_scrape_rps"), True, "≥ 10×",
      ["pushrelay_scrape_bad", "pushgateway_scrape_bad"]),
     ("GET /metrics, 100k series, p50", "ms", num("pushrelay_scrape_p50"), num("pushgateway_scrape_p50"), False, "", []),
+    ("re-send 100k series every 15 s vs answering a 15 s scrape: CPU per interval", "s",
+     num("resend_pushrelay_cpu"), num("resend_pushgateway_cpu"), False, "> 1×", []),
     ("RSS idle", "MiB", num("pushrelay_rss_idle"), num("pushgateway_rss_idle"), False, "≤ 8 MiB", []),
     ("RSS, 100k series stored", "MiB", num("pushrelay_rss_loaded"), num("pushgateway_rss_loaded"), False, "≤ 1/3", []),
     ("RSS after the loaded runs", "MiB", num("pushrelay_rss_after_load"), num("pushgateway_rss_after_load"), False, "", []),
@@ -363,6 +414,8 @@ for s in ("pushrelay", "pushgateway"):
     extra.append(f"{s}: PUT rotating used {r.get(s + '_put_rotating_cores', '–')} cores; "
                  f"/metrics body {r.get(s + '_scrape_bytes', '–')} B")
 extra.append(f"forwarding pushrelay RSS after the runs: null {r.get('forward_null_rss', '–')} MiB, prometheus {r.get('forward_prometheus_rss', '–')} MiB")
+extra.append(f"re-send: {r.get('resend_samples_per_interval', '–')} samples re-sent per interval "
+             f"(100k series + 2 push_time series per group); re-sending pushrelay RSS {r.get('resend_pushrelay_rss', '–')} MiB")
 extra.append(f"load average before: {r.get('load_before', '–')}; after: {r.get('load_after', '–')}")
 for line in extra:
     print("- " + line)

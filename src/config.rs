@@ -14,6 +14,7 @@
 //! [`KeyedProblem`] to [`Config::load_checked`], so every error names the
 //! key and the source it came from.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -157,6 +158,9 @@ pub struct RemoteWriteConfig {
     /// Prometheus `relabel_config`s applied to every forwarded series after
     /// the external labels, before it is written.
     pub write_relabel_configs: Vec<RelabelConfig>,
+    /// Re-send every cached group this often (`0s`: never); turns the
+    /// cache on.
+    pub resend_interval: GoDuration,
 }
 
 /// Which remote_write protocol the forwarder speaks.
@@ -236,6 +240,7 @@ impl Default for RemoteWriteConfig {
             protocol: Protocol::Auto,
             external_labels: ExternalLabels::default(),
             write_relabel_configs: Vec::new(),
+            resend_interval: GoDuration(Duration::ZERO),
         }
     }
 }
@@ -283,12 +288,38 @@ impl Default for PushConfig {
 }
 
 /// Cache mode: pushrelay as a scrapeable Pushgateway.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct CacheConfig {
     /// Keep a Pushgateway store even when forwarding. Without a remote_write
     /// URL the cache is always on.
     pub enabled: bool,
+    /// Remove a group not pushed for this long (`0s`: never).
+    pub group_ttl: GoDuration,
+    /// Per-group overrides of `group_ttl`; the first rule whose labels all
+    /// match the group's grouping labels wins.
+    pub group_ttl_rules: Vec<GroupTtlRule>,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            group_ttl: GoDuration(Duration::ZERO),
+            group_ttl_rules: Vec::new(),
+        }
+    }
+}
+
+/// One `[[cache.group_ttl_rules]]` entry.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GroupTtlRule {
+    /// Grouping labels and the values they must have, e.g. `{ job = "backup" }`.
+    #[serde(rename = "match")]
+    pub matches: BTreeMap<String, String>,
+    /// The TTL of the groups it matches (`0s`: never expire).
+    pub ttl: GoDuration,
 }
 
 /// Where the cache is persisted.
@@ -522,6 +553,12 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
+        if !self.remote_write.resend_interval.0.is_zero() && !self.forwarding() {
+            return Err(fail(
+                "remote_write.resend_interval",
+                "re-sends go to the remote_write backend: set remote_write.url too".into(),
+            ));
+        }
         for (key, value) in [
             (
                 "remote_write.max_bytes_per_request",
@@ -608,9 +645,15 @@ impl Config {
         self.remote_write.url.is_some()
     }
 
-    /// The cache is on when asked for, or when there is nowhere to forward.
+    /// The cache is on when asked for, when there is nowhere to forward,
+    /// or when cached groups are re-sent.
     pub fn caching(&self) -> bool {
-        self.cache.enabled || !self.forwarding()
+        self.cache.enabled || !self.forwarding() || self.resending()
+    }
+
+    /// Whether cached groups are re-sent through remote_write.
+    pub fn resending(&self) -> bool {
+        self.forwarding() && !self.remote_write.resend_interval.0.is_zero()
     }
 
     /// The web config file, if one is configured (an empty path means none).

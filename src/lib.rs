@@ -17,6 +17,8 @@
 //! | [`sinks`] | `Sinks`, the `PushSink` that fans one `Push` out to the enabled sinks |
 //! | [`forward`] | remote_write: convert, series memory (stale markers), shards, batch, send, retry |
 //! | [`cache`] | the Pushgateway store, its consistency check, scrape, JSON API, persistence and web page |
+//! | [`expiry`] | removal of cached groups not pushed within their TTL |
+//! | [`resend`] | the re-send ticker: every cached group written again through the forwarder each interval |
 //! | [`telemetry`] | pushrelay's own metrics, each defined once (the cache's clash list derives from it) |
 //! | [`security`] | TLS and auth on both sides, built from `config`'s settings |
 //! | `hashing` | the one hashing policy for keys pushers control (seeded per process) |
@@ -61,12 +63,14 @@
 
 pub mod cache;
 pub mod config;
+pub mod expiry;
 pub mod exposition;
 pub mod forward;
 pub(crate) mod hashing;
 mod http_response;
 pub mod proto;
 pub mod push;
+pub mod resend;
 pub mod security;
 pub mod server;
 pub mod sinks;

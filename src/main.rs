@@ -5,9 +5,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use pushrelay::cache::persistence::{self, Persister};
 use pushrelay::cache::store::StoreOptions;
+use pushrelay::cache::ttl::TtlPolicy;
 use pushrelay::cache::{self, Cache};
 use pushrelay::config::{Cli, Config, KeyedProblem, LogFormat};
+use pushrelay::expiry::{self, Ending};
 use pushrelay::forward::Forwarder;
+use pushrelay::resend;
 use pushrelay::security::inbound::WebSecurity;
 use pushrelay::server::{self, AppState};
 use pushrelay::sinks::Sinks;
@@ -51,6 +54,29 @@ fn main() -> anyhow::Result<()> {
                 config.persistence.interval.0,
             ));
         }
+        let resender = match (&forwarder, &cache) {
+            (Some(forwarder), Some(cache)) if config.resending() => {
+                let interval = config.remote_write.resend_interval.0;
+                tracing::info!(?interval, "re-sending every cached group through remote_write");
+                Some(resend::start(
+                    cache.clone(),
+                    forwarder.resend_queue(interval),
+                    interval,
+                ))
+            }
+            _ => None,
+        };
+        let ending = forwarder.as_ref().map(|forwarder| Ending {
+            queue: forwarder.resend_queue(config.remote_write.retry_deadline.0),
+        });
+        if let (Some(cache), Some(ending)) = (&cache, &ending) {
+            expiry::end_wiped_groups(cache, ending.clone());
+        }
+        let ttl = TtlPolicy::new(&config.cache);
+        let sweeper = match &cache {
+            Some(cache) if ttl.is_enabled() => Some(expiry::start(cache.clone(), ttl, ending)),
+            _ => None,
+        };
         let quit = cache.clone();
         let sinks = Sinks { forwarder, cache };
         let addr = config.listen_addr().map_err(anyhow::Error::msg)?;
@@ -80,6 +106,9 @@ fn main() -> anyhow::Result<()> {
             }
         };
         server::serve(listener, state.clone(), shutdown).await;
+        for task in [resender, sweeper].into_iter().flatten() {
+            task.abort();
+        }
         state.sinks().drain().await;
         if let Some(persister) = persister {
             persister.finish().await;

@@ -5,9 +5,10 @@
 //! checks the push first (a push it would refuse is never forwarded), then the
 //! forwarder sends it, then the cache applies it.
 //!
-//! Tenants are written by the forwarder only (ingest resolves them with the
-//! forwarder's policy); the cache keys groups by grouping key alone,
-//! whatever their tenant.
+//! Tenants are resolved by ingest with the forwarder's policy (without a
+//! forwarder pushes have none); the cache keys groups by tenant and
+//! grouping key, so two tenants pushing one grouping key never share a
+//! group.
 
 use std::time::SystemTime;
 
@@ -41,9 +42,9 @@ impl PushSink for Sinks {
     /// Notes a push to `key` whose metrics were refused as invalid or
     /// inconsistent: the cache records the group's failure time, as the
     /// Pushgateway does.
-    fn record_failure(&self, key: &GroupingKey, at: SystemTime) {
+    fn record_failure(&self, tenant: Option<&str>, key: &GroupingKey, at: SystemTime) {
         if let Some(cache) = &self.cache {
-            cache.store().record_failure(key, at);
+            cache.store().record_failure(tenant, key, at);
         }
     }
 

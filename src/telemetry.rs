@@ -80,6 +80,13 @@ pub const RELABEL_DROPPED_SERIES: &str = "pushrelay_relabel_dropped_series_total
 /// written, by `reason`: `invalid` (no valid metric name, or an invalid
 /// label name) or `duplicate` (equal to an earlier series of the push).
 pub const RELABEL_INVALID_SERIES: &str = "pushrelay_relabel_invalid_series_total";
+/// Re-sends of cached groups (`remote_write.resend_interval`), by
+/// `outcome`: `sent`, `failed`, `busy` (skipped: earlier re-sends still
+/// queued, as during an outage), `outdated` (dropped: a newer push of the
+/// group was forwarded first).
+pub const RESENDS: &str = "pushrelay_resends_total";
+/// Cached groups removed because nobody pushed them within their TTL.
+pub const GROUPS_EXPIRED: &str = "pushrelay_cache_groups_expired_total";
 /// Always 1; the labels carry the version.
 pub const BUILD_INFO: &str = "pushrelay_build_info";
 
@@ -179,6 +186,16 @@ pub const RECORDED: &[OwnMetric] = &[
         RELABEL_INVALID_SERIES,
         Kind::Counter,
         "Forwarded series dropped because relabeling left them unwritable, by reason.",
+    ),
+    own(
+        RESENDS,
+        Kind::Counter,
+        "Re-sends of cached groups through remote_write, by outcome.",
+    ),
+    own(
+        GROUPS_EXPIRED,
+        Kind::Counter,
+        "Cached groups removed because they were not pushed within their TTL.",
     ),
     own(
         BUILD_INFO,

@@ -5,7 +5,10 @@
 //! Every number is a string formatted as Go's `%v` prints floats; group
 //! objects mix the fixed keys `labels` and `last_push_successful` with one
 //! key per family (including `push_time_seconds` and
-//! `push_failure_time_seconds`), as the Pushgateway does.
+//! `push_failure_time_seconds`), as the Pushgateway does. Two keys no
+//! metric name can take are added when they apply: `pushrelay.tenant`
+//! (the group's tenant) and `pushrelay.expires_at` (RFC 3339, when the
+//! group expires under `cache.group_ttl`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,6 +18,7 @@ use serde_json::{Map, Value, json};
 
 use super::scrape::stamp_families;
 use super::store::Group;
+use super::ttl::TtlPolicy;
 use crate::exposition::gofloat;
 use crate::proto::client::{Metric, MetricFamily, MetricType};
 
@@ -37,14 +41,23 @@ pub fn success(data: Value) -> Vec<u8> {
 }
 
 /// `GET /api/v1/metrics`: one object per group.
-pub fn metrics(groups: &[Arc<Group>]) -> Value {
+pub fn metrics(groups: &[Arc<Group>], ttl: &TtlPolicy) -> Value {
     let mut ordered: Vec<&Arc<Group>> = groups.iter().collect();
-    ordered.sort_by(|a, b| a.key.cmp(&b.key));
-    Value::Array(ordered.into_iter().map(group_object).collect())
+    ordered.sort_by(|a, b| (&a.key, &a.tenant).cmp(&(&b.key, &b.tenant)));
+    Value::Array(ordered.into_iter().map(|g| group_object(g, ttl)).collect())
 }
 
-fn group_object(group: &Arc<Group>) -> Value {
+fn group_object(group: &Arc<Group>, ttl: &TtlPolicy) -> Value {
     let mut object = Map::new();
+    if let Some(tenant) = &group.tenant {
+        object.insert("pushrelay.tenant".into(), Value::String(tenant.clone()));
+    }
+    if let Some(at) = ttl.expires_at(group) {
+        object.insert(
+            "pushrelay.expires_at".into(),
+            Value::String(rfc3339_nano(at)),
+        );
+    }
     for stored in group.families.values() {
         object.insert(
             stored.name().to_string(),
@@ -298,7 +311,7 @@ mod tests {
     #[test]
     fn empty_store_is_an_empty_array() {
         assert_eq!(
-            String::from_utf8(success(metrics(&[]))).unwrap(),
+            String::from_utf8(success(metrics(&[], &TtlPolicy::new(&Default::default())))).unwrap(),
             r#"{"data":[],"status":"success"}"#
         );
     }

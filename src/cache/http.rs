@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 
+use super::ttl::TtlPolicy;
 use super::{Cache, api, scrape, ui};
 use crate::config::Config;
 use crate::http_response::{Body, empty, header_str, method_not_allowed, plain, redirect, text};
@@ -26,6 +27,7 @@ pub struct CacheWeb {
     admin_api: bool,
     lifecycle: bool,
     flags: BTreeMap<String, String>,
+    ttl: TtlPolicy,
 }
 
 impl CacheWeb {
@@ -39,6 +41,7 @@ impl CacheWeb {
             admin_api: config.web.enable_admin_api,
             lifecycle: config.web.enable_lifecycle,
             flags: status_flags(config),
+            ttl: TtlPolicy::new(&config.cache),
         }
     }
 
@@ -76,7 +79,7 @@ impl CacheWeb {
                     let data = if path == "/api/v1/status" {
                         api::status(&self.flags, self.cache.started_at())
                     } else {
-                        api::metrics(&self.cache.store().snapshot())
+                        api::metrics(&self.cache.store().snapshot(), &self.ttl)
                     };
                     api_response(StatusCode::OK, api::success(data))
                 }

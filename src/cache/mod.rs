@@ -12,6 +12,7 @@
 //! | `text` | the text exposition writers (family header, metric lines) |
 //! | `api` | the JSON API (`/api/v1/status`, `/api/v1/metrics`) |
 //! | [`persistence`] | the persistence file: format, atomic writes, schedule |
+//! | `ttl` | each group's TTL and expiry time (the sweeper is `crate::expiry`) |
 //! | `ui` | the web page at `/` |
 //! | `http` | the cache's routes (scrape, API, admin, lifecycle, UI) |
 //!
@@ -29,11 +30,12 @@ pub(crate) mod signatures;
 pub mod store;
 pub(crate) mod stored;
 mod text;
+pub mod ttl;
 pub(crate) mod ui;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::Notify;
@@ -59,7 +61,11 @@ struct Inner {
     changed: Notify,
     quit: Notify,
     started_at: SystemTime,
+    on_wipe: OnceLock<WipeHook>,
 }
+
+/// What is done with the groups a wipe removed.
+type WipeHook = Box<dyn Fn(Vec<Arc<store::Group>>) + Send + Sync>;
 
 impl Cache {
     /// An empty cache.
@@ -71,6 +77,7 @@ impl Cache {
                 changed: Notify::new(),
                 quit: Notify::new(),
                 started_at: SystemTime::now(),
+                on_wipe: OnceLock::new(),
             }),
         }
     }
@@ -112,10 +119,30 @@ impl Cache {
         result
     }
 
-    /// Removes every group (`PUT /api/v1/admin/wipe`).
+    /// Removes `group` unless a write changed it since it was read (see
+    /// [`Store::remove_unchanged`]); whether it was removed.
+    pub fn remove_unchanged(&self, group: &Arc<store::Group>) -> bool {
+        let removed = self.inner.store.remove_unchanged(group);
+        if removed {
+            self.inner.changed.notify_one();
+        }
+        removed
+    }
+
+    /// Removes every group (`PUT /api/v1/admin/wipe`) and hands them to
+    /// the wipe hook, if one is set.
     pub fn wipe(&self) {
-        self.inner.store.wipe();
+        let removed = self.inner.store.wipe();
         self.inner.changed.notify_one();
+        if let Some(hook) = self.inner.on_wipe.get() {
+            hook(removed);
+        }
+    }
+
+    /// Sets what is done with the groups a wipe removes (when forwarding:
+    /// end their series in the backend). Only the first hook set counts.
+    pub fn on_wipe(&self, hook: impl Fn(Vec<Arc<store::Group>>) + Send + Sync + 'static) {
+        let _ = self.inner.on_wipe.set(Box::new(hook));
     }
 
     /// Whether the write path is saturated (health turns 500 then, as in

@@ -53,6 +53,9 @@ pub struct GroupRecord {
     pub failure_stored_ns: i64,
     #[prost(message, repeated, tag = "6")]
     pub families: Vec<FamilyRecord>,
+    /// The tenant the group was pushed as; absent: none.
+    #[prost(string, optional, tag = "7")]
+    pub tenant: Option<String>,
 }
 
 /// One family of a group and the time it was stored.
@@ -102,6 +105,7 @@ pub fn encode(groups: &[Arc<Group>]) -> Vec<u8> {
                     stored_ns: to_ns(s.stored_at),
                 })
                 .collect(),
+            tenant: group.tenant.clone(),
         };
         // Encoding into a Vec cannot run out of space.
         let _ = record.encode_length_delimited(&mut out);
@@ -150,6 +154,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Group>, String> {
             families.insert(family.name().to_string(), Arc::new(stored));
         }
         groups.push(Group {
+            tenant: record.tenant,
             key,
             families,
             push_time: Stamp {

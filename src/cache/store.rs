@@ -51,7 +51,8 @@ pub struct StoreOptions {
 #[derive(Default)]
 struct State {
     groups: HashMap<u64, Arc<Group>>,
-    by_key: HashMap<GroupingKey, u64>,
+    /// Group IDs by grouping key, then tenant (usually one).
+    by_key: HashMap<GroupingKey, Vec<(Option<String>, u64)>>,
     index: Index,
     next_id: u64,
 }
@@ -96,7 +97,7 @@ impl Store {
     pub fn apply(&self, push: &Push) -> Result<(), Refused> {
         let now = push.received_at;
         if push.op == PushOp::Delete {
-            self.delete(&push.key);
+            self.delete(push.tenant.as_deref(), &push.key);
             return Ok(());
         }
         let grouping = GroupingLabels::new(&push.key);
@@ -112,23 +113,24 @@ impl Store {
                 )
             })
             .collect();
+        let tenant = push.tenant.as_deref();
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         let outcome = match &stored {
-            Ok(_) => self.verdict(&state, push.op, &push.key, &families),
+            Ok(_) => self.verdict(&state, push.op, tenant, &push.key, &families),
             Err(too_large) => Verdict::Refuse(too_large.to_string()),
         };
         let result = match (outcome, stored) {
             (Verdict::Store, Ok(stored)) => {
-                state.store(push.op, &push.key, &families, stored, now);
+                state.store(push.op, tenant, &push.key, &families, stored, now);
                 Ok(())
             }
             (Verdict::Store, Err(_)) => Ok(()),
             (Verdict::Drop, _) => {
-                state.record_failure(&push.key, now);
+                state.record_failure(tenant, &push.key, now);
                 Ok(())
             }
             (Verdict::Refuse(message), _) => {
-                state.record_failure(&push.key, now);
+                state.record_failure(tenant, &push.key, now);
                 Err(Refused(message))
             }
         };
@@ -145,9 +147,10 @@ impl Store {
         }
         let grouping = GroupingLabels::new(&push.key);
         let families = prepare(push, &grouping);
+        let tenant = push.tenant.as_deref();
         let verdict = {
             let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
-            self.verdict(&state, push.op, &push.key, &families)
+            self.verdict(&state, push.op, tenant, &push.key, &families)
         };
         match verdict {
             Verdict::Store | Verdict::Drop => Ok(()),
@@ -155,37 +158,62 @@ impl Store {
                 self.state
                     .write()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .record_failure(&push.key, push.received_at);
+                    .record_failure(tenant, &push.key, push.received_at);
                 self.generation.fetch_add(1, Ordering::SeqCst);
                 Err(Refused(message))
             }
         }
     }
 
-    /// Records a push to `key` refused before it reached the store (its
-    /// metrics were invalid or inconsistent in themselves).
-    pub fn record_failure(&self, key: &GroupingKey, now: SystemTime) {
+    /// Records a push to `key` of `tenant` refused before it reached the
+    /// store (its metrics were invalid or inconsistent in themselves).
+    pub fn record_failure(&self, tenant: Option<&str>, key: &GroupingKey, now: SystemTime) {
         self.state
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .record_failure(key, now);
+            .record_failure(tenant, key, now);
         self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Removes the group with exactly this key (no-op when absent).
-    pub fn delete(&self, key: &GroupingKey) {
+    /// Removes `tenant`'s group with exactly this key (no-op when absent).
+    pub fn delete(&self, tenant: Option<&str>, key: &GroupingKey) {
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
-        state.remove(key);
+        state.remove(tenant, key);
         drop(state);
         self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Removes every group.
-    pub fn wipe(&self) {
+    /// Removes `group` if no write changed it since it was read (expiry:
+    /// a group pushed again meanwhile stays); whether it was removed.
+    pub fn remove_unchanged(&self, group: &Arc<Group>) -> bool {
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
-        *state = State::default();
+        let current = state
+            .id_of(group.tenant.as_deref(), &group.key)
+            .and_then(|id| state.groups.get(&id));
+        if !current.is_some_and(|current| Arc::ptr_eq(current, group)) {
+            return false;
+        }
+        state.remove(group.tenant.as_deref(), &group.key);
         drop(state);
         self.generation.fetch_add(1, Ordering::SeqCst);
+        true
+    }
+
+    /// Removes every group; returns them.
+    pub fn wipe(&self) -> Vec<Arc<Group>> {
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        let removed = std::mem::take(&mut *state);
+        drop(state);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        removed.groups.into_values().collect()
+    }
+
+    /// `tenant`'s group with exactly this key, as the last completed write
+    /// left it.
+    pub fn group(&self, tenant: Option<&str>, key: &GroupingKey) -> Option<Arc<Group>> {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        let id = state.id_of(tenant, key)?;
+        state.groups.get(&id).cloned()
     }
 
     /// Every group as one completed write left it, in no particular order.
@@ -200,7 +228,11 @@ impl Store {
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         *state = State::default();
         for group in groups {
-            let id = state.insert_group(group.key.clone(), group.push_time.stored_at);
+            let id = state.insert_group(
+                group.tenant.as_deref(),
+                &group.key,
+                group.push_time.stored_at,
+            );
             let State { groups, index, .. } = &mut *state;
             for stored in group.families.values() {
                 index.insert_family(id, stored.name(), stored.kind(), signatures(stored));
@@ -215,6 +247,7 @@ impl Store {
         &self,
         state: &State,
         op: PushOp,
+        tenant: Option<&str>,
         key: &GroupingKey,
         families: &[Prepared<'_>],
     ) -> Verdict {
@@ -234,7 +267,7 @@ impl Store {
                 "{INCONSISTENT_PREFIX}pushed metrics must not have timestamps"
             ));
         }
-        let errors = state.check(op, key, families, &self.options.own_families);
+        let errors = state.check(op, tenant, key, families, &self.options.own_families);
         if errors.is_empty() {
             Verdict::Store
         } else {
@@ -256,22 +289,43 @@ fn signatures(stored: &StoredFamily) -> impl Iterator<Item = u64> + '_ {
 }
 
 impl State {
-    fn insert_group(&mut self, key: GroupingKey, now: SystemTime) -> u64 {
+    /// The ID of `tenant`'s group with `key`.
+    fn id_of(&self, tenant: Option<&str>, key: &GroupingKey) -> Option<u64> {
+        self.by_key
+            .get(key)?
+            .iter()
+            .find(|(t, _)| t.as_deref() == tenant)
+            .map(|(_, id)| *id)
+    }
+
+    fn insert_group(&mut self, tenant: Option<&str>, key: &GroupingKey, now: SystemTime) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
-        let labels = stamp_labels(&key);
+        let labels = stamp_labels(key);
         for name in [PUSH_TIME, PUSH_FAILURE_TIME] {
             self.index.insert_series(id, signature_of(name, &labels));
         }
-        self.by_key.insert(key.clone(), id);
-        self.groups.insert(id, Arc::new(Group::new(key, now)));
+        let tenant = tenant.map(str::to_string);
+        self.by_key
+            .entry(key.clone())
+            .or_default()
+            .push((tenant.clone(), id));
+        let group = Group::new(tenant, key.clone(), now);
+        self.groups.insert(id, Arc::new(group));
         id
     }
 
-    fn remove(&mut self, key: &GroupingKey) {
-        let Some(id) = self.by_key.remove(key) else {
+    fn remove(&mut self, tenant: Option<&str>, key: &GroupingKey) {
+        let Some(tenants) = self.by_key.get_mut(key) else {
             return;
         };
+        let Some(position) = tenants.iter().position(|(t, _)| t.as_deref() == tenant) else {
+            return;
+        };
+        let (_, id) = tenants.swap_remove(position);
+        if tenants.is_empty() {
+            self.by_key.remove(key);
+        }
         let Some(group) = self.groups.remove(&id) else {
             return;
         };
@@ -288,14 +342,15 @@ impl State {
     fn store(
         &mut self,
         op: PushOp,
+        tenant: Option<&str>,
         key: &GroupingKey,
         families: &[Prepared<'_>],
         stored: Vec<StoredFamily>,
         now: SystemTime,
     ) {
-        let id = match self.by_key.get(key) {
-            Some(id) => *id,
-            None => self.insert_group(key.clone(), now),
+        let id = match self.id_of(tenant, key) {
+            Some(id) => id,
+            None => self.insert_group(tenant, key, now),
         };
         let State { groups, index, .. } = self;
         let Some(slot) = groups.get_mut(&id) else {
@@ -333,14 +388,14 @@ impl State {
     /// stamps, unless those stamps would duplicate another group's (the
     /// Pushgateway creates it anyway and poisons itself; see
     /// docs/cache-divergences.md).
-    fn record_failure(&mut self, key: &GroupingKey, now: SystemTime) {
-        let id = match self.by_key.get(key) {
-            Some(id) => *id,
+    fn record_failure(&mut self, tenant: Option<&str>, key: &GroupingKey, now: SystemTime) {
+        let id = match self.id_of(tenant, key) {
+            Some(id) => id,
             None => {
-                if self.stamp_clash(key, None).is_some() {
+                if self.stamp_clash(tenant, key).is_some() {
                     return;
                 }
-                self.insert_group(key.clone(), now)
+                self.insert_group(tenant, key, now)
             }
         };
         if let Some(slot) = self.groups.get_mut(&id) {
@@ -351,22 +406,20 @@ impl State {
         }
     }
 
-    /// The first `push_*` series of a group with `key` that another group
-    /// already exposes.
+    /// The first `push_*` series of a new group of `tenant` with `key` that
+    /// another group of the tenant already exposes.
     fn stamp_clash(
         &self,
+        tenant: Option<&str>,
         key: &GroupingKey,
-        own_id: Option<u64>,
     ) -> Option<(&'static str, Vec<LabelPair>)> {
         let labels = stamp_labels(key);
         for name in [PUSH_TIME, PUSH_FAILURE_TIME] {
             let signature = signature_of(name, &labels);
             let clash = self.index.owners(signature).any(|owner| {
-                Some(owner) != own_id
-                    && self
-                        .groups
-                        .get(&owner)
-                        .is_some_and(|g| same_labels(&g.push_labels(), &labels))
+                self.groups.get(&owner).is_some_and(|g| {
+                    g.tenant.as_deref() == tenant && same_labels(&g.push_labels(), &labels)
+                })
             });
             if clash {
                 return Some((name, labels));
@@ -383,12 +436,13 @@ impl State {
     fn check(
         &self,
         op: PushOp,
+        tenant: Option<&str>,
         key: &GroupingKey,
         families: &[Prepared<'_>],
         own: &HashMap<String, i32>,
     ) -> Vec<String> {
         let mut errors = Vec::new();
-        let own_id = self.by_key.get(key).copied();
+        let own_id = self.id_of(tenant, key);
         let group = own_id.and_then(|id| self.groups.get(&id));
         let pushed: HashMap<&str, i32> = families
             .iter()
@@ -448,10 +502,10 @@ impl State {
                 let labels = family.labels_of(i);
                 let elsewhere = self.index.owners(signature).any(|owner| {
                     Some(owner) != own_id
-                        && self
-                            .groups
-                            .get(&owner)
-                            .is_some_and(|g| g.families.get(name).is_some_and(|f| f.holds(labels)))
+                        && self.groups.get(&owner).is_some_and(|g| {
+                            g.tenant.as_deref() == tenant
+                                && g.families.get(name).is_some_and(|f| f.holds(labels))
+                        })
                 });
                 if elsewhere {
                     errors.push(format!(
@@ -462,7 +516,7 @@ impl State {
             }
         }
         if own_id.is_none()
-            && let Some((name, labels)) = self.stamp_clash(key, None)
+            && let Some((name, labels)) = self.stamp_clash(tenant, key)
         {
             let metric = Metric {
                 label: labels,

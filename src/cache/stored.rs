@@ -419,6 +419,9 @@ impl Stamp {
 /// The metrics stored under one grouping key.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Group {
+    /// The tenant the group was pushed as (`Push::tenant`): two tenants
+    /// pushing one grouping key have two groups.
+    pub tenant: Option<String>,
     pub key: GroupingKey,
     /// Pushed families by name (never `push_time_seconds` or
     /// `push_failure_time_seconds`: those are the two stamps).
@@ -428,12 +431,13 @@ pub struct Group {
 }
 
 impl Group {
-    pub(super) fn new(key: GroupingKey, now: SystemTime) -> Self {
+    pub(super) fn new(tenant: Option<String>, key: GroupingKey, now: SystemTime) -> Self {
         let never = Stamp {
             value: None,
             stored_at: now,
         };
         Self {
+            tenant,
             key,
             families: BTreeMap::new(),
             push_time: never,

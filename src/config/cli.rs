@@ -149,6 +149,9 @@ pub struct Cli {
     /// (repeatable; `${VAR}` in the value expands from the environment).
     #[arg(long = "remote-write.external-label", value_name = "NAME=VALUE")]
     pub remote_write_external_label: Vec<String>,
+    /// Re-send every cached group this often, e.g. 15s (turns --cache on; 0s: never).
+    #[arg(long = "remote-write.resend-interval", value_name = "DURATION")]
+    pub remote_write_resend_interval: Option<String>,
 
     /// Forward pushed sample timestamps instead of rejecting them.
     #[arg(long = "push.honor-timestamps")]
@@ -181,6 +184,9 @@ pub struct Cli {
     /// Keep a Pushgateway cache even when forwarding.
     #[arg(long = "cache")]
     pub cache: bool,
+    /// Remove a cached group not pushed for this long, e.g. 26h (0s: never).
+    #[arg(long = "cache.group-ttl", value_name = "DURATION")]
+    pub cache_group_ttl: Option<String>,
     /// File to persist the cache to.
     #[arg(long = "persistence.file", value_name = "FILE")]
     pub persistence_file: Option<PathBuf>,
@@ -329,6 +335,9 @@ impl Cli {
                 Value::from(self.remote_write_external_label.clone()),
             );
         }
+        if let Some(v) = &self.remote_write_resend_interval {
+            set("remote_write.resend_interval", string(v));
+        }
         if self.push_honor_timestamps {
             set("push.honor_timestamps", Value::from(true));
         }
@@ -358,6 +367,9 @@ impl Cli {
         }
         if self.cache {
             set("cache.enabled", Value::from(true));
+        }
+        if let Some(v) = &self.cache_group_ttl {
+            set("cache.group_ttl", string(v));
         }
         if let Some(v) = &self.persistence_file {
             set("persistence.file", string(&v.to_string_lossy()));

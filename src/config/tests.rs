@@ -375,3 +375,37 @@ fn help_shows_each_setting_flags_default() {
         assert!(help.to_string().contains("[default: "), "--{long}: {help}");
     }
 }
+
+#[test]
+fn resend_and_expiry_layer_and_resend_needs_a_backend() {
+    let config = load(
+        &[
+            "--remote-write.url=http://127.0.0.1:9090/api/v1/write",
+            "--remote-write.resend-interval=15s",
+        ],
+        &[],
+        Some((
+            "ttl.toml",
+            "[cache]\ngroup_ttl = \"26h\"\n\n[[cache.group_ttl_rules]]\nmatch = { job = \"backup\" }\nttl = \"0s\"\n",
+        )),
+    )
+    .unwrap();
+    assert!(
+        config.resending() && config.caching(),
+        "re-sending turns the cache on"
+    );
+    assert_eq!(
+        config.remote_write.resend_interval.0,
+        Duration::from_secs(15)
+    );
+    assert_eq!(config.cache.group_ttl.0, Duration::from_secs(26 * 3600));
+    assert_eq!(config.cache.group_ttl_rules[0].matches["job"], "backup");
+    assert!(config.cache.group_ttl_rules[0].ttl.0.is_zero());
+    let flag = load(&["--cache.group-ttl=1h"], &[], None).unwrap();
+    assert_eq!(flag.cache.group_ttl.0, Duration::from_secs(3600));
+
+    let err = load(&["--remote-write.resend-interval=15s"], &[], None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("remote_write.resend_interval"), "{err}");
+}

@@ -25,9 +25,11 @@
 //!   only when `push.disable_consistency_check` skips validation) is
 //!   [`SinkError::Rejected`] without a request.
 //! - One group's samples are always sent in order, with strictly increasing
-//!   timestamps (the receive time in ms, bumped by 1 ms when a group is
-//!   pushed twice within a millisecond); pushed timestamps (only present
-//!   when `push.honor_timestamps` is on) are sent as given.
+//!   timestamps never ahead of the wall clock: the receive time in ms; a
+//!   PUT or DELETE replaces the pushes to its group received within the
+//!   same millisecond (they share its answer), and any other push that
+//!   would need the next millisecond waits for it. Pushed timestamps (only
+//!   present when `push.honor_timestamps` is on) are sent as given.
 //!
 //! `push_time_seconds` / `push_failure_time_seconds` (switch:
 //! `remote_write.push_time_metrics`): the Pushgateway exposes both gauges
@@ -58,7 +60,13 @@
 //! tenant into one series set within a backend that ignores the tenant
 //! header, and a scrape through the cache shows it too.
 //!
-//! Readiness ([`readiness`]): [`Forwarder::is_ready`] is true once the
+//! Re-sends (`crate::resend`) and the ends of groups the cache removed
+//! (`crate::expiry`) enter the same shard queues through a
+//! [`ResendQueue`], so they are stamped by the same clock as the group's
+//! pushes; one whose cached state is older than a push already forwarded
+//! for the group is dropped.
+//!
+//! Readiness (`readiness`): [`Forwarder::is_ready`] is true once the
 //! backend answered any request (an empty `WriteRequest` probe is sent at
 //! start, as the static tenant if one is configured; Prometheus answers it
 //! 204) until it has been failing for longer than `retry_deadline`; while
@@ -79,7 +87,8 @@ pub mod wire_v2;
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicUsize;
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -89,14 +98,15 @@ use crate::proto::client::MetricFamily;
 use crate::push::path::is_legacy_label_name;
 use crate::push::tenant::TenantPolicy;
 use crate::push::validate::is_metric_name;
-use crate::push::{Push, SinkError};
+use crate::push::{Push, PushOp, SinkError};
 use crate::telemetry;
 use batch::Limits;
+use convert::Converted;
 use relabel::Relabeler;
 use retry::Backoff;
 use send::Endpoint;
-use series_memory::GroupId;
-use shard::{Message, Queued, Settings, Worker};
+pub use series_memory::GroupId;
+use shard::{FromCache, Message, Queued, ResendTicket, Settings, Worker};
 
 /// How long an async pusher is told to wait when the queue is full.
 const OVERLOAD_RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -106,6 +116,7 @@ pub struct Forwarder {
     endpoint: Arc<Endpoint>,
     shards: Vec<mpsc::Sender<Message>>,
     relabel: Arc<Relabeler>,
+    resends_in_flight: Arc<AtomicUsize>,
     ack: AckMode,
     retry_deadline: Duration,
     probe: JoinHandle<()>,
@@ -166,6 +177,7 @@ impl Forwarder {
             endpoint,
             shards,
             relabel,
+            resends_in_flight: Arc::default(),
             ack: config.ack,
             retry_deadline: config.retry_deadline.0,
             probe,
@@ -207,6 +219,7 @@ impl Forwarder {
             converted,
             deadline,
             reply,
+            from_cache: None,
         }));
         let stopped = || SinkError::Unavailable {
             message: "the remote_write forwarder is shutting down".into(),
@@ -242,6 +255,18 @@ impl Forwarder {
         }
     }
 
+    /// The way re-sends of cached groups reach the shards, each re-send
+    /// given at most `interval` (and the retry deadline) to land.
+    pub fn resend_queue(&self, interval: Duration) -> ResendQueue {
+        ResendQueue {
+            shards: self.shards.clone(),
+            in_flight: self.resends_in_flight.clone(),
+            limit: RESENDS_IN_FLIGHT_PER_SHARD * self.shards.len(),
+            patience: interval.min(self.retry_deadline),
+            relabel: self.relabel.clone(),
+        }
+    }
+
     /// The tenant policy (`remote_write.tenant`), shared with ingest: the
     /// push handler resolves each push's [`Push::tenant`] with it before
     /// handing the push over.
@@ -249,7 +274,7 @@ impl Forwarder {
         self.endpoint.tenancy()
     }
 
-    /// Whether a push sent now can be delivered (see [`readiness`]).
+    /// Whether a push sent now can be delivered (see `readiness`).
     pub fn is_ready(&self) -> bool {
         self.endpoint.readiness().is_ready()
     }
@@ -284,12 +309,92 @@ impl Forwarder {
     }
 }
 
-/// The shard that owns `group`'s pushes (stable across restarts, so the
-/// disk queue's saved memories find their shards again).
+/// Re-sends queued or in flight per shard beyond which the re-send ticker
+/// skips groups: a backend outage then holds a few re-sends, never a
+/// backlog (the skipped groups' newest state goes out on the next round).
+const RESENDS_IN_FLIGHT_PER_SHARD: usize = 16;
+
+/// The shard that owns `group`: all its pushes and re-sends go through it,
+/// in order (stable across restarts, so the disk queue's saved memories
+/// find their shards again).
 fn shard_index(group: &GroupId, shards: usize) -> usize {
     let mut hasher = DefaultHasher::new();
     group.hash(&mut hasher);
     (hasher.finish() % shards as u64) as usize
+}
+
+/// The re-send ticker's way into the forwarder (`crate::resend`): the
+/// shards' own queues, so a group's re-sends and pushes are stamped and
+/// sent in one order.
+#[derive(Clone)]
+pub struct ResendQueue {
+    shards: Vec<mpsc::Sender<Message>>,
+    in_flight: Arc<AtomicUsize>,
+    limit: usize,
+    patience: Duration,
+    /// Re-sent and ended series are relabeled as pushed ones are, so they
+    /// name exactly the series the pushes wrote.
+    relabel: Arc<Relabeler>,
+}
+
+impl ResendQueue {
+    /// Queues a re-send of `group`'s cached state (`converted`, with its
+    /// `push_time_seconds` and `push_failure_time_seconds` values and the
+    /// time that state was pushed); `false` when it was skipped because
+    /// earlier re-sends are still queued or the forwarder stopped.
+    pub fn offer(
+        &self,
+        group: GroupId,
+        mut converted: Converted,
+        (push_time, failure_time): (f64, f64),
+        state_of: SystemTime,
+    ) -> bool {
+        let Some(ticket) = ResendTicket::take(&self.in_flight, self.limit) else {
+            return false;
+        };
+        self.relabel.apply(&mut converted);
+        let shard = &self.shards[shard_index(&group, self.shards.len())];
+        let now = SystemTime::now();
+        let message = Message::Push(Box::new(Queued {
+            op: PushOp::Replace,
+            group,
+            received_at: now,
+            converted,
+            deadline: Instant::now() + self.patience,
+            reply: None,
+            from_cache: Some(FromCache {
+                push_time,
+                failure_time,
+                state_of,
+                ticket: Some(ticket),
+            }),
+        }));
+        shard.try_send(message).is_ok()
+    }
+
+    /// Ends a group the cache removed (expiry, wipe): stale markers for its
+    /// cached series (`converted`, whose push time was `state_of`) and
+    /// everything the forwarder remembers of it, unless a newer push of the
+    /// group was forwarded meanwhile. Waits for room in the queue.
+    pub async fn end(&self, group: GroupId, mut converted: Converted, state_of: SystemTime) {
+        self.relabel.apply(&mut converted);
+        let shard = &self.shards[shard_index(&group, self.shards.len())];
+        let message = Message::Push(Box::new(Queued {
+            op: PushOp::Delete,
+            group,
+            received_at: SystemTime::now(),
+            converted,
+            deadline: Instant::now() + self.patience,
+            reply: None,
+            from_cache: Some(FromCache {
+                push_time: 0.0,
+                failure_time: 0.0,
+                state_of,
+                ticket: None,
+            }),
+        }));
+        let _ = shard.send(message).await;
+    }
 }
 
 /// The first name in `families` that remote_write 1.0 forbids on the

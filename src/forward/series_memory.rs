@@ -18,6 +18,7 @@
 //! receive time.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::SystemTime;
 
 use super::convert::Converted;
 use super::queue::codec::{Malformed, Put, Take};
@@ -112,6 +113,9 @@ pub struct Group {
     pub last_failure: f64,
     /// Whether push_time_seconds was ever forwarded for the group.
     pub pushed: bool,
+    /// The receive time of the last push forwarded for the group: a
+    /// re-send of an older state is outdated.
+    pub last_push_at: Option<SystemTime>,
     recency: u64,
 }
 
@@ -120,9 +124,14 @@ impl Group {
     /// 1 ms after the previous samples, whichever is later, so that one
     /// series never gets two samples at one timestamp or out of order.
     pub fn next_timestamp(&mut self, received_ms: i64) -> i64 {
-        let ts = received_ms.max(self.last_timestamp_ms.saturating_add(1));
+        let ts = self.peek_timestamp(received_ms);
         self.last_timestamp_ms = ts;
         ts
+    }
+
+    /// The timestamp [`Group::next_timestamp`] would give, without taking it.
+    pub fn peek_timestamp(&self, received_ms: i64) -> i64 {
+        received_ms.max(self.last_timestamp_ms.saturating_add(1))
     }
 
     fn series_count(&self) -> usize {

@@ -2,9 +2,12 @@
 //!
 //! Pushes reach a shard over a bounded queue, in arrival order. The worker
 //! takes everything queued (up to the request limits) as one batch, so
-//! pushes arriving while a request is in flight share the next one. For
-//! each push, in order, it stamps the group's timestamp (strictly
-//! increasing per group), adds stale markers for the series the push ends
+//! pushes arriving while a request is in flight share the next one. It
+//! drops the pushes a later PUT or DELETE of their group received in the
+//! same millisecond replaces ([`collapse`]); then for each push, in order,
+//! it stamps the group's timestamp (strictly increasing per group, never
+//! ahead of the wall clock: it waits for the next millisecond when
+//! needed), adds stale markers for the series the push ends
 //! and the group's `push_time_seconds`, delivers the batch (see `batch`),
 //! and answers every pusher.
 //!
@@ -13,8 +16,10 @@
 //! of first arrival), so every request carries exactly one tenant's series
 //! and its header.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -56,6 +61,47 @@ pub struct Queued {
     pub deadline: Instant,
     /// `None` when the push was already acknowledged (async mode).
     pub reply: Option<Reply>,
+    /// Set when the cache sent this, not a pusher: a re-send (PUT) or the
+    /// end of an expired or wiped group (DELETE).
+    pub from_cache: Option<FromCache>,
+}
+
+/// What the cache's re-sends and removals carry besides the group's series
+/// (`crate::resend`, `crate::expiry`).
+pub struct FromCache {
+    /// The cached group's `push_time_seconds` and
+    /// `push_failure_time_seconds` values.
+    pub push_time: f64,
+    pub failure_time: f64,
+    /// When the cached state was pushed: if a newer push of the group was
+    /// forwarded since, this is dropped, so a re-send never overtakes a
+    /// newer push (or revives a deleted group) and an expiry never ends a
+    /// group pushed again.
+    pub state_of: SystemTime,
+    /// Held by a re-send while it is queued or in flight.
+    pub ticket: Option<ResendTicket>,
+}
+
+/// One re-send queued or in flight; the count bounds them, so an outage
+/// never builds a backlog of re-sends.
+pub struct ResendTicket(Arc<AtomicUsize>);
+
+impl ResendTicket {
+    /// A ticket from `in_flight` unless `limit` re-sends already hold one.
+    pub fn take(in_flight: &Arc<AtomicUsize>, limit: usize) -> Option<Self> {
+        in_flight
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self(in_flight.clone()))
+    }
+}
+
+impl Drop for ResendTicket {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Queued {
@@ -92,6 +138,8 @@ struct Prepared {
     samples: usize,
     /// Whether the group had push_time_seconds before a DELETE.
     was_pushed: bool,
+    /// The pushes this one replaced in [`collapse`]: answered as it is.
+    followers: Vec<Reply>,
 }
 
 pub struct Worker {
@@ -179,7 +227,19 @@ impl Worker {
     }
 
     async fn process(&mut self, batch: Vec<Queued>) {
-        let prepared: Vec<Prepared> = batch.into_iter().map(|job| self.prepare(job)).collect();
+        let mut prepared: Vec<Prepared> = Vec::with_capacity(batch.len());
+        for (job, followers) in collapse(batch) {
+            if self.outdated(&job) {
+                if job.op != PushOp::Delete {
+                    metrics::counter!(telemetry::RESENDS, "outcome" => "outdated").increment(1);
+                }
+                continue;
+            }
+            self.wait_for_clock(&job).await;
+            let mut ready = self.prepare(job);
+            ready.followers = followers;
+            prepared.push(ready);
+        }
         let mut tenants: Vec<Option<String>> = Vec::new();
         for p in &prepared {
             if !tenants.contains(&p.job.group.tenant) {
@@ -221,6 +281,36 @@ impl Worker {
         }
     }
 
+    /// Waits until the wall clock reaches the timestamp `job` will get, so
+    /// that no sample is stamped ahead of the clock (a group pushed again
+    /// within the millisecond of its previous samples waits for the next
+    /// one; [`collapse`] keeps that rare).
+    async fn wait_for_clock(&mut self, job: &Queued) {
+        let wanted = self
+            .memory
+            .group(&job.group)
+            .peek_timestamp(unix_ms(job.received_at));
+        loop {
+            let ahead = wanted - unix_ms(SystemTime::now());
+            if ahead <= 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(ahead as u64)).await;
+        }
+    }
+
+    /// Whether `job` re-sends a state older than the last push forwarded
+    /// for its group.
+    fn outdated(&mut self, job: &Queued) -> bool {
+        let Some(cached) = &job.from_cache else {
+            return false;
+        };
+        self.memory
+            .group(&job.group)
+            .last_push_at
+            .is_some_and(|pushed| pushed > cached.state_of)
+    }
+
     fn delivery<'a>(&'a self, tenant: Option<&'a str>) -> Delivery<'a> {
         Delivery {
             endpoint: &self.endpoint,
@@ -233,6 +323,13 @@ impl Worker {
     fn prepare(&mut self, job: Queued) -> Prepared {
         let (_, estimate) = job.size();
         let mut builder = ChunkBuilder::with_capacity(self.settings.limits, estimate + 256);
+        if job.op == PushOp::Delete && !job.converted.series.is_empty() {
+            // The cache ending a group sends its state along: the memory
+            // may not know its series (forgotten, or lost in a restart).
+            self.memory
+                .record(&job.group, PushOp::Merge, &job.converted);
+            self.memory.group(&job.group).pushed = self.settings.push_time_metrics;
+        }
         let group = self.memory.group(&job.group);
         let ts = group.next_timestamp(unix_ms(job.received_at));
         let stale = f64::from_bits(wire::STALE_NAN_BITS);
@@ -245,8 +342,15 @@ impl Worker {
             })
             .collect();
         let c = &job.converted;
+        // A DELETE's series (the cache's state of an ended group) only
+        // name what ends.
+        let values = if job.op == PushOp::Delete {
+            &[][..]
+        } else {
+            &c.series[..]
+        };
         let mut extras = c.extras.iter().peekable();
-        for (index, series) in c.series.iter().enumerate() {
+        for (index, series) in values.iter().enumerate() {
             let labels = c.series_labels(series);
             let at = series.timestamp_ms.unwrap_or(ts);
             match &series.value {
@@ -272,11 +376,15 @@ impl Worker {
                 }
                 group.pushed = false;
             } else {
+                let (pushed, failed) = match &job.from_cache {
+                    Some(cached) => (cached.push_time, cached.failure_time),
+                    None => (telemetry::unix_seconds(job.received_at), group.last_failure),
+                };
                 if let Some(labels) = &push_time {
-                    builder.float(labels, telemetry::unix_seconds(job.received_at), ts);
+                    builder.float(labels, pushed, ts);
                 }
                 if let Some(labels) = &failure_time {
-                    builder.float(labels, group.last_failure, ts);
+                    builder.float(labels, failed, ts);
                 }
                 builder.metadata(RwType::Gauge, PUSH_TIME, PUSH_TIME_HELP);
                 builder.metadata(RwType::Gauge, PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP);
@@ -284,6 +392,9 @@ impl Worker {
             }
         }
         builder.raw_metadata(&c.metadata);
+        if job.from_cache.is_none() {
+            group.last_push_at = Some(job.received_at);
+        }
         self.memory.record(&job.group, job.op, &job.converted);
         Prepared {
             samples: c.series.len(),
@@ -291,6 +402,7 @@ impl Worker {
             ended,
             was_pushed,
             job,
+            followers: Vec::new(),
         }
     }
 
@@ -305,12 +417,23 @@ impl Worker {
             ended,
             samples,
             was_pushed,
+            followers,
             ..
         } = prepared;
+        if job.from_cache.is_some() && job.op != PushOp::Delete {
+            let outcome = if outcome.is_ok() { "sent" } else { "failed" };
+            metrics::counter!(telemetry::RESENDS, "outcome" => outcome).increment(1);
+        }
         match &outcome {
             Ok(()) => {
                 metrics::counter!(telemetry::SAMPLES_FORWARDED).increment(samples as u64);
                 metrics::counter!(telemetry::STALE_MARKERS).increment(ended.len() as u64);
+            }
+            Err(_) if job.from_cache.is_some() => {
+                // Not a failed push: the next re-send tries again (an
+                // expiry is not retried: the group's series go stale when
+                // the backend's lookback passes).
+                self.memory.restore(&job.group, &ended);
             }
             Err(failure) => {
                 if self.settings.disk_queue {
@@ -346,10 +469,63 @@ impl Worker {
                 }
             }
         }
+        for follower in followers {
+            let _ = follower.send(outcome.clone());
+        }
         if let Some(reply) = job.reply {
             let _ = reply.send(outcome);
         }
     }
+}
+
+/// The batch with every push that a later PUT or DELETE of the same group,
+/// received within the same millisecond, replaces whole: a scrape in that
+/// millisecond would only have seen the newest state, and stamping each
+/// push 1 ms after the previous one would run ahead of the clock. Each kept
+/// push comes with the replies of the pushes it replaced, answered with
+/// its outcome. Pushes carrying their own timestamps are never collapsed.
+fn collapse(batch: Vec<Queued>) -> Vec<(Queued, Vec<Reply>)> {
+    let timestamped = |job: &Queued| {
+        job.converted
+            .series
+            .iter()
+            .any(|s| s.timestamp_ms.is_some())
+    };
+    // Per group, the index and millisecond of the latest whole replacement
+    // seen so far, scanning from the end.
+    let mut replacing: HashMap<&GroupId, (usize, i64)> = HashMap::new();
+    let mut superseded_by: Vec<Option<usize>> = vec![None; batch.len()];
+    for (index, job) in batch.iter().enumerate().rev() {
+        let ms = unix_ms(job.received_at);
+        if timestamped(job) {
+            continue;
+        }
+        match replacing.get(&job.group) {
+            Some(&(by, at)) if at == ms => superseded_by[index] = Some(by),
+            _ if job.op != PushOp::Merge && job.from_cache.is_none() => {
+                replacing.insert(&job.group, (index, ms));
+            }
+            _ => {}
+        }
+    }
+    if superseded_by.iter().all(Option::is_none) {
+        return batch.into_iter().map(|job| (job, Vec::new())).collect();
+    }
+    let mut kept: Vec<Option<Queued>> = Vec::with_capacity(batch.len());
+    let mut followers: Vec<Vec<Reply>> = (0..batch.len()).map(|_| Vec::new()).collect();
+    for (job, superseded_by) in batch.into_iter().zip(superseded_by) {
+        match superseded_by {
+            Some(by) => {
+                followers[by].extend(job.reply);
+                kept.push(None);
+            }
+            None => kept.push(Some(job)),
+        }
+    }
+    kept.into_iter()
+        .zip(followers)
+        .filter_map(|(job, followers)| Some((job?, followers)))
+        .collect()
 }
 
 /// The `push_failure_time_seconds` samples to send after a batch, one

@@ -160,7 +160,7 @@ impl Ingest {
             },
             Err(rejection) => {
                 if rejection.records_failure {
-                    sinks.record_failure(&key, received_at);
+                    sinks.record_failure(tenant.as_deref(), &key, received_at);
                 }
                 return Err(rejection.into());
             }

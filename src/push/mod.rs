@@ -104,7 +104,7 @@ pub struct Push {
     pub received_at: SystemTime,
     /// The tenant the forwarder writes the push as (resolved by the
     /// forwarder's `TenantPolicy`); `None` when tenancy is off. The cache
-    /// ignores it.
+    /// keys its groups by it too.
     pub tenant: Option<String>,
 }
 
@@ -162,10 +162,10 @@ pub trait PushSink: Sync {
     /// Stores or forwards `push`; `Ok` once the sink has taken it.
     fn apply(&self, push: &Push) -> impl Future<Output = Result<(), SinkError>> + Send;
 
-    /// Notes that a push to `key` received `at` was refused because its
-    /// metrics are invalid or inconsistent (the Pushgateway shows that time
-    /// as the group's `push_failure_time_seconds`).
-    fn record_failure(&self, key: &GroupingKey, at: SystemTime);
+    /// Notes that a push of `tenant` to `key` received `at` was refused
+    /// because its metrics are invalid or inconsistent (the Pushgateway
+    /// shows that time as the group's `push_failure_time_seconds`).
+    fn record_failure(&self, tenant: Option<&str>, key: &GroupingKey, at: SystemTime);
 
     /// The HTTP status of an accepted `op`.
     fn accepted_status(&self, op: PushOp) -> StatusCode;

@@ -354,6 +354,12 @@ pub struct Prometheus {
 
 impl Prometheus {
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// [`Prometheus::start`] with `extra` flags (e.g. a short
+    /// `--query.lookback-delta`).
+    pub async fn start_with(extra: &[&str]) -> Self {
         let binary = require_binary("prometheus");
         let peer = Peer::start(
             "prometheus",
@@ -374,6 +380,9 @@ impl Prometheus {
                     "--enable-feature=native-histograms".into(),
                     "--log.level=warn".into(),
                 ]
+                .into_iter()
+                .chain(extra.iter().map(|flag| flag.to_string()))
+                .collect()
             },
         )
         .await;
@@ -391,9 +400,18 @@ impl Prometheus {
 
     /// Runs an instant query and returns its vector result.
     pub async fn query(&self, promql: &str) -> Vec<Series> {
+        self.query_url(promql, "").await
+    }
+
+    /// Runs an instant query evaluated at `at` (Unix seconds).
+    pub async fn query_at(&self, promql: &str, at: f64) -> Vec<Series> {
+        self.query_url(promql, &format!("&time={at:.3}")).await
+    }
+
+    async fn query_url(&self, promql: &str, extra: &str) -> Vec<Series> {
         let encoded =
             percent_encoding::utf8_percent_encode(promql, percent_encoding::NON_ALPHANUMERIC);
-        let url = format!("{}/api/v1/query?query={encoded}", self.peer.url());
+        let url = format!("{}/api/v1/query?query={encoded}{extra}", self.peer.url());
         let reply = get(&url).await;
         assert_eq!(
             reply.status,

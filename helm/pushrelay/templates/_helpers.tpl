@@ -140,6 +140,12 @@ owns set from the other values.
 {{- $_ = set $tenant "id" . }}
 {{- $_ = set $remoteWrite "tenant" $tenant }}
 {{- end }}
+{{- with .Values.remoteWrite.resendInterval }}
+{{- if ne $mode "both" }}
+{{- fail "remoteWrite.resendInterval re-sends the cache: it needs mode \"both\"" }}
+{{- end }}
+{{- $_ = set $remoteWrite "resend_interval" . }}
+{{- end }}
 {{- with .Values.externalLabels }}
 {{- $_ = set $remoteWrite "external_labels" . }}
 {{- end }}

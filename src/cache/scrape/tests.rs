@@ -384,7 +384,10 @@ fn cached_merge_orders_follow_every_write() {
          m{a=\"3\",instance=\"\",job=\"x\"} 3\n"
     );
     scrape(Format::Protobuf);
-    store.delete(&GroupingKey::new([("job".to_string(), "x".to_string())]));
+    store.delete(
+        None,
+        &GroupingKey::new([("job".to_string(), "x".to_string())]),
+    );
     assert_eq!(
         without_stamps(&scrape(Format::Text)),
         "# TYPE m gauge\nm{a=\"0\",instance=\"\",job=\"y\"} 5\n"

@@ -581,3 +581,63 @@ fn every_own_metric_name_is_refused_with_another_type() {
         assert!(err.0.contains("but should have"), "{}: {}", own.name, err.0);
     }
 }
+
+#[test]
+fn two_tenants_pushing_one_grouping_key_have_separate_groups() {
+    let s = store();
+    let j = &[("job", "j")];
+    let as_tenant = |tenant: &str, op: PushOp, families: Vec<MetricFamily>| Push {
+        tenant: Some(tenant.to_string()),
+        ..push(op, j, families)
+    };
+    // The same series in both: not "collected before" across tenants.
+    checked_apply(
+        &s,
+        as_tenant(
+            "a",
+            PushOp::Replace,
+            vec![gauge_family("m", &[&[("instance", "i")]])],
+        ),
+    )
+    .unwrap();
+    checked_apply(
+        &s,
+        as_tenant(
+            "b",
+            PushOp::Replace,
+            vec![gauge_family("m", &[&[("instance", "i")]])],
+        ),
+    )
+    .unwrap();
+    checked_apply(
+        &s,
+        as_tenant("b", PushOp::Merge, vec![gauge_family("n", &[&[]])]),
+    )
+    .unwrap();
+    let a = s.group(Some("a"), &key(j)).expect("tenant a's group");
+    let b = s.group(Some("b"), &key(j)).expect("tenant b's group");
+    assert_eq!(names(&a), ["m"]);
+    assert_eq!(names(&b), ["m", "n"]);
+    assert!(s.group(None, &key(j)).is_none());
+    // A refused push of one tenant marks only its own group.
+    s.record_failure(Some("a"), &key(j), SystemTime::now());
+    assert!(!s.group(Some("a"), &key(j)).unwrap().last_push_successful());
+    assert!(s.group(Some("b"), &key(j)).unwrap().last_push_successful());
+    // A DELETE of one tenant leaves the other's group.
+    s.apply(&as_tenant("a", PushOp::Delete, Vec::new()))
+        .unwrap();
+    assert!(s.group(Some("a"), &key(j)).is_none());
+    assert_eq!(names(&s.group(Some("b"), &key(j)).unwrap()), ["m", "n"]);
+    // Within one tenant the check still holds: m{instance="i",job="j"}
+    // is tenant b's already, not tenant c's.
+    let m_of = |tenant: &str| Push {
+        tenant: Some(tenant.to_string()),
+        ..push(
+            PushOp::Replace,
+            &[("job", "j"), ("instance", "i")],
+            vec![gauge_family("m", &[&[]])],
+        )
+    };
+    assert!(checked_apply(&s, m_of("b")).is_err());
+    checked_apply(&s, m_of("c")).unwrap();
+}

@@ -503,6 +503,7 @@ impl Reader {
             converted: entry.converted,
             deadline: Instant::now() + NO_DEADLINE,
             reply: None,
+            from_cache: None,
         }));
         shard.blocking_send(message).ok()?;
         Some(Some(seq))

@@ -50,7 +50,7 @@ impl PushSink for MemorySink {
         Ok(())
     }
 
-    fn record_failure(&self, key: &GroupingKey, _at: SystemTime) {
+    fn record_failure(&self, _tenant: Option<&str>, key: &GroupingKey, _at: SystemTime) {
         self.failures.lock().unwrap().push(key.clone());
     }
 
