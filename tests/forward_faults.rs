@@ -484,6 +484,35 @@ async fn ready_follows_the_backend_down_past_the_deadline_and_back_up() {
     );
 }
 
+/// Issue 14 bug 5: a backend that dies while no push arrives is noticed
+/// all the same: pushrelay checks an idle backend itself.
+#[tokio::test]
+async fn ready_turns_503_when_an_idle_backend_dies() {
+    let mut prometheus = Prometheus::start().await;
+    let config = RemoteWriteConfig {
+        url: Some(prometheus.write_url()),
+        timeout: GoDuration(Duration::from_secs(1)),
+        retry_deadline: GoDuration(Duration::from_secs(2)),
+        ..RemoteWriteConfig::default()
+    };
+    let forwarder = Forwarder::new(&config).unwrap();
+    until_ready_is(&forwarder, true, Duration::from_secs(10)).await;
+    // Healthy and idle for a while: still ready.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(forwarder.is_ready(), "an idle, healthy backend is ready");
+
+    prometheus.peer.kill_hard();
+    let down = Instant::now();
+    // Deadline 2 s; "a couple of seconds" after it passes at the latest.
+    until_ready_is(&forwarder, false, Duration::from_secs(5)).await;
+    let unready_after = down.elapsed();
+    assert!(
+        unready_after >= Duration::from_millis(1900),
+        "unready {unready_after:?} after the outage began, before the 2 s deadline"
+    );
+    eprintln!("figures: idle backend down, unready after {unready_after:?} (deadline 2 s)");
+}
+
 #[tokio::test]
 async fn prometheus_stores_forwarded_series_and_honours_stale_markers() {
     let prometheus = Prometheus::start().await;

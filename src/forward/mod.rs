@@ -70,7 +70,8 @@
 //! backend answered any request (an empty `WriteRequest` probe is sent at
 //! start, as the static tenant if one is configured; Prometheus answers it
 //! 204) until it has been failing for longer than `retry_deadline`; while
-//! failing, it is probed so readiness returns without a push.
+//! failing, or healthy but idle for a second, it is probed, so readiness
+//! follows the backend without a push.
 
 pub(crate) mod batch;
 pub mod convert;
