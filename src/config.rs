@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 pub(crate) mod backend;
 mod cli;
 mod duration;
+mod pairs;
 pub mod relabel;
 pub(crate) mod secret;
 mod tenant;
