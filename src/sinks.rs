@@ -29,16 +29,16 @@ impl PushSink for Sinks {
     type Admission<'a> = Option<forward::Admission<'a>>;
 
     /// Asks the forwarder (the one sink that sheds load) for room.
-    fn admit(
+    async fn admit(
         &self,
         _op: PushOp,
         tenant: Option<&str>,
         key: &GroupingKey,
     ) -> Result<Self::Admission<'_>, SinkError> {
-        self.forwarder
-            .as_ref()
-            .map(|forwarder| forwarder.admit(tenant, key))
-            .transpose()
+        match &self.forwarder {
+            Some(forwarder) => forwarder.admit(tenant, key).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Hands `push` to every enabled sink; the first refusal wins.

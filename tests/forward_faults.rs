@@ -412,6 +412,44 @@ async fn async_ack_answers_at_once_and_sheds_when_the_queue_is_full() {
 }
 
 #[tokio::test]
+async fn async_admission_waits_a_moment_for_room_before_shedding() {
+    let receiver = Receiver::start().await;
+    receiver.respond(|_| Fault::Delay(Duration::from_millis(800), Box::new(Fault::Accept)));
+    let mut config = receiver.forward_config();
+    config.ack = AckMode::Async;
+    config.concurrency = 1;
+    config.queue_capacity = 1;
+    let forwarder = Forwarder::new(&config).unwrap();
+    // One in flight (held by the backend), one queued: the queue is full.
+    let first = forwarder.forward(&gauge("j0", "m", 1.0)).await;
+    assert_eq!(first, Ok(()));
+    let mut outcomes = Vec::new();
+    let mut waited = Duration::ZERO;
+    for i in 1..4 {
+        let started = Instant::now();
+        let outcome = forwarder.forward(&gauge(&format!("j{i}"), "m", 1.0)).await;
+        if matches!(outcome, Err(SinkError::Overloaded { .. })) {
+            waited = started.elapsed();
+            outcomes.push(outcome);
+            break;
+        }
+        outcomes.push(outcome);
+    }
+    assert!(
+        matches!(outcomes.last(), Some(Err(SinkError::Overloaded { .. }))),
+        "{outcomes:?}"
+    );
+    // Refused only after waiting for room, and long before the backend
+    // freed any.
+    assert!(
+        waited >= pushrelay::forward::ADMISSION_PATIENCE,
+        "{waited:?}"
+    );
+    assert!(waited < Duration::from_millis(600), "{waited:?}");
+    bounded(forwarder.drain()).await;
+}
+
+#[tokio::test]
 async fn ready_once_the_backend_answered() {
     let receiver = Receiver::start().await;
     let mut config = receiver.forward_config();

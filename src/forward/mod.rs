@@ -18,8 +18,9 @@
 //!   no answer) until `retry_deadline` is [`SinkError::Unavailable`].
 //! - `ack = "async"`: `Ok` once queued; a full queue is
 //!   [`SinkError::Overloaded`], decided by [`Forwarder::admit`] from the
-//!   tenant and grouping key alone, before the body is read: an admitted
-//!   push holds its place in the queue. Failures are then only logged and
+//!   tenant and grouping key alone, before the body is read, after waiting
+//!   at most [`ADMISSION_PATIENCE`] for room: an admitted push holds its
+//!   place in the queue. Failures are then only logged and
 //!   counted.
 //! - `ack = "durable"`: `Ok` once written and fsynced to the [`queue`] on
 //!   disk, from which the shards deliver it (also after a restart); a full
@@ -115,6 +116,14 @@ use shard::{FromCache, Message, Queued, ResendTicket, Settings, Worker};
 /// How long an async pusher is told to wait when the queue is full.
 const OVERLOAD_RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// How long an async push waits for room in a full queue before it is
+/// shed: about one request to the backend, so that under overload a place
+/// freed by a sent batch goes to a waiting pusher (the queue stays full
+/// and the backend busy) rather than to whichever pusher asks again first,
+/// and a pusher that retries at once is slowed to the pace of delivery
+/// instead of costing a 429 after another.
+pub const ADMISSION_PATIENCE: Duration = Duration::from_millis(50);
+
 /// The forwarding sink.
 pub struct Forwarder {
     endpoint: Arc<Endpoint>,
@@ -192,18 +201,19 @@ impl Forwarder {
     /// Forwards one push; see the module docs for when it returns `Ok`.
     /// The same as [`Forwarder::admit`] then [`Forwarder::forward_admitted`].
     pub async fn forward(&self, push: &Push) -> Result<(), SinkError> {
-        let admission = self.admit(push.tenant.as_deref(), &push.key)?;
+        let admission = self.admit(push.tenant.as_deref(), &push.key).await?;
         self.forward_admitted(push, admission).await
     }
 
-    /// Decides whether a push of `tenant` to `key` can be taken now, from
-    /// those alone, so that a refusal costs no body reading or parsing.
-    /// With `ack = "async"` it reserves a place in the group's shard queue,
-    /// or is [`SinkError::Overloaded`] when that queue is full: a push
-    /// admitted is never refused for room afterwards. Otherwise it admits
-    /// every push (sync waits for room until the retry deadline; the disk
-    /// queue answers for its own room).
-    pub fn admit(
+    /// Decides whether a push of `tenant` to `key` can be taken, from those
+    /// alone, so that a refusal costs no body reading or parsing. With
+    /// `ack = "async"` it reserves a place in the group's shard queue,
+    /// waiting at most [`ADMISSION_PATIENCE`] for one (in arrival order),
+    /// or is [`SinkError::Overloaded`]: a push admitted is never refused
+    /// for room afterwards. Otherwise it admits every push (sync waits for
+    /// room until the retry deadline; the disk queue answers for its own
+    /// room).
+    pub async fn admit(
         &self,
         tenant: Option<&str>,
         key: &GroupingKey,
@@ -212,16 +222,21 @@ impl Forwarder {
             return Ok(Admission(None));
         }
         let shard = &self.shards[shard_of(tenant, key, self.shards.len())];
-        match shard.try_reserve() {
-            Ok(place) => Ok(Admission(Some(place))),
-            Err(mpsc::error::TrySendError::Full(())) => Err(SinkError::Overloaded {
-                message: "the remote_write forwarding queue is full".into(),
-                retry_after: OVERLOAD_RETRY_AFTER,
-            }),
+        let place = match shard.try_reserve() {
+            Ok(place) => Ok(place),
+            Err(mpsc::error::TrySendError::Full(())) => {
+                match tokio::time::timeout(ADMISSION_PATIENCE, shard.reserve()).await {
+                    Ok(reserved) => reserved.map_err(|_| stopped()),
+                    Err(_) => Err(SinkError::Overloaded {
+                        message: "the remote_write forwarding queue is full".into(),
+                        retry_after: OVERLOAD_RETRY_AFTER,
+                    }),
+                }
+            }
             Err(mpsc::error::TrySendError::Closed(())) => Err(stopped()),
-        }
+        }?;
+        Ok(Admission(Some(place)))
     }
-
     /// Forwards one push [`Forwarder::admit`] admitted (for the push's own
     /// tenant and key); see the module docs for when it returns `Ok`.
     pub async fn forward_admitted(

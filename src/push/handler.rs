@@ -138,7 +138,7 @@ impl Ingest {
         };
         // Before the body: a sink that sheds load refuses at the cost of
         // the headers alone.
-        let admission = sinks.admit(op, tenant.as_deref(), &key)?;
+        let admission = sinks.admit(op, tenant.as_deref(), &key).await?;
         if op == PushOp::Delete {
             let push = Push {
                 op,

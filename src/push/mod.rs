@@ -166,8 +166,8 @@ pub trait PushSink: Sync {
         Self: 'a;
 
     /// Decides from the request alone, before its body is read, whether a
-    /// push of `op` to `key` as `tenant` can be taken now: a sink that sheds
-    /// load refuses here ([`SinkError::Overloaded`]), so that a refusal
+    /// push of `op` to `key` as `tenant` can be taken (a sink may wait a
+    /// moment for room): a sink that sheds load refuses here ([`SinkError::Overloaded`]), so that a refusal
     /// costs neither reading nor parsing the body. The admission holds the
     /// push's place until it is applied or dropped.
     fn admit(
@@ -175,7 +175,7 @@ pub trait PushSink: Sync {
         op: PushOp,
         tenant: Option<&str>,
         key: &GroupingKey,
-    ) -> Result<Self::Admission<'_>, SinkError>;
+    ) -> impl Future<Output = Result<Self::Admission<'_>, SinkError>> + Send;
 
     /// Stores or forwards `push`, admitted as `admission`; `Ok` once the
     /// sink has taken it.

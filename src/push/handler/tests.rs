@@ -46,7 +46,7 @@ impl MemorySink {
 impl PushSink for MemorySink {
     type Admission<'a> = ();
 
-    fn admit(
+    async fn admit(
         &self,
         _op: PushOp,
         _tenant: Option<&str>,
