@@ -25,6 +25,11 @@ WORKDIR /src
 # added. protox compiles proto/ in build.rs: no protoc is needed. The cache
 # mounts keep the registry and target/ between builds.
 COPY . .
+# jemalloc (the binary's allocator) is built from C sources with make,
+# which the slim image lacks.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends make=4.3-4.1 \
+    && rm -rf /var/lib/apt/lists/*
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked \

@@ -1,4 +1,7 @@
-//! The `pushrelay` binary: flags → [`Config`] → run. Nothing else lives here.
+//! The `pushrelay` binary: flags → [`Config`] → run, on the process's
+//! allocator. Nothing else lives here.
+
+#![forbid(unsafe_code)]
 
 use std::sync::Arc;
 
@@ -15,6 +18,14 @@ use pushrelay::security::inbound::WebSecurity;
 use pushrelay::server::{self, AppState};
 use pushrelay::sinks::Sinks;
 use pushrelay::telemetry::Telemetry;
+
+/// jemalloc with its background threads (the `background_threads` feature):
+/// they hand pages freed by a load storm (scrape bodies, the buffers of
+/// concurrent pushes and connections) back to the system within seconds,
+/// also while no request comes in; glibc's allocator kept them in its
+/// per-thread arenas (BENCHMARKS.md, "Memory after load").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse_with_defaults();

@@ -149,10 +149,6 @@ pub async fn serve(
     let mut at_limit_log = OncePerSecond::new();
     let mut accept_error_log = OncePerSecond::new();
     let mut backoff = Duration::ZERO;
-    let releaser = tokio::spawn(limits::release_memory_after_bursts(
-        permits.clone(),
-        state.limits.max_connections,
-    ));
     tokio::pin!(shutdown);
     loop {
         // At the limit new connections wait in the backlog (the kernel
@@ -221,7 +217,6 @@ pub async fn serve(
         }
         Err(error) => tracing::warn!(%error, "could not accept the queued connections"),
     }
-    releaser.abort();
     state.shutting_down.store(true, Ordering::SeqCst);
     tracing::info!("shutting down: draining in-flight requests");
     let _ = stop.send(());

@@ -10,10 +10,6 @@
 //!   start, or of the first byte of a later request;
 //! - no byte of a next request within `idle_timeout` of the last answer.
 //!
-//! After a burst of connections has closed, the memory they held is given
-//! back to the system ([`release_memory_after_bursts`]), so RSS returns to
-//! where it was.
-//!
 //! While a request is being handled no timeout runs, except its body's:
 //! [`TimedBody`] fails a body not received within `read_timeout` of the
 //! request's start (a 400 naming the setting; the connection then closes,
@@ -28,7 +24,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
 use crate::config::{GoDuration, WebConfig};
@@ -294,44 +290,6 @@ where
         self.body.size_hint()
     }
 }
-
-/// How many connections must have closed since the most held at once
-/// before freed memory is handed back.
-const RELEASE_AFTER_CLOSED: usize = 64;
-
-/// Watches the open connections (`max_connections` minus the free
-/// `permits`) once a second; when at least [`RELEASE_AFTER_CLOSED`] have
-/// closed since the peak, hands freed heap memory back to the system.
-/// glibc's allocator keeps the buffers of closed connections in its
-/// per-thread heaps otherwise, so RSS would stay at the burst's height.
-pub async fn release_memory_after_bursts(permits: Arc<Semaphore>, max_connections: usize) {
-    let mut peak = 0;
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tick.tick().await;
-        let open = max_connections.saturating_sub(permits.available_permits());
-        peak = peak.max(open);
-        if peak - open >= RELEASE_AFTER_CLOSED {
-            peak = open;
-            let _ = tokio::task::spawn_blocking(release_free_memory).await;
-        }
-    }
-}
-
-/// Returns the allocator's free pages to the system.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)] // the crate's one FFI call; see the crate doc
-fn release_free_memory() {
-    // SAFETY: malloc_trim only walks glibc's own heaps under their locks;
-    // it takes no pointer and is safe to call from any thread.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
-/// Other allocators (musl's) give freed pages back by themselves.
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn release_free_memory() {}
 
 /// Lets a repeated condition (accept failing, the connection limit
 /// reached) be logged at most once a second.
