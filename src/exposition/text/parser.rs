@@ -20,6 +20,7 @@ use super::scan::{
 };
 use crate::exposition::ParseError;
 use crate::exposition::goquote::{quote, quote_byte};
+use crate::exposition::index::TextIndex;
 use crate::hashing::Seeded;
 use crate::proto::client::{
     Bucket, Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType, Quantile, Summary, Untyped,
@@ -30,6 +31,20 @@ use crate::proto::client::{
 pub(super) enum Fault {
     Eof,
     Msg(String),
+    /// The body is valid so far but the index cannot hold it (see
+    /// `exposition::index`): parse it into the owned model instead.
+    NeedsOwnedModel,
+}
+
+/// What the parser builds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Build {
+    /// Nothing: only the syntax is checked.
+    Nothing,
+    /// Owned `MetricFamily` values.
+    Families,
+    /// A [`TextIndex`] into the body.
+    Index,
 }
 
 type Step<T> = Result<T, Fault>;
@@ -69,13 +84,25 @@ pub(super) struct Parser<'a> {
     /// Names of the current line's labels once there are many of them, so
     /// the duplicate check stays linear on hostile lines.
     label_names: HashSet<&'a str, Seeded>,
-    /// False when only checking syntax: no metrics are built.
-    build_model: bool,
+    build: Build,
+    /// The metrics, when building an index (families still hold names and
+    /// help texts).
+    index: TextIndex,
     samples: usize,
 }
 
 impl<'a> Parser<'a> {
-    pub(super) fn new(body: &'a [u8], build_model: bool) -> Self {
+    pub(super) fn new(body: &'a [u8], build: Build) -> Self {
+        let index = match build {
+            // Exact room for a body of one-label lines, about right for
+            // others: growing by doubling would copy the index and, at its
+            // peak, hold half of it twice.
+            Build::Index => TextIndex::with_capacity(
+                memchr::memchr_iter(b'\n', body).count(),
+                memchr::memmem::find_iter(body, b"=\"").count(),
+            ),
+            _ => TextIndex::default(),
+        };
         Parser {
             body,
             text: std::str::from_utf8(body).ok(),
@@ -90,9 +117,25 @@ impl<'a> Parser<'a> {
             group_key: Vec::new(),
             label_order: Vec::new(),
             label_names: HashSet::default(),
-            build_model,
+            build,
+            index,
             samples: 0,
         }
+    }
+
+    /// Parses the whole body into an index; `None` when the body needs the
+    /// owned model (see [`Fault::NeedsOwnedModel`]).
+    pub(super) fn run_index(mut self) -> Result<Option<TextIndex>, ParseError> {
+        match self.lines() {
+            Ok(()) => {}
+            Err(Fault::NeedsOwnedModel) => return Ok(None),
+            Err(fault) => return Err(self.error(fault)),
+        }
+        let mut helps: Vec<Option<String>> =
+            self.families.iter_mut().map(|f| f.help.take()).collect();
+        self.index
+            .finish(|slot| helps.get_mut(slot).and_then(Option::take));
+        Ok(Some(self.index))
     }
 
     pub(super) fn run(mut self) -> Result<Vec<MetricFamily>, ParseError> {
@@ -123,6 +166,8 @@ impl<'a> Parser<'a> {
         let problem = match fault {
             Fault::Eof => "unexpected end of input stream".to_string(),
             Fault::Msg(message) => message,
+            // Only `run_index` meets it, and handles it.
+            Fault::NeedsOwnedModel => "the body needs the owned model".to_string(),
         };
         ParseError(format!(
             "text format parsing error in line {}: {problem}",
@@ -281,24 +326,32 @@ impl<'a> Parser<'a> {
             at = self.label_set(at + 1, family, kind, &mut selector)?;
         }
         self.samples += 1;
-        let index = match (self.build_model, kind) {
-            (false, _) => None,
-            (true, MetricType::Summary | MetricType::Histogram) => {
+        let index = match (self.build, kind) {
+            (Build::Nothing, _) => None,
+            (Build::Families, MetricType::Summary | MetricType::Histogram) => {
                 Some(self.grouped_metric(family))
             }
-            (true, _) => {
+            (Build::Families, _) => {
                 self.reserve_run(family, start, name_end);
                 Some(self.new_metric(family))
             }
+            (Build::Index, MetricType::Counter | MetricType::Gauge | MetricType::Untyped) => {
+                Some(self.new_indexed_metric(family, kind)?)
+            }
+            (Build::Index, _) => return Err(Fault::NeedsOwnedModel),
         };
         let value_end = token_end(body, at);
         let terminator = self.byte(value_end)?;
         let token = &body[at..value_end];
         let value = parse_go_float(token)
             .ok_or_else(|| Fault::Msg(format!("expected float as value, got {}", quote(token))))?;
-        if let Some(index) = index {
-            let metric = &mut self.families[family].metric[index];
-            set_value(metric, kind, role, selector, value);
+        match index {
+            Some(index) if self.build == Build::Index => self.index.metrics[index].value = value,
+            Some(index) => {
+                let metric = &mut self.families[family].metric[index];
+                set_value(metric, kind, role, selector, value);
+            }
+            None => {}
         }
         if terminator == b'\n' {
             return Ok(value_end + 1);
@@ -314,8 +367,12 @@ impl<'a> Parser<'a> {
                 quote(token)
             ))
         })?;
-        if let Some(index) = index {
-            self.families[family].metric[index].timestamp_ms = Some(timestamp);
+        match index {
+            Some(index) if self.build == Build::Index => {
+                self.index.timestamps.push((index as u32, timestamp));
+            }
+            Some(index) => self.families[family].metric[index].timestamp_ms = Some(timestamp),
+            None => {}
         }
         let next = self.next_line(ts_end)?;
         let rest = without_backslashes(&body[ts_end..next - 1]);
@@ -545,6 +602,31 @@ impl<'a> Parser<'a> {
             ..Metric::default()
         });
         metrics.len() - 1
+    }
+
+    /// Appends an index metric carrying the current line's labels.
+    fn new_indexed_metric(&mut self, family: usize, kind: MetricType) -> Step<usize> {
+        let name = self.families[family].name();
+        if !self.index.continue_family(family, name, kind) {
+            return Err(Fault::NeedsOwnedModel);
+        }
+        let base = self.body.as_ptr() as usize;
+        // Names and borrowed values are slices of the body: their offsets
+        // in it are their spans.
+        let span = |text: &str| {
+            let start = (text.as_ptr() as usize - base) as u32;
+            [start, start + text.len() as u32]
+        };
+        let labels = self.labels.iter().map(|(name, value)| {
+            let value = match value {
+                Cow::Borrowed(text) => Ok(span(text)),
+                Cow::Owned(text) => Err(text.as_str()),
+            };
+            (span(name), value)
+        });
+        let index = self.index.push_metric(family, labels);
+        self.labels.clear();
+        Ok(index)
     }
 
     /// The summary/histogram metric with the current line's label set,
