@@ -65,6 +65,8 @@ pub struct TextIndex {
     pub(crate) timestamps: Vec<(u32, i64)>,
     /// Label values that contained escapes, unescaped.
     pub(crate) unescaped: String,
+    /// Some metric's labels are not in name order (as pushed).
+    pub(crate) unsorted_labels: bool,
 }
 
 /// Index building, for the text parser.
@@ -103,12 +105,15 @@ impl TextIndex {
 
     /// Appends a metric of family `slot` (see [`Self::continue_family`])
     /// with labels given as `(name span, value)` where the value is a span
-    /// of the body or, when it had escapes, its unescaped text.
+    /// of the body or, when it had escapes, its unescaped text; `sorted`
+    /// when they come in name order.
     pub(crate) fn push_metric<'v>(
         &mut self,
         slot: usize,
         labels: impl Iterator<Item = ([u32; 2], Result<[u32; 2], &'v str>)>,
+        sorted: bool,
     ) -> usize {
+        self.unsorted_labels |= !sorted;
         let start = self.labels.len() as u32;
         for (name, value) in labels {
             let value = match value {
@@ -212,6 +217,9 @@ impl IndexedBody {
     /// the owned model's).
     pub(crate) fn sort_labels(&mut self) {
         let Self { body, index } = self;
+        if !index.unsorted_labels {
+            return;
+        }
         for metric in &index.metrics {
             let [start, end] = metric.labels;
             let labels = &mut index.labels[start as usize..end as usize];
@@ -223,6 +231,7 @@ impl IndexedBody {
                 labels.sort_by(|a, b| name(a).cmp(name(b)));
             }
         }
+        index.unsorted_labels = false;
     }
 
     /// The owned families the text parser would have produced.

@@ -33,7 +33,7 @@ pub fn parse_index(body: &str) -> Result<Option<TextIndex>, ParseError> {
     if body.len() > MAX_INDEXED_BODY {
         return Ok(None);
     }
-    parser::Parser::new(body.as_bytes(), Build::Index).run_index()
+    parser::Parser::indexing(body).run_index()
 }
 
 /// Checks a text 0.0.4 body exactly as [`parse`] does (same errors) without

@@ -7,7 +7,8 @@
 //!
 //! An index holds only counters, gauges and untyped families, each with
 //! metrics and a unique name, each metric with a value: of the consistency
-//! checks, that leaves names, suffix collisions and duplicate series.
+//! checks, that leaves names, suffix collisions and duplicate series. One
+//! pass over each metric's merged labels does the limits and those.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -29,69 +30,64 @@ pub(super) fn passes(body: &IndexedBody, grouping: &GroupingLabels, config: &Pus
     if body.metric_count() > config.max_series {
         return false;
     }
-    let within_limits = body.families().iter().all(|family| {
-        family.name.len() <= config.max_metric_name_length
-            && body
-                .metric_range(family)
-                .all(|index| labels_within_limits(body, index, grouping, config))
-    });
-    within_limits && (config.disable_consistency_check || consistent(body, grouping))
-}
-
-fn labels_within_limits(
-    body: &IndexedBody,
-    index: usize,
-    grouping: &GroupingLabels,
-    config: &PushConfig,
-) -> bool {
-    let mut non_empty = 0;
-    for (name, value) in grouping.merge_text(body.labels(index)) {
-        if name.len() > config.max_label_name_length || value.len() > config.max_label_value_length
-        {
-            return false;
-        }
-        non_empty += usize::from(!value.is_empty());
-    }
-    non_empty <= config.max_labels_per_series
-}
-
-/// The consistency check over families in name order: valid metric and
-/// label names, no suffix collision, no series twice (by hash: equal hashes
-/// are left to the owned check).
-fn consistent(body: &IndexedBody, grouping: &GroupingLabels) -> bool {
+    let consistency = !config.disable_consistency_check;
+    // The consistency check collects families in name order.
     let mut order: Vec<_> = body.families().iter().collect();
-    order.sort_by(|a, b| a.name.cmp(&b.name));
+    if consistency {
+        order.sort_by(|a, b| a.name.cmp(&b.name));
+    }
     let mut registered: HashMap<&str, MetricType, Seeded> =
         HashMap::with_capacity_and_hasher(order.len(), Seeded::default());
     let seed = Seeded::default();
     let mut hashes: Vec<u64> = Vec::new();
     for family in order {
         let name = family.name.as_str();
-        if !is_metric_name(name)
-            || suffix_collision(name, family.kind, |n| registered.get(n).copied()).is_some()
-        {
+        if name.len() > config.max_metric_name_length {
             return false;
         }
-        registered.insert(name, family.kind);
-        hashes.clear();
-        hashes.reserve(family.metrics_len());
+        if consistency {
+            if !is_metric_name(name)
+                || suffix_collision(name, family.kind, |n| registered.get(n).copied()).is_some()
+            {
+                return false;
+            }
+            registered.insert(name, family.kind);
+            hashes.clear();
+            hashes.reserve(family.metrics_len());
+        }
         for index in body.metric_range(family) {
             let mut hasher = seed.build_hasher();
+            let mut non_empty = 0;
             // Go starts from "" too: a first label with an empty name
             // counts as repeated.
             let mut previous = "";
             for (label, value) in grouping.merge_text(body.labels(index)) {
-                if label == previous || !is_legacy_label_name(label) || label.starts_with("__") {
+                if label.len() > config.max_label_name_length
+                    || value.len() > config.max_label_value_length
+                {
                     return false;
                 }
-                hasher.write(label.as_bytes());
-                hasher.write_u8(0xff);
-                hasher.write(value.as_bytes());
-                hasher.write_u8(0xff);
-                previous = label;
+                non_empty += usize::from(!value.is_empty());
+                if consistency {
+                    if label == previous || !is_legacy_label_name(label) || label.starts_with("__")
+                    {
+                        return false;
+                    }
+                    hasher.write(label.as_bytes());
+                    hasher.write_u8(0xff);
+                    hasher.write(value.as_bytes());
+                    hasher.write_u8(0xff);
+                    previous = label;
+                }
             }
-            hashes.push(hasher.finish());
+            if non_empty > config.max_labels_per_series {
+                return false;
+            }
+            if consistency {
+                hashes.push(hasher.finish());
+            }
         }
+        // Series of one family with equal hashes: maybe the same series.
         hashes.sort_unstable();
         if hashes.windows(2).any(|pair| pair[0] == pair[1]) {
             return false;
