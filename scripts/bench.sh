@@ -5,11 +5,16 @@
 # Usage: scripts/bench.sh            # full run, ~10 s per wrk scenario (~9 min)
 #        QUICK=1 scripts/bench.sh    # smoke run, ~2 s per scenario
 #        ACK_ONLY=1 scripts/bench.sh # only the sync/async/durable comparison
+#        ONLY=vmagent scripts/bench.sh # only forwarding against vmagent
 # The re-send scenario compares the CPU pushrelay spends re-sending
 # 100,000 cached series every 15 s with the CPU a Pushgateway holding them
 # spends answering Prometheus' scrapes every 15 s, over RESEND_INTERVALS
 # intervals (4; QUICK: 1).
-# Environment: ONLY (forward, cache or resend: run that part alone),
+# Forwarding against vmagent (issue 18) compares delivered samples/s and
+# CPU per delivered sample of pushrelay (sync and async acknowledgement),
+# vmagent and the Pushgateway, and what a push shed with 429 costs.
+# Environment: ONLY (ack, vmagent, forward, cache or resend: run that part
+#   alone; ACK_ONLY=1 is ONLY=ack),
 #   DURATION (s per wrk run), FORWARD_CONNS ("32 64"),
 #   CACHE_CONNS (16), ACK_CONNS (the first of FORWARD_CONNS),
 #   SKIP_BUILD=1 (use the existing release build),
@@ -17,8 +22,8 @@
 #   QUEUE_DIR (the durable run's disk queue; default $OUT/queue: it must be
 #   on a real disk, as on tmpfs an fsync costs nothing).
 #
-# Needs: wrk, curl, python3 (free ports), prometheus-pushgateway and
-# prometheus (scripts/install-peers.sh installs them). Bodies:
+# Needs: wrk, curl, python3 (free ports), prometheus-pushgateway,
+# prometheus and vmagent (scripts/install-peers.sh installs them). Bodies:
 # tests/fixtures/bench_10.txt and bench_1000.txt (the baseline's).
 # Every server listens on 127.0.0.1 on a free port, is stopped by its PID
 # when the script exits, and every wait is bounded.
@@ -45,7 +50,7 @@ BODY_10=$ROOT/tests/fixtures/bench_10.txt
 BODY_1000=$ROOT/tests/fixtures/bench_1000.txt
 export WRK_SCRIPTS=$ROOT/scripts/wrk
 
-for tool in wrk curl python3 prometheus-pushgateway prometheus; do
+for tool in wrk curl python3 prometheus-pushgateway prometheus vmagent; do
   command -v "$tool" >/dev/null || { echo "bench.sh: $tool not found (scripts/install-peers.sh)" >&2; exit 1; }
 done
 
@@ -125,7 +130,8 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TICKS=$(getconf CLK_TCK)
 
 # run_wrk PID CONNS SECONDS URL SCRIPT [ENV...]: runs wrk against URL, sets
-# W_rps W_p50 W_p99 W_bad (non-2xx + socket errors) W_cores (server CPU).
+# W_rps W_p50 W_p99 W_bad (non-2xx + socket errors) W_cores (server CPU),
+# W_requests, W_non2xx and W_ticks (server CPU in clock ticks).
 run_wrk() {
   local pid=$1 conns=$2 secs=$3 url=$4 script=$5 line t0 t1 threads=2
   shift 5
@@ -138,6 +144,9 @@ run_wrk() {
   W_p50=$(sed -E 's/.* p50_ms=([^ ]+).*/\1/' <<<"$line")
   W_p99=$(sed -E 's/.* p99_ms=([^ ]+).*/\1/' <<<"$line")
   W_bad=$(awk '{for(i=1;i<=NF;i++){split($i,kv,"="); if(kv[1]=="non2xx"||kv[1]=="errors") s+=kv[2]}} END{print s+0}' <<<"$line")
+  W_requests=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$line")
+  W_non2xx=$(sed -E 's/.* non2xx=([0-9]+).*/\1/' <<<"$line")
+  W_ticks=$((t1 - t0))
   W_cores=$(awk -v a="$t0" -v b="$t1" -v t="$TICKS" -v d="$secs" 'BEGIN{printf "%.2f", (b-a)/t/d}')
   log "  $url c=$conns: $line server_cores=$W_cores"
 }
@@ -160,6 +169,7 @@ samples_of_prometheus() {
 }
 
 ONLY=${ONLY:-all}
+[ "${ACK_ONLY:-0}" != 1 ] || ONLY=ack
 part() { [ "$ONLY" = all ] || [ "$ONLY" = "$1" ]; }
 
 log "bench.sh: results and logs in $OUT (QUICK=$QUICK, ${DURATION}s per run)"
@@ -171,6 +181,7 @@ result load_before "$(cut -d' ' -f1-3 /proc/loadavg)"
 # that pushrelay's own cost shows: 1,000-series POSTs rotating over 100
 # groups. sync answers once the backend took the push, async once it is
 # queued in memory, durable once it is fsynced to the disk queue.
+if part ack; then
 ACK_CONNS=${ACK_CONNS:-${FORWARD_CONNS%% *}}
 QUEUE_DIR=${QUEUE_DIR:-$OUT/queue}
 log "== ack modes: sync, async, durable (queue in $QUEUE_DIR), c=$ACK_CONNS"
@@ -208,7 +219,150 @@ for ack in ("sync", "async", "durable"):
 durable, fast = float(r.get("ack_durable_sps", "nan")), float(r.get("ack_async_sps", "nan"))
 print(f"\ndurable keeps {durable / fast:.0%} of async's throughput (target: at least 50%).")
 PY
-[ "${ACK_ONLY:-0}" != 1 ] || exit 0
+fi
+# --------------------------------------------- against vmagent (issue 18)
+# Forwarding side by side, to one null receiver, the same 1,000-series
+# POSTs at VM_CONNS connections: pushrelay acknowledging sync and async
+# (POSTs rotating over 100 groups, as a fleet of jobs pushes), vmagent
+# (its /api/v1/import/prometheus, forwarding by remote_write 1.0) and the
+# Pushgateway (it forwards nothing: its figures count what it stored).
+# A third pushrelay run overloads async acknowledgement: its queue holds
+# OVERLOAD_QUEUE (32) pushes per shard.
+# Delivered = what the receiver counted during the run; CPU per sample =
+# the server's utime+stime over the run / delivered samples. Then the cost
+# of shedding: pushrelay async whose backend accepts connections and never
+# answers, so its (small) queue stays full and every push is a 429.
+VM_CONNS=${VM_CONNS:-${FORWARD_CONNS%% *}}
+OVERLOAD_QUEUE=${OVERLOAD_QUEUE:-32}
+# vm_run NAME PID URL GROUPS: one wrk run against a forwarder of
+# $backend_url; records NAME_{requests,non2xx,delivered,ticks,p99}.
+vm_run() {
+  local name=$1 pid=$2 url=$3 groups=$4 before after
+  before=$(samples_of_null "$backend_url")
+  run_wrk "$pid" "$VM_CONNS" "$DURATION" "$url" push.lua BODY="$BODY_1000" METHOD=POST GROUPS="$groups"
+  after=$(samples_of_null "$backend_url")
+  result "vm_${name}_requests" "$W_requests"
+  result "vm_${name}_non2xx" "$W_non2xx"
+  result "vm_${name}_errors" "$((W_bad - W_non2xx))"
+  result "vm_${name}_delivered" "$((after - before))"
+  result "vm_${name}_ticks" "$W_ticks"
+  result "vm_${name}_p99" "$W_p99"
+}
+if part vmagent; then
+  log "== forward against vmagent: delivered samples/s and CPU per sample, c=$VM_CONNS"
+  port=$(free_port)
+  start null_receiver_vm "http://127.0.0.1:$port/" "$NULL_RECEIVER" "$port"
+  backend_pid=$PID backend_url=http://127.0.0.1:$port
+  for ack in sync async overload; do
+    args=(--remote-write.url="$backend_url/api/v1/write" --remote-write.ack="${ack/overload/async}")
+    # Overload: a queue of a few requests' worth fills within a second,
+    # so the run shows the steady state of shedding (the default 1,024
+    # pushes per shard take longer than a run to fill at this rate).
+    [ "$ack" != overload ] || args+=(--remote-write.queue-capacity="$OVERLOAD_QUEUE")
+    start_pushrelay "pushrelay-vm-$ack" "${args[@]}"
+    vm_run "$ack" "$PID" "$URL/" "$GROUPS_N"
+    stop "$PID"
+  done
+  vport=$(free_port)
+  start vmagent "http://127.0.0.1:$vport/health" vmagent -httpListenAddr="127.0.0.1:$vport" \
+    -remoteWrite.url="$backend_url/api/v1/write" -remoteWrite.tmpDataPath="$OUT/vmagent-data" \
+    -loggerLevel=WARN
+  vm_run vmagent "$PID" "http://127.0.0.1:$vport/api/v1/import/prometheus" 0
+  stop "$PID"
+  start_pushgateway pushgateway-vm
+  # One group: a Pushgateway holding 100 groups × 1,000 series checks
+  # every POST against all of them (10 POSTs/s here).
+  vm_run pushgateway "$PID" "$URL/metrics/job/bench/instance/fixed" 0
+  stop "$PID"
+  stop "$backend_pid"
+
+  # Shedding: a backend that takes connections and never answers.
+  stall_port_file=$OUT/stall.port
+  python3 -c 'import socket,sys,time
+s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(4096)
+open(sys.argv[1],"w").write(str(s.getsockname()[1])); time.sleep(86400)' "$stall_port_file" &
+  stall_pid=$!
+  PIDS+=("$stall_pid")
+  for _ in $(seq 50); do [ -s "$stall_port_file" ] && break; sleep 0.1; done
+  port=$(free_port)
+  URL=http://127.0.0.1:$port
+  start pushrelay-shed "$URL/-/healthy" "$PUSHRELAY" --web.listen-address="127.0.0.1:$port" --log.level=error \
+    --remote-write.url="http://127.0.0.1:$(cat "$stall_port_file")/api/v1/write" --remote-write.ack=async \
+    --remote-write.queue-capacity=4
+  shed_pid=$PID
+  # Fill the queues (4 shards × 4 pushes, plus one in flight each).
+  put_groups "$URL" "$BODY_1000" 40 2>/dev/null || true
+  # What it spends idle meanwhile (retries, readiness probes) is not the
+  # sheds' cost: measured over a quiet stretch and taken off.
+  idle_secs=$(( DURATION < 5 ? DURATION : 5 ))
+  idle_t0=$(cpu_ticks "$shed_pid")
+  sleep "$idle_secs"
+  result vm_shed_idle_ticks_per_s "$(awk -v a="$idle_t0" -v b="$(cpu_ticks "$shed_pid")" -v d="$idle_secs" 'BEGIN{printf "%.2f", (b-a)/d}')"
+  run_wrk "$shed_pid" "$VM_CONNS" "$DURATION" "$URL/" push.lua BODY="$BODY_1000" METHOD=POST GROUPS="$GROUPS_N"
+  result vm_shed_requests "$W_requests"
+  result vm_shed_non2xx "$W_non2xx"
+  result vm_shed_errors "$((W_bad - W_non2xx))"
+  result vm_shed_ticks "$W_ticks"
+  result vm_shed_p99 "$W_p99"
+  kill -9 "$shed_pid" 2>/dev/null || true  # its queue would wait for the stalled backend
+  stop "$shed_pid"
+  stop "$stall_pid"
+
+  python3 - "$RESULTS" "$TICKS" "$DURATION" <<'PY'
+import sys
+r = dict(line.rstrip("\n").split("\t", 1) for line in open(sys.argv[1]) if "\t" in line)
+ticks, secs = float(sys.argv[2]), float(sys.argv[3])
+SERIES = 1000
+def f(k):
+    try:
+        return float(r[k])
+    except (KeyError, ValueError):
+        return None
+rows = {}
+print()
+print("| server | delivered samples/s | CPU ns per delivered sample | pushes answered 429 | p99 ms | other errors |")
+print("|---|---|---|---|---|---|")
+for name, label in (("sync", "pushrelay, ack sync"), ("async", "pushrelay, ack async"),
+                    ("overload", "pushrelay, ack async, overloaded (small queue)"),
+                    ("vmagent", "vmagent"), ("pushgateway", "Pushgateway (stores, forwards nothing)")):
+    req, non2xx, delivered, t = (f(f"vm_{name}_{k}") for k in ("requests", "non2xx", "delivered", "ticks"))
+    if req is None:
+        continue
+    if name == "pushgateway":
+        delivered = (req - non2xx) * SERIES
+    ns = t / ticks * 1e9 / delivered if delivered else float("nan")
+    rows[name] = (delivered / secs, ns)
+    share = non2xx / req if req else 0
+    print(f"| {label} | {delivered / secs / 1e6:.2f}M | {ns:.0f} | {share:.0%} of {int(req)} | "
+          f"{r.get(f'vm_{name}_p99', '–')} | {r.get(f'vm_{name}_errors', '–')} |")
+if "vmagent" in rows:
+    vm_sps, vm_ns = rows["vmagent"]
+    for name in ("sync", "async"):
+        if name in rows:
+            sps, ns = rows[name]
+            print(f"- goal 1, {name}: delivered {sps / vm_sps:.2f}× vmagent's (target ≥ 1), "
+                  f"CPU per sample {ns / vm_ns:.2f}× vmagent's (target ≤ 0.5)")
+# Shedding: CPU per 429 against CPU per accepted push of the sync run
+# (the whole cost of a push: parse, convert, send, answer).
+shed_req, shed_non2xx, shed_t = f("vm_shed_requests"), f("vm_shed_non2xx"), f("vm_shed_ticks")
+if shed_req and "sync" in rows:
+    shed_t = max(shed_t - (f("vm_shed_idle_ticks_per_s") or 0) * secs, 0)
+    per_429 = shed_t / ticks * 1e6 / shed_req
+    sync_req, sync_non2xx, sync_t = f("vm_sync_requests"), f("vm_sync_non2xx"), f("vm_sync_ticks")
+    per_push = sync_t / ticks * 1e6 / (sync_req - sync_non2xx)
+    print(f"- goal 2: a shed push (queue full, {shed_non2xx / shed_req:.0%} of {int(shed_req)} answered 429) "
+          f"costs {per_429:.1f} µs of CPU (idle CPU taken off); an accepted sync push {per_push:.0f} µs: "
+          f"1/{per_push / per_429:.0f} (target < 1/20)")
+for name in ("async", "overload"):
+    if name in rows and "sync" in rows:
+        req, non2xx, t = f(f"vm_{name}_requests"), f(f"vm_{name}_non2xx"), f(f"vm_{name}_ticks")
+        accepted = (req - non2xx) * SERIES
+        print(f"- goal 2, {name}: {non2xx / req:.0%} answered 429, delivered "
+              f"{rows[name][0] / 1e6:.2f}M samples/s ({rows[name][0] / rows['sync'][0]:.2f}× sync's; target ≥ 1), "
+              f"{t / ticks * 1e9 / accepted:.0f} ns of CPU per accepted sample")
+PY
+fi
+[ "$ONLY" != ack ] && [ "$ONLY" != vmagent ] || exit 0
 
 # ---------------------------------------------------------------- forward
 part forward && log "== forward: 1,000-series POSTs to one group"

@@ -3,7 +3,8 @@
 # they are missing:
 #   - Debian prometheus (remote_write receiver) and prometheus-pushgateway
 #     (the behaviour oracle),
-#   - Debian victoria-metrics (a second remote_write backend, 1.0 only),
+#   - Debian victoria-metrics (a second remote_write backend, 1.0 only;
+#     its vmagent is scripts/bench.sh's forwarding peer),
 #   - golang-go + Debian's client_golang (the Go test client is built
 #     offline, GOPATH mode),
 #   - wrk, curl,
@@ -56,7 +57,7 @@ missing_apt_packages() {
 # started by a maintainer script does not.
 daemon_pids() {
   local name pid
-  for name in prometheus prometheus-pushgateway pushgateway victoria-metrics; do
+  for name in prometheus prometheus-pushgateway pushgateway victoria-metrics vmagent; do
     for pid in $(pgrep -x "$name" 2>/dev/null || true); do
       if ! tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null \
           | grep -Eq -- '(--web.listen-address|-httpListenAddr)=127.0.0.1'; then
@@ -135,7 +136,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 # Fail now, with the name, if anything is still missing.
-for bin in prometheus prometheus-pushgateway victoria-metrics go wrk curl chromium; do
+for bin in prometheus prometheus-pushgateway victoria-metrics vmagent go wrk curl chromium; do
   command -v "$bin" >/dev/null 2>&1 || { log "$bin is still missing"; exit 1; }
 done
 if [ ! -d /usr/share/gocode/src/github.com/prometheus/client_golang/prometheus/push ]; then

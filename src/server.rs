@@ -35,6 +35,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body::Body as _;
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -467,15 +469,43 @@ async fn push(
         _ => return method_not_allowed(PUSH_METHODS),
     };
     let (parts, body) = request.into_parts();
-    let body = TimedBody::new(body, state.limits.read_timeout);
-    match state
+    let mut body = TimedBody::new(body, state.limits.read_timeout);
+    let response = match state
         .ingest
-        .handle(&state.sinks, op, &grouping_path, &parts.headers, body)
+        .handle(&state.sinks, op, &grouping_path, &parts.headers, &mut body)
         .await
     {
         Ok(status) => empty(status),
         Err(failure) => failure_response(failure),
+    };
+    if !body.is_end_stream() {
+        skip_unread(body, &parts.headers).await;
     }
+    response
+}
+
+/// The longest body left unread (refused before it was read: shed with a
+/// 429, a missing tenant) that is read and thrown away so its connection
+/// can serve the next request: reading it costs little next to opening a
+/// new connection, and closing with unread bytes in the socket would reset
+/// the connection, which can lose the answer on its way to the client.
+const SKIP_UNREAD_MAX_BYTES: u64 = 256 * 1024;
+
+/// Deals with a body the answer did not need: one of known length up to
+/// [`SKIP_UNREAD_MAX_BYTES`] is read and dropped (bounded by the body's
+/// read timeout), so the connection stays usable; any other (longer,
+/// chunked, or failing) is dropped unread, and hyper then closes the
+/// connection after the answer rather than keep it alive behind a body it
+/// could not drain cheaply.
+async fn skip_unread<B: http_body::Body + Unpin>(mut body: B, headers: &http::HeaderMap) {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_none_or(|length| length > SKIP_UNREAD_MAX_BYTES) {
+        return;
+    }
+    while let Some(Ok(_)) = body.frame().await {}
 }
 
 fn failure_response(failure: PushFailure) -> Response<Body> {

@@ -15,7 +15,7 @@ use std::time::SystemTime;
 use http::StatusCode;
 
 use crate::cache::Cache;
-use crate::forward::Forwarder;
+use crate::forward::{self, Forwarder};
 use crate::push::{GroupingKey, Push, PushOp, PushSink, SinkError};
 
 /// The sinks a push goes to. At least one is present.
@@ -25,13 +25,36 @@ pub struct Sinks {
 }
 
 impl PushSink for Sinks {
+    /// The forwarder's admission (its queue place with `ack = "async"`).
+    type Admission<'a> = Option<forward::Admission<'a>>;
+
+    /// Asks the forwarder (the one sink that sheds load) for room.
+    async fn admit(
+        &self,
+        _op: PushOp,
+        tenant: Option<&str>,
+        key: &GroupingKey,
+    ) -> Result<Self::Admission<'_>, SinkError> {
+        match &self.forwarder {
+            Some(forwarder) => forwarder.admit(tenant, key).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Hands `push` to every enabled sink; the first refusal wins.
-    async fn apply(&self, push: &Push) -> Result<(), SinkError> {
+    async fn apply<'a>(
+        &'a self,
+        push: &Push,
+        admission: Self::Admission<'a>,
+    ) -> Result<(), SinkError> {
         if let Some(forwarder) = &self.forwarder {
             if let Some(cache) = &self.cache {
                 cache.check(push)?;
             }
-            forwarder.forward(push).await?;
+            match admission {
+                Some(admission) => forwarder.forward_admitted(push, admission).await?,
+                None => forwarder.forward(push).await?,
+            }
         }
         if let Some(cache) = &self.cache {
             cache.apply(push)?;

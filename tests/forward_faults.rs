@@ -412,6 +412,44 @@ async fn async_ack_answers_at_once_and_sheds_when_the_queue_is_full() {
 }
 
 #[tokio::test]
+async fn async_admission_waits_a_moment_for_room_before_shedding() {
+    let receiver = Receiver::start().await;
+    receiver.respond(|_| Fault::Delay(Duration::from_millis(800), Box::new(Fault::Accept)));
+    let mut config = receiver.forward_config();
+    config.ack = AckMode::Async;
+    config.concurrency = 1;
+    config.queue_capacity = 1;
+    let forwarder = Forwarder::new(&config).unwrap();
+    // One in flight (held by the backend), one queued: the queue is full.
+    let first = forwarder.forward(&gauge("j0", "m", 1.0)).await;
+    assert_eq!(first, Ok(()));
+    let mut outcomes = Vec::new();
+    let mut waited = Duration::ZERO;
+    for i in 1..4 {
+        let started = Instant::now();
+        let outcome = forwarder.forward(&gauge(&format!("j{i}"), "m", 1.0)).await;
+        if matches!(outcome, Err(SinkError::Overloaded { .. })) {
+            waited = started.elapsed();
+            outcomes.push(outcome);
+            break;
+        }
+        outcomes.push(outcome);
+    }
+    assert!(
+        matches!(outcomes.last(), Some(Err(SinkError::Overloaded { .. }))),
+        "{outcomes:?}"
+    );
+    // Refused only after waiting for room, and long before the backend
+    // freed any.
+    assert!(
+        waited >= pushrelay::forward::ADMISSION_PATIENCE,
+        "{waited:?}"
+    );
+    assert!(waited < Duration::from_millis(600), "{waited:?}");
+    bounded(forwarder.drain()).await;
+}
+
+#[tokio::test]
 async fn ready_once_the_backend_answered() {
     let receiver = Receiver::start().await;
     let mut config = receiver.forward_config();
@@ -482,6 +520,35 @@ async fn ready_follows_the_backend_down_past_the_deadline_and_back_up() {
         "figures: unready {unready_after:?} after the backend went down (deadline 2 s); \
          ready again {back:?} after it was back"
     );
+}
+
+/// Issue 14 bug 5: a backend that dies while no push arrives is noticed
+/// all the same: pushrelay checks an idle backend itself.
+#[tokio::test]
+async fn ready_turns_503_when_an_idle_backend_dies() {
+    let mut prometheus = Prometheus::start().await;
+    let config = RemoteWriteConfig {
+        url: Some(prometheus.write_url()),
+        timeout: GoDuration(Duration::from_secs(1)),
+        retry_deadline: GoDuration(Duration::from_secs(2)),
+        ..RemoteWriteConfig::default()
+    };
+    let forwarder = Forwarder::new(&config).unwrap();
+    until_ready_is(&forwarder, true, Duration::from_secs(10)).await;
+    // Healthy and idle for a while: still ready.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(forwarder.is_ready(), "an idle, healthy backend is ready");
+
+    prometheus.peer.kill_hard();
+    let down = Instant::now();
+    // Deadline 2 s; "a couple of seconds" after it passes at the latest.
+    until_ready_is(&forwarder, false, Duration::from_secs(5)).await;
+    let unready_after = down.elapsed();
+    assert!(
+        unready_after >= Duration::from_millis(1900),
+        "unready {unready_after:?} after the outage began, before the 2 s deadline"
+    );
+    eprintln!("figures: idle backend down, unready after {unready_after:?} (deadline 2 s)");
 }
 
 #[tokio::test]

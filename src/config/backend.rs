@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::Secret;
+use super::pairs::Pairs;
 
 /// `remote_write.tls`: how the backend's certificate is checked and which
 /// certificate pushrelay presents.
@@ -55,22 +56,13 @@ impl Serialize for ExtraHeaders {
 
 impl<'de> Deserialize<'de> for ExtraHeaders {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Map(BTreeMap<String, String>),
-            List(Vec<String>),
-            /// One `Name: Value`, e.g. from an environment variable.
-            One(String),
-        }
-        let entries = match Raw::deserialize(deserializer)? {
-            Raw::Map(map) => {
+        let entries = match Pairs::deserialize(deserializer)? {
+            Pairs::Map(map) => {
                 return Ok(Self(
                     map.into_iter().map(|(n, v)| (n, Secret::new(v))).collect(),
                 ));
             }
-            Raw::List(list) => list,
-            Raw::One(entry) => vec![entry],
+            Pairs::Entries(entries) => entries,
         };
         let pairs = entries
             .into_iter()

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::pairs::Pairs;
+
 /// `remote_write.external_labels`: labels added to every forwarded series
 /// that does not carry a label of the same name. Written as a table
 /// (`{cluster = "eu-1"}`) or a list of `name=value` strings (as the
@@ -29,18 +31,9 @@ impl Serialize for ExternalLabels {
 
 impl<'de> Deserialize<'de> for ExternalLabels {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Map(BTreeMap<String, String>),
-            List(Vec<String>),
-            /// One `name=value`, e.g. from an environment variable.
-            One(String),
-        }
-        let entries = match Raw::deserialize(deserializer)? {
-            Raw::Map(map) => return Ok(Self(map.into_iter().collect())),
-            Raw::List(list) => list,
-            Raw::One(entry) => vec![entry],
+        let entries = match Pairs::deserialize(deserializer)? {
+            Pairs::Map(map) => return Ok(Self(map.into_iter().collect())),
+            Pairs::Entries(entries) => entries,
         };
         let pairs = entries
             .into_iter()

@@ -1,5 +1,7 @@
 //! Tests of the configuration layers, their error messages and the flags.
 
+use std::path::Path;
+
 use clap::Parser;
 
 use super::*;

@@ -17,7 +17,11 @@
 //!   backend's text; a backend that stays unreachable or failing (5xx, 429,
 //!   no answer) until `retry_deadline` is [`SinkError::Unavailable`].
 //! - `ack = "async"`: `Ok` once queued; a full queue is
-//!   [`SinkError::Overloaded`]. Failures are then only logged and counted.
+//!   [`SinkError::Overloaded`], decided by [`Forwarder::admit`] from the
+//!   tenant and grouping key alone, before the body is read, after waiting
+//!   at most [`ADMISSION_PATIENCE`] for room: an admitted push holds its
+//!   place in the queue. Failures are then only logged and
+//!   counted.
 //! - `ack = "durable"`: `Ok` once written and fsynced to the [`queue`] on
 //!   disk, from which the shards deliver it (also after a restart); a full
 //!   queue is [`SinkError::Overloaded`]. See [`queue`] for its promises.
@@ -70,7 +74,8 @@
 //! backend answered any request (an empty `WriteRequest` probe is sent at
 //! start, as the static tenant if one is configured; Prometheus answers it
 //! 204) until it has been failing for longer than `retry_deadline`; while
-//! failing, it is probed so readiness returns without a push.
+//! failing, or healthy but idle for a second, it is probed, so readiness
+//! follows the backend without a push.
 
 pub(crate) mod batch;
 pub mod convert;
@@ -98,7 +103,7 @@ use crate::exposition::Families;
 use crate::push::path::is_legacy_label_name;
 use crate::push::tenant::TenantPolicy;
 use crate::push::validate::is_metric_name;
-use crate::push::{Push, PushOp, SinkError};
+use crate::push::{GroupingKey, Push, PushOp, SinkError};
 use crate::telemetry;
 use batch::Limits;
 use convert::Converted;
@@ -110,6 +115,14 @@ use shard::{FromCache, Message, Queued, ResendTicket, Settings, Worker};
 
 /// How long an async pusher is told to wait when the queue is full.
 const OVERLOAD_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// How long an async push waits for room in a full queue before it is
+/// shed: about one request to the backend, so that under overload a place
+/// freed by a sent batch goes to a waiting pusher (the queue stays full
+/// and the backend busy) rather than to whichever pusher asks again first,
+/// and a pusher that retries at once is slowed to the pace of delivery
+/// instead of costing a 429 after another.
+pub const ADMISSION_PATIENCE: Duration = Duration::from_millis(50);
 
 /// The forwarding sink.
 pub struct Forwarder {
@@ -186,7 +199,51 @@ impl Forwarder {
     }
 
     /// Forwards one push; see the module docs for when it returns `Ok`.
+    /// The same as [`Forwarder::admit`] then [`Forwarder::forward_admitted`].
     pub async fn forward(&self, push: &Push) -> Result<(), SinkError> {
+        let admission = self.admit(push.tenant.as_deref(), &push.key).await?;
+        self.forward_admitted(push, admission).await
+    }
+
+    /// Decides whether a push of `tenant` to `key` can be taken, from those
+    /// alone, so that a refusal costs no body reading or parsing. With
+    /// `ack = "async"` it reserves a place in the group's shard queue,
+    /// waiting at most [`ADMISSION_PATIENCE`] for one (in arrival order),
+    /// or is [`SinkError::Overloaded`]: a push admitted is never refused
+    /// for room afterwards. Otherwise it admits every push (sync waits for
+    /// room until the retry deadline; the disk queue answers for its own
+    /// room).
+    pub async fn admit(
+        &self,
+        tenant: Option<&str>,
+        key: &GroupingKey,
+    ) -> Result<Admission<'_>, SinkError> {
+        if self.disk_queue.is_some() || self.ack != AckMode::Async {
+            return Ok(Admission(None));
+        }
+        let shard = &self.shards[shard_of(tenant, key, self.shards.len())];
+        let place = match shard.try_reserve() {
+            Ok(place) => Ok(place),
+            Err(mpsc::error::TrySendError::Full(())) => {
+                match tokio::time::timeout(ADMISSION_PATIENCE, shard.reserve()).await {
+                    Ok(reserved) => reserved.map_err(|_| stopped()),
+                    Err(_) => Err(SinkError::Overloaded {
+                        message: "the remote_write forwarding queue is full".into(),
+                        retry_after: OVERLOAD_RETRY_AFTER,
+                    }),
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(())) => Err(stopped()),
+        }?;
+        Ok(Admission(Some(place)))
+    }
+    /// Forwards one push [`Forwarder::admit`] admitted (for the push's own
+    /// tenant and key); see the module docs for when it returns `Ok`.
+    pub async fn forward_admitted(
+        &self,
+        push: &Push,
+        admission: Admission<'_>,
+    ) -> Result<(), SinkError> {
         let deadline = Instant::now() + self.retry_deadline;
         if let Some(problem) = unsendable_name(&push.families) {
             return Err(SinkError::Rejected(problem));
@@ -204,7 +261,6 @@ impl Forwarder {
                 .append(push.op, &group, push.received_at, &converted)
                 .await;
         }
-        let shard = &self.shards[shard_index(&group, self.shards.len())];
         let (reply, answer) = match self.ack {
             AckMode::Sync => {
                 let (reply, answer) = oneshot::channel();
@@ -221,38 +277,30 @@ impl Forwarder {
             reply,
             from_cache: None,
         }));
-        let stopped = || SinkError::Unavailable {
-            message: "the remote_write forwarder is shutting down".into(),
-            retry_after: OVERLOAD_RETRY_AFTER,
-        };
-        match answer {
-            None => match shard.try_send(message) {
-                Ok(()) => Ok(()),
-                Err(mpsc::error::TrySendError::Full(_)) => Err(SinkError::Overloaded {
-                    message: "the remote_write forwarding queue is full".into(),
+        if let Admission(Some(place)) = admission {
+            place.send(message);
+            return Ok(());
+        }
+        let shard = &self.shards[shard_of(push.tenant.as_deref(), &push.key, self.shards.len())];
+        let queued = tokio::time::timeout_at(deadline.into(), shard.send(message)).await;
+        match queued {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(stopped()),
+            Err(_) => {
+                return Err(SinkError::Unavailable {
+                    message: format!(
+                        "the remote_write forwarding queue stayed full for {:?}",
+                        self.retry_deadline
+                    ),
                     retry_after: OVERLOAD_RETRY_AFTER,
-                }),
-                Err(mpsc::error::TrySendError::Closed(_)) => Err(stopped()),
-            },
-            Some(answer) => {
-                let queued = tokio::time::timeout_at(deadline.into(), shard.send(message)).await;
-                match queued {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => return Err(stopped()),
-                    Err(_) => {
-                        return Err(SinkError::Unavailable {
-                            message: format!(
-                                "the remote_write forwarding queue stayed full for {:?}",
-                                self.retry_deadline
-                            ),
-                            retry_after: OVERLOAD_RETRY_AFTER,
-                        });
-                    }
-                }
-                let _waiting = QueuedGauge::enter();
-                answer.await.unwrap_or_else(|_| Err(stopped()))
+                });
             }
         }
+        let Some(answer) = answer else {
+            return Ok(());
+        };
+        let _waiting = QueuedGauge::enter();
+        answer.await.unwrap_or_else(|_| Err(stopped()))
     }
 
     /// The way re-sends of cached groups reach the shards, each re-send
@@ -318,9 +366,30 @@ const RESENDS_IN_FLIGHT_PER_SHARD: usize = 16;
 /// in order (stable across restarts, so the disk queue's saved memories
 /// find their shards again).
 fn shard_index(group: &GroupId, shards: usize) -> usize {
+    shard_of(group.tenant.as_deref(), &group.key, shards)
+}
+
+/// [`shard_index`] of the group of `tenant` and `key`, before a [`GroupId`]
+/// is built: the same hash, as [`GroupId`]'s derived `Hash` feeds its
+/// fields in this order.
+fn shard_of(tenant: Option<&str>, key: &GroupingKey, shards: usize) -> usize {
     let mut hasher = DefaultHasher::new();
-    group.hash(&mut hasher);
+    tenant.hash(&mut hasher);
+    key.hash(&mut hasher);
     (hasher.finish() % shards as u64) as usize
+}
+
+/// A push's admission ([`Forwarder::admit`]): with `ack = "async"` its
+/// reserved place in its shard's queue, given back if the push goes no
+/// further (a body that fails to parse, say).
+pub struct Admission<'a>(Option<mpsc::Permit<'a, Message>>);
+
+/// The answer to a push while the forwarder stops.
+fn stopped() -> SinkError {
+    SinkError::Unavailable {
+        message: "the remote_write forwarder is shutting down".into(),
+        retry_after: OVERLOAD_RETRY_AFTER,
+    }
 }
 
 /// The re-send ticker's way into the forwarder (`crate::resend`): the
@@ -466,5 +535,34 @@ impl Drop for QueuedGauge {
 impl Drop for Forwarder {
     fn drop(&mut self) {
         self.probe.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The disk queue saves each shard's series memory: a group must find
+    /// the same shard whichever way its index is computed, and across
+    /// versions.
+    #[test]
+    fn a_group_and_its_parts_hash_to_the_same_shard() {
+        for tenant in [None, Some("t1"), Some("")] {
+            for job in ["a", "b", "job-with-a-longer-name"] {
+                let key = GroupingKey::new([
+                    ("job".to_string(), job.to_string()),
+                    ("instance".to_string(), "i".to_string()),
+                ]);
+                let group = GroupId {
+                    tenant: tenant.map(str::to_string),
+                    key: key.clone(),
+                };
+                let mut hasher = DefaultHasher::new();
+                group.hash(&mut hasher);
+                let derived = (hasher.finish() % 7) as usize;
+                assert_eq!(shard_index(&group, 7), derived);
+                assert_eq!(shard_of(tenant, &key, 7), derived);
+            }
+        }
     }
 }

@@ -33,7 +33,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use super::negotiate::{Negotiation, Protocol};
-use super::readiness::Readiness;
+use super::readiness::{PROBE_HEADER, Readiness};
 use super::retry;
 use super::wire_v2::Counts;
 use crate::config::RemoteWriteConfig;
@@ -147,8 +147,27 @@ impl Endpoint {
         tenant: Option<&str>,
         timeout: Option<Duration>,
     ) -> Answer {
+        self.send(compressed, protocol, tenant, timeout, false)
+            .await
+    }
+
+    /// POSTs an empty remote_write 1.0 request marked as a readiness probe
+    /// (`readiness::PROBE_HEADER`), waiting at most `timeout`.
+    pub async fn probe(&self, empty: Bytes, tenant: Option<&str>, timeout: Duration) -> Answer {
+        self.send(empty, Protocol::V1, tenant, Some(timeout), true)
+            .await
+    }
+
+    async fn send(
+        &self,
+        compressed: Bytes,
+        protocol: Protocol,
+        tenant: Option<&str>,
+        timeout: Option<Duration>,
+        is_probe: bool,
+    ) -> Answer {
         let timeout = timeout.unwrap_or(self.timeout).min(self.timeout);
-        let exchange = self.exchange(compressed, protocol, tenant);
+        let exchange = self.exchange(compressed, protocol, tenant, is_probe);
         let answer = match tokio::time::timeout(timeout, exchange).await {
             Ok(answer) => answer,
             Err(_) => Answer::NoAnswer(format!("no answer within {timeout:?}")),
@@ -164,7 +183,12 @@ impl Endpoint {
 
     /// The headers of a request for `tenant`, in the order the module docs
     /// give. An unreadable secret file is an error naming the file.
-    fn headers(&self, tenant: Option<&str>, protocol: Protocol) -> Result<HeaderMap, String> {
+    fn headers(
+        &self,
+        tenant: Option<&str>,
+        protocol: Protocol,
+        is_probe: bool,
+    ) -> Result<HeaderMap, String> {
         let mut headers = HeaderMap::new();
         self.credentials.apply(&mut headers)?;
         self.tenancy.apply(tenant, &mut headers)?;
@@ -182,6 +206,9 @@ impl Endpoint {
             HeaderValue::from_static(version),
         );
         headers.insert(header::USER_AGENT, self.user_agent.clone());
+        if is_probe {
+            headers.insert(PROBE_HEADER, HeaderValue::from_static("readiness"));
+        }
         Ok(headers)
     }
 
@@ -190,8 +217,9 @@ impl Endpoint {
         compressed: Bytes,
         protocol: Protocol,
         tenant: Option<&str>,
+        is_probe: bool,
     ) -> Answer {
-        let headers = match self.headers(tenant, protocol) {
+        let headers = match self.headers(tenant, protocol, is_probe) {
             Ok(headers) => headers,
             // Retried like a missing answer: a secret file being rotated
             // comes back.
@@ -310,16 +338,20 @@ mod tests {
             ..RemoteWriteConfig::default()
         };
         let endpoint = Endpoint::new(&config).unwrap();
-        let v1 = endpoint.headers(None, Protocol::V1).unwrap();
+        let v1 = endpoint.headers(None, Protocol::V1, false).unwrap();
         assert_eq!(v1[header::CONTENT_TYPE], "application/x-protobuf");
         assert_eq!(v1["x-prometheus-remote-write-version"], "0.1.0");
-        let v2 = endpoint.headers(None, Protocol::V2).unwrap();
+        let v2 = endpoint.headers(None, Protocol::V2, false).unwrap();
         assert_eq!(
             v2[header::CONTENT_TYPE],
             "application/x-protobuf;proto=io.prometheus.write.v2.Request"
         );
         assert_eq!(v2["x-prometheus-remote-write-version"], "2.0.0");
         assert_eq!(v2[header::CONTENT_ENCODING], "snappy");
+        assert!(!v1.contains_key(PROBE_HEADER) && !v2.contains_key(PROBE_HEADER));
+        let probe = endpoint.headers(None, Protocol::V1, true).unwrap();
+        assert_eq!(probe[PROBE_HEADER], "readiness", "a probe says what it is");
+        assert_eq!(probe[header::CONTENT_TYPE], "application/x-protobuf");
     }
 
     #[test]
@@ -381,7 +413,9 @@ mod tests {
             .0
             .push(("X-Extra".into(), crate::config::Secret::new("1")));
         let endpoint = Endpoint::new(&config).unwrap();
-        let headers = endpoint.headers(Some("team-b"), Protocol::V1).unwrap();
+        let headers = endpoint
+            .headers(Some("team-b"), Protocol::V1, false)
+            .unwrap();
         let names: Vec<&str> = headers.keys().map(|n| n.as_str()).collect();
         assert_eq!(
             names,
@@ -399,7 +433,7 @@ mod tests {
         assert_eq!(headers["x-scope-orgid"], "team-b");
         assert!(
             !endpoint
-                .headers(None, Protocol::V1)
+                .headers(None, Protocol::V1, false)
                 .unwrap()
                 .contains_key("x-scope-orgid")
         );

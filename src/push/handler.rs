@@ -2,7 +2,9 @@
 //! resulting [`Push`] to the sinks. It stays thin: each step lives in its
 //! own module. The push's tenant is resolved from the grouping key and the
 //! request headers by ingest's [`TenantPolicy`] before the body is read, so
-//! a push without a required tenant is refused (400) cheaply.
+//! a push without a required tenant is refused (400) cheaply; then the
+//! sinks admit the push ([`PushSink::admit`]), also before the body, so a
+//! push shed for a full queue (429) costs neither reading nor parsing it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -134,6 +136,9 @@ impl Ingest {
             Some(policy) => policy.resolve(&key, headers)?,
             None => None,
         };
+        // Before the body: a sink that sheds load refuses at the cost of
+        // the headers alone.
+        let admission = sinks.admit(op, tenant.as_deref(), &key).await?;
         if op == PushOp::Delete {
             let push = Push {
                 op,
@@ -142,7 +147,7 @@ impl Ingest {
                 received_at,
                 tenant,
             };
-            sinks.apply(&push).await?;
+            sinks.apply(&push, admission).await?;
             return Ok(StatusCode::ACCEPTED);
         }
         let limits = BodyLimits {
@@ -166,7 +171,7 @@ impl Ingest {
             }
         };
         let samples = push.families.metric_count();
-        sinks.apply(&push).await?;
+        sinks.apply(&push, admission).await?;
         metrics::counter!(telemetry::SAMPLES_RECEIVED).increment(samples as u64);
         Ok(sinks.accepted_status(op))
     }

@@ -176,8 +176,31 @@ impl Push {
 /// (`crate::sinks::Sinks` in the server; an in-memory one in the handler's
 /// tests). Readiness and shutdown are the server's business, not ingest's.
 pub trait PushSink: Sync {
-    /// Stores or forwards `push`; `Ok` once the sink has taken it.
-    fn apply(&self, push: &Push) -> impl Future<Output = Result<(), SinkError>> + Send;
+    /// A push's place with the sink, given before its body is read
+    /// ([`PushSink::admit`]) and used by [`PushSink::apply`].
+    type Admission<'a>: Send
+    where
+        Self: 'a;
+
+    /// Decides from the request alone, before its body is read, whether a
+    /// push of `op` to `key` as `tenant` can be taken (a sink may wait a
+    /// moment for room): a sink that sheds load refuses here ([`SinkError::Overloaded`]), so that a refusal
+    /// costs neither reading nor parsing the body. The admission holds the
+    /// push's place until it is applied or dropped.
+    fn admit(
+        &self,
+        op: PushOp,
+        tenant: Option<&str>,
+        key: &GroupingKey,
+    ) -> impl Future<Output = Result<Self::Admission<'_>, SinkError>> + Send;
+
+    /// Stores or forwards `push`, admitted as `admission`; `Ok` once the
+    /// sink has taken it.
+    fn apply<'a>(
+        &'a self,
+        push: &Push,
+        admission: Self::Admission<'a>,
+    ) -> impl Future<Output = Result<(), SinkError>> + Send;
 
     /// Notes that a push of `tenant` to `key` received `at` was refused
     /// because its metrics are invalid or inconsistent (the Pushgateway

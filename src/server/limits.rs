@@ -233,7 +233,10 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for WatchedIo<I> {
 /// request started.
 pub struct TimedBody<B> {
     body: B,
-    deadline: Pin<Box<Sleep>>,
+    started: Instant,
+    /// Armed when the body first has to be waited for: a body never read
+    /// (a push shed before its body) costs no timer.
+    deadline: Option<Pin<Box<Sleep>>>,
     read_timeout: Duration,
 }
 
@@ -241,7 +244,8 @@ impl<B> TimedBody<B> {
     pub fn new(body: B, read_timeout: Duration) -> Self {
         Self {
             body,
-            deadline: Box::pin(tokio::time::sleep(read_timeout)),
+            started: Instant::now(),
+            deadline: None,
             read_timeout,
         }
     }
@@ -270,7 +274,11 @@ where
         if let Poll::Ready(frame) = Pin::new(&mut self.body).poll_frame(cx) {
             return Poll::Ready(frame.map(|f| f.map_err(BodyError::Read)));
         }
-        match self.deadline.as_mut().poll(cx) {
+        let deadline = self.started + self.read_timeout;
+        let sleep = self
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        match sleep.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Some(Err(BodyError::TimedOut(GoDuration(
                 self.read_timeout,
             ))))),

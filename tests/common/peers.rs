@@ -409,17 +409,7 @@ impl Prometheus {
     }
 
     async fn query_url(&self, promql: &str, extra: &str) -> Vec<Series> {
-        let encoded =
-            percent_encoding::utf8_percent_encode(promql, percent_encoding::NON_ALPHANUMERIC);
-        let url = format!("{}/api/v1/query?query={encoded}{extra}", self.peer.url());
-        let reply = get(&url).await;
-        assert_eq!(
-            reply.status,
-            StatusCode::OK,
-            "query {promql:?} failed: {}",
-            reply.text()
-        );
-        parse_vector(&reply.body).unwrap_or_else(|e| panic!("query {promql:?}: {e}"))
+        instant_query(&self.peer.url(), promql, extra).await
     }
 
     /// Every series Prometheus holds now (the instant vector `{__name__=~".+"}`),
@@ -429,6 +419,21 @@ impl Prometheus {
         series.sort_by(|a, b| a.labels.cmp(&b.labels));
         series
     }
+}
+
+/// Runs `promql` as an instant query on the Prometheus query API at `base`
+/// (Prometheus and VictoriaMetrics both serve it), with `extra` query
+/// parameters appended, and returns its vector result.
+pub async fn instant_query(base: &str, promql: &str, extra: &str) -> Vec<Series> {
+    let encoded = percent_encoding::utf8_percent_encode(promql, percent_encoding::NON_ALPHANUMERIC);
+    let reply = get(&format!("{base}/api/v1/query?query={encoded}{extra}")).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "query {promql:?} failed: {}",
+        reply.text()
+    );
+    parse_vector(&reply.body).unwrap_or_else(|e| panic!("query {promql:?}: {e}"))
 }
 
 /// One series of an instant-vector result: its labels (with `__name__`) and

@@ -215,7 +215,7 @@ pub fn is_stale_marker(value: f64) -> bool {
 /// body, and per series: `__name__` present, label names sorted and unique,
 /// no empty names or values, at least one sample, sample timestamps in
 /// milliseconds within `[not_before_ms, not_after_ms]` and increasing.
-/// An empty first request (the readiness probe) is allowed, and so are
+/// Empty requests marked as readiness probes are allowed, and so are
 /// Remote-Write 2.0 requests (with the 2.0 headers) before the first
 /// non-empty 1.0 one: the `auto` protocol's first try, which a 1.0-only
 /// backend reads as an empty request, before the switch to 1.0.
@@ -278,10 +278,14 @@ pub fn wire_problems(
         }
         let empty = request.timeseries.is_empty() && request.metadata.is_empty();
         switched_to_1_0 |= !empty;
-        // The forwarder's start-up readiness probe is the one empty request
-        // allowed, and only as the very first.
-        if empty && index > 0 {
-            problem("empty WriteRequest after the start-up probe".into());
+        // Readiness probes are the only empty requests allowed, and they
+        // say what they are; a write never does.
+        let probe = header("pushrelay-probe").is_some();
+        if empty && !probe {
+            problem("empty WriteRequest that is not a readiness probe".into());
+        }
+        if probe && !empty {
+            problem("a readiness probe that carries series or metadata".into());
         }
         for series in &request.timeseries {
             let shown = format!("{:?}", label_map(series));

@@ -7,7 +7,7 @@
 
 use http::StatusCode;
 
-use super::{Peer, Ready, Series, get, parse_vector, require_binary};
+use super::{Peer, Ready, Series, get, instant_query, require_binary};
 
 pub struct VictoriaMetrics {
     pub peer: Peer,
@@ -54,16 +54,7 @@ impl VictoriaMetrics {
             "force_flush: {}",
             flushed.text()
         );
-        let encoded =
-            percent_encoding::utf8_percent_encode(promql, percent_encoding::NON_ALPHANUMERIC);
-        let reply = get(&format!("{}/api/v1/query?query={encoded}", self.url())).await;
-        assert_eq!(
-            reply.status,
-            StatusCode::OK,
-            "query {promql:?} failed: {}",
-            reply.text()
-        );
-        parse_vector(&reply.body).unwrap_or_else(|e| panic!("query {promql:?}: {e}"))
+        instant_query(&self.url(), promql, "").await
     }
 
     /// Queries until the result has `count` series (newly written series

@@ -19,6 +19,8 @@ struct MemorySink {
     applied: Mutex<Vec<Push>>,
     failures: Mutex<Vec<GroupingKey>>,
     refusal: Option<SinkError>,
+    /// Refuse every push at admission, before its body is read, with this.
+    shedding: Option<SinkError>,
     /// Answer 202 to accepted pushes too (as the cache does without its
     /// consistency check).
     unchecked: bool,
@@ -42,7 +44,21 @@ impl MemorySink {
 }
 
 impl PushSink for MemorySink {
-    async fn apply(&self, push: &Push) -> Result<(), SinkError> {
+    type Admission<'a> = ();
+
+    async fn admit(
+        &self,
+        _op: PushOp,
+        _tenant: Option<&str>,
+        _key: &GroupingKey,
+    ) -> Result<(), SinkError> {
+        match &self.shedding {
+            Some(refusal) => Err(refusal.clone()),
+            None => Ok(()),
+        }
+    }
+
+    async fn apply(&self, push: &Push, (): ()) -> Result<(), SinkError> {
         if let Some(refusal) = &self.refusal {
             return Err(refusal.clone());
         }
@@ -257,6 +273,48 @@ async fn each_sink_refusal_maps_to_its_status_and_retry_after() {
         assert_eq!(failure.retry_after, retry_after, "{message}");
         assert!(sink.failures().is_empty(), "a sink refusal is not recorded");
     }
+}
+
+/// A body that never ends, noting whether anyone polled it.
+struct EndlessBody<'a>(&'a AtomicBool);
+
+impl http_body::Body for EndlessBody<'_> {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        self.0.store(true, Ordering::Relaxed);
+        Poll::Pending
+    }
+}
+
+#[tokio::test]
+async fn a_shedding_sink_is_429_before_the_body_is_read() {
+    let after = Duration::from_secs(1);
+    let sink = MemorySink {
+        shedding: Some(SinkError::Overloaded {
+            message: "queue full".into(),
+            retry_after: after,
+        }),
+        ..MemorySink::default()
+    };
+    let (ingest, headers) = (ingest(), HeaderMap::new());
+    for op in [PushOp::Replace, PushOp::Merge, PushOp::Delete] {
+        let read = AtomicBool::new(false);
+        let answer = ingest.handle(&sink, op, b"job/j", &headers, EndlessBody(&read));
+        let failure = tokio::time::timeout(Duration::from_secs(5), answer)
+            .await
+            .expect("answered without waiting for the body")
+            .unwrap_err();
+        assert_eq!(failure.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(failure.retry_after, Some(after));
+        assert!(!read.load(Ordering::Relaxed), "{op:?}: the body was polled");
+    }
+    assert!(sink.applied().is_empty());
+    assert!(sink.failures().is_empty());
 }
 
 #[tokio::test]
