@@ -1,7 +1,12 @@
 //! Forwarding cost of one 1,000-series push (tests/fixtures/bench_1000.txt,
 //! the body of the Pushgateway baseline), stage by stage and end to end.
 //!
-//! - `convert`: `forward::convert::convert` of the parsed, validated push;
+//! - `convert`: `forward::convert::convert_families` of the parsed,
+//!   validated push (the text body's index, `exposition::index`);
+//!   `convert_owned`: the same push in the owned model, as protobuf and
+//!   OpenMetrics pushes are;
+//! - `parse_check_convert`: `Push::from_body` (parse and validate) and
+//!   the conversion, the forward path's CPU before encoding;
 //! - `encode`: the converted series written as `WriteRequest` bytes with the
 //!   `forward::wire` writers, as the shard worker does (one timestamp for
 //!   the push, metadata appended);
@@ -26,7 +31,6 @@
 
 use std::convert::Infallible;
 use std::hint::black_box;
-use std::time::SystemTime;
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -37,12 +41,11 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use pushrelay::config::{PushConfig, RemoteWriteConfig};
-use pushrelay::exposition::text;
+use pushrelay::exposition::BodyFormat;
 use pushrelay::forward::Forwarder;
 use pushrelay::forward::convert::{self, Converted, SeriesValue};
 use pushrelay::forward::relabel::Relabeler;
 use pushrelay::forward::{send, wire, wire_v2};
-use pushrelay::push::validate::check;
 use pushrelay::push::{GroupingKey, Push, PushOp};
 use tokio::net::TcpListener;
 
@@ -77,15 +80,22 @@ fn push_1000() -> Push {
         ("job".to_string(), "bench".to_string()),
         ("instance".to_string(), "fixed".to_string()),
     ]);
-    let mut families = text::parse(BODY_1000).expect("the fixture parses");
-    check(&mut families, &key, &PushConfig::default()).expect("the fixture is valid");
-    Push {
-        op: PushOp::Merge,
+    Push::from_body(
+        PushOp::Merge,
         key,
-        families,
-        received_at: SystemTime::now(),
-        tenant: None,
-    }
+        BodyFormat::Text,
+        BODY_1000,
+        &PushConfig::default(),
+    )
+    .expect("the fixture is valid")
+}
+
+/// [`push_1000`] in the owned model (`MetricFamily` values), as protobuf
+/// and OpenMetrics pushes are.
+fn owned_push_1000() -> Push {
+    let mut push = push_1000();
+    push.families.to_mut();
+    push
 }
 
 /// The request body the shard worker builds for one push (without the
@@ -108,7 +118,7 @@ fn encode(converted: &Converted, timestamp_ms: i64) -> Vec<u8> {
 
 fn stages(c: &mut Criterion) {
     let push = push_1000();
-    let converted = convert::convert(&push.families, &push.key);
+    let converted = convert::convert_families(&push.families, &push.key);
     assert_eq!(converted.series.len() as u64, SERIES);
     let timestamp_ms = 1_700_000_000_000;
     let raw = encode(&converted, timestamp_ms);
@@ -116,7 +126,25 @@ fn stages(c: &mut Criterion) {
     let mut group = c.benchmark_group("forward_1000_series");
     group.throughput(Throughput::Elements(SERIES));
     group.bench_function("convert", |b| {
-        b.iter(|| convert::convert(black_box(&push.families), &push.key))
+        b.iter(|| convert::convert_families(black_box(&push.families), &push.key))
+    });
+    let owned = owned_push_1000();
+    group.bench_function("convert_owned", |b| {
+        b.iter(|| convert::convert_families(black_box(&owned.families), &owned.key))
+    });
+    let config = PushConfig::default();
+    group.bench_function("parse_check_convert", |b| {
+        b.iter(|| {
+            let push = Push::from_body(
+                PushOp::Merge,
+                push.key.clone(),
+                BodyFormat::Text,
+                black_box(BODY_1000),
+                &config,
+            )
+            .expect("valid");
+            convert::convert_families(&push.families, &push.key)
+        })
     });
     group.bench_function("encode", |b| {
         b.iter(|| encode(black_box(&converted), timestamp_ms))
@@ -126,7 +154,7 @@ fn stages(c: &mut Criterion) {
     });
     group.bench_function("convert_encode_snappy", |b| {
         b.iter(|| {
-            let converted = convert::convert(black_box(&push.families), &push.key);
+            let converted = convert::convert_families(black_box(&push.families), &push.key);
             send::compress(&encode(&converted, timestamp_ms)).expect("snappy compresses")
         })
     });
@@ -144,7 +172,7 @@ fn stages(c: &mut Criterion) {
     });
     group.bench_function("convert_encode_snappy_relabel_5_rules", |b| {
         b.iter(|| {
-            let mut converted = convert::convert(black_box(&push.families), &push.key);
+            let mut converted = convert::convert_families(black_box(&push.families), &push.key);
             relabel.apply(&mut converted);
             send::compress(&encode(&converted, timestamp_ms)).expect("snappy compresses")
         })
@@ -155,7 +183,7 @@ fn stages(c: &mut Criterion) {
 /// One converted 1,000-series request in 1.0 and in 2.0: sizes and CPU.
 fn protocols(c: &mut Criterion) {
     let push = push_1000();
-    let converted = convert::convert(&push.families, &push.key);
+    let converted = convert::convert_families(&push.families, &push.key);
     let timestamp_ms = 1_700_000_000_000;
     let extras = || converted.extras.iter().map(|(i, e)| (*i, e));
     let v1 = encode(&converted, timestamp_ms);

@@ -1,4 +1,6 @@
-//! Parser throughput: text 0.0.4 (full parse to `MetricFamily` and the
+//! Parser throughput: text 0.0.4 (`parse`: the forward path's parse, an
+//! index into the body, `exposition::index`; `parse_owned`: the full parse
+//! to `MetricFamily`, which the cache stores; `count_samples`: the
 //! syntax-only scan), OpenMetrics, and delimited protobuf.
 //!
 //! Run with `cargo bench --bench parse`. Throughput is reported in bytes
@@ -44,7 +46,11 @@ fn bench_text(c: &mut Criterion) {
     let mut bytes = c.benchmark_group("text_bytes");
     for (name, body) in inputs {
         bytes.throughput(Throughput::Bytes(body.len() as u64));
+        let body_text = std::str::from_utf8(body).expect("bench bodies are text");
         bytes.bench_function(format!("parse/{name}"), |b| {
+            b.iter(|| text::parse_index(black_box(body_text)).map(|i| i.is_some()))
+        });
+        bytes.bench_function(format!("parse_owned/{name}"), |b| {
             b.iter(|| text::parse(black_box(body)).map(|f| f.len()))
         });
         bytes.bench_function(format!("count_samples/{name}"), |b| {
@@ -57,7 +63,11 @@ fn bench_text(c: &mut Criterion) {
     for (name, body) in inputs {
         let samples = text::count_samples(body).expect("bench bodies are valid");
         series.throughput(Throughput::Elements(samples as u64));
+        let body_text = std::str::from_utf8(body).expect("bench bodies are text");
         series.bench_function(format!("parse/{name}"), |b| {
+            b.iter(|| text::parse_index(black_box(body_text)).map(|i| i.is_some()))
+        });
+        series.bench_function(format!("parse_owned/{name}"), |b| {
             b.iter(|| text::parse(black_box(body)).map(|f| f.len()))
         });
     }

@@ -64,7 +64,7 @@ fn try_text_push(
 /// any name and repeat a label) and built into a push as the handler does.
 fn protobuf_push(raw: Push, push_config: &PushConfig) -> Result<Push, Rejection> {
     let mut body = Vec::new();
-    for family in &raw.families {
+    for family in raw.families.to_model().iter() {
         family
             .encode_length_delimited(&mut body)
             .expect("a Vec grows as needed");
@@ -96,7 +96,7 @@ fn delete(pairs: &[(&str, &str)]) -> Push {
     Push {
         op: PushOp::Delete,
         key: key(pairs),
-        families: Vec::new(),
+        families: Vec::new().into(),
         received_at: SystemTime::now(),
         tenant: None,
     }
@@ -124,7 +124,8 @@ fn raw_gauge_push(job: &str, name: &str, labels: &[(&str, &str)], value: f64) ->
                 ..Default::default()
             }],
             unit: None,
-        }],
+        }]
+        .into(),
         received_at: SystemTime::now(),
         tenant: None,
     }
@@ -590,7 +591,7 @@ async fn row_12_no_repeated_label_names() {
         &[("a", "1"), ("a", "2"), ("job", "j")],
         1.0,
     ));
-    let labels = &repeated.families[0].metric[0].label;
+    let labels = &repeated.families.to_model()[0].metric[0].label;
     assert_eq!(labels.iter().filter(|l| l.name() == "a").count(), 2);
     let received = forward_one(&repeated).await;
     for series in &received.request.timeseries {
@@ -657,7 +658,7 @@ async fn row_14_no_empty_names_or_values() {
     let implicit = text_push(PushOp::Replace, &[("job", "j")], "m{e=\"\",a=\"1\"} 1\n");
     assert!(
         GroupingLabels::new(&implicit.key)
-            .merge(&implicit.families[0].metric[0].label)
+            .merge(&implicit.families.to_model()[0].metric[0].label)
             .any(|l| l.name() == "instance" && l.value().is_empty())
     );
     bounded(forwarder.forward(&implicit)).await.unwrap();
@@ -726,7 +727,9 @@ async fn row_15_names_match_the_1_0_grammar() {
         &[("job", "types"), ("instance", "i1")],
         "v{text=\"äöü ✓ \\\"quoted\\\" \\n line\"} 1\n",
     );
-    push.families.extend(utf8.families);
+    push.families
+        .to_mut()
+        .extend(utf8.families.to_model().iter().cloned());
     let received = forward_one(&push).await;
     assert_eq!(received.request.timeseries.len(), 14);
     for series in &received.request.timeseries {

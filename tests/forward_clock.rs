@@ -48,7 +48,7 @@ fn flap(op: PushOp, value: f64) -> Push {
     Push {
         op,
         key: GroupingKey::new([("job".to_string(), "flap".to_string())]),
-        families,
+        families: families.into(),
         received_at: SystemTime::now(),
         tenant: None,
     }

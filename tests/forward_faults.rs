@@ -55,7 +55,7 @@ fn push(op: PushOp, job: &str, metrics: &[GaugeSample]) -> Push {
     Push {
         op,
         key,
-        families,
+        families: families.into(),
         received_at: SystemTime::now(),
         tenant: None,
     }
@@ -575,7 +575,7 @@ async fn prometheus_stores_forwarded_series_and_honours_stale_markers() {
         ],
     );
     // A native histogram travels as a remote_write histogram.
-    p.families.push(MetricFamily {
+    p.families.to_mut().push(MetricFamily {
         name: Some("pushrelay_e2e_native".into()),
         help: Some("native".into()),
         r#type: Some(MetricType::Histogram as i32),
@@ -638,7 +638,7 @@ async fn prometheus_stores_forwarded_series_and_honours_stale_markers() {
     let delete = Push {
         op: PushOp::Delete,
         key: GroupingKey::new([("job".to_string(), "e2e".to_string())]),
-        families: Vec::new(),
+        families: Vec::new().into(),
         received_at: SystemTime::now(),
         tenant: None,
     };

@@ -1,9 +1,12 @@
-//! Fuzzes the text parsers: no input may panic, and the syntax-only scan
-//! must agree with the full parse on success and on the error message.
+//! Fuzzes the text parsers: no input may panic, the syntax-only scan must
+//! agree with the full parse on success and on the error message, and the
+//! forward path's parse (`exposition::parse_body`: an index into the body)
+//! must give the owned parse's families or its error.
 #![no_main]
 
+use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use pushrelay::exposition::text;
+use pushrelay::exposition::{BodyFormat, parse_body, text};
 
 fuzz_target!(|body: &[u8]| {
     let parsed = text::parse(body);
@@ -13,6 +16,11 @@ fuzz_target!(|body: &[u8]| {
         let metrics: usize = families.iter().map(|f| f.metric.len()).sum();
         // Summary/histogram lines fold into one metric per label set.
         assert!(metrics <= counted.unwrap_or(0));
+    }
+    let indexed = parse_body(BodyFormat::Text, Bytes::copy_from_slice(body));
+    match (&indexed, &parsed) {
+        (Ok(indexed), Ok(owned)) => assert_eq!(&*indexed.to_model(), owned.as_slice()),
+        (indexed, owned) => assert_eq!(indexed.as_ref().err(), owned.as_ref().err()),
     }
     let _ = text::parse_openmetrics(body);
 });

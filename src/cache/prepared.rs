@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 
 use super::signatures::{family_type, signature_of};
 use crate::proto::client::{LabelPair, MetricFamily};
-use crate::push::Push;
 use crate::push::grouping::GroupingLabels;
 use crate::push::path::go_quote;
 use crate::push::validate::render;
@@ -46,12 +45,15 @@ impl<'a> Prepared<'a> {
     }
 }
 
-/// The store's view of a push: one family per name (a later one replaces an
+/// The store's view of a push's families: one family per name (a later one replaces an
 /// earlier one, as in the Pushgateway), sorted by name, the reserved
 /// `push_*` families dropped.
-pub(super) fn prepare<'a>(push: &'a Push, grouping: &'a GroupingLabels) -> Vec<Prepared<'a>> {
+pub(super) fn prepare<'a>(
+    families: &'a [MetricFamily],
+    grouping: &'a GroupingLabels,
+) -> Vec<Prepared<'a>> {
     let mut by_name: BTreeMap<&str, &MetricFamily> = BTreeMap::new();
-    for family in &push.families {
+    for family in families {
         by_name.insert(family.name(), family);
     }
     by_name

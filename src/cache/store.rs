@@ -101,7 +101,8 @@ impl Store {
             return Ok(());
         }
         let grouping = GroupingLabels::new(&push.key);
-        let families = prepare(push, &grouping);
+        let owned = push.families.to_model();
+        let families = prepare(&owned, &grouping);
         let stored: Result<Vec<StoredFamily>, _> = families
             .iter()
             .map(|f| {
@@ -146,7 +147,8 @@ impl Store {
             return Ok(());
         }
         let grouping = GroupingLabels::new(&push.key);
-        let families = prepare(push, &grouping);
+        let owned = push.families.to_model();
+        let families = prepare(&owned, &grouping);
         let tenant = push.tenant.as_deref();
         let verdict = {
             let state = self.state.read().unwrap_or_else(PoisonError::into_inner);

@@ -2,15 +2,84 @@
 //!
 //! The model is the Prometheus client data model
 //! ([`crate::proto::client::MetricFamily`]): the text parser produces it, the
-//! protobuf push decoder reads it, the cache stores it. This module picks the
-//! parser for a request's `Content-Type`.
+//! protobuf push decoder reads it, the cache stores it. A push's body is
+//! parsed into [`Families`]: for text, an index into the kept body
+//! ([`index`]) that the forward path reads without a heap allocation per
+//! series, else owned families. This module picks the parser for a
+//! request's `Content-Type`.
 
 pub(crate) mod gofloat;
 pub(crate) mod goquote;
+pub mod index;
 pub mod protobuf;
 pub mod text;
 
+use std::borrow::Cow;
+
+use bytes::Bytes;
+
 use crate::proto::client::MetricFamily;
+use index::IndexedBody;
+
+/// The families of a parsed push.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Families {
+    /// Owned families: protobuf, OpenMetrics, text bodies the index does
+    /// not hold, and pushes built in code.
+    Owned(Vec<MetricFamily>),
+    /// A text body and its index.
+    Indexed(IndexedBody),
+}
+
+impl Default for Families {
+    fn default() -> Self {
+        Self::Owned(Vec::new())
+    }
+}
+
+impl From<Vec<MetricFamily>> for Families {
+    fn from(families: Vec<MetricFamily>) -> Self {
+        Self::Owned(families)
+    }
+}
+
+impl Families {
+    /// The families as owned values (built from the index when indexed).
+    pub fn to_model(&self) -> Cow<'_, [MetricFamily]> {
+        match self {
+            Self::Owned(families) => Cow::Borrowed(families),
+            Self::Indexed(indexed) => Cow::Owned(indexed.to_families()),
+        }
+    }
+
+    /// The families as owned values to change (the push keeps them owned
+    /// from then on).
+    pub fn to_mut(&mut self) -> &mut Vec<MetricFamily> {
+        if let Self::Indexed(indexed) = self {
+            *self = Self::Owned(indexed.to_families());
+        }
+        match self {
+            Self::Owned(families) => families,
+            Self::Indexed(_) => unreachable!("made owned above"),
+        }
+    }
+
+    /// The number of metrics of all families.
+    pub fn metric_count(&self) -> usize {
+        match self {
+            Self::Owned(families) => families.iter().map(|f| f.metric.len()).sum(),
+            Self::Indexed(indexed) => indexed.metric_count(),
+        }
+    }
+
+    /// Whether there are no families.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Self::Owned(families) => families.is_empty(),
+            Self::Indexed(indexed) => indexed.families().is_empty(),
+        }
+    }
+}
 
 /// A body that could not be parsed; `Display` is the message the pusher gets
 /// (worded as the Pushgateway words it).
@@ -69,7 +138,23 @@ impl BodyFormat {
     }
 }
 
-/// Parses a whole body in `format`.
+/// Parses a whole body in `format`, keeping a text body and indexing it
+/// when it can (see [`index`]).
+pub fn parse_body(format: BodyFormat, body: Bytes) -> Result<Families, ParseError> {
+    if format != BodyFormat::Text {
+        return parse(format, &body).map(Families::Owned);
+    }
+    // Without a copy when the body is the only handle on its buffer.
+    match String::from_utf8(Vec::from(body)) {
+        Ok(text) => match text::parse_index(&text)? {
+            Some(index) => Ok(Families::Indexed(IndexedBody::new(text, index))),
+            None => text::parse(text.as_bytes()).map(Families::Owned),
+        },
+        Err(not_utf8) => text::parse(not_utf8.as_bytes()).map(Families::Owned),
+    }
+}
+
+/// Parses a whole body in `format` into owned families.
 pub fn parse(format: BodyFormat, body: &[u8]) -> Result<Vec<MetricFamily>, ParseError> {
     match format {
         BodyFormat::Text => text::parse(body),

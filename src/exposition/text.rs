@@ -17,18 +17,30 @@ mod scan;
 mod tests;
 
 use super::ParseError;
+use super::index::{MAX_INDEXED_BODY, TextIndex};
 use crate::proto::client::MetricFamily;
+use parser::Build;
 
 /// Parses a text 0.0.4 body.
 pub fn parse(body: &[u8]) -> Result<Vec<MetricFamily>, ParseError> {
-    parser::Parser::new(body, true).run()
+    parser::Parser::new(body, Build::Families).run()
+}
+
+/// Parses a text 0.0.4 body into an index into it (the forward path's
+/// model), with the same errors as [`parse`]; `Ok(None)` when the body
+/// needs the owned model (see `exposition::index`), which [`parse`] gives.
+pub fn parse_index(body: &str) -> Result<Option<TextIndex>, ParseError> {
+    if body.len() > MAX_INDEXED_BODY {
+        return Ok(None);
+    }
+    parser::Parser::indexing(body).run_index()
 }
 
 /// Checks a text 0.0.4 body exactly as [`parse`] does (same errors) without
 /// building the model; returns the number of sample lines. Cheap enough to
 /// enforce a series limit before paying for the model.
 pub fn count_samples(body: &[u8]) -> Result<usize, ParseError> {
-    parser::Parser::new(body, false).count()
+    parser::Parser::new(body, Build::Nothing).count()
 }
 
 /// Parses an OpenMetrics 1.0 text body (see the `openmetrics` module for

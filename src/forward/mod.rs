@@ -99,7 +99,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::config::{AckMode, RemoteWriteConfig};
-use crate::proto::client::MetricFamily;
+use crate::exposition::Families;
 use crate::push::path::is_legacy_label_name;
 use crate::push::tenant::TenantPolicy;
 use crate::push::validate::is_metric_name;
@@ -248,7 +248,7 @@ impl Forwarder {
         if let Some(problem) = unsendable_name(&push.families) {
             return Err(SinkError::Rejected(problem));
         }
-        let mut converted = convert::convert(&push.families, &push.key);
+        let mut converted = convert::convert_families(&push.families, &push.key);
         // Before the shard: its series memory keeps the relabeled identity,
         // so stale markers end what was written.
         self.relabel.apply(&mut converted);
@@ -472,30 +472,43 @@ impl ResendQueue {
 /// `[a-zA-Z_][a-zA-Z0-9_]*` (so also empty) or reserved (`__` prefix;
 /// a body `__name__` is replaced by the family name). Validation refuses
 /// these already, except when `push.disable_consistency_check` skips it.
-fn unsendable_name(families: &[MetricFamily]) -> Option<String> {
-    for family in families {
-        if family.metric.is_empty() {
+fn unsendable_name(families: &Families) -> Option<String> {
+    match families {
+        Families::Owned(families) => families
+            .iter()
+            .filter(|family| !family.metric.is_empty())
+            .find_map(|family| {
+                let labels = family.metric.iter().flat_map(|m| m.label.iter());
+                unsendable_in(family.name(), labels.map(|l| (l.name(), l.value())))
+            }),
+        Families::Indexed(body) => body.families().iter().find_map(|family| {
+            let labels = body.metric_range(family).flat_map(|i| body.labels(i));
+            unsendable_in(&family.name, labels)
+        }),
+    }
+}
+
+/// [`unsendable_name`] for one family with metrics: its name and the
+/// `(name, value)` labels of all its metrics.
+fn unsendable_in<'a>(
+    family: &str,
+    labels: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Option<String> {
+    if !is_metric_name(family) {
+        return Some(format!(
+            "metric name {family:?} cannot be forwarded: remote_write 1.0 requires \
+             [a-zA-Z_:][a-zA-Z0-9_:]*"
+        ));
+    }
+    for (name, value) in labels {
+        if value.is_empty() || name == "__name__" {
             continue;
         }
-        if !is_metric_name(family.name()) {
+        if !is_legacy_label_name(name) || name.starts_with("__") {
             return Some(format!(
-                "metric name {:?} cannot be forwarded: remote_write 1.0 requires \
-                 [a-zA-Z_:][a-zA-Z0-9_:]*",
-                family.name()
+                "label name {name:?} of metric {family:?} cannot be forwarded: remote_write 1.0 \
+                 requires [a-zA-Z_][a-zA-Z0-9_]* without a `__` prefix"
             ));
-        }
-        for label in family.metric.iter().flat_map(|m| m.label.iter()) {
-            let name = label.name();
-            if label.value().is_empty() || name == "__name__" {
-                continue;
-            }
-            if !is_legacy_label_name(name) || name.starts_with("__") {
-                return Some(format!(
-                    "label name {name:?} of metric {:?} cannot be forwarded: remote_write 1.0 \
-                     requires [a-zA-Z_][a-zA-Z0-9_]* without a `__` prefix",
-                    family.name()
-                ));
-            }
         }
     }
     None

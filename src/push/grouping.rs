@@ -67,6 +67,18 @@ impl GroupingLabels {
         }
     }
 
+    /// [`Self::merge`] for labels given as `(name, value)` text (an
+    /// indexed body's), sorted as there.
+    pub fn merge_text<'m, I>(&'m self, labels: I) -> MergedText<'m, I::IntoIter>
+    where
+        I: IntoIterator<Item = (&'m str, &'m str)>,
+    {
+        MergedText {
+            own: labels.into_iter().peekable(),
+            grouping: &self.labels,
+        }
+    }
+
     /// The labels of a series with no labels of its own (the `push_*`
     /// stamps of the group).
     pub fn alone(&self) -> MergedLabels<'_> {
@@ -125,6 +137,41 @@ impl<'m> Iterator for MergedLabels<'m> {
         // Each grouping label replaces at most one own label.
         let least = self.own.len().max(self.grouping.len());
         (least, Some(self.own.len() + self.grouping.len()))
+    }
+}
+
+/// Iterator over labels given as text merged with a push's grouping labels
+/// (see [`GroupingLabels::merge_text`]); the same merge as [`MergedLabels`].
+pub struct MergedText<'m, I: Iterator<Item = (&'m str, &'m str)>> {
+    own: std::iter::Peekable<I>,
+    grouping: &'m [GroupingLabel],
+}
+
+impl<'m, I: Iterator<Item = (&'m str, &'m str)>> Iterator for MergedText<'m, I> {
+    type Item = (&'m str, &'m str);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        let Some((g, rest)) = self.grouping.split_first() else {
+            return self.own.next();
+        };
+        let pair = || (g.pair.name(), g.pair.value());
+        let Some(&(name, value)) = self.own.peek() else {
+            self.grouping = rest;
+            return Some(pair());
+        };
+        match compare_names(name, g.pair.name()) {
+            Ordering::Greater => {
+                self.grouping = rest;
+                Some(pair())
+            }
+            Ordering::Equal => {
+                self.own.next();
+                self.grouping = rest;
+                Some(if g.overrides { pair() } else { (name, value) })
+            }
+            Ordering::Less => self.own.next(),
+        }
     }
 }
 

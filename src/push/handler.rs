@@ -16,7 +16,7 @@ use super::body::{self, BodyLimits};
 use super::tenant::TenantPolicy;
 use super::{GroupingKey, Push, PushOp, PushSink, Rejection, SinkError, path};
 use crate::config::PushConfig;
-use crate::exposition::BodyFormat;
+use crate::exposition::{BodyFormat, Families};
 use crate::http_response::header_str;
 use crate::telemetry;
 
@@ -143,7 +143,7 @@ impl Ingest {
             let push = Push {
                 op,
                 key,
-                families: Vec::new(),
+                families: Families::default(),
                 received_at,
                 tenant,
             };
@@ -157,7 +157,7 @@ impl Ingest {
         let bytes =
             body::read_body(body, header_str(headers, header::CONTENT_ENCODING), &limits).await?;
         let format = BodyFormat::from_content_type(header_str(headers, header::CONTENT_TYPE));
-        let push = match Push::from_body(op, key.clone(), format, &bytes, &self.config) {
+        let push = match Push::from_bytes(op, key.clone(), format, bytes, &self.config) {
             Ok(push) => Push {
                 received_at,
                 tenant,
@@ -170,7 +170,7 @@ impl Ingest {
                 return Err(rejection.into());
             }
         };
-        let samples: usize = push.families.iter().map(|f| f.metric.len()).sum();
+        let samples = push.families.metric_count();
         sinks.apply(&push, admission).await?;
         metrics::counter!(telemetry::SAMPLES_RECEIVED).increment(samples as u64);
         Ok(sinks.accepted_status(op))

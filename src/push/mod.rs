@@ -25,8 +25,10 @@ use std::time::{Duration, SystemTime};
 use http::StatusCode;
 
 use crate::config::PushConfig;
-use crate::exposition::{self, BodyFormat};
-use crate::proto::client::{LabelPair, MetricFamily};
+use bytes::Bytes;
+
+use crate::exposition::{self, BodyFormat, Families};
+use crate::proto::client::LabelPair;
 
 /// What a push asks the sinks to do with its group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -90,7 +92,8 @@ impl GroupingKey {
 
 /// One accepted push, as the sinks see it.
 ///
-/// `families` are parsed and validated (`validate::check`): each metric's
+/// `families` are parsed and validated (`validate::check_families`; a text
+/// body is kept and indexed, see `exposition::index`): each metric's
 /// own labels are sorted by name, and the grouping labels are NOT merged in:
 /// each sink merges them (`grouping::GroupingLabels` gives the merged view,
 /// where grouping labels override body labels and `instance=""` is added).
@@ -100,7 +103,7 @@ impl GroupingKey {
 pub struct Push {
     pub op: PushOp,
     pub key: GroupingKey,
-    pub families: Vec<MetricFamily>,
+    pub families: Families,
     pub received_at: SystemTime,
     /// The tenant the forwarder writes the push as (resolved by the
     /// forwarder's `TenantPolicy`); `None` when tenancy is off. The cache
@@ -132,19 +135,20 @@ pub enum SinkError {
 
 impl Push {
     /// The push a body makes: `body` parsed as `format`, then validated for
-    /// `op` to `key` against `config` (`validate::check`). This is the one
-    /// way from request bytes to a [`Push`]; the handler uses it and then
-    /// sets the receive time and the tenant, which here are now and `None`.
-    pub fn from_body(
+    /// `op` to `key` against `config` (`validate::check_families`). This is
+    /// the one way from request bytes to a [`Push`]; the handler uses it and
+    /// then sets the receive time and the tenant, which here are now and
+    /// `None`. A text body is kept in the push (its index points into it).
+    pub fn from_bytes(
         op: PushOp,
         key: GroupingKey,
         format: BodyFormat,
-        body: &[u8],
+        body: Bytes,
         config: &PushConfig,
     ) -> Result<Self, Rejection> {
         let mut families =
-            exposition::parse(format, body).map_err(|e| Rejection::bad_request(e.0))?;
-        validate::check(&mut families, &key, config)?;
+            exposition::parse_body(format, body).map_err(|e| Rejection::bad_request(e.0))?;
+        validate::check_families(&mut families, &key, config)?;
         Ok(Self {
             op,
             key,
@@ -152,6 +156,19 @@ impl Push {
             received_at: SystemTime::now(),
             tenant: None,
         })
+    }
+}
+
+impl Push {
+    /// [`Push::from_bytes`] for a borrowed body (copied when it is text).
+    pub fn from_body(
+        op: PushOp,
+        key: GroupingKey,
+        format: BodyFormat,
+        body: &[u8],
+        config: &PushConfig,
+    ) -> Result<Self, Rejection> {
+        Self::from_bytes(op, key, format, Bytes::copy_from_slice(body), config)
     }
 }
 

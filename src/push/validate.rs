@@ -50,6 +50,7 @@
 //! purpose: at most 50 errors are listed (the count is exact), so that the
 //! answer stays small.
 
+mod indexed;
 pub(crate) mod render;
 
 use std::collections::{HashMap, HashSet};
@@ -59,6 +60,7 @@ use super::grouping::{GroupingLabels, MergedLabels};
 use super::path::{go_quote, is_legacy_label_name};
 use super::{GroupingKey, Rejection};
 use crate::config::PushConfig;
+use crate::exposition::Families;
 use crate::hashing::{Prehashed, Seeded};
 use crate::proto::client::{LabelPair, Metric, MetricFamily, MetricType};
 use crate::telemetry;
@@ -127,6 +129,24 @@ pub fn check(
         return Ok(());
     }
     check_consistency(families, &grouping)
+}
+
+/// [`check`] for a parsed push's families. An indexed text body is checked
+/// on the index (its labels sorted there); when that fast check is not sure
+/// the push passes, the owned families are built and [`check`] decides (and
+/// words the refusal), and the push keeps them.
+pub fn check_families(
+    families: &mut Families,
+    key: &GroupingKey,
+    config: &PushConfig,
+) -> Result<(), Rejection> {
+    if let Families::Indexed(body) = families {
+        body.sort_labels();
+        if indexed::passes(body, &GroupingLabels::new(key), config) {
+            return Ok(());
+        }
+    }
+    check(families.to_mut(), key, config)
 }
 
 /// Sorts labels by name, stably (repeated names keep their order).

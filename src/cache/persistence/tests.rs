@@ -22,7 +22,7 @@ fn cache_with_data() -> Cache {
             .apply(&Push {
                 op: PushOp::Replace,
                 key: GroupingKey::new([("job".to_string(), job.to_string())]),
-                families: vec![family.clone()],
+                families: vec![family.clone()].into(),
                 received_at: SystemTime::now(),
                 tenant: None,
             })
@@ -33,7 +33,7 @@ fn cache_with_data() -> Cache {
     let refused = Push {
         op: PushOp::Replace,
         key: GroupingKey::new([("job".to_string(), "failed".to_string())]),
-        families: vec![timestamped],
+        families: vec![timestamped].into(),
         received_at: SystemTime::now(),
         tenant: None,
     };
@@ -113,7 +113,7 @@ async fn the_schedule_writes_at_once_after_idle_then_at_most_once_per_interval()
     let push = |job: &str| Push {
         op: PushOp::Replace,
         key: GroupingKey::new([("job".to_string(), job.to_string())]),
-        families: vec![],
+        families: Vec::new().into(),
         received_at: SystemTime::now(),
         tenant: None,
     };

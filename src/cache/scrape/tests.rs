@@ -19,7 +19,7 @@ fn store_with(pushes: Vec<GroupPush<'_>>, disable_check: bool) -> Store {
         let push = Push {
             op: PushOp::Replace,
             key: GroupingKey::new(key.iter().map(|(n, v)| (n.to_string(), v.to_string()))),
-            families,
+            families: families.into(),
             received_at: SystemTime::UNIX_EPOCH + Duration::from_secs(10),
             tenant: None,
         };
@@ -236,7 +236,8 @@ fn the_earliest_stored_help_wins() {
                     MetricType::Gauge,
                     Some(help),
                     vec![gauge(&[], 1.0)],
-                )],
+                )]
+                .into(),
                 received_at: SystemTime::UNIX_EPOCH + Duration::from_secs(at),
                 tenant: None,
             })
@@ -348,7 +349,8 @@ fn cached_merge_orders_follow_every_write() {
             MetricType::Gauge,
             None,
             values.iter().map(|(a, v)| gauge(&[("a", a)], *v)).collect(),
-        )],
+        )]
+        .into(),
         received_at: SystemTime::UNIX_EPOCH + Duration::from_secs(10),
         tenant: None,
     };

@@ -69,7 +69,7 @@ fn push(op: PushOp, k: &[(&str, &str)], families: Vec<MetricFamily>) -> Push {
     Push {
         op,
         key: key(k),
-        families,
+        families: families.into(),
         received_at: SystemTime::now(),
         tenant: None,
     }
@@ -86,7 +86,9 @@ fn store() -> Store {
 /// own step on top.
 fn checked_apply(s: &Store, mut push: Push) -> Result<(), Refused> {
     let config = crate::config::PushConfig::default();
-    if let Err(rejection) = crate::push::validate::check(&mut push.families, &push.key, &config) {
+    if let Err(rejection) =
+        crate::push::validate::check_families(&mut push.families, &push.key, &config)
+    {
         return Err(Refused(rejection.message));
     }
     s.apply(&push)
@@ -556,7 +558,8 @@ proptest::proptest! {
         let push = push(PushOp::Replace, &[], vec![family]);
         let push = Push { key: key.clone(), ..push };
         let grouping = GroupingLabels::new(&push.key);
-        let prepared = prepare(&push, &grouping);
+        let owned = push.families.to_model();
+        let prepared = prepare(&owned, &grouping);
         let got: Vec<LabelPair> = prepared[0].labels_of(0).iter().map(|l| (*l).clone()).collect();
         let want = crate::push::grouping::tests::sanitized(&pushed.metric[0].label, &key);
         proptest::prop_assert_eq!(got, want);

@@ -9,27 +9,44 @@
 //! line number Go reports. Families come out in the order first seen, empty
 //! ones dropped.
 
+mod build;
+
+use build::set_value;
+
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use memchr::{memchr, memchr2, memchr3};
 
 use super::scan::{
-    go_float_to_u64, is_blank, is_metric_name_byte, label_name_end, metric_name_end,
-    parse_go_float, parse_go_int, skip_blanks, token_end,
+    is_blank, is_metric_name_byte, label_name_end, metric_name_end, parse_go_float, parse_go_int,
+    skip_blanks, token_end,
 };
 use crate::exposition::ParseError;
 use crate::exposition::goquote::{quote, quote_byte};
+use crate::exposition::index::TextIndex;
 use crate::hashing::Seeded;
-use crate::proto::client::{
-    Bucket, Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType, Quantile, Summary, Untyped,
-};
+use crate::proto::client::{MetricFamily, MetricType};
 
 /// Why parsing stopped: the input ended mid-line, or a syntax problem worded
 /// as Go words it.
 pub(super) enum Fault {
     Eof,
     Msg(String),
+    /// The body is valid so far but the index cannot hold it (see
+    /// `exposition::index`): parse it into the owned model instead.
+    NeedsOwnedModel,
+}
+
+/// What the parser builds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Build {
+    /// Nothing: only the syntax is checked.
+    Nothing,
+    /// Owned `MetricFamily` values.
+    Families,
+    /// A [`TextIndex`] into the body.
+    Index,
 }
 
 type Step<T> = Result<T, Fault>;
@@ -69,16 +86,38 @@ pub(super) struct Parser<'a> {
     /// Names of the current line's labels once there are many of them, so
     /// the duplicate check stays linear on hostile lines.
     label_names: HashSet<&'a str, Seeded>,
-    /// False when only checking syntax: no metrics are built.
-    build_model: bool,
+    build: Build,
+    /// The metrics, when building an index (families still hold names and
+    /// help texts).
+    index: TextIndex,
     samples: usize,
 }
 
 impl<'a> Parser<'a> {
-    pub(super) fn new(body: &'a [u8], build_model: bool) -> Self {
+    /// A parser building an index into `body` (already known to be text).
+    pub(super) fn indexing(body: &'a str) -> Self {
+        Self::with_text(body.as_bytes(), Some(body), Build::Index)
+    }
+
+    pub(super) fn new(body: &'a [u8], build: Build) -> Self {
+        Self::with_text(body, std::str::from_utf8(body).ok(), build)
+    }
+
+    fn with_text(body: &'a [u8], text: Option<&'a str>, build: Build) -> Self {
+        let index = match build {
+            // Exact room for a body of one-label lines, about right for
+            // others: growing by doubling would copy the index and, at its
+            // peak, hold half of it twice.
+            // (A label value has two quotes; memchr counts with SIMD.)
+            Build::Index => TextIndex::with_capacity(
+                memchr::memchr_iter(b'\n', body).count(),
+                memchr::memchr_iter(b'"', body).count() / 2,
+            ),
+            _ => TextIndex::default(),
+        };
         Parser {
             body,
-            text: std::str::from_utf8(body).ok(),
+            text,
             line: 0,
             families: Vec::new(),
             kinds: Vec::new(),
@@ -90,9 +129,25 @@ impl<'a> Parser<'a> {
             group_key: Vec::new(),
             label_order: Vec::new(),
             label_names: HashSet::default(),
-            build_model,
+            build,
+            index,
             samples: 0,
         }
+    }
+
+    /// Parses the whole body into an index; `None` when the body needs the
+    /// owned model (see [`Fault::NeedsOwnedModel`]).
+    pub(super) fn run_index(mut self) -> Result<Option<TextIndex>, ParseError> {
+        match self.lines() {
+            Ok(()) => {}
+            Err(Fault::NeedsOwnedModel) => return Ok(None),
+            Err(fault) => return Err(self.error(fault)),
+        }
+        let mut helps: Vec<Option<String>> =
+            self.families.iter_mut().map(|f| f.help.take()).collect();
+        self.index
+            .finish(|slot| helps.get_mut(slot).and_then(Option::take));
+        Ok(Some(self.index))
     }
 
     pub(super) fn run(mut self) -> Result<Vec<MetricFamily>, ParseError> {
@@ -123,6 +178,8 @@ impl<'a> Parser<'a> {
         let problem = match fault {
             Fault::Eof => "unexpected end of input stream".to_string(),
             Fault::Msg(message) => message,
+            // Only `run_index` meets it, and handles it.
+            Fault::NeedsOwnedModel => "the body needs the owned model".to_string(),
         };
         ParseError(format!(
             "text format parsing error in line {}: {problem}",
@@ -281,24 +338,32 @@ impl<'a> Parser<'a> {
             at = self.label_set(at + 1, family, kind, &mut selector)?;
         }
         self.samples += 1;
-        let index = match (self.build_model, kind) {
-            (false, _) => None,
-            (true, MetricType::Summary | MetricType::Histogram) => {
+        let index = match (self.build, kind) {
+            (Build::Nothing, _) => None,
+            (Build::Families, MetricType::Summary | MetricType::Histogram) => {
                 Some(self.grouped_metric(family))
             }
-            (true, _) => {
+            (Build::Families, _) => {
                 self.reserve_run(family, start, name_end);
                 Some(self.new_metric(family))
             }
+            (Build::Index, MetricType::Counter | MetricType::Gauge | MetricType::Untyped) => {
+                Some(self.new_indexed_metric(family, kind)?)
+            }
+            (Build::Index, _) => return Err(Fault::NeedsOwnedModel),
         };
         let value_end = token_end(body, at);
         let terminator = self.byte(value_end)?;
         let token = &body[at..value_end];
         let value = parse_go_float(token)
             .ok_or_else(|| Fault::Msg(format!("expected float as value, got {}", quote(token))))?;
-        if let Some(index) = index {
-            let metric = &mut self.families[family].metric[index];
-            set_value(metric, kind, role, selector, value);
+        match index {
+            Some(index) if self.build == Build::Index => self.index.metrics[index].value = value,
+            Some(index) => {
+                let metric = &mut self.families[family].metric[index];
+                set_value(metric, kind, role, selector, value);
+            }
+            None => {}
         }
         if terminator == b'\n' {
             return Ok(value_end + 1);
@@ -314,8 +379,12 @@ impl<'a> Parser<'a> {
                 quote(token)
             ))
         })?;
-        if let Some(index) = index {
-            self.families[family].metric[index].timestamp_ms = Some(timestamp);
+        match index {
+            Some(index) if self.build == Build::Index => {
+                self.index.timestamps.push((index as u32, timestamp));
+            }
+            Some(index) => self.families[family].metric[index].timestamp_ms = Some(timestamp),
+            None => {}
         }
         let next = self.next_line(ts_end)?;
         let rest = without_backslashes(&body[ts_end..next - 1]);
@@ -499,187 +568,6 @@ impl<'a> Parser<'a> {
                 }
             }
         }
-    }
-
-    /// Before a family's first metric, reserves room for the sample lines of
-    /// its name that follow in a row (the line at `start` included): a
-    /// metric is several hundred bytes, so growing by doubling would copy
-    /// each one about twice. Only for one-line metrics (not summaries and
-    /// histograms).
-    fn reserve_run(&mut self, family: usize, start: usize, name_end: usize) {
-        let metrics = &mut self.families[family].metric;
-        if metrics.capacity() != 0 {
-            return;
-        }
-        let body = self.body;
-        let name = &body[start..name_end];
-        let mut lines = 0;
-        let mut line = start;
-        while let Some(rest) = body.get(line..) {
-            if !rest.starts_with(name) || !matches!(rest.get(name.len()), Some(b'{' | b' ' | b'\t'))
-            {
-                break;
-            }
-            lines += 1;
-            match memchr(b'\n', &rest[name.len()..]) {
-                Some(offset) => line += name.len() + offset + 1,
-                None => break,
-            }
-        }
-        metrics.reserve_exact(lines);
-    }
-
-    /// Appends a metric carrying the current line's labels.
-    fn new_metric(&mut self, family: usize) -> usize {
-        let label = self
-            .labels
-            .drain(..)
-            .map(|(name, value)| LabelPair {
-                name: Some(name.to_owned()),
-                value: Some(value.into_owned()),
-            })
-            .collect();
-        let metrics = &mut self.families[family].metric;
-        metrics.push(Metric {
-            label,
-            ..Metric::default()
-        });
-        metrics.len() - 1
-    }
-
-    /// The summary/histogram metric with the current line's label set,
-    /// created on first sight.
-    fn grouped_metric(&mut self, family: usize) -> usize {
-        let labels = &self.labels;
-        self.label_order.clear();
-        self.label_order.extend(0..labels.len());
-        self.label_order.sort_unstable_by_key(|&i| labels[i].0);
-        self.group_key.clear();
-        for &i in &self.label_order {
-            // 0xFF never occurs in UTF-8, so the key is unambiguous.
-            self.group_key.extend_from_slice(labels[i].0.as_bytes());
-            self.group_key.push(0xFF);
-            self.group_key.extend_from_slice(labels[i].1.as_bytes());
-            self.group_key.push(0xFF);
-        }
-        if let Some(&index) = self.groups[family].get(self.group_key.as_slice()) {
-            return index;
-        }
-        let index = self.new_metric(family);
-        self.groups[family].insert(self.group_key.as_slice().into(), index);
-        index
-    }
-
-    /// Finds the family a name belongs to as Go's `setOrCreateCurrentMF`
-    /// does: the exact family, else the summary/histogram it is the
-    /// `_sum`/`_count`/`_bucket` of, else a new family. A name's answer
-    /// never changes once given (types only go from unset to set, and a
-    /// suffix name never gets its own family while its base is a
-    /// summary/histogram), so it is cached.
-    fn resolve(&mut self, start: usize, end: usize) -> Step<Resolved> {
-        let name = &self.body[start..end];
-        if let Some((last, resolved)) = self.last_resolved
-            && last == name
-        {
-            return Ok(resolved);
-        }
-        let resolved = match self.resolved.get(name) {
-            Some(&resolved) => resolved,
-            None => {
-                let resolved = self.resolve_new(name, start, end)?;
-                self.resolved.insert(name, resolved);
-                resolved
-            }
-        };
-        self.last_resolved = Some((name, resolved));
-        Ok(resolved)
-    }
-
-    fn resolve_new(&mut self, name: &'a [u8], start: usize, end: usize) -> Step<Resolved> {
-        if let Some(&family) = self.by_name.get(name) {
-            return Ok(Resolved {
-                family,
-                role: Role::Plain,
-            });
-        }
-        let suffixes: [(&[u8], Role, bool); 3] = [
-            (b"_count", Role::Count, true),
-            (b"_sum", Role::Sum, true),
-            (b"_bucket", Role::Plain, false),
-        ];
-        for want in [MetricType::Summary, MetricType::Histogram] {
-            for (suffix, role, in_summary) in suffixes {
-                if want == MetricType::Summary && !in_summary {
-                    continue;
-                }
-                let Some(base) = name.strip_suffix(suffix).filter(|b| !b.is_empty()) else {
-                    continue;
-                };
-                if let Some(&family) = self.by_name.get(base)
-                    && self.kinds[family] == Some(want)
-                {
-                    return Ok(Resolved { family, role });
-                }
-            }
-        }
-        let family_name = self
-            .str_at(start, end)
-            .ok_or_else(|| Fault::Msg("invalid metric name".into()))?;
-        let family = self.families.len();
-        self.families.push(MetricFamily {
-            name: Some(family_name.to_owned()),
-            ..MetricFamily::default()
-        });
-        self.kinds.push(None);
-        self.groups.push(HashMap::default());
-        self.by_name.insert(name, family);
-        Ok(Resolved {
-            family,
-            role: Role::Plain,
-        })
-    }
-}
-
-/// Stores one sample's value the way Go's `readingValue` does.
-fn set_value(metric: &mut Metric, kind: MetricType, role: Role, selector: f64, value: f64) {
-    match kind {
-        MetricType::Counter => {
-            metric.counter = Some(Counter {
-                value: Some(value),
-                ..Counter::default()
-            });
-        }
-        MetricType::Gauge => metric.gauge = Some(Gauge { value: Some(value) }),
-        MetricType::Untyped => metric.untyped = Some(Untyped { value: Some(value) }),
-        MetricType::Summary => {
-            let summary = metric.summary.get_or_insert_with(Summary::default);
-            match role {
-                Role::Count => summary.sample_count = Some(go_float_to_u64(value)),
-                Role::Sum => summary.sample_sum = Some(value),
-                // A NaN quantile (absent or written `NaN`) records nothing.
-                Role::Plain if !selector.is_nan() => summary.quantile.push(Quantile {
-                    quantile: Some(selector),
-                    value: Some(value),
-                }),
-                Role::Plain => {}
-            }
-        }
-        MetricType::Histogram => {
-            let histogram = metric.histogram.get_or_insert_with(Default::default);
-            match role {
-                Role::Count => histogram.sample_count = Some(go_float_to_u64(value)),
-                Role::Sum => histogram.sample_sum = Some(value),
-                Role::Plain if !selector.is_nan() => histogram.bucket.push(Bucket {
-                    upper_bound: Some(selector),
-                    cumulative_count: Some(go_float_to_u64(value)),
-                    ..Bucket::default()
-                }),
-                Role::Plain => {}
-            }
-        }
-        // The Pushgateway's parser has no value slot for a gauge histogram in
-        // the text format: the metric is kept without a value.
-        MetricType::GaugeHistogram => {}
     }
 }
 

@@ -37,7 +37,7 @@ use prost::Message;
 
 use super::wire;
 use super::wire_v2::{Exemplar, Extras};
-use crate::exposition::gofloat;
+use crate::exposition::{Families, gofloat};
 use crate::proto::client::{self, MetricFamily, MetricType};
 use crate::proto::prompb::{self, metric_metadata::MetricType as RwType};
 use crate::push::GroupingKey;
@@ -133,6 +133,15 @@ const NAME_LABEL: &[u8] = b"__name__";
 struct ExtraLabel<'a> {
     name: &'static [u8],
     value: [&'a [u8]; 2],
+}
+
+/// Converts a validated push's families (see [`convert`]); an indexed text
+/// body is read directly ([`convert_indexed`]).
+pub fn convert_families(families: &Families, key: &GroupingKey) -> Converted {
+    match families {
+        Families::Owned(families) => convert(families, key),
+        Families::Indexed(indexed) => convert_indexed(indexed, key),
+    }
 }
 
 /// Converts validated families (each metric's labels sorted by name) of a
@@ -243,21 +252,25 @@ fn exemplar(e: &client::Exemplar) -> Exemplar {
 }
 
 fn put_family_metadata(out: &mut Vec<u8>, family: &MetricFamily) {
-    let rw_type = match family.r#type() {
+    wire::put_metadata(
+        out,
+        rw_type(family.r#type()) as i32,
+        family.name(),
+        family.help(),
+        family.unit(),
+    );
+}
+
+/// The remote_write metadata type of a family type.
+fn rw_type(kind: MetricType) -> RwType {
+    match kind {
         MetricType::Counter => RwType::Counter,
         MetricType::Gauge => RwType::Gauge,
         MetricType::Summary => RwType::Summary,
         MetricType::Untyped => RwType::Unknown,
         MetricType::Histogram => RwType::Histogram,
         MetricType::GaugeHistogram => RwType::Gaugehistogram,
-    };
-    wire::put_metadata(
-        out,
-        rw_type as i32,
-        family.name(),
-        family.help(),
-        family.unit(),
-    );
+    }
 }
 
 /// The encoded labels of a per-group series such as `push_time_seconds`:
@@ -271,6 +284,70 @@ pub fn group_series_labels(name: &str, key: &GroupingKey) -> Vec<u8> {
     };
     out.push_labels(&client::Metric::default(), name.as_bytes(), b"", None);
     out.out.labels
+}
+
+/// Encodes the labels of one series into `labels`: the `merged` labels of
+/// a metric (its own merged with the grouping labels, sorted; empty values
+/// and names clashing with the added labels skipped), merged with
+/// `__name__` (`name` + `suffix`) and the optional `extra`.
+fn write_labels<'l>(
+    labels: &mut Vec<u8>,
+    merged: impl Iterator<Item = (&'l [u8], &'l [u8])>,
+    name: &[u8],
+    suffix: &[u8],
+    extra: Option<(&'static [u8], &[u8])>,
+) -> Range<usize> {
+    let start = labels.len();
+    let mut extras: [Option<ExtraLabel>; 2] = [
+        Some(ExtraLabel {
+            name: NAME_LABEL,
+            value: [name, suffix],
+        }),
+        extra.map(|(n, v)| ExtraLabel {
+            name: n,
+            value: [v, b""],
+        }),
+    ];
+    // "__name__" sorts before "le" and "quantile", so `extras` is sorted.
+    let mut previous: Option<&[u8]> = None;
+    for (label_name, value) in merged {
+        if value.is_empty()
+            || previous == Some(label_name)
+            || extras.iter().flatten().any(|e| e.name == label_name)
+            || label_name == NAME_LABEL
+        {
+            continue;
+        }
+        for slot in extras.iter_mut() {
+            if slot
+                .as_ref()
+                .is_some_and(|e| sorts_before(e.name, label_name))
+                && let Some(e) = slot.take()
+            {
+                wire::put_label_suffixed(labels, e.name, e.value[0], e.value[1]);
+            }
+        }
+        wire::put_label(labels, label_name, value);
+        previous = Some(label_name);
+    }
+    for e in extras.into_iter().flatten() {
+        if e.value.iter().any(|p| !p.is_empty()) {
+            wire::put_label_suffixed(labels, e.name, e.value[0], e.value[1]);
+        }
+    }
+    start..labels.len()
+}
+
+/// A value as it can go on the wire: the stale-marker bit pattern means
+/// "series ended" and nothing else to a remote_write receiver; a protobuf
+/// push can carry it as a value, which a scrape of the Pushgateway reads as
+/// plain NaN.
+fn sendable(value: f64) -> f64 {
+    if value.to_bits() == wire::STALE_NAN_BITS {
+        f64::NAN
+    } else {
+        value
+    }
 }
 
 /// `a < b`, deciding on the first byte when it differs (label names mostly
@@ -328,10 +405,7 @@ impl Builder<'_> {
         }
     }
 
-    /// Encodes the labels of one series of `metric`: the metric's own
-    /// labels merged with the grouping labels (sorted, empty values and
-    /// names clashing with the added labels skipped), merged with
-    /// `__name__` and the optional `extra`.
+    /// Encodes the labels of one series of `metric` (see [`write_labels`]).
     fn push_labels(
         &mut self,
         metric: &client::Metric,
@@ -339,47 +413,11 @@ impl Builder<'_> {
         suffix: &[u8],
         extra: Option<(&'static [u8], &[u8])>,
     ) -> Range<usize> {
-        let labels = &mut self.out.labels;
-        let start = labels.len();
-        let mut extras: [Option<ExtraLabel>; 2] = [
-            Some(ExtraLabel {
-                name: NAME_LABEL,
-                value: [name, suffix],
-            }),
-            extra.map(|(n, v)| ExtraLabel {
-                name: n,
-                value: [v, b""],
-            }),
-        ];
-        // "__name__" sorts before "le" and "quantile", so `extras` is sorted.
-        let mut previous: Option<&[u8]> = None;
-        for label in self.grouping.merge(&metric.label) {
-            let (label_name, value) = (label.name().as_bytes(), label.value().as_bytes());
-            if value.is_empty()
-                || previous == Some(label_name)
-                || extras.iter().flatten().any(|e| e.name == label_name)
-                || label_name == NAME_LABEL
-            {
-                continue;
-            }
-            for slot in extras.iter_mut() {
-                if slot
-                    .as_ref()
-                    .is_some_and(|e| sorts_before(e.name, label_name))
-                    && let Some(e) = slot.take()
-                {
-                    wire::put_label_suffixed(labels, e.name, e.value[0], e.value[1]);
-                }
-            }
-            wire::put_label(labels, label_name, value);
-            previous = Some(label_name);
-        }
-        for e in extras.into_iter().flatten() {
-            if e.value.iter().any(|p| !p.is_empty()) {
-                wire::put_label_suffixed(labels, e.name, e.value[0], e.value[1]);
-            }
-        }
-        start..labels.len()
+        let merged = self
+            .grouping
+            .merge(&metric.label)
+            .map(|label| (label.name().as_bytes(), label.value().as_bytes()));
+        write_labels(&mut self.out.labels, merged, name, suffix, extra)
     }
 
     fn push_float(
@@ -392,17 +430,9 @@ impl Builder<'_> {
         timestamp_ms: Option<i64>,
     ) {
         let labels = self.push_labels(metric, name, suffix, extra);
-        // The stale-marker bit pattern means "series ended" and nothing
-        // else to a remote_write receiver; a protobuf push can carry it
-        // as a value, which a scrape of the Pushgateway reads as plain NaN.
-        let value = if value.to_bits() == wire::STALE_NAN_BITS {
-            f64::NAN
-        } else {
-            value
-        };
         self.out.series.push(Series {
             labels,
-            value: SeriesValue::Float(value),
+            value: SeriesValue::Float(sendable(value)),
             timestamp_ms,
         });
     }
@@ -521,5 +551,8 @@ fn native_histogram(h: &client::Histogram, gauge: bool) -> prompb::Histogram {
     }
 }
 
+mod indexed;
 #[cfg(test)]
 mod tests;
+
+pub use indexed::convert_indexed;

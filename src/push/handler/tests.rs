@@ -142,7 +142,8 @@ async fn an_accepted_push_reaches_the_sink_unmerged_and_answers_its_status() {
         [("a".into(), "1".into()), ("job".into(), "j".into())]
     );
     assert_eq!(push.tenant, None);
-    let names: Vec<&str> = push.families[0].metric[0]
+    let families = push.families.to_model();
+    let names: Vec<&str> = families[0].metric[0]
         .label
         .iter()
         .map(|l| l.name())
