@@ -23,14 +23,18 @@
 //!   removes them after target relabeling: remote_write 1.0 as pushrelay
 //!   writes it carries no reserved names.
 
+mod labels;
 mod md5;
+mod memo;
 mod rule;
 
-use std::borrow::Cow;
 use std::hash::BuildHasher;
 use std::ops::Range;
 
-pub use rule::{LabelSet, Rule, RuleProblem, is_label_name};
+pub use labels::LabelSet;
+use labels::Text;
+use memo::Memo;
+pub use rule::{Rule, RuleProblem, is_label_name};
 
 use super::convert::{Converted, Series};
 use super::wire;
@@ -76,14 +80,28 @@ pub enum Outcome {
     Invalid,
 }
 
+/// One external label, with its `TimeSeries.labels` entry.
+#[derive(Debug)]
+struct ExternalLabel {
+    name: Vec<u8>,
+    value: Vec<u8>,
+    encoded: Vec<u8>,
+}
+
 /// The compiled external labels and rules.
 #[derive(Debug, Default)]
 pub struct Relabeler {
     /// Sorted by name, values expanded, empty values left out.
-    external: Vec<(Vec<u8>, Vec<u8>)>,
+    external: Vec<ExternalLabel>,
     rules: Vec<Rule>,
-    /// Whether a rule may make two series of a push equal.
-    may_merge: bool,
+}
+
+/// What relabeling one push keeps between its series: each rule's memo and
+/// the buffers, so a series allocates nothing once they have grown.
+struct Scratch<'a> {
+    labels: LabelSet<'a>,
+    input: Vec<u8>,
+    memos: Vec<Memo>,
 }
 
 /// Counts of one push, added to the metrics once.
@@ -144,6 +162,18 @@ impl Relabeler {
         }
         external.sort();
         external.dedup_by(|a, b| a.0 == b.0);
+        let external = external
+            .into_iter()
+            .map(|(name, value)| {
+                let mut encoded = Vec::new();
+                wire::put_label(&mut encoded, &name, &value);
+                ExternalLabel {
+                    name,
+                    value,
+                    encoded,
+                }
+            })
+            .collect();
         let rules = config
             .write_relabel_configs
             .iter()
@@ -155,37 +185,12 @@ impl Relabeler {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let may_merge = rules.iter().any(Rule::rewrites);
-        Ok(Self {
-            external,
-            rules,
-            may_merge,
-        })
+        Ok(Self { external, rules })
     }
 
     /// Whether relabeling leaves every series as it is.
     pub fn is_noop(&self) -> bool {
         self.external.is_empty() && self.rules.is_empty()
-    }
-
-    /// Applies external labels, rules and the validity check to `labels`.
-    pub fn relabel<'a>(&'a self, labels: &mut LabelSet<'a>, scratch: &mut Vec<u8>) -> Outcome {
-        for (name, value) in &self.external {
-            if labels.get(name).is_empty() {
-                labels.set(Cow::Borrowed(name), Cow::Borrowed(value));
-            }
-        }
-        for (index, rule) in self.rules.iter().enumerate() {
-            if !rule.apply(labels, scratch) {
-                return Outcome::DroppedBy(index);
-            }
-        }
-        labels.retain_names(|name| name == NAME_LABEL || !name.starts_with(b"__"));
-        let name_ok = std::str::from_utf8(labels.get(NAME_LABEL)).is_ok_and(is_metric_name);
-        if !name_ok || !labels.iter().all(|(name, _)| is_label_name(name)) {
-            return Outcome::Invalid;
-        }
-        Outcome::Kept
     }
 
     /// Relabels one encoded series (e.g. `push_time_seconds`): its new
@@ -196,8 +201,10 @@ impl Relabeler {
         }
         let mut tally = self.tally();
         let mut out = Vec::with_capacity(encoded.len() + 32);
-        let mut labels = LabelSet::default();
-        let kept = self.relabel_into(&encoded, &mut labels, &mut Vec::new(), &mut out, &mut tally);
+        let mut scratch = self.scratch();
+        let kept = self
+            .relabel_into(&encoded, &mut scratch, &mut out, &mut tally)
+            .is_some();
         tally.publish();
         kept.then_some(out)
     }
@@ -210,36 +217,37 @@ impl Relabeler {
         }
         let old_labels = std::mem::take(&mut converted.labels);
         let old_series = std::mem::take(&mut converted.series);
-        let external_bytes: usize = self
-            .external
-            .iter()
-            .map(|(n, v)| n.len() + v.len() + 6)
-            .sum();
+        let external_bytes: usize = self.external.iter().map(|e| e.encoded.len()).sum();
         let mut labels_out =
             Vec::with_capacity(old_labels.len() + old_series.len() * external_bytes);
-        let mut series_out = Vec::with_capacity(old_series.len());
+        let mut series_out: Vec<Series> = Vec::with_capacity(old_series.len());
         let mut tally = self.tally();
-        let mut seen: ByHash<usize> = ByHash::default();
+        let mut scratch = self.scratch();
+        // Two series of a push can only become one when a rule changed or
+        // removed a label one of them had; from the first such series on,
+        // every series written is looked up among those before it.
+        let mut seen: Option<ByHash<usize>> = None;
         let hasher = Seeded::default();
-        let mut labels = LabelSet::default();
-        let mut scratch = Vec::new();
         for family in &mut converted.families {
             let family_start = (labels_out.len(), series_out.len());
             for series in &old_series[family.series.clone()] {
                 let start = labels_out.len();
                 let encoded = &old_labels[series.labels.clone()];
-                if !self.relabel_into(
-                    encoded,
-                    &mut labels,
-                    &mut scratch,
-                    &mut labels_out,
-                    &mut tally,
-                ) {
+                let Some(lossy) =
+                    self.relabel_into(encoded, &mut scratch, &mut labels_out, &mut tally)
+                else {
                     labels_out.truncate(start);
                     continue;
-                }
+                };
                 let written: Range<usize> = start..labels_out.len();
-                if self.may_merge {
+                if lossy && seen.is_none() {
+                    let mut earlier = ByHash::default();
+                    for (index, series) in series_out.iter().enumerate() {
+                        earlier.insert(hasher.hash_one(&labels_out[series.labels.clone()]), index);
+                    }
+                    seen = Some(earlier);
+                }
+                if let Some(seen) = &mut seen {
                     let hash = hasher.hash_one(&labels_out[written.clone()]);
                     if let Some(&earlier) = seen.get(&hash) {
                         let earlier: &Series = &series_out[earlier];
@@ -272,41 +280,101 @@ impl Relabeler {
         }
     }
 
-    /// Decodes `encoded`, relabels it and appends the result to `out`;
-    /// `false` when the series is dropped.
+    fn scratch(&self) -> Scratch<'_> {
+        Scratch {
+            labels: LabelSet::default(),
+            input: Vec::new(),
+            memos: self.rules.iter().map(|_| Memo::default()).collect(),
+        }
+    }
+
+    /// Decodes `encoded` (labels of a converted push: sorted, valid),
+    /// relabels it and appends the result to `out`: `None` when the series
+    /// is dropped, else whether a rule changed or removed one of its labels.
     fn relabel_into<'a>(
         &'a self,
         encoded: &'a [u8],
-        labels: &mut LabelSet<'a>,
-        scratch: &mut Vec<u8>,
+        scratch: &mut Scratch<'a>,
         out: &mut Vec<u8>,
         tally: &mut Tally,
-    ) -> bool {
-        labels.clear();
-        for (name, value) in decode_labels(encoded) {
-            labels.push_sorted(name, value);
+    ) -> Option<bool> {
+        let labels = &mut scratch.labels;
+        self.decode_with_external(encoded, labels);
+        let mut outcome = Outcome::Kept;
+        for (index, (rule, memo)) in self.rules.iter().zip(&mut scratch.memos).enumerate() {
+            if !rule.apply_remembering(labels, &mut scratch.input, memo) {
+                outcome = Outcome::DroppedBy(index);
+                break;
+            }
         }
-        let outcome = self.relabel(labels, scratch);
+        // Decoded labels are valid: only what a rule wrote may not be.
+        if outcome == Outcome::Kept && labels.needs_check() {
+            labels.retain_names(|name| name == NAME_LABEL || !name.starts_with(b"__"));
+            let name_ok = std::str::from_utf8(labels.get(NAME_LABEL)).is_ok_and(is_metric_name);
+            if !name_ok || !labels.names_are_valid() {
+                outcome = Outcome::Invalid;
+            }
+        }
         tally.record(outcome);
         if outcome != Outcome::Kept {
-            return false;
+            return None;
         }
-        for (name, value) in labels.iter() {
-            wire::put_label(out, name, value);
+        labels.encode(out);
+        Some(labels.is_lossy())
+    }
+
+    /// Fills `labels` with the labels of `encoded` and the external labels
+    /// it lacks, merging the two sorted lists in one pass.
+    fn decode_with_external<'a>(&'a self, encoded: &'a [u8], labels: &mut LabelSet<'a>) {
+        labels.clear_for_valid();
+        let mut external = self.external.iter().peekable();
+        let mut sorted = true;
+        for (name, value, field) in decode_label_fields(encoded) {
+            while let Some(e) = external.next_if(|e| e.name.as_slice() < name) {
+                sorted &= labels.push_decoded(&e.name, &e.value, &e.encoded);
+            }
+            // A pushed label of the same name wins.
+            external.next_if(|e| e.name.as_slice() == name);
+            sorted &= labels.push_decoded(name, value, field);
         }
-        true
+        for e in external {
+            sorted &= labels.push_decoded(&e.name, &e.value, &e.encoded);
+        }
+        if !sorted {
+            self.decode_unsorted(encoded, labels);
+        }
+    }
+
+    /// [`Relabeler::decode_with_external`] for labels that do not come
+    /// sorted: one insertion each.
+    fn decode_unsorted<'a>(&'a self, encoded: &'a [u8], labels: &mut LabelSet<'a>) {
+        labels.clear_for_valid();
+        for (name, value) in decode_labels(encoded) {
+            labels.set(Text::Borrowed(name), Text::Borrowed(value));
+        }
+        for e in &self.external {
+            if labels.get(&e.name).is_empty() {
+                labels.set(Text::Borrowed(&e.name), Text::Borrowed(&e.value));
+            }
+        }
     }
 }
 
 /// The `(name, value)` pairs of encoded `TimeSeries.labels` entries, as
 /// `wire::put_label_suffixed` writes them.
-fn decode_labels(mut encoded: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+fn decode_labels(encoded: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    decode_label_fields(encoded).map(|(name, value, _)| (name, value))
+}
+
+/// The `(name, value, entry)` of each encoded `TimeSeries.labels` entry.
+fn decode_label_fields(mut encoded: &[u8]) -> impl Iterator<Item = (&[u8], &[u8], &[u8])> {
     std::iter::from_fn(move || {
         let (label, rest) = take_len_field(encoded)?;
+        let field = &encoded[..encoded.len() - rest.len()];
         encoded = rest;
         let (name, after_name) = take_len_field(label)?;
         let (value, _) = take_len_field(after_name)?;
-        Some((name, value))
+        Some((name, value, field))
     })
 }
 

@@ -623,3 +623,98 @@ fn environment_references_expand_as_prometheus_expands_them() {
         assert_eq!(expand_env(value, env), expected, "{value:?}");
     }
 }
+
+#[test]
+fn a_series_rewritten_into_an_earlier_untouched_one_is_dropped_as_a_duplicate() {
+    // The first series is left as it is; only the second one's rewrite
+    // makes the two equal, and the first is kept.
+    let relabeler = relabeler(
+        &[],
+        "[{source_labels: [x], regex: '2', target_label: x, replacement: '1'}]",
+    );
+    let got = relabel_push(&relabeler, "a{x=\"1\"} 1\na{x=\"2\"} 2\na{x=\"3\"} 3\n");
+    assert_eq!(
+        got,
+        [(
+            "a".to_string(),
+            vec![
+                r#"{__name__="a",job="j",x="1"}"#.to_string(),
+                r#"{__name__="a",job="j",x="3"}"#.to_string(),
+            ]
+        )]
+    );
+}
+
+#[test]
+fn remembered_results_match_each_series_relabeled_alone() {
+    // Many series with few distinct values (the memo pays) and with all
+    // distinct values (the memo gives up): each series comes out as the
+    // rules applied to it alone would make it.
+    let rules = [
+        "{source_labels: [code], regex: '(\\d)\\d\\d', target_label: class, replacement: '${1}xx'}",
+        "{source_labels: [code], regex: '5.[0-3]', action: drop}",
+        "{source_labels: [path], regex: '/p/(\\d+)', target_label: 'id_${1}', replacement: 'y'}",
+        "{source_labels: [path], target_label: bucket, modulus: 7, action: hashmod}",
+        "{source_labels: [path], target_label: upper, action: uppercase}",
+        "{regex: '(c.*)', replacement: 'copy_${1}', action: labelmap}",
+        "{regex: 'copy_code|z', action: labeldrop}",
+    ];
+    let relabeler = relabeler(&[], &format!("[{}]", rules.join(",")));
+    let compiled: Vec<Rule> = rules
+        .iter()
+        .map(|yaml| Rule::compile(&rule(yaml)).unwrap())
+        .collect();
+    let mut body = String::new();
+    let mut inputs = Vec::new();
+    for i in 0..300 {
+        let (code, path) = (format!("{}", 200 + (i % 7) * 50), format!("/p/{i}"));
+        body.push_str(&format!("m{{code=\"{code}\",path=\"{path}\"}} {i}\n"));
+        inputs.push((code, path));
+    }
+    let got = relabel_push(&relabeler, &body);
+    let expected: Vec<String> = inputs
+        .iter()
+        .filter_map(|(code, path)| {
+            let input = [
+                ("__name__", "m"),
+                ("code", code.as_str()),
+                ("job", "j"),
+                ("path", path.as_str()),
+            ];
+            let mut labels: LabelSet = input
+                .iter()
+                .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+                .collect();
+            for rule in &compiled {
+                if !rule.apply(&mut labels, &mut Vec::new()) {
+                    return None;
+                }
+            }
+            let labels: Vec<String> = labels
+                .iter()
+                .map(|(n, v)| {
+                    format!(
+                        "{}={:?}",
+                        String::from_utf8_lossy(n),
+                        String::from_utf8_lossy(v)
+                    )
+                })
+                .collect();
+            Some(format!("{{{}}}", labels.join(",")))
+        })
+        .collect();
+    assert!(expected.len() > 200 && expected.len() < 300);
+    assert_eq!(got, [("m".to_string(), expected)]);
+}
+
+#[test]
+fn a_labelmap_name_that_is_not_a_label_name_makes_the_series_invalid() {
+    let relabeler = relabeler(
+        &[],
+        "[{regex: 'x(.*)', replacement: '${1}', action: labelmap}]",
+    );
+    assert_eq!(
+        relabel_push(&relabeler, "a{x1=\"v\"} 1\n"),
+        [("a".to_string(), vec![])]
+    );
+}
