@@ -42,6 +42,9 @@ pub struct LabelSet<'a> {
     needs_check: bool,
     /// Whether a label the set had was changed or removed.
     lossy: bool,
+    /// Whether the labels were decoded in order, each entry kept with its
+    /// encoded bytes.
+    decoded_sorted: bool,
 }
 
 impl Default for LabelSet<'_> {
@@ -52,6 +55,7 @@ impl Default for LabelSet<'_> {
             // Labels of unknown origin are checked.
             needs_check: true,
             lossy: false,
+            decoded_sorted: false,
         }
     }
 }
@@ -64,6 +68,19 @@ impl<'a> LabelSet<'a> {
         self.arena.clear();
         self.needs_check = false;
         self.lossy = false;
+        self.decoded_sorted = true;
+    }
+
+    /// Notes that the labels did not come in order and were inserted one
+    /// by one.
+    pub fn mark_decoded_unsorted(&mut self) {
+        self.decoded_sorted = false;
+    }
+
+    /// Whether the labels were decoded in order (see
+    /// [`LabelSet::mark_decoded_unsorted`]).
+    pub fn decoded_sorted(&self) -> bool {
+        self.decoded_sorted
     }
 
     fn resolve<'s>(&'s self, text: &Text<'a>) -> &'s [u8] {
@@ -225,6 +242,18 @@ impl<'a> LabelSet<'a> {
             } else {
                 out.extend_from_slice(entry.encoded);
             }
+        }
+    }
+
+    /// Calls `f` with each label's unchanged entry (empty once a rule
+    /// rewrote it), name and value, in order.
+    pub fn for_each_entry(&self, mut f: impl FnMut(&[u8], &[u8], &[u8])) {
+        for entry in &self.entries {
+            f(
+                entry.encoded,
+                self.resolve(&entry.name),
+                self.resolve(&entry.value),
+            );
         }
     }
 

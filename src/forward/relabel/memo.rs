@@ -17,6 +17,9 @@ const MAX_ENTRIES: usize = 1024;
 /// Lookups after which a memo decides whether it pays.
 const TRIAL_LOOKUPS: u32 = 64;
 
+/// A label a rule writes: its name and value.
+pub type WrittenLabel = (Box<[u8]>, Box<[u8]>);
+
 /// What a rule made of one input.
 #[derive(Clone, Debug)]
 pub enum Remembered {
@@ -27,7 +30,7 @@ pub enum Remembered {
     Value(Option<Box<[u8]>>),
     /// The name and value written by a replace with a templated target,
     /// `None` when the regex did not match or the name is invalid.
-    Named(Option<(Box<[u8]>, Box<[u8]>)>),
+    Named(Option<WrittenLabel>),
 }
 
 /// One rule's memo for one push.

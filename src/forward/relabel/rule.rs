@@ -14,7 +14,7 @@ use regex::bytes::Regex;
 
 use super::labels::{LabelSet, Text};
 use super::md5;
-use super::memo::{Memo, Remembered};
+use super::memo::{Memo, Remembered, WrittenLabel};
 use crate::config::RelabelConfig;
 use crate::config::relabel::{DEFAULT_REGEX, DEFAULT_REPLACEMENT, DEFAULT_SEPARATOR};
 
@@ -298,6 +298,28 @@ impl Rule {
         })
     }
 
+    /// The label names whose values the rule reads or writes, or `None`
+    /// when it makes names out of data (labelmap, a templated target), so
+    /// that what it does is not a function of these values and the names.
+    pub fn names_used(&self) -> Option<Vec<&[u8]>> {
+        let mut names: Vec<&[u8]> = self.source_labels.iter().map(Vec::as_slice).collect();
+        match &self.action {
+            Action::Replace {
+                templated_target: true,
+                ..
+            }
+            | Action::LabelMap(_) => return None,
+            Action::Replace { target, .. }
+            | Action::KeepEqual(target)
+            | Action::DropEqual(target)
+            | Action::HashMod { target, .. }
+            | Action::Lowercase(target)
+            | Action::Uppercase(target) => names.push(target),
+            Action::Keep | Action::Drop | Action::LabelDrop | Action::LabelKeep => {}
+        }
+        Some(names)
+    }
+
     /// Applies the rule to `labels`; `false` when the series is dropped.
     /// `input` is scratch space for the joined source values.
     pub fn apply<'a>(&'a self, labels: &mut LabelSet<'a>, input: &mut Vec<u8>) -> bool {
@@ -411,7 +433,7 @@ impl Rule {
         input: &[u8],
         target: &[u8],
         replacement: &[u8],
-    ) -> Option<(Box<[u8]>, Box<[u8]>)> {
+    ) -> Option<WrittenLabel> {
         let value = self.pattern.expand(input, replacement)?;
         let name = self.pattern.expand(input, target)?;
         is_label_name(&name).then_some((name, value))

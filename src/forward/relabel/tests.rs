@@ -718,3 +718,80 @@ fn a_labelmap_name_that_is_not_a_label_name_makes_the_series_invalid() {
         [("a".to_string(), vec![])]
     );
 }
+
+/// `body` (pushed to job `j`) relabeled as a push comes out as each of
+/// its series relabeled alone (no memo, no plan) would.
+fn assert_push_relabels_as_each_series_alone(external: &[(&str, &str)], rules: &str, body: &str) {
+    let relabeler = relabeler(external, rules);
+    let key = GroupingKey::new([("job".to_string(), "j".to_string())]);
+    let mut families = text::parse(body.as_bytes()).unwrap();
+    validate(&mut families, &key, &Default::default()).unwrap();
+    let converted = convert::convert(&families, &key);
+    let expected: Vec<Vec<u8>> = converted
+        .series
+        .iter()
+        .filter_map(|s| relabeler.relabel_encoded(converted.series_labels(s).to_vec()))
+        .collect();
+    let mut relabeled = converted.clone();
+    relabeler.apply(&mut relabeled);
+    let got: Vec<&[u8]> = relabeled
+        .series
+        .iter()
+        .map(|s| relabeled.series_labels(s))
+        .collect();
+    assert_eq!(got, expected, "{rules}");
+    assert!(expected.len() > 50, "{rules}: the rules keep series");
+}
+
+#[test]
+fn planned_series_come_out_as_each_series_relabeled_alone() {
+    // Families with many series sharing `__name__` and codes (plans pay),
+    // paths all distinct; a status code both read and overwritten.
+    let mut body = String::new();
+    for family in ["http_requests_total", "rpc_calls_total", "go_gc"] {
+        body.push_str(&format!("# TYPE {family} counter\n"));
+        for i in 0..120 {
+            let code = 200 + (i % 7) * 50;
+            let extra = if i % 3 == 0 { ",pod_uid=\"u\"" } else { "" };
+            body.push_str(&format!(
+                "{family}{{code=\"{code}\",path=\"/p/{i}\"{extra}}} {i}\n"
+            ));
+        }
+    }
+    let external = [("cluster", "c1"), ("node", "n1"), ("code", "ignored")];
+    for rules in [
+        // The benchmark's rules.
+        r#"[{source_labels: [__name__], regex: 'go_.*|process_.*', action: drop},
+            {source_labels: [__name__], regex: '.*_total', action: keep},
+            {regex: pod_uid, action: labeldrop},
+            {source_labels: [code], regex: '(\d)\d\d', target_label: code_class, replacement: '${1}xx'},
+            {source_labels: [code], regex: '5..', action: drop}]"#,
+        // Values overwritten, labels deleted, reserved scratch labels,
+        // `__name__` rewritten, equality and hashing.
+        r#"[{source_labels: [code], regex: '(\d)\d\d', target_label: code, replacement: '${1}00'},
+            {source_labels: [__name__], target_label: __tmp_n},
+            {source_labels: [__tmp_n, code], separator: '@', regex: 'rpc.*@3.*', action: drop},
+            {source_labels: [__name__], regex: 'http_(.*)', target_label: __name__, replacement: 'web_${1}'},
+            {source_labels: [cluster], target_label: node, regex: 'c(.*)', replacement: ''},
+            {source_labels: [code], target_label: shard, modulus: 3, action: hashmod},
+            {source_labels: [code], target_label: c2, action: uppercase},
+            {source_labels: [c2], target_label: code, action: keepequal},
+            {regex: 'pod_.*', action: labelkeep},
+            ]"#,
+    ] {
+        // labelkeep above keeps only `pod_*`: no `__name__`, all invalid.
+        if rules.contains("labelkeep") {
+            let relabeler = relabeler(&external, rules);
+            let key = GroupingKey::new([("job".to_string(), "j".to_string())]);
+            let mut families = text::parse(body.as_bytes()).unwrap();
+            validate(&mut families, &key, &Default::default()).unwrap();
+            let mut converted = convert::convert(&families, &key);
+            relabeler.apply(&mut converted);
+            assert!(converted.series.is_empty());
+            let without_labelkeep = rules.replace("{regex: 'pod_.*', action: labelkeep},", "");
+            assert_push_relabels_as_each_series_alone(&external, &without_labelkeep, &body);
+        } else {
+            assert_push_relabels_as_each_series_alone(&external, rules, &body);
+        }
+    }
+}
