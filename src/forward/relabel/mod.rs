@@ -39,11 +39,12 @@ mod rule;
 
 use std::hash::BuildHasher;
 use std::ops::Range;
+use std::sync::Mutex;
 
 pub use labels::LabelSet;
 use labels::Text;
 use memo::Memo;
-use plan::Plans;
+use plan::{PlanBook, Plans};
 pub use rule::{Rule, RuleProblem, is_label_name};
 
 use super::convert::{Converted, Series};
@@ -108,6 +109,9 @@ pub struct Relabeler {
     /// or `None` when a rule makes names out of data and series cannot
     /// share a [`plan`].
     plan_key_values: Option<Vec<Vec<u8>>>,
+    /// The plans of earlier pushes; a push that finds it in use by
+    /// another starts with none rather than wait.
+    plan_book: Mutex<PlanBook>,
 }
 
 /// What relabeling one push keeps between its series: each rule's memo and
@@ -215,6 +219,7 @@ impl Relabeler {
             external,
             rules,
             plan_key_values,
+            plan_book: Mutex::default(),
         })
     }
 
@@ -263,7 +268,8 @@ impl Relabeler {
         // every series written is looked up among those before it.
         let mut seen: Option<ByHash<usize>> = None;
         let hasher = Seeded::default();
-        let mut plans = Plans::default();
+        let mut book = self.plan_book.try_lock().ok();
+        let mut plans = Plans::new(book.as_deref_mut().map(std::mem::take).unwrap_or_default());
         for family in &mut converted.families {
             let family_start = (labels_out.len(), series_out.len());
             for series in &old_series[family.series.clone()] {
@@ -306,6 +312,9 @@ impl Relabeler {
         converted.labels = labels_out;
         converted.series = series_out;
         tally.publish();
+        if let Some(book) = book.as_deref_mut() {
+            *book = plans.into_book();
+        }
     }
 
     fn tally(&self) -> Tally {
@@ -521,5 +530,7 @@ pub fn expand_env(value: &str, env: impl Fn(&str) -> Option<String>) -> String {
     out
 }
 
+#[cfg(test)]
+mod push_tests;
 #[cfg(test)]
 mod tests;

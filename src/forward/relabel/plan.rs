@@ -10,8 +10,11 @@
 //! and every other series only copies its entries in the planned order:
 //! its own unchanged entries, and the bytes of the labels the rules wrote.
 //!
-//! Plans give up for the rest of a push when its series turn out mostly
-//! distinct to them, and stop growing at [`MAX_PLANS`].
+//! Plans outlive a push ([`PlanBook`], kept by the relabeler): a job
+//! pushes the same series again and again, and a plan depends only on its
+//! key and the rules. They are looked up no more in a push whose series
+//! turn out mostly distinct to them, and the book starts afresh when it
+//! holds [`MAX_PLANS`].
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -20,8 +23,8 @@ use super::Outcome;
 use super::labels::LabelSet;
 use crate::hashing::Seeded;
 
-/// The most plans one push keeps.
-const MAX_PLANS: usize = 4096;
+/// The most plans a book keeps.
+const MAX_PLANS: usize = 2048;
 /// Series after which plans decide whether they pay.
 const TRIAL_SERIES: u32 = 64;
 
@@ -43,13 +46,19 @@ pub struct Plan {
     steps: Range<usize>,
 }
 
-/// The plans of one push, and the series being looked up.
-#[derive(Debug)]
-pub struct Plans<'a> {
+/// Plans by key.
+#[derive(Debug, Default)]
+pub struct PlanBook {
     by_key: HashMap<Box<[u8]>, usize, Seeded>,
     plans: Vec<Plan>,
     steps: Vec<Step>,
     bytes: Vec<u8>,
+}
+
+/// The plans one push uses, and the series being looked up.
+#[derive(Debug)]
+pub struct Plans<'a> {
+    book: PlanBook,
     /// The key of the series being looked up.
     key: Vec<u8>,
     /// Its encoded entries.
@@ -59,13 +68,11 @@ pub struct Plans<'a> {
     enabled: bool,
 }
 
-impl Default for Plans<'_> {
-    fn default() -> Self {
+impl<'a> Plans<'a> {
+    /// Plans for one push, starting with those of `book`.
+    pub fn new(book: PlanBook) -> Self {
         Self {
-            by_key: HashMap::default(),
-            plans: Vec::new(),
-            steps: Vec::new(),
-            bytes: Vec::new(),
+            book,
             key: Vec::new(),
             entries: Vec::new(),
             series: 0,
@@ -73,9 +80,12 @@ impl Default for Plans<'_> {
             enabled: true,
         }
     }
-}
 
-impl<'a> Plans<'a> {
+    /// The plans, for the next push.
+    pub fn into_book(self) -> PlanBook {
+        self.book
+    }
+
     /// Whether plans are still worth looking up in this push.
     pub fn enabled(&self) -> bool {
         self.enabled
@@ -91,38 +101,35 @@ impl<'a> Plans<'a> {
     ) -> Option<Plan> {
         self.key.clear();
         self.entries.clear();
-        for (name, value, entry) in entries {
+        for (name, _, entry) in entries {
             self.entries.push(entry);
-            // Names are [a-zA-Z0-9_]: 0xff ends one; values are
-            // length-prefixed.
-            self.key.extend_from_slice(name);
-            self.key.push(0xff);
+            // Names are [a-zA-Z0-9_]: 0xff ends one, 0xfe starts an entry.
             if read(name) {
-                self.key
-                    .extend_from_slice(&(value.len() as u32).to_le_bytes());
-                self.key.extend_from_slice(value);
+                // The whole entry, which gives its own lengths.
+                self.key.push(0xfe);
+                self.key.extend_from_slice(entry);
+            } else {
+                self.key.extend_from_slice(name);
+                self.key.push(0xff);
             }
         }
         self.series += 1;
         if self.series == TRIAL_SERIES && self.hits < TRIAL_SERIES / 2 {
             // Mostly distinct series: planning costs more than it saves.
-            *self = Self {
-                enabled: false,
-                ..Self::default()
-            };
+            self.enabled = false;
             return None;
         }
-        let &index = self.by_key.get(self.key.as_slice())?;
+        let &index = self.book.by_key.get(self.key.as_slice())?;
         self.hits += 1;
-        Some(self.plans[index].clone())
+        Some(self.book.plans[index].clone())
     }
 
     /// Appends the series just looked up, as `plan` says, to `out`.
     pub fn replay(&self, plan: &Plan, out: &mut Vec<u8>) {
-        for step in &self.steps[plan.steps.clone()] {
+        for step in &self.book.steps[plan.steps.clone()] {
             match step {
                 Step::Input(index) => out.extend_from_slice(self.entries[*index]),
-                Step::Written(range) => out.extend_from_slice(&self.bytes[range.clone()]),
+                Step::Written(range) => out.extend_from_slice(&self.book.bytes[range.clone()]),
             }
         }
     }
@@ -130,10 +137,14 @@ impl<'a> Plans<'a> {
     /// Remembers what the rules made of the series just looked up:
     /// `outcome`, and `labels` when it is kept.
     pub fn remember(&mut self, outcome: Outcome, labels: &LabelSet<'_>) {
-        if !self.enabled || self.plans.len() >= MAX_PLANS {
+        if !self.enabled {
             return;
         }
-        let start = self.steps.len();
+        if self.book.plans.len() >= MAX_PLANS {
+            self.book = PlanBook::default();
+        }
+        let book = &mut self.book;
+        let start = book.steps.len();
         if outcome == Outcome::Kept {
             labels.for_each_entry(|encoded, name, value| {
                 let own = self
@@ -143,24 +154,24 @@ impl<'a> Plans<'a> {
                 let step = match own {
                     Some(index) if !encoded.is_empty() => Step::Input(index),
                     _ => {
-                        let from = self.bytes.len();
+                        let from = book.bytes.len();
                         if encoded.is_empty() {
-                            super::wire::put_label(&mut self.bytes, name, value);
+                            super::wire::put_label(&mut book.bytes, name, value);
                         } else {
-                            self.bytes.extend_from_slice(encoded);
+                            book.bytes.extend_from_slice(encoded);
                         }
-                        Step::Written(from..self.bytes.len())
+                        Step::Written(from..book.bytes.len())
                     }
                 };
-                self.steps.push(step);
+                book.steps.push(step);
             });
         }
-        self.by_key
-            .insert(self.key.as_slice().into(), self.plans.len());
-        self.plans.push(Plan {
+        book.by_key
+            .insert(self.key.as_slice().into(), book.plans.len());
+        book.plans.push(Plan {
             outcome,
             lossy: labels.is_lossy(),
-            steps: start..self.steps.len(),
+            steps: start..book.steps.len(),
         });
     }
 }
