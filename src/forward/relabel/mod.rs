@@ -438,23 +438,26 @@ fn decode_labels(encoded: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     decode_label_fields(encoded).map(|(name, value, _)| (name, value))
 }
 
+/// A decoded label: its name, value and whole `TimeSeries.labels` entry.
+type LabelEntry<'a> = (&'a [u8], &'a [u8], &'a [u8]);
+
 /// The `(name, value, entry)` of each encoded `TimeSeries.labels` entry.
-fn decode_label_fields(mut encoded: &[u8]) -> impl Iterator<Item = (&[u8], &[u8], &[u8])> {
+fn decode_label_fields(mut encoded: &[u8]) -> impl Iterator<Item = LabelEntry<'_>> {
     std::iter::from_fn(move || {
-        let (name, value, field, rest) = split_short_label(encoded).or_else(|| {
+        let (label, rest) = split_short_label(encoded).or_else(|| {
             let (label, rest) = take_len_field(encoded)?;
             let (name, after_name) = take_len_field(label)?;
             let (value, _) = take_len_field(after_name)?;
-            Some((name, value, &encoded[..encoded.len() - rest.len()], rest))
+            Some(((name, value, &encoded[..encoded.len() - rest.len()]), rest))
         })?;
         encoded = rest;
-        Some((name, value, field))
+        Some(label)
     })
 }
 
-/// The name, value and entry of a label whose lengths all take one byte
-/// (nearly every label), and what follows it; `None` for any other.
-fn split_short_label(encoded: &[u8]) -> Option<(&[u8], &[u8], &[u8], &[u8])> {
+/// A label whose lengths all take one byte (nearly every label), and what
+/// follows it; `None` for any other.
+fn split_short_label(encoded: &[u8]) -> Option<(LabelEntry<'_>, &[u8])> {
     let [_, label_len, _, name_len, ..] = *encoded else {
         return None;
     };
@@ -467,7 +470,7 @@ fn split_short_label(encoded: &[u8]) -> Option<(&[u8], &[u8], &[u8], &[u8])> {
     if value_len >= 0x80 || name_end + 2 + usize::from(value_len) != field.len() {
         return None;
     }
-    Some((&field[4..name_end], &field[name_end + 2..], field, rest))
+    Some(((&field[4..name_end], &field[name_end + 2..], field), rest))
 }
 
 /// The payload of the LEN field (tag, varint length, bytes) at the start
