@@ -1,4 +1,4 @@
-//! One compiled `relabel_config` and the label set it rewrites, with
+//! One compiled `relabel_config`, applied to a [`LabelSet`] with
 //! Prometheus' semantics (`model/relabel/relabel.go`): the source label
 //! values joined by the separator are the input; regexes are fully
 //! anchored; setting a label to an empty value deletes it; `$1`, `${name}`
@@ -8,12 +8,13 @@
 //! Compiling refuses exactly what Prometheus' `Config.Validate` refuses,
 //! naming the field at fault.
 
-use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use regex::bytes::Regex;
 
+use super::labels::{LabelSet, Text};
 use super::md5;
+use super::memo::{Memo, Remembered, WrittenLabel};
 use crate::config::RelabelConfig;
 use crate::config::relabel::{DEFAULT_REGEX, DEFAULT_REPLACEMENT, DEFAULT_SEPARATOR};
 
@@ -33,100 +34,6 @@ pub fn is_label_name(name: &[u8]) -> bool {
                 && rest.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
         }
         None => false,
-    }
-}
-
-/// A label name or value: borrowed from the encoded series or a rule, or
-/// written by a rule.
-type Text<'a> = Cow<'a, [u8]>;
-
-/// A label set being relabeled: sorted by name, names unique, no empty
-/// values. Names and values borrow from the encoded series or the rules
-/// until a rule writes a new one.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct LabelSet<'a> {
-    entries: Vec<(Text<'a>, Text<'a>)>,
-}
-
-impl<'a> LabelSet<'a> {
-    pub fn clear(&mut self) {
-        self.entries.clear();
-    }
-
-    /// The value of `name`, empty when absent (as Prometheus reads it).
-    pub fn get(&self, name: &[u8]) -> &[u8] {
-        // A scan, not a binary search: label sets are short, and most
-        // names differ in length, which is checked before any byte.
-        self.entries
-            .iter()
-            .find(|(n, _)| n.len() == name.len() && n.as_ref() == name)
-            .map_or(b"", |(_, v)| v.as_ref())
-    }
-
-    /// Appends a label that sorts after every label present (the order
-    /// encoded series come in); any other goes through [`LabelSet::set`].
-    pub fn push_sorted(&mut self, name: &'a [u8], value: &'a [u8]) {
-        match self.entries.last() {
-            Some((last, _)) if last.as_ref() >= name => {
-                self.set(Cow::Borrowed(name), Cow::Borrowed(value))
-            }
-            _ if value.is_empty() => {}
-            _ => self
-                .entries
-                .push((Cow::Borrowed(name), Cow::Borrowed(value))),
-        }
-    }
-
-    /// Sets `name` to `value`; an empty value deletes the label.
-    pub fn set(&mut self, name: Text<'a>, value: Text<'a>) {
-        match (self.position(&name), value.is_empty()) {
-            (Ok(i), false) => self.entries[i].1 = value,
-            (Ok(i), true) => {
-                self.entries.remove(i);
-            }
-            (Err(i), false) => self.entries.insert(i, (name, value)),
-            (Err(_), true) => {}
-        }
-    }
-
-    pub fn delete(&mut self, name: &[u8]) {
-        if let Ok(i) = self.position(name) {
-            self.entries.remove(i);
-        }
-    }
-
-    /// Keeps the labels whose name `keep` accepts.
-    pub fn retain_names(&mut self, mut keep: impl FnMut(&[u8]) -> bool) {
-        if self.entries.iter().all(|(name, _)| keep(name)) {
-            return;
-        }
-        self.entries.retain(|(name, _)| keep(name));
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.entries.iter().map(|(n, v)| (n.as_ref(), v.as_ref()))
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    fn position(&self, name: &[u8]) -> Result<usize, usize> {
-        self.entries.binary_search_by(|(n, _)| n.as_ref().cmp(name))
-    }
-}
-
-impl<'a> FromIterator<(&'a [u8], &'a [u8])> for LabelSet<'a> {
-    fn from_iter<I: IntoIterator<Item = (&'a [u8], &'a [u8])>>(labels: I) -> Self {
-        let mut set = LabelSet::default();
-        for (name, value) in labels {
-            set.set(Cow::Borrowed(name), Cow::Borrowed(value));
-        }
-        set
     }
 }
 
@@ -184,12 +91,27 @@ impl Pattern {
         }
     }
 
+    /// Whether `input` matches, remembered in `memo` when the regex
+    /// engine must run.
+    fn is_match_remembered(&self, input: &[u8], memo: &mut Memo) -> bool {
+        match self.shortcut {
+            Shortcut::None => matches!(
+                *memo.get_or(input, |input| Remembered::Matched(
+                    self.regex.is_match(input)
+                )),
+                Remembered::Matched(true)
+            ),
+            _ => self.is_match(input),
+        }
+    }
+
     /// `template` expanded with the captures of matching `input`, or
     /// `None` when it does not match.
-    fn expand(&self, input: &[u8], template: &[u8], out: &mut Vec<u8>) -> Option<()> {
+    fn expand(&self, input: &[u8], template: &[u8]) -> Option<Box<[u8]>> {
         let captures = self.regex.captures(input)?;
-        captures.expand(template, out);
-        Some(())
+        let mut out = Vec::new();
+        captures.expand(template, &mut out);
+        Some(out.into_boxed_slice())
     }
 }
 
@@ -224,8 +146,6 @@ pub struct Rule {
     separator: Vec<u8>,
     pattern: Pattern,
     action: Action,
-    /// Whether the rule may rewrite labels (and so make two series one).
-    rewrites: bool,
 }
 
 /// A rule Prometheus would refuse: the field at fault and why.
@@ -366,10 +286,6 @@ impl Rule {
                 ));
             }
         };
-        let rewrites = !matches!(
-            action,
-            Action::Keep | Action::Drop | Action::KeepEqual(_) | Action::DropEqual(_)
-        );
         Ok(Self {
             source_labels: config
                 .source_labels
@@ -379,19 +295,45 @@ impl Rule {
             separator: config.separator.as_bytes().to_vec(),
             pattern,
             action,
-            rewrites,
         })
     }
 
-    /// Whether the rule may change label names or values (keep and drop
-    /// rules only filter).
-    pub fn rewrites(&self) -> bool {
-        self.rewrites
+    /// The label names whose values the rule reads or writes, or `None`
+    /// when it makes names out of data (labelmap, a templated target), so
+    /// that what it does is not a function of these values and the names.
+    pub fn names_used(&self) -> Option<Vec<&[u8]>> {
+        let mut names: Vec<&[u8]> = self.source_labels.iter().map(Vec::as_slice).collect();
+        match &self.action {
+            Action::Replace {
+                templated_target: true,
+                ..
+            }
+            | Action::LabelMap(_) => return None,
+            Action::Replace { target, .. }
+            | Action::KeepEqual(target)
+            | Action::DropEqual(target)
+            | Action::HashMod { target, .. }
+            | Action::Lowercase(target)
+            | Action::Uppercase(target) => names.push(target),
+            Action::Keep | Action::Drop | Action::LabelDrop | Action::LabelKeep => {}
+        }
+        Some(names)
     }
 
     /// Applies the rule to `labels`; `false` when the series is dropped.
     /// `input` is scratch space for the joined source values.
     pub fn apply<'a>(&'a self, labels: &mut LabelSet<'a>, input: &mut Vec<u8>) -> bool {
+        self.apply_remembering(labels, input, &mut Memo::default())
+    }
+
+    /// [`Rule::apply`], with what the rule computed for earlier series of
+    /// the push in `memo`.
+    pub fn apply_remembering<'a>(
+        &'a self,
+        labels: &mut LabelSet<'a>,
+        input: &mut Vec<u8>,
+        memo: &mut Memo,
+    ) -> bool {
         input.clear();
         for (i, name) in self.source_labels.iter().enumerate() {
             if i > 0 {
@@ -401,70 +343,99 @@ impl Rule {
         }
         let input = input.as_slice();
         match &self.action {
-            Action::Drop => return !self.pattern.is_match(input),
-            Action::Keep => return self.pattern.is_match(input),
+            Action::Drop => return !self.pattern.is_match_remembered(input, memo),
+            Action::Keep => return self.pattern.is_match_remembered(input, memo),
             Action::DropEqual(target) => return labels.get(target) != input,
             Action::KeepEqual(target) => return labels.get(target) == input,
             Action::Replace {
                 target,
-                templated_target,
+                templated_target: true,
                 replacement,
             } => {
-                let mut value = Vec::new();
-                if self
-                    .pattern
-                    .expand(input, replacement, &mut value)
-                    .is_none()
-                {
-                    return true;
+                let remembered = memo.get_or(input, |input| {
+                    Remembered::Named(self.replace_templated(input, target, replacement))
+                });
+                if let Remembered::Named(Some((name, value))) = &*remembered {
+                    let name = labels.write(name);
+                    let value = labels.write(value);
+                    labels.set(name, value);
                 }
-                let name = if *templated_target {
-                    let mut name = Vec::new();
-                    self.pattern.expand(input, target, &mut name);
-                    if !is_label_name(&name) {
-                        return true;
-                    }
-                    Cow::Owned(name)
-                } else {
-                    Cow::Borrowed(target.as_slice())
-                };
-                labels.set(name, Cow::Owned(value));
             }
-            Action::Lowercase(target) => {
-                let lower = String::from_utf8_lossy(input).to_lowercase();
-                labels.set(Cow::Borrowed(target), Cow::Owned(lower.into_bytes()));
+            Action::Replace {
+                target,
+                templated_target: false,
+                replacement,
+            } => {
+                let remembered = memo.get_or(input, |input| {
+                    Remembered::Value(self.pattern.expand(input, replacement))
+                });
+                if let Remembered::Value(Some(value)) = &*remembered {
+                    let value = labels.write(value);
+                    labels.set(Text::Borrowed(target), value);
+                }
             }
-            Action::Uppercase(target) => {
-                let upper = String::from_utf8_lossy(input).to_uppercase();
-                labels.set(Cow::Borrowed(target), Cow::Owned(upper.into_bytes()));
+            Action::Lowercase(target) | Action::Uppercase(target) => {
+                let lower = matches!(self.action, Action::Lowercase(_));
+                let remembered = memo.get_or(input, |input| {
+                    let text = String::from_utf8_lossy(input);
+                    let cased = if lower {
+                        text.to_lowercase()
+                    } else {
+                        text.to_uppercase()
+                    };
+                    Remembered::Value(Some(cased.into_bytes().into_boxed_slice()))
+                });
+                if let Remembered::Value(Some(value)) = &*remembered {
+                    let value = labels.write(value);
+                    labels.set(Text::Borrowed(target), value);
+                }
             }
             Action::HashMod { target, modulus } => {
-                let sum = md5::digest(input);
-                let mut low = [0u8; 8];
-                // The last 8 bytes, big-endian, as Prometheus reads them.
-                low.copy_from_slice(&sum[8..]);
-                let bucket = u64::from_be_bytes(low) % modulus;
-                labels.set(
-                    Cow::Borrowed(target),
-                    Cow::Owned(bucket.to_string().into_bytes()),
-                );
+                let remembered = memo.get_or(input, |input| {
+                    let sum = md5::digest(input);
+                    let mut low = [0u8; 8];
+                    // The last 8 bytes, big-endian, as Prometheus reads them.
+                    low.copy_from_slice(&sum[8..]);
+                    let bucket = u64::from_be_bytes(low) % modulus;
+                    Remembered::Value(Some(bucket.to_string().into_bytes().into_boxed_slice()))
+                });
+                if let Remembered::Value(Some(value)) = &*remembered {
+                    let value = labels.write(value);
+                    labels.set(Text::Borrowed(target), value);
+                }
             }
             Action::LabelMap(replacement) => {
-                let before = labels.clone();
-                for (name, value) in before.entries {
-                    let mut mapped = Vec::new();
-                    if self
-                        .pattern
-                        .expand(&name, replacement, &mut mapped)
-                        .is_some()
-                    {
-                        labels.set(Cow::Owned(mapped), value);
+                for (name, value) in labels.entries_snapshot() {
+                    let remembered = memo.get_or(labels.text(&name), |name| {
+                        Remembered::Value(self.pattern.expand(name, replacement))
+                    });
+                    if let Remembered::Value(Some(mapped)) = &*remembered {
+                        let mapped = labels.write(mapped);
+                        labels.set_unchecked_name(mapped, value);
                     }
                 }
             }
-            Action::LabelDrop => labels.retain_names(|name| !self.pattern.is_match(name)),
-            Action::LabelKeep => labels.retain_names(|name| self.pattern.is_match(name)),
+            Action::LabelDrop => {
+                labels.retain_names(|name| !self.pattern.is_match_remembered(name, memo))
+            }
+            Action::LabelKeep => {
+                labels.retain_names(|name| self.pattern.is_match_remembered(name, memo))
+            }
         }
         true
+    }
+
+    /// A replace with a templated target: the name and value it writes,
+    /// `None` when the regex does not match `input` or the name is not a
+    /// valid label name (Prometheus then leaves the labels as they are).
+    fn replace_templated(
+        &self,
+        input: &[u8],
+        target: &[u8],
+        replacement: &[u8],
+    ) -> Option<WrittenLabel> {
+        let value = self.pattern.expand(input, replacement)?;
+        let name = self.pattern.expand(input, target)?;
+        is_label_name(&name).then_some((name, value))
     }
 }

@@ -1,16 +1,13 @@
 //! Relabeling tests: a table mirroring Prometheus' own
 //! `model/relabel/relabel_test.go` cases (same inputs, same outputs; the
 //! table is written here, each action at least twice), the refusals of
-//! `Config.Validate`, and the relabeling of converted pushes.
+//! `Config.Validate` (pushes relabeled whole: `push_tests`).
 
 use super::*;
 use crate::config::{ExternalLabels, RelabelConfig};
-use crate::exposition::text;
-use crate::push::GroupingKey;
-use crate::push::validate::check as validate;
 
 /// A rule from Prometheus' YAML form.
-fn rule(yaml: &str) -> RelabelConfig {
+pub(super) fn rule(yaml: &str) -> RelabelConfig {
     serde_yaml::from_str(yaml).unwrap_or_else(|e| panic!("{yaml}: {e}"))
 }
 
@@ -420,164 +417,6 @@ fn templated_target_labels_are_checked_as_prometheus_does() {
         let yaml = format!("{{source_labels: [a], target_label: '{target}'}}");
         assert_eq!(Rule::compile(&rule(&yaml)).is_ok(), valid, "{target:?}");
     }
-}
-
-/// A relabeler for `rules` (YAML list) and `external` labels.
-fn relabeler(external: &[(&str, &str)], rules: &str) -> Relabeler {
-    let config = RemoteWriteConfig {
-        external_labels: ExternalLabels(
-            external
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect(),
-        ),
-        write_relabel_configs: serde_yaml::from_str(rules).unwrap(),
-        ..RemoteWriteConfig::default()
-    };
-    Relabeler::new(&config, |name| {
-        (name == "NODE_NAME").then(|| "node-7".to_string())
-    })
-    .unwrap()
-}
-
-/// `body` pushed to job `j`, converted and relabeled: each family's name
-/// and its series as `{name="value",...}`.
-fn relabel_push(relabeler: &Relabeler, body: &str) -> Vec<(String, Vec<String>)> {
-    let key = GroupingKey::new([("job".to_string(), "j".to_string())]);
-    let mut families = text::parse(body.as_bytes()).unwrap();
-    validate(&mut families, &key, &Default::default()).unwrap();
-    let mut converted = convert::convert(&families, &key);
-    relabeler.apply(&mut converted);
-    converted
-        .families
-        .iter()
-        .map(|family| {
-            assert_eq!(
-                family.labels.start,
-                converted.series[family.series.clone()]
-                    .first()
-                    .map_or(family.labels.start, |s| s.labels.start),
-                "a family's label bytes start with its first series"
-            );
-            let series = converted.series[family.series.clone()]
-                .iter()
-                .map(|s| {
-                    let labels: Vec<String> = decode_labels(converted.series_labels(s))
-                        .map(|(n, v)| {
-                            format!(
-                                "{}={:?}",
-                                String::from_utf8_lossy(n),
-                                String::from_utf8_lossy(v)
-                            )
-                        })
-                        .collect();
-                    format!("{{{}}}", labels.join(","))
-                })
-                .collect();
-            (family.name.clone(), series)
-        })
-        .collect()
-}
-
-use super::super::convert;
-
-#[test]
-fn external_labels_are_added_unless_pushed_and_expand_the_environment() {
-    let relabeler = relabeler(
-        &[
-            ("cluster", "eu-1"),
-            ("node", "${NODE_NAME}"),
-            ("job", "ignored"),
-            ("unset", "$NOPE"),
-        ],
-        "[]",
-    );
-    let got = relabel_push(&relabeler, "up{cluster=\"mine\"} 1\nother 2\n");
-    assert_eq!(
-        got,
-        [
-            (
-                "up".to_string(),
-                vec![r#"{__name__="up",cluster="mine",job="j",node="node-7"}"#.to_string()]
-            ),
-            (
-                "other".to_string(),
-                vec![r#"{__name__="other",cluster="eu-1",job="j",node="node-7"}"#.to_string()]
-            ),
-        ]
-    );
-}
-
-#[test]
-fn rules_run_after_external_labels_and_drop_rename_and_invalidate() {
-    let relabeler = relabeler(
-        &[("cluster", "eu-1")],
-        r#"
-- {source_labels: [__name__], regex: 'go_.*', action: drop}
-- {source_labels: [cluster], target_label: region, regex: '(eu)-.*'}
-- {regex: pod, action: labeldrop}
-- {source_labels: [__name__], regex: 'gone', target_label: __name__, replacement: ''}
-- {source_labels: [__name__], target_label: __tmp_name}
-"#,
-    );
-    let body = "go_goroutines 5\nup{pod=\"p1\"} 1\nup{pod=\"p2\"} 1\ngone 3\nkept 4\n";
-    let got = relabel_push(&relabeler, body);
-    let region = r#"cluster="eu-1",job="j",region="eu""#;
-    assert_eq!(
-        got,
-        [
-            ("go_goroutines".to_string(), vec![]),
-            // Two series that labeldrop made equal: the first is kept.
-            (
-                "up".to_string(),
-                vec![format!(r#"{{__name__="up",{region}}}"#)]
-            ),
-            // `__name__` deleted: invalid, dropped.
-            ("gone".to_string(), vec![]),
-            // `__tmp_name` scratch label removed.
-            (
-                "kept".to_string(),
-                vec![format!(r#"{{__name__="kept",{region}}}"#)]
-            ),
-        ]
-    );
-}
-
-#[test]
-fn no_rules_and_no_external_labels_leave_a_push_untouched() {
-    let relabeler = relabeler(&[], "[]");
-    assert!(relabeler.is_noop());
-    let key = GroupingKey::new([("job".to_string(), "j".to_string())]);
-    let mut families = text::parse(b"a{x=\"1\"} 1\nb 2\n").unwrap();
-    validate(&mut families, &key, &Default::default()).unwrap();
-    let converted = convert::convert(&families, &key);
-    let mut relabeled = converted.clone();
-    relabeler.apply(&mut relabeled);
-    assert_eq!(relabeled, converted);
-    let one = converted.series_labels(&converted.series[0]);
-    assert_eq!(
-        relabeler.relabel_encoded(one.to_vec()).as_deref(),
-        Some(one)
-    );
-}
-
-#[test]
-fn an_encoded_series_is_relabeled_or_dropped() {
-    let relabeler = relabeler(
-        &[("cluster", "c")],
-        "[{source_labels: [__name__], regex: push_failure_time_seconds, action: drop}]",
-    );
-    let mut push_time = Vec::new();
-    wire::put_label(&mut push_time, b"__name__", b"push_time_seconds");
-    wire::put_label(&mut push_time, b"job", b"j");
-    let mut expected = Vec::new();
-    wire::put_label(&mut expected, b"__name__", b"push_time_seconds");
-    wire::put_label(&mut expected, b"cluster", b"c");
-    wire::put_label(&mut expected, b"job", b"j");
-    assert_eq!(relabeler.relabel_encoded(push_time), Some(expected));
-    let mut failure = Vec::new();
-    wire::put_label(&mut failure, b"__name__", b"push_failure_time_seconds");
-    assert_eq!(relabeler.relabel_encoded(failure), None);
 }
 
 #[test]
