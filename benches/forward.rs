@@ -13,9 +13,10 @@
 //! - `snappy`: `forward::send::compress` of that request;
 //! - `convert_encode_snappy`: the three together, the CPU a push costs
 //!   before it reaches the network;
-//! - `forwarder_sync`: `Forwarder::forward` with `ack = sync` against an
-//!   in-process receiver that decompresses and answers 204, so it includes
-//!   the queue, the shard worker, HTTP/1.1 on loopback and the receiver;
+//! - `forwarder_sync`: `Forwarder::forward` with `ack = sync` (pushes to
+//!   100 groups in turn) against an in-process receiver that decompresses
+//!   and answers 204, so it includes the queue, the shard worker, HTTP/1.1
+//!   on loopback and the receiver;
 //! - `*_relabel_5_rules`: the same with two external labels and five
 //!   typical `write_relabel_configs` ([`RELABEL`]: two drops, a keep, a
 //!   labeldrop, a replace; no series dropped, every series rewritten), the
@@ -51,6 +52,8 @@ use tokio::net::TcpListener;
 
 const BODY_1000: &[u8] = include_bytes!("../tests/fixtures/bench_1000.txt");
 const SERIES: u64 = 1000;
+/// How many groups `forwarder_sync` rotates its pushes over.
+const GROUPS: usize = 100;
 
 /// Two external labels and five typical rules, none of which drops a
 /// series of the fixture.
@@ -76,9 +79,14 @@ fn relabeled(config: RemoteWriteConfig) -> RemoteWriteConfig {
 
 /// The fixture as the push handler hands it to the sinks.
 fn push_1000() -> Push {
+    push_1000_of("fixed")
+}
+
+/// [`push_1000`] to the group whose `instance` is `instance`.
+fn push_1000_of(instance: &str) -> Push {
     let key = GroupingKey::new([
         ("job".to_string(), "bench".to_string()),
-        ("instance".to_string(), "fixed".to_string()),
+        ("instance".to_string(), instance.to_string()),
     ]);
     Push::from_body(
         PushOp::Merge,
@@ -252,7 +260,12 @@ fn forwarder_end_to_end(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let push = push_1000();
+    // A group's pushes are stamped a millisecond apart at least, so one
+    // group pushed over and over would measure that clock, not the
+    // forwarding: the pushes rotate over groups, as a fleet's jobs do.
+    let pushes: Vec<Push> = (0..GROUPS)
+        .map(|i| push_1000_of(&format!("instance-{i}")))
+        .collect();
     let mut group = c.benchmark_group("forward_1000_series");
     group.throughput(Throughput::Elements(SERIES));
     for (name, relabel) in [
@@ -272,10 +285,12 @@ fn forwarder_end_to_end(c: &mut Criterion) {
             }
             forwarder
         });
+        let mut next = pushes.iter().cycle();
         group.bench_function(name, |b| {
             b.iter(|| {
+                let push = next.next().expect("a cycle never ends");
                 runtime
-                    .block_on(forwarder.forward(black_box(&push)))
+                    .block_on(forwarder.forward(black_box(push)))
                     .expect("the null receiver accepts")
             })
         });
