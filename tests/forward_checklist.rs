@@ -1,6 +1,7 @@
-//! The remote-write sender checklist (reference `remote-write-sender.md`
-//! §A.1, rows 1–29), one test per applicable row, each named after the
-//! row's requirement, against the in-process recording receiver.
+//! What a remote_write 1.0 sender must do, as a checklist of numbered rows
+//! (1–29): one test per applicable row, each named after the row's
+//! requirement and documented with the rule itself, against the in-process
+//! recording receiver.
 //!
 //! The rows that only the 2.0 spec states about the v2 message are tested
 //! with the 2.0 rows in `forward_checklist_rw2.rs`: 19 (v2 `labels_refs`,
