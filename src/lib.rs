@@ -15,7 +15,7 @@
 //! | [`push`] | ingest: grouping key and the one merge of its labels, body decoding, validation, the tenant policy, the push handler and the `PushSink` trait it talks to |
 //! | [`exposition`] | the metric formats: text and OpenMetrics parsing, the borrowed text index, delimited protobuf, Go float formatting and quoting |
 //! | [`sinks`] | `Sinks`, the `PushSink` that fans one `Push` out to the enabled sinks |
-//! | [`forward`] | remote_write: convert, series memory (stale markers), shards, batch, send, retry |
+//! | [`forward`] | remote_write: convert, external labels and write relabeling, series memory (stale markers), shards, batch, send, retry, the 1.0/2.0 wire encodings and their negotiation, the readiness probe, the durable queue |
 //! | [`cache`] | the Pushgateway store, its consistency check, scrape, JSON API, persistence and web page |
 //! | [`expiry`] | removal of cached groups not pushed within their TTL |
 //! | [`resend`] | the re-send ticker: every cached group written again through the forwarder each interval |
