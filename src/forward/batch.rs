@@ -8,7 +8,7 @@
 //!   `max_samples` samples and `max_bytes` bytes, and requests are sent one
 //!   after the other, so samples of one series keep their order;
 //! - a chunk's run of the push's own series is encoded from the push's
-//!   [`Converted`] only when its request is built, so a large push is held
+//!   [`SharedPush`] only when its request is built, so a large push is held
 //!   once (converted), not also as encoded requests: a delivery holds one
 //!   request's bytes at a time;
 //! - 5xx, 429 and missing answers are retried with backoff until the
@@ -40,10 +40,11 @@ use std::time::{Duration, Instant};
 use http::StatusCode;
 use tokio::time::sleep;
 
-use super::convert::{Converted, SeriesValue};
+use super::convert::SeriesValue;
 use super::negotiate::Protocol;
 use super::retry::{self, Backoff, Verdict};
 use super::send::{self, Answer, Endpoint};
+use super::series_memory::SharedPush;
 use super::wire;
 use super::wire_v2::{self, Counts, Extras};
 use crate::push::SinkError;
@@ -68,7 +69,7 @@ pub enum Piece {
     /// Entries encoded when the push was prepared (stale markers, the
     /// group's series, metadata).
     Encoded(Vec<u8>),
-    /// Series of the push's [`Converted`], by index, each stamped with its
+    /// Series of the push ([`SharedPush`]), by index, each stamped with its
     /// pushed timestamp or else `timestamp_ms`.
     Series {
         series: std::ops::Range<usize>,
@@ -79,7 +80,7 @@ pub enum Piece {
 impl Chunk {
     /// Appends the chunk's encoded entries to `out`, reading its series from
     /// `source` (the push it was prepared from).
-    pub fn encode_into(&self, out: &mut Vec<u8>, source: &Converted) {
+    pub fn encode_into(&self, out: &mut Vec<u8>, source: &SharedPush) {
         for piece in &self.pieces {
             match piece {
                 Piece::Encoded(bytes) => out.extend_from_slice(bytes),
@@ -87,7 +88,7 @@ impl Chunk {
                     series,
                     timestamp_ms,
                 } => {
-                    for series in &source.series[series.clone()] {
+                    for series in &source.series()[series.clone()] {
                         let labels = source.series_labels(series);
                         let at = series.timestamp_ms.unwrap_or(*timestamp_ms);
                         match &series.value {
@@ -95,7 +96,7 @@ impl Chunk {
                             SeriesValue::Histogram(r) => wire::put_histogram_series(
                                 out,
                                 labels,
-                                &source.histograms[r.clone()],
+                                &source.histograms()[r.clone()],
                                 at,
                             ),
                         }
@@ -117,7 +118,7 @@ pub struct Limits {
 pub struct Parcel<'a> {
     pub chunks: &'a [Chunk],
     /// The push the chunks' series are read from.
-    pub source: &'a Converted,
+    pub source: &'a SharedPush,
     pub deadline: Instant,
 }
 

@@ -29,7 +29,7 @@ use super::queue;
 use super::relabel::Relabeler;
 use super::retry::Backoff;
 use super::send::Endpoint;
-use super::series_memory::{GroupId, SeriesMemory};
+use super::series_memory::{GroupId, SeriesMemory, SharedPush};
 use super::wire;
 use super::wire_v2::Extras;
 use crate::proto::prompb::metric_metadata::MetricType as RwType;
@@ -131,8 +131,11 @@ pub struct Settings {
 
 /// A push ready to send.
 struct Prepared {
+    /// The push, its series moved to `push`.
     job: Queued,
-    /// Its requests' fragments, whose series are read from `job.converted`.
+    /// Its series, shared with the series memory.
+    push: SharedPush,
+    /// Its requests' fragments, whose series are read from `push`.
     chunks: Vec<Chunk>,
     /// Series the push ended, remembered again if it fails.
     ended: Vec<(String, Vec<u8>)>,
@@ -256,7 +259,7 @@ impl Worker {
                 .iter()
                 .map(|&i| Parcel {
                     chunks: &prepared[i].chunks,
-                    source: &prepared[i].job.converted,
+                    source: &prepared[i].push,
                     deadline: prepared[i].job.deadline,
                 })
                 .collect();
@@ -277,7 +280,7 @@ impl Worker {
             // Best effort, one try: the pushes are already answered.
             let report = [Parcel {
                 chunks: &chunks,
-                source: &Converted::default(),
+                source: &SharedPush::default(),
                 deadline: Instant::now(),
             }];
             let _ = self.delivery(tenant.as_deref()).deliver(&report).await;
@@ -323,37 +326,36 @@ impl Worker {
         }
     }
 
-    fn prepare(&mut self, job: Queued) -> Prepared {
+    fn prepare(&mut self, mut job: Queued) -> Prepared {
         let mut builder = ChunkBuilder::new(self.settings.limits);
-        if job.op == PushOp::Delete && !job.converted.series.is_empty() {
+        let push = SharedPush::new(std::mem::take(&mut job.converted));
+        if job.op == PushOp::Delete && !push.series().is_empty() {
             // The cache ending a group sends its state along: the memory
             // may not know its series (forgotten, or lost in a restart).
-            self.memory
-                .record(&job.group, PushOp::Merge, &job.converted);
+            self.memory.record(&job.group, PushOp::Merge, &push);
             self.memory.group(&job.group).pushed = self.settings.push_time_metrics;
         }
         let group = self.memory.group(&job.group);
         let ts = group.next_timestamp(unix_ms(job.received_at));
         let stale = f64::from_bits(wire::STALE_NAN_BITS);
         let ended: Vec<(String, Vec<u8>)> = group
-            .ended_series(job.op, &job.converted)
+            .ended_series(job.op, &push)
             .into_iter()
             .map(|(family, labels)| {
                 builder.float(labels, stale, ts);
                 (family.to_string(), labels.to_vec())
             })
             .collect();
-        let c = &job.converted;
         // A DELETE's series (the cache's state of an ended group) only
         // name what ends.
         let values = if job.op == PushOp::Delete {
             &[][..]
         } else {
-            &c.series[..]
+            push.series()
         };
-        let mut extras = c.extras.iter().peekable();
+        let mut extras = push.extras().iter().peekable();
         for index in 0..values.len() {
-            builder.series(c, index, ts);
+            builder.series(&push, index, ts);
             if let Some((_, extra)) = extras.next_if(|(i, _)| *i == index) {
                 builder.extras(extra);
             }
@@ -386,17 +388,18 @@ impl Worker {
                 group.pushed = true;
             }
         }
-        builder.raw_metadata(&c.metadata);
+        builder.raw_metadata(push.metadata());
         if job.from_cache.is_none() {
             group.last_push_at = Some(job.received_at);
         }
-        self.memory.record(&job.group, job.op, &job.converted);
+        self.memory.record(&job.group, job.op, &push);
         Prepared {
-            samples: c.series.len(),
+            samples: push.series().len(),
             chunks: builder.finish(),
             ended,
             was_pushed,
             job,
+            push,
             followers: Vec::new(),
         }
     }
@@ -608,8 +611,8 @@ impl ChunkBuilder {
 
     /// Adds series `index` of `source`, stamped `timestamp_ms` unless it
     /// carries its own, to be encoded when its request is built.
-    fn series(&mut self, source: &Converted, index: usize, timestamp_ms: i64) {
-        let series = &source.series[index];
+    fn series(&mut self, source: &SharedPush, index: usize, timestamp_ms: i64) {
+        let series = &source.series()[index];
         let labels = series.labels.len();
         let at = series.timestamp_ms.unwrap_or(timestamp_ms);
         let size = match &series.value {
