@@ -41,25 +41,32 @@ impl PushSink for Sinks {
         }
     }
 
-    /// Hands `push` to every enabled sink; the first refusal wins.
+    /// Hands `push` to every enabled sink; the first refusal wins. Without
+    /// the cache, the push (its body and the body's index) is dropped once
+    /// converted, before the wait for delivery: a large push is then held
+    /// once, converted.
     async fn apply<'a>(
         &'a self,
-        push: &Push,
+        push: Push,
         admission: Self::Admission<'a>,
     ) -> Result<(), SinkError> {
-        if let Some(forwarder) = &self.forwarder {
-            if let Some(cache) = &self.cache {
-                cache.check(push)?;
-            }
-            match admission {
-                Some(admission) => forwarder.forward_admitted(push, admission).await?,
-                None => forwarder.forward(push).await?,
-            }
-        }
+        let Some(forwarder) = &self.forwarder else {
+            return self.store(&push);
+        };
         if let Some(cache) = &self.cache {
-            cache.apply(push)?;
+            cache.check(&push)?;
         }
-        Ok(())
+        let admission = match admission {
+            Some(admission) => admission,
+            None => forwarder.admit(push.tenant.as_deref(), &push.key).await?,
+        };
+        let outgoing = forwarder.convert(&push)?;
+        if self.cache.is_none() {
+            drop(push);
+            return forwarder.send(outgoing, admission).await;
+        }
+        forwarder.send(outgoing, admission).await?;
+        self.store(&push)
     }
 
     /// Notes a push to `key` whose metrics were refused as invalid or
@@ -88,6 +95,14 @@ impl PushSink for Sinks {
 }
 
 impl Sinks {
+    /// Stores `push` in the cache, when there is one.
+    fn store(&self, push: &Push) -> Result<(), SinkError> {
+        match &self.cache {
+            Some(cache) => cache.apply(push),
+            None => Ok(()),
+        }
+    }
+
     /// Sends everything the forwarder still has queued (shutdown).
     pub async fn drain(&self) {
         if let Some(forwarder) = &self.forwarder {

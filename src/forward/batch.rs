@@ -2,11 +2,15 @@
 //! with retries, and isolating a push the backend refuses.
 //!
 //! Contract:
-//! - each push arrives as one or more [`Chunk`]s (encoded `WriteRequest`
-//!   fragments, each within the request limits); chunks are packed in order
-//!   into requests of at most `max_samples` samples and `max_bytes` bytes,
-//!   and requests are sent one after the other, so samples of one series
-//!   keep their order;
+//! - each push arrives as one or more [`Chunk`]s (`WriteRequest`
+//!   fragments, each within the request limits, whose encoded size is
+//!   known); chunks are packed in order into requests of at most
+//!   `max_samples` samples and `max_bytes` bytes, and requests are sent one
+//!   after the other, so samples of one series keep their order;
+//! - a chunk's run of the push's own series is encoded from the push's
+//!   [`SharedPush`] only when its request is built, so a large push is held
+//!   once (converted), not also as encoded requests: a delivery holds one
+//!   request's bytes at a time;
 //! - 5xx, 429 and missing answers are retried with backoff until the
 //!   earliest deadline of the pushes in the request; when the next backoff
 //!   would pass the deadline, the last attempt is made at the deadline
@@ -36,21 +40,71 @@ use std::time::{Duration, Instant};
 use http::StatusCode;
 use tokio::time::sleep;
 
+use super::convert::SeriesValue;
 use super::negotiate::Protocol;
 use super::retry::{self, Backoff, Verdict};
 use super::send::{self, Answer, Endpoint};
+use super::series_memory::SharedPush;
+use super::wire;
 use super::wire_v2::{self, Counts, Extras};
 use crate::push::SinkError;
 use crate::telemetry;
 
-/// An encoded `WriteRequest` fragment: whole `timeseries`/`metadata` entries.
+/// A `WriteRequest` fragment: whole `timeseries`/`metadata` entries, in
+/// order, some encoded already, some to be encoded from the push.
 #[derive(Debug, Default)]
 pub struct Chunk {
-    pub bytes: Vec<u8>,
+    pub pieces: Vec<Piece>,
+    /// The bytes it encodes to.
+    pub len: usize,
     /// Its series (each carries one sample or histogram).
     pub samples: usize,
-    /// What only 2.0 carries, by index of the series in `bytes`, ascending.
+    /// What only 2.0 carries, by index of the series in the chunk, ascending.
     pub extras: Vec<(usize, Extras)>,
+}
+
+/// A run of a chunk's entries.
+#[derive(Debug)]
+pub enum Piece {
+    /// Entries encoded when the push was prepared (stale markers, the
+    /// group's series, metadata).
+    Encoded(Vec<u8>),
+    /// Series of the push ([`SharedPush`]), by index, each stamped with its
+    /// pushed timestamp or else `timestamp_ms`.
+    Series {
+        series: std::ops::Range<usize>,
+        timestamp_ms: i64,
+    },
+}
+
+impl Chunk {
+    /// Appends the chunk's encoded entries to `out`, reading its series from
+    /// `source` (the push it was prepared from).
+    pub fn encode_into(&self, out: &mut Vec<u8>, source: &SharedPush) {
+        for piece in &self.pieces {
+            match piece {
+                Piece::Encoded(bytes) => out.extend_from_slice(bytes),
+                Piece::Series {
+                    series,
+                    timestamp_ms,
+                } => {
+                    for series in &source.series()[series.clone()] {
+                        let labels = source.series_labels(series);
+                        let at = series.timestamp_ms.unwrap_or(*timestamp_ms);
+                        match &series.value {
+                            SeriesValue::Float(v) => wire::put_float_series(out, labels, *v, at),
+                            SeriesValue::Histogram(r) => wire::put_histogram_series(
+                                out,
+                                labels,
+                                &source.histograms()[r.clone()],
+                                at,
+                            ),
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The size limits of one request.
@@ -63,6 +117,8 @@ pub struct Limits {
 /// One push of a batch, as the delivery sees it.
 pub struct Parcel<'a> {
     pub chunks: &'a [Chunk],
+    /// The push the chunks' series are read from.
+    pub source: &'a SharedPush,
     pub deadline: Instant,
 }
 
@@ -171,14 +227,14 @@ impl Delivery<'_> {
         for (p, parcel) in parcels.iter().enumerate() {
             for (c, chunk) in parcel.chunks.iter().enumerate() {
                 let fits = samples + chunk.samples <= self.limits.max_samples
-                    && bytes + chunk.bytes.len() <= self.limits.max_bytes;
+                    && bytes + chunk.len <= self.limits.max_bytes;
                 if !fits && !current.is_empty() {
                     requests.push(std::mem::take(&mut current));
                     (samples, bytes) = (0, 0);
                 }
                 current.push((p, c));
                 samples += chunk.samples;
-                bytes += chunk.bytes.len();
+                bytes += chunk.len;
             }
         }
         if !current.is_empty() {
@@ -195,15 +251,12 @@ impl Delivery<'_> {
         parts: &[(usize, usize)],
         deadline: Instant,
     ) -> Result<(), Failure> {
-        let mut raw = Vec::with_capacity(
-            parts
-                .iter()
-                .map(|&(p, c)| parcels[p].chunks[c].bytes.len())
-                .sum(),
-        );
+        let len = parts.iter().map(|&(p, c)| parcels[p].chunks[c].len).sum();
+        let mut raw = Vec::with_capacity(len);
         for &(p, c) in parts {
-            raw.extend_from_slice(&parcels[p].chunks[c].bytes);
+            parcels[p].chunks[c].encode_into(&mut raw, parcels[p].source);
         }
+        debug_assert_eq!(raw.len(), len, "a chunk's size was mis-counted");
         let negotiation = self.endpoint.negotiation();
         if negotiation.protocol(Instant::now()) == Protocol::V1 {
             return self

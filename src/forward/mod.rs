@@ -239,11 +239,21 @@ impl Forwarder {
     }
     /// Forwards one push [`Forwarder::admit`] admitted (for the push's own
     /// tenant and key); see the module docs for when it returns `Ok`.
+    /// The same as [`Forwarder::convert`] then [`Forwarder::send`].
     pub async fn forward_admitted(
         &self,
         push: &Push,
         admission: Admission<'_>,
     ) -> Result<(), SinkError> {
+        let outgoing = self.convert(push)?;
+        self.send(outgoing, admission).await
+    }
+
+    /// The first half of forwarding: `push` converted (and relabeled) into
+    /// what the shards send. Nothing after it reads the push, so a caller
+    /// that owns it can free its body before [`Forwarder::send`] waits for
+    /// delivery.
+    pub fn convert(&self, push: &Push) -> Result<Outgoing, SinkError> {
         let deadline = Instant::now() + self.retry_deadline;
         if let Some(problem) = unsendable_name(&push.families) {
             return Err(SinkError::Rejected(problem));
@@ -252,14 +262,35 @@ impl Forwarder {
         // Before the shard: its series memory keeps the relabeled identity,
         // so stale markers end what was written.
         self.relabel.apply(&mut converted);
-        let group = GroupId {
-            tenant: push.tenant.clone(),
-            key: push.key.clone(),
-        };
+        Ok(Outgoing {
+            op: push.op,
+            group: GroupId {
+                tenant: push.tenant.clone(),
+                key: push.key.clone(),
+            },
+            received_at: push.received_at,
+            converted,
+            deadline,
+        })
+    }
+
+    /// The second half of forwarding: hands a converted push, admitted as
+    /// `admission`, to its shard (or the disk queue); see the module docs
+    /// for when it returns `Ok`.
+    pub async fn send(
+        &self,
+        outgoing: Outgoing,
+        admission: Admission<'_>,
+    ) -> Result<(), SinkError> {
+        let Outgoing {
+            op,
+            group,
+            received_at,
+            converted,
+            deadline,
+        } = outgoing;
         if let Some(disk_queue) = &self.disk_queue {
-            return disk_queue
-                .append(push.op, &group, push.received_at, &converted)
-                .await;
+            return disk_queue.append(op, &group, received_at, &converted).await;
         }
         let (reply, answer) = match self.ack {
             AckMode::Sync => {
@@ -268,10 +299,11 @@ impl Forwarder {
             }
             AckMode::Async | AckMode::Durable => (None, None),
         };
+        let shard = &self.shards[shard_index(&group, self.shards.len())];
         let message = Message::Push(Box::new(Queued {
-            op: push.op,
+            op,
             group,
-            received_at: push.received_at,
+            received_at,
             converted,
             deadline,
             reply,
@@ -281,7 +313,6 @@ impl Forwarder {
             place.send(message);
             return Ok(());
         }
-        let shard = &self.shards[shard_of(push.tenant.as_deref(), &push.key, self.shards.len())];
         let queued = tokio::time::timeout_at(deadline.into(), shard.send(message)).await;
         match queued {
             Ok(Ok(())) => {}
@@ -377,6 +408,18 @@ fn shard_of(tenant: Option<&str>, key: &GroupingKey, shards: usize) -> usize {
     tenant.hash(&mut hasher);
     key.hash(&mut hasher);
     (hasher.finish() % shards as u64) as usize
+}
+
+/// A push converted for forwarding ([`Forwarder::convert`]), without the
+/// parsed body it came from.
+pub struct Outgoing {
+    op: PushOp,
+    group: GroupId,
+    received_at: SystemTime,
+    converted: Converted,
+    /// Until when delivery is retried: the retry deadline from the start of
+    /// the conversion.
+    deadline: Instant,
 }
 
 /// A push's admission ([`Forwarder::admit`]): with `ack = "async"` its

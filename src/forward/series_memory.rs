@@ -16,11 +16,18 @@
 //! `telemetry::SERIES_MEMORY_EVICTIONS`), after which their series can no
 //! longer be ended by stale markers and their timestamps restart from the
 //! receive time.
+//!
+//! Label bytes are not copied in: the shard holds each push it sends as a
+//! [`SharedPush`], whose label buffer the remembered sets point into (a
+//! set gets a buffer of its own once its push's buffer is mostly unused
+//! by the group), so a large push is held once while it is sent.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Range;
+use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::convert::Converted;
+use super::convert::{Converted, Family, Series};
 use super::queue::codec::{Malformed, Put, Take};
 use crate::push::{GroupingKey, PushOp};
 use crate::telemetry;
@@ -33,11 +40,70 @@ pub struct GroupId {
     pub key: GroupingKey,
 }
 
-/// The encoded label sets of one family's series.
+/// A converted push as its shard holds it: its label bytes moved into a
+/// shared buffer, so that the memory of the group's series keeps them
+/// without a copy (a large push is held once while it is sent, not twice).
+#[derive(Debug, Default)]
+pub struct SharedPush {
+    /// The push without its label bytes (`labels` is empty: they are in
+    /// `labels` below).
+    rest: Converted,
+    labels: Arc<Vec<u8>>,
+}
+
+impl SharedPush {
+    pub fn new(mut converted: Converted) -> Self {
+        let mut labels = std::mem::take(&mut converted.labels);
+        // The conversion reserves by estimate: the memory may keep the
+        // buffer long after the push.
+        labels.shrink_to_fit();
+        Self {
+            rest: converted,
+            labels: Arc::new(labels),
+        }
+    }
+
+    pub fn series(&self) -> &[Series] {
+        &self.rest.series
+    }
+
+    pub fn families(&self) -> &[Family] {
+        &self.rest.families
+    }
+
+    /// See [`Converted::histograms`].
+    pub fn histograms(&self) -> &[u8] {
+        &self.rest.histograms
+    }
+
+    /// See [`Converted::metadata`].
+    pub fn metadata(&self) -> &[u8] {
+        &self.rest.metadata
+    }
+
+    /// See [`Converted::extras`].
+    pub fn extras(&self) -> &[(usize, super::wire_v2::Extras)] {
+        &self.rest.extras
+    }
+
+    /// The label bytes of one series.
+    pub fn series_labels(&self, series: &Series) -> &[u8] {
+        &self.labels[series.labels.clone()]
+    }
+}
+
+/// The encoded label sets of one family's series: a run of label bytes in
+/// a buffer, either the buffer of the push that brought them (shared with
+/// it while it is sent) or one of the set's own.
 #[derive(Clone, Debug, Default)]
 pub struct SeriesSet {
-    bytes: Vec<u8>,
-    ends: Vec<usize>,
+    buffer: Arc<Vec<u8>>,
+    /// Where the set's bytes are in `buffer`.
+    range: Range<usize>,
+    /// Where each series' labels end, from `range.start` (u32: a family's
+    /// label bytes are bounded by the body limits, and a million series
+    /// cost 4 MB of ends, not 8).
+    ends: Vec<u32>,
 }
 
 impl SeriesSet {
@@ -49,57 +115,66 @@ impl SeriesSet {
         self.ends.is_empty()
     }
 
+    fn bytes(&self) -> &[u8] {
+        &self.buffer[self.range.clone()]
+    }
+
     /// Each series' encoded labels.
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let bytes = self.bytes();
         let starts = std::iter::once(0).chain(self.ends.iter().copied());
         starts
             .zip(self.ends.iter())
-            .map(|(s, &e)| &self.bytes[s..e])
+            .map(move |(s, &e)| &bytes[s as usize..e as usize])
     }
 
-    fn push(&mut self, labels: &[u8]) {
-        self.bytes.extend_from_slice(labels);
-        self.ends.push(self.bytes.len());
-    }
-
-    /// Whether this set holds exactly the series of `converted`'s family
-    /// `index`, in the same order (the common case of a job pushing the same
-    /// series again: one memcmp instead of hashing every series).
-    fn same_as_family(&self, converted: &Converted, index: usize) -> bool {
-        let family = &converted.families[index];
-        let base = family.labels.start;
-        self.bytes == converted.labels[family.labels.clone()]
-            && self.ends.len() == family.series.len()
-            && converted.series[family.series.clone()]
-                .iter()
-                .zip(&self.ends)
-                .all(|(s, &end)| s.labels.end - base == end)
-    }
-
-    /// The set of `converted`'s family `index`.
-    fn of_family(converted: &Converted, index: usize) -> Self {
-        let family = &converted.families[index];
-        let base = family.labels.start;
-        let ends = converted.series[family.series.clone()]
-            .iter()
-            .map(|s| s.labels.end - base)
-            .collect();
+    /// A set of its own holding `series`, in order.
+    fn owning<'a>(series: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        let mut bytes = Vec::new();
+        let mut ends = Vec::new();
+        for labels in series {
+            bytes.extend_from_slice(labels);
+            ends.push(bytes.len() as u32);
+        }
         Self {
-            bytes: converted.labels[family.labels.clone()].to_vec(),
+            range: 0..bytes.len(),
+            buffer: Arc::new(bytes),
             ends,
         }
     }
 
-    fn merge(&mut self, other: &SeriesSet) {
-        let known: HashSet<&[u8]> = self.iter().collect();
-        let missing: Vec<Vec<u8>> = other
+    /// Whether this set holds exactly the series of `push`'s family
+    /// `index`, in the same order (the common case of a job pushing the same
+    /// series again: one memcmp instead of hashing every series).
+    fn same_as_family(&self, push: &SharedPush, index: usize) -> bool {
+        let family = &push.families()[index];
+        let base = family.labels.start;
+        self.bytes() == &push.labels[family.labels.clone()]
+            && self.ends.len() == family.series.len()
+            && push.series()[family.series.clone()]
+                .iter()
+                .zip(&self.ends)
+                .all(|(s, &end)| s.labels.end - base == end as usize)
+    }
+
+    /// The set of `push`'s family `index`, sharing the push's buffer.
+    fn of_family(push: &SharedPush, index: usize) -> Self {
+        let family = &push.families()[index];
+        let base = family.labels.start;
+        let ends = push.series()[family.series.clone()]
             .iter()
-            .filter(|s| !known.contains(s))
-            .map(<[u8]>::to_vec)
+            .map(|s| (s.labels.end - base) as u32)
             .collect();
-        for labels in missing {
-            self.push(&labels);
+        Self {
+            buffer: push.labels.clone(),
+            range: family.labels.clone(),
+            ends,
         }
+    }
+
+    /// Moves the set to a buffer of its own.
+    fn unshare(&mut self) {
+        *self = Self::owning(self.iter());
     }
 }
 
@@ -138,15 +213,15 @@ impl Group {
         self.families.values().map(SeriesSet::len).sum()
     }
 
-    /// The remembered series that `op` with `converted` ends.
+    /// The remembered series that `op` with `push` ends.
     pub fn ended_series<'a>(
         &'a self,
         op: PushOp,
-        converted: &'a Converted,
+        push: &'a SharedPush,
     ) -> Vec<(&'a str, &'a [u8])> {
         let mut ended = Vec::new();
-        let pushed: HashMap<&str, usize> = converted
-            .families
+        let pushed: HashMap<&str, usize> = push
+            .families()
             .iter()
             .enumerate()
             .map(|(i, f)| (f.name.as_str(), i))
@@ -157,12 +232,12 @@ impl Group {
                     ended.extend(remembered.iter().map(|s| (name.as_str(), s)))
                 }
                 (PushOp::Merge, None) => {}
-                (_, Some(&index)) if remembered.same_as_family(converted, index) => {}
+                (_, Some(&index)) if remembered.same_as_family(push, index) => {}
                 (_, Some(&index)) => {
-                    let family = &converted.families[index];
-                    let still: HashSet<&[u8]> = converted.series[family.series.clone()]
+                    let family = &push.families()[index];
+                    let still: HashSet<&[u8]> = push.series()[family.series.clone()]
                         .iter()
-                        .map(|s| converted.series_labels(s))
+                        .map(|s| push.series_labels(s))
                         .collect();
                     ended.extend(
                         remembered
@@ -176,30 +251,48 @@ impl Group {
         ended
     }
 
-    /// Makes the group hold what `op` with `converted` leaves, as if it
+    /// Makes the group hold what `op` with `push` leaves, as if it
     /// succeeds (later pushes in the same batch must see it).
-    fn record(&mut self, op: PushOp, converted: &Converted) {
+    fn record(&mut self, op: PushOp, push: &SharedPush) {
         match op {
             PushOp::Delete => self.families.clear(),
             PushOp::Replace => {
                 let pushed: HashSet<&str> =
-                    converted.families.iter().map(|f| f.name.as_str()).collect();
+                    push.families().iter().map(|f| f.name.as_str()).collect();
                 self.families
                     .retain(|name, _| pushed.contains(name.as_str()));
             }
             PushOp::Merge => {}
         }
-        for (index, family) in converted.families.iter().enumerate() {
+        for (index, family) in push.families().iter().enumerate() {
             if let Some(existing) = self.families.get(&family.name)
-                && existing.same_as_family(converted, index)
+                && existing.same_as_family(push, index)
             {
                 continue;
             }
-            let set = SeriesSet::of_family(converted, index);
+            let set = SeriesSet::of_family(push, index);
             if set.is_empty() {
                 self.families.remove(&family.name);
             } else {
                 self.families.insert(family.name.clone(), set);
+            }
+        }
+        self.release_unused_buffers();
+    }
+
+    /// Gives their own buffer to the sets that share a push's buffer of
+    /// which the group uses less than half (the push's other families were
+    /// replaced since, or remembered already): the memory then holds at
+    /// most twice the label bytes it remembers. A push's buffer is only
+    /// shared within its own group.
+    fn release_unused_buffers(&mut self) {
+        let mut used: HashMap<*const Vec<u8>, usize> = HashMap::new();
+        for set in self.families.values() {
+            *used.entry(Arc::as_ptr(&set.buffer)).or_default() += set.range.len();
+        }
+        for set in self.families.values_mut() {
+            if used[&Arc::as_ptr(&set.buffer)] * 2 < set.buffer.len() {
+                set.unshare();
             }
         }
     }
@@ -209,10 +302,20 @@ impl Group {
     /// series stay remembered too: some may have reached the backend, and
     /// ending a series that does not exist is harmless.)
     fn restore(&mut self, ended: &[(String, Vec<u8>)]) {
+        let mut by_family: HashMap<&str, Vec<&[u8]>> = HashMap::new();
         for (family, labels) in ended {
-            let mut one = SeriesSet::default();
-            one.push(labels);
-            self.families.entry(family.clone()).or_default().merge(&one);
+            by_family
+                .entry(family.as_str())
+                .or_default()
+                .push(labels.as_slice());
+        }
+        for (family, labels) in by_family {
+            let set = self.families.entry(family.to_string()).or_default();
+            let mut known: HashSet<&[u8]> = set.iter().collect();
+            let missing: Vec<&[u8]> = labels.into_iter().filter(|l| known.insert(*l)).collect();
+            if !missing.is_empty() {
+                *set = SeriesSet::owning(set.iter().chain(missing));
+            }
         }
     }
 }
@@ -255,8 +358,8 @@ impl SeriesMemory {
     /// Records what a push leaves in its group (see [`Group::record`]),
     /// then forgets the least recently pushed groups while over the bound
     /// (never `key` itself).
-    pub fn record(&mut self, key: &GroupId, op: PushOp, converted: &Converted) {
-        self.update(key, |group| group.record(op, converted));
+    pub fn record(&mut self, key: &GroupId, op: PushOp, push: &SharedPush) {
+        self.update(key, |group| group.record(op, push));
     }
 
     /// Remembers again the series a failed push had ended.
@@ -309,10 +412,10 @@ impl SeriesMemory {
             put.len(group.families.len());
             for (name, set) in &group.families {
                 put.str(name);
-                put.bytes(&set.bytes);
+                put.bytes(set.bytes());
                 put.len(set.ends.len());
                 for &end in &set.ends {
-                    put.len(end);
+                    put.u32(end);
                 }
             }
         }
@@ -335,12 +438,18 @@ impl SeriesMemory {
                 let name = take.str()?;
                 let bytes = take.bytes()?.to_vec();
                 let ends = (0..take.len()?)
-                    .map(|_| take.u32().map(|end| end as usize))
-                    .collect::<Result<Vec<usize>, Malformed>>()?;
-                if ends.windows(2).any(|w| w[0] > w[1]) || ends.last() > Some(&bytes.len()) {
+                    .map(|_| take.u32())
+                    .collect::<Result<Vec<u32>, Malformed>>()?;
+                let past_bytes = ends.last().is_some_and(|&end| end as usize > bytes.len());
+                if ends.windows(2).any(|w| w[0] > w[1]) || past_bytes {
                     return Err(Malformed("series ends out of order"));
                 }
-                group.families.insert(name, SeriesSet { bytes, ends });
+                let set = SeriesSet {
+                    range: 0..bytes.len(),
+                    buffer: Arc::new(bytes),
+                    ends,
+                };
+                group.families.insert(name, set);
             }
             groups.push((id, group));
         }
@@ -381,7 +490,7 @@ mod tests {
     }
 
     /// Families `name{i=...}` with the given label values.
-    fn push(families: &[(&str, &[&str])]) -> Converted {
+    fn push(families: &[(&str, &[&str])]) -> SharedPush {
         let families: Vec<MetricFamily> = families
             .iter()
             .map(|(name, values)| MetricFamily {
@@ -401,11 +510,40 @@ mod tests {
                 ..Default::default()
             })
             .collect();
-        convert(&families, &GroupingKey::new([]))
+        SharedPush::new(convert(&families, &GroupingKey::new([])))
     }
 
-    fn ended_count(memory: &mut SeriesMemory, op: PushOp, converted: &Converted) -> usize {
-        memory.group(&key("j")).ended_series(op, converted).len()
+    fn ended_count(memory: &mut SeriesMemory, op: PushOp, push: &SharedPush) -> usize {
+        memory.group(&key("j")).ended_series(op, push).len()
+    }
+
+    #[test]
+    fn a_recorded_push_shares_its_label_bytes_until_most_are_replaced() {
+        let mut memory = SeriesMemory::new(100);
+        let values: Vec<String> = (0..50).map(|i| i.to_string()).collect();
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        let first = push(&[("big", &values), ("small", &["1"])]);
+        memory.record(&key("j"), PushOp::Replace, &first);
+        let remembered = |memory: &mut SeriesMemory, family: &str| {
+            memory.group(&key("j")).families[family].clone()
+        };
+        // No copy: both families point into the push's buffer.
+        for family in ["big", "small"] {
+            let set = remembered(&mut memory, family);
+            assert!(Arc::ptr_eq(&set.buffer, &first.labels), "{family}");
+        }
+        // A POST replacing "big" leaves "small" alone, in a buffer of its
+        // own rather than keeping the first push's 50 series alive.
+        memory.record(&key("j"), PushOp::Merge, &push(&[("big", &["7"])]));
+        let small = remembered(&mut memory, "small");
+        assert!(!Arc::ptr_eq(&small.buffer, &first.labels));
+        assert_eq!(small.buffer.len(), small.range.len());
+        let lone = push(&[("small", &["1"])]);
+        assert_eq!(
+            small.iter().collect::<Vec<_>>(),
+            [lone.series_labels(&lone.series()[0])]
+        );
+        assert_eq!(memory.series(), 2);
     }
 
     #[test]

@@ -23,13 +23,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::batch::{Chunk, Delivery, Limits, Parcel};
+use super::batch::{Chunk, Delivery, Limits, Parcel, Piece};
 use super::convert::{self, Converted, SeriesValue};
 use super::queue;
 use super::relabel::Relabeler;
 use super::retry::Backoff;
 use super::send::Endpoint;
-use super::series_memory::{GroupId, SeriesMemory};
+use super::series_memory::{GroupId, SeriesMemory, SharedPush};
 use super::wire;
 use super::wire_v2::Extras;
 use crate::proto::prompb::metric_metadata::MetricType as RwType;
@@ -131,7 +131,11 @@ pub struct Settings {
 
 /// A push ready to send.
 struct Prepared {
+    /// The push, its series moved to `push`.
     job: Queued,
+    /// Its series, shared with the series memory.
+    push: SharedPush,
+    /// Its requests' fragments, whose series are read from `push`.
     chunks: Vec<Chunk>,
     /// Series the push ended, remembered again if it fails.
     ended: Vec<(String, Vec<u8>)>,
@@ -255,6 +259,7 @@ impl Worker {
                 .iter()
                 .map(|&i| Parcel {
                     chunks: &prepared[i].chunks,
+                    source: &prepared[i].push,
                     deadline: prepared[i].job.deadline,
                 })
                 .collect();
@@ -275,6 +280,7 @@ impl Worker {
             // Best effort, one try: the pushes are already answered.
             let report = [Parcel {
                 chunks: &chunks,
+                source: &SharedPush::default(),
                 deadline: Instant::now(),
             }];
             let _ = self.delivery(tenant.as_deref()).deliver(&report).await;
@@ -320,45 +326,36 @@ impl Worker {
         }
     }
 
-    fn prepare(&mut self, job: Queued) -> Prepared {
-        let (_, estimate) = job.size();
-        let mut builder = ChunkBuilder::with_capacity(self.settings.limits, estimate + 256);
-        if job.op == PushOp::Delete && !job.converted.series.is_empty() {
+    fn prepare(&mut self, mut job: Queued) -> Prepared {
+        let mut builder = ChunkBuilder::new(self.settings.limits);
+        let push = SharedPush::new(std::mem::take(&mut job.converted));
+        if job.op == PushOp::Delete && !push.series().is_empty() {
             // The cache ending a group sends its state along: the memory
             // may not know its series (forgotten, or lost in a restart).
-            self.memory
-                .record(&job.group, PushOp::Merge, &job.converted);
+            self.memory.record(&job.group, PushOp::Merge, &push);
             self.memory.group(&job.group).pushed = self.settings.push_time_metrics;
         }
         let group = self.memory.group(&job.group);
         let ts = group.next_timestamp(unix_ms(job.received_at));
         let stale = f64::from_bits(wire::STALE_NAN_BITS);
         let ended: Vec<(String, Vec<u8>)> = group
-            .ended_series(job.op, &job.converted)
+            .ended_series(job.op, &push)
             .into_iter()
             .map(|(family, labels)| {
                 builder.float(labels, stale, ts);
                 (family.to_string(), labels.to_vec())
             })
             .collect();
-        let c = &job.converted;
         // A DELETE's series (the cache's state of an ended group) only
         // name what ends.
         let values = if job.op == PushOp::Delete {
             &[][..]
         } else {
-            &c.series[..]
+            push.series()
         };
-        let mut extras = c.extras.iter().peekable();
-        for (index, series) in values.iter().enumerate() {
-            let labels = c.series_labels(series);
-            let at = series.timestamp_ms.unwrap_or(ts);
-            match &series.value {
-                SeriesValue::Float(v) => builder.float(labels, *v, at),
-                SeriesValue::Histogram(r) => {
-                    builder.histogram(labels, &c.histograms[r.clone()], at)
-                }
-            }
+        let mut extras = push.extras().iter().peekable();
+        for index in 0..values.len() {
+            builder.series(&push, index, ts);
             if let Some((_, extra)) = extras.next_if(|(i, _)| *i == index) {
                 builder.extras(extra);
             }
@@ -391,17 +388,18 @@ impl Worker {
                 group.pushed = true;
             }
         }
-        builder.raw_metadata(&c.metadata);
+        builder.raw_metadata(push.metadata());
         if job.from_cache.is_none() {
             group.last_push_at = Some(job.received_at);
         }
-        self.memory.record(&job.group, job.op, &job.converted);
+        self.memory.record(&job.group, job.op, &push);
         Prepared {
-            samples: c.series.len(),
+            samples: push.series().len(),
             chunks: builder.finish(),
             ended,
             was_pushed,
             job,
+            push,
             followers: Vec::new(),
         }
     }
@@ -557,46 +555,89 @@ impl FailureReports {
 }
 
 /// Builds a push's chunks, starting a new one when the current one is full.
+/// The push's own series are only named (see [`Piece::Series`]); the rest
+/// is encoded here.
 struct ChunkBuilder {
     limits: Limits,
     chunks: Vec<Chunk>,
     current: Chunk,
+    /// Entries encoded since the current chunk's last piece.
+    encoded: Vec<u8>,
 }
 
 impl ChunkBuilder {
     fn new(limits: Limits) -> Self {
-        Self::with_capacity(limits, 0)
-    }
-
-    /// A builder whose first chunk has room for about `bytes`.
-    fn with_capacity(limits: Limits, bytes: usize) -> Self {
         Self {
             limits,
             chunks: Vec::new(),
-            current: Chunk {
-                bytes: Vec::with_capacity(bytes.min(limits.max_bytes)),
-                ..Chunk::default()
-            },
+            current: Chunk::default(),
+            encoded: Vec::new(),
         }
     }
 
     fn make_room(&mut self, bytes: usize) {
         let full = self.current.samples >= self.limits.max_samples
-            || self.current.bytes.len() + bytes > self.limits.max_bytes;
-        if full && !self.current.bytes.is_empty() {
-            self.chunks.push(std::mem::take(&mut self.current));
+            || self.current.len + bytes > self.limits.max_bytes;
+        if full && self.current.len != 0 {
+            self.close_chunk();
         }
+    }
+
+    fn close_chunk(&mut self) {
+        self.close_encoded();
+        self.chunks.push(std::mem::take(&mut self.current));
+    }
+
+    /// Ends the current run of encoded entries as a piece of the chunk.
+    fn close_encoded(&mut self) {
+        if !self.encoded.is_empty() {
+            let bytes = std::mem::take(&mut self.encoded);
+            self.current.pieces.push(Piece::Encoded(bytes));
+        }
+    }
+
+    /// Appends entries `write` encodes, counting their bytes.
+    fn put(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        let before = self.encoded.len();
+        write(&mut self.encoded);
+        self.current.len += self.encoded.len() - before;
     }
 
     fn float(&mut self, labels: &[u8], value: f64, timestamp_ms: i64) {
         self.make_room(wire::float_series_size(labels.len(), timestamp_ms));
-        wire::put_float_series(&mut self.current.bytes, labels, value, timestamp_ms);
+        self.put(|out| wire::put_float_series(out, labels, value, timestamp_ms));
         self.current.samples += 1;
     }
 
-    fn histogram(&mut self, labels: &[u8], histogram: &[u8], timestamp_ms: i64) {
-        self.make_room(labels.len() + histogram.len() + 24);
-        wire::put_histogram_series(&mut self.current.bytes, labels, histogram, timestamp_ms);
+    /// Adds series `index` of `source`, stamped `timestamp_ms` unless it
+    /// carries its own, to be encoded when its request is built.
+    fn series(&mut self, source: &SharedPush, index: usize, timestamp_ms: i64) {
+        let series = &source.series()[index];
+        let labels = series.labels.len();
+        let at = series.timestamp_ms.unwrap_or(timestamp_ms);
+        let size = match &series.value {
+            SeriesValue::Float(_) => {
+                let size = wire::float_series_size(labels, at);
+                self.make_room(size);
+                size
+            }
+            SeriesValue::Histogram(r) => {
+                self.make_room(labels + r.len() + 24);
+                wire::histogram_series_size(labels, r.len(), at)
+            }
+        };
+        self.close_encoded();
+        match self.current.pieces.last_mut() {
+            Some(Piece::Series {
+                series,
+                timestamp_ms: stamped,
+            }) if series.end == index && *stamped == timestamp_ms => series.end += 1,
+            _ => self.current.pieces.push(Piece::Series {
+                series: index..index + 1,
+                timestamp_ms,
+            }),
+        }
+        self.current.len += size;
         self.current.samples += 1;
     }
 
@@ -607,16 +648,18 @@ impl ChunkBuilder {
     }
 
     fn metadata(&mut self, r#type: RwType, name: &str, help: &str) {
-        wire::put_metadata(&mut self.current.bytes, r#type as i32, name, help, "");
+        self.put(|out| wire::put_metadata(out, r#type as i32, name, help, ""));
     }
 
     fn raw_metadata(&mut self, encoded: &[u8]) {
-        self.current.bytes.extend_from_slice(encoded);
+        if !encoded.is_empty() {
+            self.put(|out| out.extend_from_slice(encoded));
+        }
     }
 
     fn finish(mut self) -> Vec<Chunk> {
-        if !self.current.bytes.is_empty() {
-            self.chunks.push(self.current);
+        if self.current.len != 0 {
+            self.close_chunk();
         }
         self.chunks
     }

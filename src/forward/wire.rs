@@ -141,6 +141,12 @@ pub fn float_series_size(labels_len: usize, timestamp_ms: i64) -> usize {
     len_field_size(labels_len + len_field_size(sample_len(timestamp_ms)))
 }
 
+/// Bytes [`put_histogram_series`] appends.
+pub fn histogram_series_size(labels_len: usize, histogram_len: usize, timestamp_ms: i64) -> usize {
+    let histogram = histogram_len + 1 + varint_len(timestamp_ms as u64);
+    len_field_size(labels_len + len_field_size(histogram))
+}
+
 /// Appends one `WriteRequest.metadata` entry.
 pub fn put_metadata(out: &mut Vec<u8>, metric_type: i32, name: &str, help: &str, unit: &str) {
     let mut len = 1 + varint_len(metric_type as u64) + len_field_size(name.len());
@@ -199,6 +205,13 @@ mod tests {
             let mut one = Vec::new();
             put_float_series(&mut one, &labels, 2.0, ts);
             assert_eq!(one.len(), float_series_size(labels.len(), ts), "{ts}");
+            for histogram_len in [0, 3, 200] {
+                let histogram = vec![0; histogram_len];
+                let mut one = Vec::new();
+                put_histogram_series(&mut one, &labels, &histogram, ts);
+                let size = histogram_series_size(labels.len(), histogram_len, ts);
+                assert_eq!(one.len(), size, "{ts} {histogram_len}");
+            }
         }
         let request = WriteRequest::decode(body.as_slice()).unwrap();
         assert_eq!(request.timeseries.len(), 2);

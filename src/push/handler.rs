@@ -147,7 +147,7 @@ impl Ingest {
                 received_at,
                 tenant,
             };
-            sinks.apply(&push, admission).await?;
+            sinks.apply(push, admission).await?;
             return Ok(StatusCode::ACCEPTED);
         }
         let limits = BodyLimits {
@@ -171,7 +171,7 @@ impl Ingest {
             }
         };
         let samples = push.families.metric_count();
-        sinks.apply(&push, admission).await?;
+        sinks.apply(push, admission).await?;
         metrics::counter!(telemetry::SAMPLES_RECEIVED).increment(samples as u64);
         Ok(sinks.accepted_status(op))
     }

@@ -195,10 +195,11 @@ pub trait PushSink: Sync {
     ) -> impl Future<Output = Result<Self::Admission<'_>, SinkError>> + Send;
 
     /// Stores or forwards `push`, admitted as `admission`; `Ok` once the
-    /// sink has taken it.
+    /// sink has taken it. The sink owns the push, so it can free what it no
+    /// longer needs (a large body) while it waits.
     fn apply<'a>(
         &'a self,
-        push: &Push,
+        push: Push,
         admission: Self::Admission<'a>,
     ) -> impl Future<Output = Result<(), SinkError>> + Send;
 

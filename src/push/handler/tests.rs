@@ -58,11 +58,11 @@ impl PushSink for MemorySink {
         }
     }
 
-    async fn apply(&self, push: &Push, (): ()) -> Result<(), SinkError> {
+    async fn apply(&self, push: Push, (): ()) -> Result<(), SinkError> {
         if let Some(refusal) = &self.refusal {
             return Err(refusal.clone());
         }
-        self.applied.lock().unwrap().push(push.clone());
+        self.applied.lock().unwrap().push(push);
         Ok(())
     }
 
