@@ -28,6 +28,20 @@ fn relabeler(external: &[(&str, &str)], rules: &str) -> Relabeler {
     .unwrap()
 }
 
+/// A series' labels as `{name="value",...}`, as the tests compare them.
+fn series_text<'a>(labels: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> String {
+    let labels: Vec<String> = labels
+        .map(|(n, v)| {
+            format!(
+                "{}={:?}",
+                String::from_utf8_lossy(n),
+                String::from_utf8_lossy(v)
+            )
+        })
+        .collect();
+    format!("{{{}}}", labels.join(","))
+}
+
 /// `body` pushed to job `j`, converted and relabeled: each family's name
 /// and its series as `{name="value",...}`.
 fn relabel_push(relabeler: &Relabeler, body: &str) -> Vec<(String, Vec<String>)> {
@@ -49,18 +63,7 @@ fn relabel_push(relabeler: &Relabeler, body: &str) -> Vec<(String, Vec<String>)>
             );
             let series = converted.series[family.series.clone()]
                 .iter()
-                .map(|s| {
-                    let labels: Vec<String> = decode_labels(converted.series_labels(s))
-                        .map(|(n, v)| {
-                            format!(
-                                "{}={:?}",
-                                String::from_utf8_lossy(n),
-                                String::from_utf8_lossy(v)
-                            )
-                        })
-                        .collect();
-                    format!("{{{}}}", labels.join(","))
-                })
+                .map(|s| series_text(decode_labels(converted.series_labels(s))))
                 .collect();
             (family.name.clone(), series)
         })
@@ -232,17 +235,7 @@ fn remembered_results_match_each_series_relabeled_alone() {
                     return None;
                 }
             }
-            let labels: Vec<String> = labels
-                .iter()
-                .map(|(n, v)| {
-                    format!(
-                        "{}={:?}",
-                        String::from_utf8_lossy(n),
-                        String::from_utf8_lossy(v)
-                    )
-                })
-                .collect();
-            Some(format!("{{{}}}", labels.join(",")))
+            Some(series_text(labels.iter()))
         })
         .collect();
     assert!(expected.len() > 200 && expected.len() < 300);
