@@ -41,15 +41,17 @@ done
 config=()
 [ -z "${CONFIG:-}" ] || config=(--config="$CONFIG")
 
+# The receiver and the servers started here, stopped one by one on exit
+# (a server under valgrind takes seconds to write its profile).
 PIDS=()
-cleanup() {
+stop_started() {
   local pid
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do
-    timeout 30 tail --pid="$pid" -f /dev/null 2>/dev/null || kill -9 "$pid" 2>/dev/null || true
+    { kill "$pid" 2>/dev/null && timeout 60 tail --pid="$pid" -f /dev/null 2>/dev/null; } || true
+    kill -9 "$pid" 2>/dev/null || true
   done
 }
-trap cleanup EXIT
+trap stop_started EXIT
 trap 'exit 130' INT TERM
 
 free_port() {
