@@ -56,23 +56,19 @@ const SERIES: u64 = 1000;
 const GROUPS: usize = 100;
 
 /// Two external labels and five typical rules, none of which drops a
-/// series of the fixture.
-const RELABEL: &str = r#"
-external_labels: {cluster: prod-eu-1, node: node-17}
-write_relabel_configs:
-  - {source_labels: [__name__], regex: 'go_.*|process_.*', action: drop}
-  - {source_labels: [__name__], regex: 'bench_.*', action: keep}
-  - {regex: pod_uid, action: labeldrop}
-  - {source_labels: [code], regex: '(\d)\d\d', target_label: code_class, replacement: '${1}xx'}
-  - {source_labels: [code], regex: '5..', action: drop}
-"#;
+/// series of the fixture (a config file; scripts/bench.sh loads the same).
+const RELABEL: &str = include_str!("relabel_5_rules.yaml");
 
 /// The backend settings with [`RELABEL`].
 fn relabeled(config: RemoteWriteConfig) -> RemoteWriteConfig {
-    let relabel: RemoteWriteConfig = serde_yaml::from_str(RELABEL).expect("the rules parse");
+    #[derive(serde::Deserialize)]
+    struct File {
+        remote_write: RemoteWriteConfig,
+    }
+    let relabel: File = serde_yaml::from_str(RELABEL).expect("the rules parse");
     RemoteWriteConfig {
-        external_labels: relabel.external_labels,
-        write_relabel_configs: relabel.write_relabel_configs,
+        external_labels: relabel.remote_write.external_labels,
+        write_relabel_configs: relabel.remote_write.write_relabel_configs,
         ..config
     }
 }

@@ -6,6 +6,7 @@
 #        QUICK=1 scripts/bench.sh    # smoke run, ~2 s per scenario
 #        ACK_ONLY=1 scripts/bench.sh # only the sync/async/durable comparison
 #        ONLY=vmagent scripts/bench.sh # only forwarding against vmagent
+#        ONLY=relabel scripts/bench.sh # only relabeling's cost (issue 15)
 # The re-send scenario compares the CPU pushrelay spends re-sending
 # 100,000 cached series every 15 s with the CPU a Pushgateway holding them
 # spends answering Prometheus' scrapes every 15 s, over RESEND_INTERVALS
@@ -13,7 +14,7 @@
 # Forwarding against vmagent (issue 18) compares delivered samples/s and
 # CPU per delivered sample of pushrelay (sync and async acknowledgement),
 # vmagent and the Pushgateway, and what a push shed with 429 costs.
-# Environment: ONLY (ack, vmagent, forward, cache or resend: run that part
+# Environment: ONLY (ack, vmagent, relabel, forward, cache or resend: run that part
 #   alone; ACK_ONLY=1 is ONLY=ack),
 #   DURATION (s per wrk run), FORWARD_CONNS ("32 64"),
 #   CACHE_CONNS (16), ACK_CONNS (the first of FORWARD_CONNS),
@@ -362,7 +363,95 @@ for name in ("async", "overload"):
               f"{t / ticks * 1e9 / accepted:.0f} ns of CPU per accepted sample")
 PY
 fi
-[ "$ONLY" != ack ] && [ "$ONLY" != vmagent ] || exit 0
+# ------------------------------------------------ relabeling (issue 15)
+# What external labels and write relabeling cost end to end: the same
+# 1,000-series POSTs (rotating over 100 groups, RELABEL_CONNS connections)
+# to pushrelay forwarding with ack sync to one null receiver, without
+# rules and with the two external labels and five rules of
+# benches/relabel_5_rules.yaml (the criterion benches' `*_relabel_5_rules`).
+# Both servers run side by side and the wrk runs alternate between them,
+# RELABEL_ROUNDS times each, so that both see the same machine. CPU per
+# delivered sample = the server's utime+stime over its runs / the samples
+# the receiver counted during them (the rules' `keep` drops the two
+# push-time series: 1,000 per push with rules, 1,002 without), and per
+# pushed series (accepted pushes × 1,000). Issue 15's goal: with rules at
+# most 1.2× without.
+if part relabel; then
+  RELABEL_CONNS=${RELABEL_CONNS:-${FORWARD_CONNS%% *}}
+  if [ "$QUICK" = 1 ]; then RELABEL_ROUNDS=${RELABEL_ROUNDS:-1}; else RELABEL_ROUNDS=${RELABEL_ROUNDS:-3}; fi
+  log "== relabeling: forward sync without and with 5 rules, c=$RELABEL_CONNS, $RELABEL_ROUNDS rounds"
+  port=$(free_port)
+  start null_receiver_relabel "http://127.0.0.1:$port/" "$NULL_RECEIVER" "$port"
+  backend_pid=$PID backend_url=http://127.0.0.1:$port
+  args=(--remote-write.url="$backend_url/api/v1/write" --remote-write.ack=sync)
+  start_pushrelay pushrelay-relabel-none "${args[@]}"
+  declare -A rl_pid rl_url rl_requests rl_non2xx rl_delivered rl_ticks
+  rl_pid[none]=$PID rl_url[none]=$URL
+  start_pushrelay pushrelay-relabel-rules "${args[@]}" --config="$ROOT/benches/relabel_5_rules.yaml"
+  rl_pid[rules]=$PID rl_url[rules]=$URL
+  for kind in none rules; do
+    rl_requests[$kind]=0 rl_non2xx[$kind]=0 rl_delivered[$kind]=0 rl_ticks[$kind]=0
+  done
+  for ((round = 0; round < RELABEL_ROUNDS; round++)); do
+    for kind in none rules; do
+      before=$(samples_of_null "$backend_url")
+      run_wrk "${rl_pid[$kind]}" "$RELABEL_CONNS" "$DURATION" "${rl_url[$kind]}/" push.lua BODY="$BODY_1000" \
+        METHOD=POST GROUPS="$GROUPS_N"
+      after=$(samples_of_null "$backend_url")
+      rl_requests[$kind]=$((rl_requests[$kind] + W_requests))
+      rl_non2xx[$kind]=$((rl_non2xx[$kind] + W_non2xx))
+      rl_delivered[$kind]=$((rl_delivered[$kind] + after - before))
+      rl_ticks[$kind]=$((rl_ticks[$kind] + W_ticks))
+    done
+  done
+  for kind in none rules; do
+    result "relabel_${kind}_requests" "${rl_requests[$kind]}"
+    result "relabel_${kind}_non2xx" "${rl_non2xx[$kind]}"
+    result "relabel_${kind}_delivered" "${rl_delivered[$kind]}"
+    result "relabel_${kind}_ticks" "${rl_ticks[$kind]}"
+    stop "${rl_pid[$kind]}"
+  done
+  stop "$backend_pid"
+  result relabel_load_after "$(cut -d' ' -f1-3 /proc/loadavg)"
+
+  python3 - "$RESULTS" "$TICKS" "$DURATION" "$RELABEL_ROUNDS" "$RELABEL_CONNS" <<'PY'
+import sys
+r = dict(line.rstrip("\n").split("\t", 1) for line in open(sys.argv[1]) if "\t" in line)
+ticks, secs, rounds, conns = float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+SERIES = 1000
+rows = {}
+print()
+print(f"| pushrelay, ack sync, c={conns} | pushes accepted | delivered samples/s | CPU ns per delivered sample "
+      "| CPU ns per pushed series | failed pushes |")
+print("|---|---|---|---|---|---|")
+for kind, label in (("none", "no rules"), ("rules", "2 external labels + 5 rules")):
+    req, non2xx, delivered, t = (float(r[f"relabel_{kind}_{k}"]) for k in ("requests", "non2xx", "delivered", "ticks"))
+    accepted = req - non2xx
+    cpu_ns = t / ticks * 1e9
+    per_delivered = cpu_ns / delivered if delivered else float("nan")
+    per_pushed = cpu_ns / (accepted * SERIES) if accepted else float("nan")
+    rows[kind] = (per_delivered, per_pushed)
+    print(f"| {label} | {int(accepted)} | {delivered / (secs * rounds) / 1e6:.2f}M | {per_delivered:.0f} "
+          f"| {per_pushed:.0f} | {int(non2xx)} |")
+(nd, np_), (rd, rp) = rows["none"], rows["rules"]
+print(f"\nrelabeling: CPU per delivered sample {rd / nd:.2f}× without rules, per pushed series {rp / np_:.2f}× "
+      f"(issue 15: at most 1.20×); {rounds} alternating rounds of {secs:.0f} s each; "
+      f"load before {r.get('load_before', '–')}, after {r.get('relabel_load_after', '–')}")
+PY
+
+  # Instructions, load-independent (scripts/callgrind-forward.sh): the
+  # per-push path under callgrind, without and with the rules.
+  if [ "${RELABEL_CALLGRIND:-$([ "$ONLY" = relabel ] && command -v valgrind >/dev/null && echo 1 || echo 0)}" = 1 ]; then
+    log "== relabeling under callgrind"
+    for kind in none rules; do
+      config=
+      [ "$kind" = none ] || config=$ROOT/benches/relabel_5_rules.yaml
+      CONFIG=$config OUT=$OUT/callgrind-relabel-$kind PUSHRELAY=$PUSHRELAY NULL_RECEIVER=$NULL_RECEIVER \
+        "$ROOT/scripts/callgrind-forward.sh"
+    done
+  fi
+fi
+case $ONLY in ack | vmagent | relabel) exit 0 ;; esac
 
 # ---------------------------------------------------------------- forward
 part forward && log "== forward: 1,000-series POSTs to one group"

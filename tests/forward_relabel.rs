@@ -68,10 +68,10 @@ async fn push(relay: &Pushrelay, method: Method, body: &str) {
         Bytes::copy_from_slice(body.as_bytes()),
     )
     .await;
+    let status = reply.status;
     assert!(
-        reply.status.is_success(),
-        "{method} answered {}: {}",
-        reply.status,
+        status.is_success(),
+        "{method} answered {status}: {}",
         reply.text()
     );
 }

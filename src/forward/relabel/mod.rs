@@ -25,8 +25,10 @@
 //!
 //! Cost (issue 15: at most +20 % forward CPU per sample with five typical
 //! rules): labels are relabeled as they are encoded, without decoding them
-//! into owned strings ([`labels`]); series of one push that look the same
-//! to the rules replay one [`plan`] instead of running them; a rule's
+//! into owned strings ([`labels`]); series that look the same to the
+//! rules replay one [`plan`] instead of running them, and a push whose
+//! labels are an earlier push's replays that push's plans without looking
+//! them up (a job pushes the same series every interval); a rule's
 //! regex runs once per distinct input of a push ([`memo`]); the validity
 //! check and the duplicate check run only once a rule could have broken
 //! what convert guarantees (valid names, distinct series).
@@ -37,14 +39,14 @@ mod memo;
 mod plan;
 mod rule;
 
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher};
 use std::ops::Range;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 pub use labels::LabelSet;
 use labels::Text;
 use memo::Memo;
-use plan::{PlanBook, Plans};
+use plan::{PlanBook, Plans, PushShape};
 pub use rule::{Rule, RuleProblem, is_label_name};
 
 use super::convert::{Converted, Series};
@@ -109,9 +111,13 @@ pub struct Relabeler {
     /// or `None` when a rule makes names out of data and series cannot
     /// share a [`plan`].
     plan_key_values: Option<Vec<Vec<u8>>>,
-    /// The plans of earlier pushes; a push that finds it in use by
-    /// another starts with none rather than wait.
-    plan_book: Mutex<PlanBook>,
+    /// The plans of earlier pushes: one book per push being relabeled at
+    /// once (at most one per thread), taken for the push and put back, so
+    /// that pushes relabeled side by side each find plans.
+    plan_books: Mutex<Vec<PlanBook>>,
+    /// Hashes pushes' labels into [`PushShape`]s: one seed for the
+    /// relabeler's life, so that a push hashes the same every time.
+    shape_hasher: Seeded,
 }
 
 /// What relabeling one push keeps between its series: each rule's memo and
@@ -219,7 +225,8 @@ impl Relabeler {
             external,
             rules,
             plan_key_values,
-            plan_book: Mutex::default(),
+            plan_books: Mutex::default(),
+            shape_hasher: Seeded::default(),
         })
     }
 
@@ -268,8 +275,15 @@ impl Relabeler {
         // every series written is looked up among those before it.
         let mut seen: Option<ByHash<usize>> = None;
         let hasher = Seeded::default();
-        let mut book = self.plan_book.try_lock().ok();
-        let mut plans = Plans::new(book.as_deref_mut().map(std::mem::take).unwrap_or_default());
+        let shape = self
+            .plan_key_values
+            .is_some()
+            .then(|| push_shape(&self.shape_hasher, &old_labels, &old_series));
+        let book = match shape {
+            Some(_) => self.plan_books().pop().unwrap_or_default(),
+            None => PlanBook::default(),
+        };
+        let mut plans = Plans::new(book, shape);
         for family in &mut converted.families {
             let family_start = (labels_out.len(), series_out.len());
             for series in &old_series[family.series.clone()] {
@@ -312,9 +326,19 @@ impl Relabeler {
         converted.labels = labels_out;
         converted.series = series_out;
         tally.publish();
-        if let Some(book) = book.as_deref_mut() {
-            *book = plans.into_book();
+        if shape.is_some() {
+            let book = plans.into_book();
+            self.plan_books().push(book);
         }
+    }
+
+    /// The books of plans not in use.
+    fn plan_books(&self) -> std::sync::MutexGuard<'_, Vec<PlanBook>> {
+        // A book is whole whenever it is in the list: a panic elsewhere
+        // while the lock was held leaves nothing half done.
+        self.plan_books
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn tally(&self) -> Tally {
@@ -429,6 +453,22 @@ impl Relabeler {
                 labels.set(Text::Borrowed(&e.name), Text::Borrowed(&e.value));
             }
         }
+    }
+}
+
+/// What identifies the labels of a converted push: its encoded labels and
+/// where each series' labels are, hashed, and their sizes.
+fn push_shape(hasher: &Seeded, labels: &[u8], series: &[Series]) -> PushShape {
+    let mut state = hasher.build_hasher();
+    state.write(labels);
+    for series in series {
+        state.write_usize(series.labels.start);
+        state.write_usize(series.labels.end);
+    }
+    PushShape {
+        hash: state.finish(),
+        label_bytes: labels.len(),
+        series: series.len(),
     }
 }
 

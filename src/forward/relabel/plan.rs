@@ -15,18 +15,39 @@
 //! key and the rules. They are looked up no more in a push whose series
 //! turn out mostly distinct to them, and the book starts afresh when it
 //! holds [`MAX_PLANS`].
+//!
+//! The book also remembers whole pushes ([`PushShape`]): the plan of each
+//! series of a push whose every series had one, by a seeded hash of the
+//! push's encoded labels. A push whose labels hash the same (the same
+//! series again, only values and timestamps changed: what a job pushes
+//! every interval) replays those plans series by series without building
+//! a single key. The 64-bit seeded hash is the push's identity, as the
+//! crate's series keys are (`crate::hashing`). At most
+//! [`MAX_SHAPE_SERIES`] series are remembered so (4 bytes each); the
+//! whole pushes are forgotten, not the plans, when more come.
 
 use std::collections::HashMap;
 use std::ops::Range;
 
 use super::Outcome;
 use super::labels::LabelSet;
-use crate::hashing::Seeded;
+use crate::hashing::{ByHash, Seeded};
 
 /// The most plans a book keeps.
 const MAX_PLANS: usize = 2048;
 /// Series after which plans decide whether they pay.
 const TRIAL_SERIES: u32 = 64;
+/// The most series of whole pushes a book remembers the plans of.
+const MAX_SHAPE_SERIES: usize = 1 << 17;
+
+/// What identifies a push's labels: a seeded hash of its encoded labels
+/// and series ranges, and their sizes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PushShape {
+    pub hash: u64,
+    pub label_bytes: usize,
+    pub series: usize,
+}
 
 /// One entry of a planned series.
 #[derive(Clone, Debug)]
@@ -46,13 +67,17 @@ pub struct Plan {
     steps: Range<usize>,
 }
 
-/// Plans by key.
+/// Plans by key, and the plans of whole pushes by their shape.
 #[derive(Debug, Default)]
 pub struct PlanBook {
     by_key: HashMap<Box<[u8]>, usize, Seeded>,
     plans: Vec<Plan>,
     steps: Vec<Step>,
     bytes: Vec<u8>,
+    /// The plan index of each series of pushes seen whole, by hash.
+    shapes: ByHash<(PushShape, Box<[u32]>)>,
+    /// The series `shapes` holds.
+    shape_series: usize,
 }
 
 /// The plans one push uses, and the series being looked up.
@@ -66,11 +91,22 @@ pub struct Plans<'a> {
     series: u32,
     hits: u32,
     enabled: bool,
+    /// The push's shape, when it may be remembered whole.
+    shape: Option<PushShape>,
+    /// The push's plans when its shape is known: replayed in order.
+    known: Option<Box<[u32]>>,
+    /// The plan index of each series so far, while every series had one.
+    recorded: Option<Vec<u32>>,
 }
 
 impl<'a> Plans<'a> {
-    /// Plans for one push, starting with those of `book`.
-    pub fn new(book: PlanBook) -> Self {
+    /// Plans for one push of `shape` (`None`: not to be remembered whole),
+    /// starting with those of `book`.
+    pub fn new(book: PlanBook, shape: Option<PushShape>) -> Self {
+        let known = shape.and_then(|shape| {
+            let (known, plans) = book.shapes.get(&shape.hash)?;
+            (*known == shape).then(|| plans.clone())
+        });
         Self {
             book,
             key: Vec::new(),
@@ -78,11 +114,34 @@ impl<'a> Plans<'a> {
             series: 0,
             hits: 0,
             enabled: true,
+            recorded: shape
+                .filter(|_| known.is_none())
+                .map(|shape| Vec::with_capacity(shape.series)),
+            shape,
+            known,
         }
     }
 
-    /// The plans, for the next push.
-    pub fn into_book(self) -> PlanBook {
+    /// The plans, for the next push; the plans of every series of the push
+    /// are remembered under its shape when each series had one.
+    pub fn into_book(mut self) -> PlanBook {
+        if let (Some(shape), Some(recorded)) = (self.shape, self.recorded.take())
+            && recorded.len() == shape.series
+            && shape.series <= MAX_SHAPE_SERIES
+        {
+            let book = &mut self.book;
+            if book.shape_series + shape.series > MAX_SHAPE_SERIES {
+                book.shapes.clear();
+                book.shape_series = 0;
+            }
+            book.shape_series += shape.series;
+            if let Some((_, replaced)) = book
+                .shapes
+                .insert(shape.hash, (shape, recorded.into_boxed_slice()))
+            {
+                book.shape_series -= replaced.len();
+            }
+        }
         self.book
     }
 
@@ -99,8 +158,14 @@ impl<'a> Plans<'a> {
         entries: impl Iterator<Item = (&'a [u8], &'a [u8], &'a [u8])>,
         read: impl Fn(&[u8]) -> bool,
     ) -> Option<Plan> {
-        self.key.clear();
         self.entries.clear();
+        if let Some(known) = &self.known {
+            self.entries.extend(entries.map(|(_, _, entry)| entry));
+            let index = known[self.series as usize] as usize;
+            self.series += 1;
+            return Some(self.book.plans[index].clone());
+        }
+        self.key.clear();
         for (name, _, entry) in entries {
             self.entries.push(entry);
             // Names are [a-zA-Z0-9_]: 0xff ends one, 0xfe starts an entry.
@@ -117,11 +182,21 @@ impl<'a> Plans<'a> {
         if self.series == TRIAL_SERIES && self.hits < TRIAL_SERIES / 2 {
             // Mostly distinct series: planning costs more than it saves.
             self.enabled = false;
+            self.recorded = None;
             return None;
         }
         let &index = self.book.by_key.get(self.key.as_slice())?;
         self.hits += 1;
+        self.record(index);
         Some(self.book.plans[index].clone())
+    }
+
+    /// Notes that the series just looked up follows plan `index`.
+    fn record(&mut self, index: usize) {
+        if let Some(recorded) = &mut self.recorded {
+            // At most MAX_PLANS plans: an index fits.
+            recorded.push(index as u32);
+        }
     }
 
     /// Appends the series just looked up, as `plan` says, to `out`.
@@ -142,6 +217,8 @@ impl<'a> Plans<'a> {
         }
         if self.book.plans.len() >= MAX_PLANS {
             self.book = PlanBook::default();
+            // The series before this one followed plans now forgotten.
+            self.recorded = None;
         }
         let book = &mut self.book;
         let start = book.steps.len();
@@ -168,10 +245,12 @@ impl<'a> Plans<'a> {
         }
         book.by_key
             .insert(self.key.as_slice().into(), book.plans.len());
+        let index = book.plans.len();
         book.plans.push(Plan {
             outcome,
             lossy: labels.is_lossy(),
             steps: start..book.steps.len(),
         });
+        self.record(index);
     }
 }

@@ -28,6 +28,20 @@ fn relabeler(external: &[(&str, &str)], rules: &str) -> Relabeler {
     .unwrap()
 }
 
+/// A series' labels as `{name="value",...}`, as the tests compare them.
+fn series_text<'a>(labels: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> String {
+    let labels: Vec<String> = labels
+        .map(|(n, v)| {
+            format!(
+                "{}={:?}",
+                String::from_utf8_lossy(n),
+                String::from_utf8_lossy(v)
+            )
+        })
+        .collect();
+    format!("{{{}}}", labels.join(","))
+}
+
 /// `body` pushed to job `j`, converted and relabeled: each family's name
 /// and its series as `{name="value",...}`.
 fn relabel_push(relabeler: &Relabeler, body: &str) -> Vec<(String, Vec<String>)> {
@@ -49,18 +63,7 @@ fn relabel_push(relabeler: &Relabeler, body: &str) -> Vec<(String, Vec<String>)>
             );
             let series = converted.series[family.series.clone()]
                 .iter()
-                .map(|s| {
-                    let labels: Vec<String> = decode_labels(converted.series_labels(s))
-                        .map(|(n, v)| {
-                            format!(
-                                "{}={:?}",
-                                String::from_utf8_lossy(n),
-                                String::from_utf8_lossy(v)
-                            )
-                        })
-                        .collect();
-                    format!("{{{}}}", labels.join(","))
-                })
+                .map(|s| series_text(decode_labels(converted.series_labels(s))))
                 .collect();
             (family.name.clone(), series)
         })
@@ -232,17 +235,7 @@ fn remembered_results_match_each_series_relabeled_alone() {
                     return None;
                 }
             }
-            let labels: Vec<String> = labels
-                .iter()
-                .map(|(n, v)| {
-                    format!(
-                        "{}={:?}",
-                        String::from_utf8_lossy(n),
-                        String::from_utf8_lossy(v)
-                    )
-                })
-                .collect();
-            Some(format!("{{{}}}", labels.join(",")))
+            Some(series_text(labels.iter()))
         })
         .collect();
     assert!(expected.len() > 200 && expected.len() < 300);
@@ -283,6 +276,38 @@ fn assert_push_relabels_as_each_series_alone(external: &[(&str, &str)], rules: &
         .collect();
     assert_eq!(got, expected, "{rules}");
     assert!(expected.len() > 50, "{rules}: the rules keep series");
+    // The same push again replays the plans remembered for it whole.
+    let mut again = converted.clone();
+    relabeler.apply(&mut again);
+    assert_eq!(
+        again, relabeled,
+        "{rules}: the push relabeled a second time"
+    );
+}
+
+#[test]
+fn a_push_like_a_remembered_one_but_for_one_value_is_relabeled_afresh() {
+    let rules = r#"[{source_labels: [code], regex: '(\d)\d\d', target_label: code_class, replacement: '${1}xx'},
+                    {source_labels: [code], regex: '5..', action: drop}]"#;
+    let relabeler = relabeler(&[("cluster", "c1")], rules);
+    let body = |last_code: u32| {
+        let mut body = String::from("# TYPE m counter\n");
+        for i in 0..100 {
+            let code = if i == 99 { last_code } else { 200 + i % 3 };
+            body.push_str(&format!("m{{code=\"{code}\",path=\"/p/{i}\"}} {i}\n"));
+        }
+        body
+    };
+    // The first push is remembered whole; the second differs in its last
+    // series only, whose plan the first push's does not give.
+    let first = relabel_push(&relabeler, &body(201));
+    let second = relabel_push(&relabeler, &body(503));
+    assert_eq!(first[0].1.len(), 100);
+    assert_eq!(second[0].1[..], first[0].1[..99]);
+    assert_eq!(
+        relabel_push(&relabeler, &body(404))[0].1[99],
+        r#"{__name__="m",cluster="c1",code="404",code_class="4xx",job="j",path="/p/99"}"#
+    );
 }
 
 #[test]
