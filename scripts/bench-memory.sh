@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Memory of a cache-mode pushrelay through a load storm (issue 18 goal 5):
-# RSS idle, with 100,000 series loaded, right after the storm, after 30 s
+# RSS idle (and its parts: the binary's own pages, other files mapped,
+# anonymous memory), with 100,000 series loaded, right after the storm, after 30 s
 # of idle, the peak (VmHWM), and the RSS of many idle connections while
 # held and 30 s after they closed.
 #
@@ -56,6 +57,15 @@ log() { printf '%s\n' "$*" >&2; }
 result() { printf '%s\t%s\n' "$1" "$2" >>"$RESULTS"; log "  $1 = $2"; }
 rss_mib() { awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 hwm_mib() { awk '/^VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+# rss_parts_mib PID FILE: resident MiB of FILE's own mappings (the binary's
+# code and data), of the other files mapped (shared libraries), and of the
+# anonymous memory (heap, stacks), from /proc/PID/smaps.
+rss_parts_mib() {
+  awk -v own="$2" '
+    /^[0-9a-f]+-[0-9a-f]+ / { name = $6; next }
+    /^Rss:/ { if (name == own) b += $2; else if (name ~ /^\//) f += $2; else a += $2 }
+    END { printf "%.1f %.1f %.1f", b / 1024, f / 1024, a / 1024 }' "/proc/$1/smaps"
+}
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
 URL=http://127.0.0.1:$port
@@ -81,6 +91,10 @@ wrk_run() {
 log "bench-memory.sh: logs and results in $OUT (${DURATION}s per run, ${IDLE}s idle)"
 sleep 1
 result rss_idle "$(rss_mib "$PID")"
+read -r idle_binary idle_libs idle_anon <<<"$(rss_parts_mib "$PID" "$(readlink -f "$PUSHRELAY")")"
+result rss_idle_binary "$idle_binary"
+result rss_idle_libs "$idle_libs"
+result rss_idle_anon "$idle_anon"
 for ((g = 0; g < GROUPS_N; g++)); do
   curl -fsS -o /dev/null --max-time 60 -X PUT --data-binary "@$BODY_1000" \
     -H 'Content-Type: text/plain; version=0.0.4' "$URL/metrics/job/bench/instance/$(printf 'g%03d' "$g")"
@@ -141,5 +155,6 @@ print("| idle | 100k loaded | loaded + 1 scrape | after storm | after storm + id
 print("|---|---|---|---|---|---|---|---|---|---|")
 print(f"| {r['rss_idle']} | {r['rss_loaded']} | {r['rss_loaded_scraped']} | {r['rss_after_storm']} | {r['rss_after_idle']} "
       f"| {r['hwm']} | {after / loaded:.2f}× | {r['rss_conns_held']} | {r['kib_per_held_conn']} | {r['rss_conns_closed']} |")
-print("(MiB; goal 5: after storm + idle ≤ 2× loaded, idle ≤ 8 MiB)")
+print(f"(MiB; goal 5: after storm + idle ≤ 2× loaded, idle ≤ 8 MiB; idle = binary {r['rss_idle_binary']}"
+      f" + other files {r['rss_idle_libs']} + anonymous {r['rss_idle_anon']})")
 PY
