@@ -3,7 +3,8 @@
 //! indexed or, when the index cannot hold it, owned; `parse_owned`: the
 //! full parse to `MetricFamily`, which the cache stores; `count_samples`:
 //! the syntax-only scan), OpenMetrics, and delimited protobuf (the bodies
-//! above re-encoded, and the Go client's push `go_push`).
+//! above re-encoded, and the Go client's push `go_push`), protobuf owned
+//! and through `parse_body` (into the index).
 //!
 //! Group `push_parse_check_convert`: `Push::from_body` (parse and check)
 //! and `convert::convert_families`, the forward path's CPU per push before
@@ -62,7 +63,10 @@ fn histograms_1000() -> String {
         let _ = writeln!(body, "# HELP {name} Synthetic histogram {family}.");
         let _ = writeln!(body, "# TYPE {name} histogram");
         for series in 0..50 {
-            let labels = format!("path=\"/api/v1/item/{series:02}\",code=\"{}\"", 200 + series % 5);
+            let labels = format!(
+                "path=\"/api/v1/item/{series:02}\",code=\"{}\"",
+                200 + series % 5
+            );
             let mut count = 0;
             for (i, bound) in BOUNDS.iter().enumerate() {
                 count += (family + series + i) % 7;
@@ -147,9 +151,21 @@ fn bench_protobuf(c: &mut Criterion) {
     group.bench_function("decode_delimited/generated_10k", |b| {
         b.iter(|| protobuf::decode_delimited(black_box(&body)).map(|f| f.len()))
     });
+    group.bench_function("parse_body/generated_10k", |b| {
+        b.iter(|| {
+            let body = Bytes::copy_from_slice(black_box(&body));
+            parse_body(BodyFormat::ProtobufDelimited, body).map(|f| f.metric_count())
+        })
+    });
     group.throughput(Throughput::Bytes(GO_PUSH.len() as u64));
     group.bench_function("decode_delimited/go_push", |b| {
         b.iter(|| protobuf::decode_delimited(black_box(GO_PUSH)).map(|f| f.len()))
+    });
+    group.bench_function("parse_body/go_push", |b| {
+        b.iter(|| {
+            let body = Bytes::copy_from_slice(black_box(GO_PUSH));
+            parse_body(BodyFormat::ProtobufDelimited, body).map(|f| f.metric_count())
+        })
     });
     group.finish();
 }
@@ -176,10 +192,26 @@ fn bench_push(c: &mut Criterion) {
     openmetrics.push_str("# EOF\n");
     let inputs: [(&str, BodyFormat, Vec<u8>); 5] = [
         ("text/bench_1000", BodyFormat::Text, BENCH_1000.to_vec()),
-        ("text/histograms_1000", BodyFormat::Text, histograms.clone().into_bytes()),
-        ("openmetrics/bench_1000", BodyFormat::OpenMetrics, openmetrics.into_bytes()),
-        ("protobuf/bench_1000", BodyFormat::ProtobufDelimited, protobuf_of(BENCH_1000)),
-        ("protobuf/go_push", BodyFormat::ProtobufDelimited, GO_PUSH.to_vec()),
+        (
+            "text/histograms_1000",
+            BodyFormat::Text,
+            histograms.clone().into_bytes(),
+        ),
+        (
+            "openmetrics/bench_1000",
+            BodyFormat::OpenMetrics,
+            openmetrics.into_bytes(),
+        ),
+        (
+            "protobuf/bench_1000",
+            BodyFormat::ProtobufDelimited,
+            protobuf_of(BENCH_1000),
+        ),
+        (
+            "protobuf/go_push",
+            BodyFormat::ProtobufDelimited,
+            GO_PUSH.to_vec(),
+        ),
     ];
     let key = GroupingKey::new([("job".to_string(), "bench".to_string())]);
     let config = PushConfig::default();

@@ -20,6 +20,7 @@ use super::ParseError;
 use super::index::{MAX_INDEXED_BODY, TextIndex};
 use crate::proto::client::MetricFamily;
 use parser::Build;
+pub(crate) use scan::go_float_to_u64;
 
 /// Parses a text 0.0.4 body.
 pub fn parse(body: &[u8]) -> Result<Vec<MetricFamily>, ParseError> {
