@@ -3,8 +3,8 @@
 //! indexed or, when the index cannot hold it, owned; `parse_owned`: the
 //! full parse to `MetricFamily`, which the cache stores; `count_samples`:
 //! the syntax-only scan), OpenMetrics, and delimited protobuf (the bodies
-//! above re-encoded, and the Go client's push `go_push`), protobuf owned
-//! and through `parse_body` (into the index).
+//! above re-encoded, and the Go client's push `go_push`), OpenMetrics and
+//! protobuf owned and through `parse_body` (into the index).
 //!
 //! Group `push_parse_check_convert`: `Push::from_body` (parse and check)
 //! and `convert::convert_families`, the forward path's CPU per push before
@@ -134,6 +134,15 @@ fn bench_openmetrics(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(body.len() as u64));
     group.bench_function("parse/generated_10k", |b| {
         b.iter(|| text::parse_openmetrics(black_box(body.as_bytes())).map(|f| f.len()))
+    });
+    group.bench_function("parse_index/generated_10k", |b| {
+        b.iter(|| text::parse_openmetrics_index(black_box(&body)).map(|i| i.is_some()))
+    });
+    group.bench_function("parse_body/generated_10k", |b| {
+        b.iter(|| {
+            let body = Bytes::copy_from_slice(black_box(body.as_bytes()));
+            parse_body(BodyFormat::OpenMetrics, body).map(|f| f.metric_count())
+        })
     });
     group.finish();
 }

@@ -1,10 +1,10 @@
-//! The borrowed parse result: a text body kept whole, and a
+//! The borrowed parse result: a text or OpenMetrics body kept whole, and a
 //! compact index into it that the forward path reads directly; a protobuf
 //! body's values in the same index (its strings copied into the side
 //! buffer, see `protobuf::decode_index`).
 //!
 //! Contract: an [`IndexedBody`] holds exactly the families the owned
-//! parser of its format (`text::parse`,
+//! parser of its format (`text::parse`, `text::parse_openmetrics`,
 //! `protobuf::decode_delimited`) would produce for the same body, in the
 //! same order, with the same labels and values;
 //! [`IndexedBody::to_families`] builds those owned families (the cache
@@ -19,8 +19,9 @@
 //! (`text::parse_index` answers `None`): not UTF-8, gauge histograms,
 //! families whose lines interleave, a metric's quantile or bucket lines
 //! interleaving with another's, or a summary or histogram metric with more
-//! than [`MAX_GROUPED_LABELS`] labels. Protobuf adds its own cases (start
-//! timestamps, exemplars: see `protobuf::indexed`).
+//! than [`MAX_GROUPED_LABELS`] labels. OpenMetrics and protobuf add their
+//! own cases (start timestamps, exemplars where the model keeps them: see
+//! `text::openmetrics::indexed` and `protobuf::indexed`).
 
 use std::ops::Range;
 
@@ -93,6 +94,8 @@ pub struct IndexedFamily {
     pub name: String,
     pub help: Option<String>,
     pub kind: MetricType,
+    /// An OpenMetrics family's unit.
+    pub unit: Option<String>,
     metrics: Range<u32>,
     /// A summary's or histogram's first metric's index in
     /// [`TextIndex::distributions`] (its metrics' are contiguous).
@@ -156,6 +159,7 @@ impl TextIndex {
                 name: String::new(),
                 help: None,
                 kind: MetricType::Untyped,
+                unit: None,
                 metrics: 0..0,
                 distributions: 0,
             });
@@ -206,6 +210,13 @@ impl TextIndex {
             });
         }
         index
+    }
+
+    /// Sets the unit of family `slot` (see [`Self::continue_family`]).
+    pub(crate) fn set_unit(&mut self, slot: usize, unit: Option<String>) {
+        if let Some(family) = self.families.get_mut(slot) {
+            family.unit = unit;
+        }
     }
 
     /// The last metric of family `slot`, when it has one.
@@ -437,7 +448,7 @@ impl IndexedBody {
                     .metric_range(family)
                     .map(|index| self.to_metric(family, index))
                     .collect(),
-                unit: None,
+                unit: family.unit.clone(),
             })
             .collect()
     }
@@ -508,6 +519,8 @@ fn span<'t>(body: &'t str, unescaped: &'t str, [start, end]: [u32; 2]) -> &'t st
     text.get(start as usize..end as usize).unwrap_or_default()
 }
 
+#[cfg(test)]
+mod openmetrics_tests;
 #[cfg(test)]
 mod protobuf_tests;
 #[cfg(test)]

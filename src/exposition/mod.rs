@@ -3,10 +3,10 @@
 //! The model is the Prometheus client data model
 //! ([`crate::proto::client::MetricFamily`]): the text parser produces it, the
 //! protobuf push decoder reads it, the cache stores it. A push's body is
-//! parsed into [`Families`]: for text, an index into the kept body
-//! ([`index`]) that the forward path reads without a heap allocation per
-//! series; for protobuf, an index of the decoded values; else
-//! (OpenMetrics, and bodies the index cannot hold) owned families. This module picks
+//! parsed into [`Families`]: for text and OpenMetrics, an index into the
+//! kept body ([`index`]) that the forward path reads without a heap
+//! allocation per series; for protobuf, an index of the decoded values;
+//! else (bodies the index cannot hold) owned families. This module picks
 //! the parser for a request's `Content-Type`.
 
 pub(crate) mod gofloat;
@@ -25,10 +25,11 @@ use index::IndexedBody;
 /// The families of a parsed push.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Families {
-    /// Owned families: OpenMetrics, bodies the index does not hold, and
-    /// pushes built in code.
+    /// Owned families: bodies the index does not hold, and pushes built in
+    /// code.
     Owned(Vec<MetricFamily>),
-    /// A text body and its index, or a protobuf body's index.
+    /// A text or OpenMetrics body and its index, or a protobuf body's
+    /// index.
     Indexed(IndexedBody),
 }
 
@@ -140,12 +141,12 @@ impl BodyFormat {
 }
 
 /// Parses a whole body in `format` into the index when it can (see
-/// [`index`]: a text body is kept and indexed, a protobuf
+/// [`index`]: a text or OpenMetrics body is kept and indexed, a protobuf
 /// body decoded into an index), else into owned families.
 pub fn parse_body(format: BodyFormat, body: Bytes) -> Result<Families, ParseError> {
     let index = match format {
         BodyFormat::Text => text::parse_index,
-        BodyFormat::OpenMetrics => return parse(format, &body).map(Families::Owned),
+        BodyFormat::OpenMetrics => text::parse_openmetrics_index,
         BodyFormat::ProtobufDelimited => {
             return match protobuf::decode_index(&body) {
                 Some(index) => Ok(Families::Indexed(IndexedBody::new(String::new(), index))),

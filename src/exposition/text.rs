@@ -49,3 +49,14 @@ pub fn count_samples(body: &[u8]) -> Result<usize, ParseError> {
 pub fn parse_openmetrics(body: &[u8]) -> Result<Vec<MetricFamily>, ParseError> {
     openmetrics::parse(body)
 }
+
+/// Parses an OpenMetrics 1.0 text body into an index into it, with the
+/// same errors as [`parse_openmetrics`]; `Ok(None)` when the body needs the
+/// owned model (see `openmetrics::indexed`), which [`parse_openmetrics`]
+/// gives.
+pub fn parse_openmetrics_index(body: &str) -> Result<Option<TextIndex>, ParseError> {
+    if body.len() > MAX_INDEXED_BODY {
+        return Ok(None);
+    }
+    openmetrics::parse_index(body)
+}

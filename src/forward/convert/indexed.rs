@@ -40,7 +40,7 @@ pub fn convert_indexed(body: &IndexedBody, key: &GroupingKey) -> Converted {
             rw_type(family.kind) as i32,
             &family.name,
             family.help.as_deref().unwrap_or_default(),
-            "",
+            family.unit.as_deref().unwrap_or_default(),
         );
         out.families.push(Family {
             name: family.name.clone(),
