@@ -1,11 +1,14 @@
-//! Fuzzes the delimited protobuf decoder: no input may panic, and what
-//! decodes re-encodes to a body that decodes to the same families (compared
-//! as bytes, since NaN values never compare equal).
+//! Fuzzes the delimited protobuf decoder: no input may panic, what decodes
+//! re-encodes to a body that decodes to the same families (compared as
+//! bytes, since NaN values never compare equal), and the forward path's
+//! decode (`exposition::parse_body`: into the index when it can) gives the
+//! owned decode's families or its error.
 #![no_main]
 
+use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
-use pushrelay::exposition::protobuf;
+use pushrelay::exposition::{BodyFormat, parse_body, protobuf};
 use pushrelay::proto::client::MetricFamily;
 
 fn encode(families: &[MetricFamily]) -> Vec<u8> {
@@ -19,9 +22,15 @@ fn encode(families: &[MetricFamily]) -> Vec<u8> {
 }
 
 fuzz_target!(|body: &[u8]| {
-    if let Ok(families) = protobuf::decode_delimited(body) {
-        let once = encode(&families);
+    let decoded = protobuf::decode_delimited(body);
+    if let Ok(families) = &decoded {
+        let once = encode(families);
         let again = protobuf::decode_delimited(&once).expect("re-encoded body decodes");
         assert_eq!(encode(&again), once);
+    }
+    let parsed = parse_body(BodyFormat::ProtobufDelimited, Bytes::copy_from_slice(body));
+    match (&parsed, &decoded) {
+        (Ok(parsed), Ok(owned)) => assert_eq!(encode(&parsed.to_model()), encode(owned)),
+        (parsed, owned) => assert_eq!(parsed.as_ref().err(), owned.as_ref().err()),
     }
 });

@@ -3,10 +3,11 @@
 //! The model is the Prometheus client data model
 //! ([`crate::proto::client::MetricFamily`]): the text parser produces it, the
 //! protobuf push decoder reads it, the cache stores it. A push's body is
-//! parsed into [`Families`]: for text, an index into the kept body
-//! ([`index`]) that the forward path reads without a heap allocation per
-//! series, else owned families. This module picks the parser for a
-//! request's `Content-Type`.
+//! parsed into [`Families`]: for text and OpenMetrics, an index into the
+//! kept body ([`index`]) that the forward path reads without a heap
+//! allocation per series; for protobuf, an index of the decoded values;
+//! else (bodies the index cannot hold) owned families. This module picks
+//! the parser for a request's `Content-Type`.
 
 pub(crate) mod gofloat;
 pub(crate) mod goquote;
@@ -24,10 +25,11 @@ use index::IndexedBody;
 /// The families of a parsed push.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Families {
-    /// Owned families: protobuf, OpenMetrics, text bodies the index does
-    /// not hold, and pushes built in code.
+    /// Owned families: bodies the index does not hold, and pushes built in
+    /// code.
     Owned(Vec<MetricFamily>),
-    /// A text body and its index.
+    /// A text or OpenMetrics body and its index, or a protobuf body's
+    /// index.
     Indexed(IndexedBody),
 }
 
@@ -138,19 +140,27 @@ impl BodyFormat {
     }
 }
 
-/// Parses a whole body in `format`, keeping a text body and indexing it
-/// when it can (see [`index`]).
+/// Parses a whole body in `format` into the index when it can (see
+/// [`index`]: a text or OpenMetrics body is kept and indexed, a protobuf
+/// body decoded into an index), else into owned families.
 pub fn parse_body(format: BodyFormat, body: Bytes) -> Result<Families, ParseError> {
-    if format != BodyFormat::Text {
-        return parse(format, &body).map(Families::Owned);
-    }
+    let index = match format {
+        BodyFormat::Text => text::parse_index,
+        BodyFormat::OpenMetrics => text::parse_openmetrics_index,
+        BodyFormat::ProtobufDelimited => {
+            return match protobuf::decode_index(&body) {
+                Some(index) => Ok(Families::Indexed(IndexedBody::new(String::new(), index))),
+                None => protobuf::decode_delimited(&body).map(Families::Owned),
+            };
+        }
+    };
     // Without a copy when the body is the only handle on its buffer.
     match String::from_utf8(Vec::from(body)) {
-        Ok(text) => match text::parse_index(&text)? {
+        Ok(text) => match index(&text)? {
             Some(index) => Ok(Families::Indexed(IndexedBody::new(text, index))),
-            None => text::parse(text.as_bytes()).map(Families::Owned),
+            None => parse(format, text.as_bytes()).map(Families::Owned),
         },
-        Err(not_utf8) => text::parse(not_utf8.as_bytes()).map(Families::Owned),
+        Err(not_utf8) => parse(format, not_utf8.as_bytes()).map(Families::Owned),
     }
 }
 

@@ -15,9 +15,13 @@
 //! wire type and does not check proto2 strings for UTF-8; prost rejects
 //! both, so such bodies get a 400 naming the field instead of being stored.
 
+mod indexed;
+
 use std::collections::HashMap;
 
 use prost::Message;
+
+pub(crate) use indexed::decode_index;
 
 use super::ParseError;
 use crate::proto::client::MetricFamily;

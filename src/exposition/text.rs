@@ -20,6 +20,7 @@ use super::ParseError;
 use super::index::{MAX_INDEXED_BODY, TextIndex};
 use crate::proto::client::MetricFamily;
 use parser::Build;
+pub(crate) use scan::go_float_to_u64;
 
 /// Parses a text 0.0.4 body.
 pub fn parse(body: &[u8]) -> Result<Vec<MetricFamily>, ParseError> {
@@ -47,4 +48,15 @@ pub fn count_samples(body: &[u8]) -> Result<usize, ParseError> {
 /// how its types map onto the model).
 pub fn parse_openmetrics(body: &[u8]) -> Result<Vec<MetricFamily>, ParseError> {
     openmetrics::parse(body)
+}
+
+/// Parses an OpenMetrics 1.0 text body into an index into it, with the
+/// same errors as [`parse_openmetrics`]; `Ok(None)` when the body needs the
+/// owned model (see `openmetrics::indexed`), which [`parse_openmetrics`]
+/// gives.
+pub fn parse_openmetrics_index(body: &str) -> Result<Option<TextIndex>, ParseError> {
+    if body.len() > MAX_INDEXED_BODY {
+        return Ok(None);
+    }
+    openmetrics::parse_index(body)
 }

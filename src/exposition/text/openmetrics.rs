@@ -21,6 +21,8 @@
 //!
 //! Errors read `openmetrics parsing error in line N: <problem>`.
 
+mod indexed;
+
 use std::borrow::Cow;
 use std::collections::HashMap;
 
@@ -31,10 +33,12 @@ use super::scan::{
 };
 use crate::exposition::ParseError;
 use crate::exposition::goquote::quote;
+use crate::exposition::index::TextIndex;
 use crate::proto::client::{
     Bucket, Counter, Exemplar, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
     Quantile, Summary, Untyped,
 };
+use indexed::IndexSink;
 
 /// The OpenMetrics family types.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -105,19 +109,60 @@ struct Announced {
     family: Option<usize>,
 }
 
-struct Builder {
-    families: Vec<MetricFamily>,
-    by_name: HashMap<String, usize>,
-    /// Metric index by (family, label key) for multi-line metrics.
-    metrics: HashMap<(usize, String), usize>,
+/// A sample's labels, borrowed from its line unless unescaped.
+type Labels<'a> = Vec<(&'a str, Cow<'a, str>)>;
+
+/// One parsed sample line, placed in its family.
+struct Sample<'a, 'l> {
+    family: usize,
+    kind: OmType,
+    part: Part,
+    /// Without the `le` or `quantile` label (that is the selector).
+    labels: &'l [(&'a str, Cow<'a, str>)],
+    selector: Option<f64>,
+    value: f64,
+    timestamp_ms: Option<i64>,
+    exemplar: Option<Exemplar>,
 }
 
-/// Parses an OpenMetrics text body.
+/// The sink cannot hold the body: the owned model must (see
+/// `indexed::IndexSink`).
+struct NeedsOwnedModel;
+
+/// Where the parsed families go: owned families, or an index.
+trait Sink<'a> {
+    /// Starts the next family (numbered from 0 in order), which gets the
+    /// next sample.
+    fn family(
+        &mut self,
+        name: String,
+        kind: OmType,
+        help: Option<String>,
+        unit: Option<String>,
+    ) -> Result<(), NeedsOwnedModel>;
+
+    /// Adds a sample to its family.
+    fn sample(&mut self, sample: Sample<'a, '_>) -> Result<(), NeedsOwnedModel>;
+}
+
+/// The families read so far, by name and model type, and their sink.
+struct Builder<S> {
+    by_name: HashMap<String, usize>,
+    kinds: Vec<MetricType>,
+    sink: S,
+}
+
+/// Why a parse stopped.
+enum Stop {
+    Invalid(ParseError),
+    NeedsOwnedModel,
+}
+
+/// Parses an OpenMetrics text body into owned families.
 pub(super) fn parse(body: &[u8]) -> Result<Vec<MetricFamily>, ParseError> {
-    let mut line_no = 0usize;
-    let fail = |line: usize, problem: String| {
+    let fail = |line: usize| {
         ParseError(format!(
-            "openmetrics parsing error in line {line}: {problem}"
+            "openmetrics parsing error in line {line}: invalid UTF-8"
         ))
     };
     let text = std::str::from_utf8(body).map_err(|err| {
@@ -126,13 +171,52 @@ pub(super) fn parse(body: &[u8]) -> Result<Vec<MetricFamily>, ParseError> {
             .filter(|&&b| b == b'\n')
             .count()
             + 1;
-        fail(line, "invalid UTF-8".to_string())
+        fail(line)
     })?;
-    let mut builder = Builder {
-        families: Vec::new(),
-        by_name: HashMap::new(),
-        metrics: HashMap::new(),
+    match run(text, Owned::default()) {
+        Ok(owned) => Ok(owned
+            .families
+            .into_iter()
+            .filter(|f| !f.metric.is_empty())
+            .collect()),
+        Err(Stop::Invalid(err)) => Err(err),
+        Err(Stop::NeedsOwnedModel) => unreachable!("the owned model holds every body"),
+    }
+}
+
+/// Parses `text` into an index (see [`indexed`]): `Ok(None)` when the
+/// owned model must hold it.
+pub(super) fn parse_index(text: &str) -> Result<Option<TextIndex>, ParseError> {
+    match run(text, IndexSink::new(text)) {
+        Ok(sink) => {
+            let IndexSink {
+                mut index,
+                mut helps,
+                ..
+            } = sink;
+            index.finish(|slot| helps.get_mut(slot).and_then(Option::take));
+            Ok(Some(index))
+        }
+        Err(Stop::Invalid(err)) => Err(err),
+        Err(Stop::NeedsOwnedModel) => Ok(None),
+    }
+}
+
+/// Parses `text` into `sink`.
+fn run<'a, S: Sink<'a>>(text: &'a str, sink: S) -> Result<S, Stop> {
+    let mut line_no = 0usize;
+    let fail = |line: usize, problem: String| {
+        Stop::Invalid(ParseError(format!(
+            "openmetrics parsing error in line {line}: {problem}"
+        )))
     };
+    let mut builder = Builder {
+        by_name: HashMap::new(),
+        kinds: Vec::new(),
+        sink,
+    };
+    // One line's labels, reused.
+    let mut labels: Labels<'a> = Vec::new();
     let mut announced: Option<Announced> = None;
     let mut seen_eof = false;
     let mut rest = text;
@@ -151,27 +235,46 @@ pub(super) fn parse(body: &[u8]) -> Result<Vec<MetricFamily>, ParseError> {
             continue;
         }
         let outcome = if let Some(comment) = line.strip_prefix('#') {
-            metadata(comment, &mut announced, &builder)
+            metadata(comment, &mut announced, &builder).map_err(Fault::Problem)
         } else {
-            sample(line, &mut announced, &mut builder)
+            sample(line, &mut labels, &mut announced, &mut builder)
         };
-        outcome.map_err(|problem| fail(line_no, problem))?;
+        match outcome {
+            Ok(()) => {}
+            Err(Fault::Problem(problem)) => return Err(fail(line_no, problem)),
+            Err(Fault::NeedsOwnedModel) => return Err(Stop::NeedsOwnedModel),
+        }
     }
     if !seen_eof {
         return Err(fail(line_no.max(1), "missing \"# EOF\" at the end".into()));
     }
-    Ok(builder
-        .families
-        .into_iter()
-        .filter(|f| !f.metric.is_empty())
-        .collect())
+    Ok(builder.sink)
+}
+
+/// Why a line was not read.
+enum Fault {
+    /// The line is invalid: the problem, for the error message.
+    Problem(String),
+    NeedsOwnedModel,
+}
+
+impl From<String> for Fault {
+    fn from(problem: String) -> Self {
+        Self::Problem(problem)
+    }
+}
+
+impl From<NeedsOwnedModel> for Fault {
+    fn from(_: NeedsOwnedModel) -> Self {
+        Self::NeedsOwnedModel
+    }
 }
 
 /// `# TYPE`, `# HELP`, `# UNIT`: update the announced family.
-fn metadata(
+fn metadata<S>(
     comment: &str,
     announced: &mut Option<Announced>,
-    builder: &Builder,
+    builder: &Builder<S>,
 ) -> Result<(), String> {
     let Some(rest) = comment.strip_prefix(' ') else {
         return Ok(());
@@ -251,21 +354,27 @@ fn classify(kind: OmType, family: &str, sample: &str) -> Option<Part> {
     Some(part)
 }
 
-fn sample(line: &str, announced: &mut Option<Announced>, b: &mut Builder) -> Result<(), String> {
+fn sample<'a, S: Sink<'a>>(
+    line: &'a str,
+    labels: &mut Labels<'a>,
+    announced: &mut Option<Announced>,
+    b: &mut Builder<S>,
+) -> Result<(), Fault> {
     let bytes = line.as_bytes();
     let name_end = metric_name_end(bytes, 0);
     if name_end == 0 {
-        return Err("invalid metric name".into());
+        return Err(Fault::Problem("invalid metric name".into()));
     }
     let name = &line[..name_end];
-    let (mut labels, after_labels) = if bytes.get(name_end) == Some(&b'{') {
-        label_set(line, name_end + 1)?
+    labels.clear();
+    let after_labels = if bytes.get(name_end) == Some(&b'{') {
+        label_set(line, name_end + 1, labels)?
     } else {
-        (Vec::new(), name_end)
+        name_end
     };
     let value_start = skip_blanks(bytes, after_labels);
     if value_start == after_labels {
-        return Err(format!("expected a space after {}", quote(name.as_bytes())));
+        return Err(format!("expected a space after {}", quote(name.as_bytes())).into());
     }
     let value_end = token_end(bytes, value_start);
     let token = &bytes[value_start..value_end];
@@ -278,11 +387,13 @@ fn sample(line: &str, announced: &mut Option<Announced>, b: &mut Builder) -> Res
         .and_then(|a| Some((a, classify(a.kind, &a.name, name)?)));
     let (family, kind, part) = match placed {
         Some((a, part)) => {
-            let (kind, family_name) = (a.kind, a.kind.family_name(&a.name));
-            let (help, unit) = (a.help.clone(), a.unit.clone());
+            let kind = a.kind;
             let family = match a.family {
                 Some(family) => family,
-                None => b.new_family(family_name, kind.model(), help, unit),
+                None => {
+                    let (help, unit) = (a.help.clone(), a.unit.clone());
+                    b.new_family(kind.family_name(&a.name), kind, help, unit)?
+                }
             };
             if let Some(current) = announced.as_mut() {
                 current.family = Some(family);
@@ -296,8 +407,7 @@ fn sample(line: &str, announced: &mut Option<Announced>, b: &mut Builder) -> Res
             let family = match b.by_name.get(name) {
                 // Only the family just being read may continue.
                 Some(&family)
-                    if family + 1 == b.families.len()
-                        && b.families[family].r#type() == MetricType::Untyped =>
+                    if family + 1 == b.kinds.len() && b.kinds[family] == MetricType::Untyped =>
                 {
                     family
                 }
@@ -305,9 +415,10 @@ fn sample(line: &str, announced: &mut Option<Announced>, b: &mut Builder) -> Res
                     return Err(format!(
                         "samples of {} are not contiguous",
                         quote(name.as_bytes())
-                    ));
+                    )
+                    .into());
                 }
-                None => b.new_family(name.to_string(), MetricType::Untyped, None, None),
+                None => b.new_family(name.to_string(), OmType::Unknown, None, None)?,
             };
             (family, OmType::Unknown, Part::Value)
         }
@@ -337,11 +448,62 @@ fn sample(line: &str, announced: &mut Option<Announced>, b: &mut Builder) -> Res
             )
         })?);
     }
-    let metric = b.metric(family, labels, kind);
-    metric.timestamp_ms = timestamp_ms.or(metric.timestamp_ms);
-    store(metric, kind, part, selector, value);
-    keep_exemplar(metric, kind, part, exemplar);
+    b.sink.sample(Sample {
+        family,
+        kind,
+        part,
+        labels,
+        selector,
+        value,
+        timestamp_ms,
+        exemplar,
+    })?;
     Ok(())
+}
+
+/// The owned families being built.
+#[derive(Default)]
+struct Owned {
+    families: Vec<MetricFamily>,
+    /// Metric index by (family, label key) for multi-line metrics.
+    metrics: HashMap<(usize, String), usize>,
+}
+
+impl<'a> Sink<'a> for Owned {
+    fn family(
+        &mut self,
+        name: String,
+        kind: OmType,
+        help: Option<String>,
+        unit: Option<String>,
+    ) -> Result<(), NeedsOwnedModel> {
+        self.families.push(MetricFamily {
+            name: Some(name),
+            help,
+            r#type: Some(kind.model() as i32),
+            metric: Vec::new(),
+            unit,
+        });
+        Ok(())
+    }
+
+    fn sample(&mut self, sample: Sample<'a, '_>) -> Result<(), NeedsOwnedModel> {
+        let Sample {
+            family,
+            kind,
+            part,
+            labels,
+            selector,
+            value,
+            timestamp_ms,
+            exemplar,
+        } = sample;
+        let metric = self.metric(family, labels, kind);
+        metric.timestamp_ms = timestamp_ms.or(metric.timestamp_ms);
+        store(metric, kind, part, selector, value);
+        keep_exemplar(metric, kind, part, exemplar);
+        Ok(())
+    }
 }
 
 /// Gives a counter's value sample or a histogram bucket (the one just
@@ -386,8 +548,9 @@ fn trailer(line: &str, from: usize) -> Result<(Option<i64>, Option<Exemplar>), S
             .and_then(|rest| rest.strip_prefix("# {"))
             .ok_or_else(|| format!("unexpected text after the value: {}", quote(&bytes[at..])))?;
         let offset = at + 3;
-        let (labels, after) =
-            label_set(line, offset).map_err(|problem| format!("invalid exemplar: {problem}"))?;
+        let mut labels = Vec::new();
+        let after = label_set(line, offset, &mut labels)
+            .map_err(|problem| format!("invalid exemplar: {problem}"))?;
         let value_start = skip_blanks(bytes, after);
         let value_end = token_end(bytes, value_start);
         let value = parse_go_float(&bytes[value_start..value_end])
@@ -414,17 +577,13 @@ fn trailer(line: &str, from: usize) -> Result<(Option<i64>, Option<Exemplar>), S
     Ok((timestamp_ms, None))
 }
 
-/// A sample's labels, borrowed from its line unless unescaped.
-type Labels<'a> = Vec<(&'a str, Cow<'a, str>)>;
-
-/// Labels after `{`; returns them and the index after `}`.
-fn label_set(line: &str, mut at: usize) -> Result<(Labels<'_>, usize), String> {
+/// Labels after `{`, appended to `labels`; returns the index after `}`.
+fn label_set<'a>(line: &'a str, mut at: usize, labels: &mut Labels<'a>) -> Result<usize, String> {
     let bytes = line.as_bytes();
-    let mut labels: Labels<'_> = Vec::new();
     loop {
         at = skip_blanks(bytes, at);
         if bytes.get(at) == Some(&b'}') {
-            return Ok((labels, at + 1));
+            return Ok(at + 1);
         }
         let name_end = label_name_end(bytes, at);
         if name_end == at {
@@ -447,7 +606,7 @@ fn label_set(line: &str, mut at: usize) -> Result<(Labels<'_>, usize), String> {
         at = skip_blanks(bytes, close + 1);
         match bytes.get(at) {
             Some(b',') => at += 1,
-            Some(b'}') => return Ok((labels, at + 1)),
+            Some(b'}') => return Ok(at + 1),
             _ => {
                 return Err(format!(
                     "expected , or }} after the value of label {}",
@@ -498,44 +657,52 @@ fn unescape(raw: &str, in_label: bool) -> Result<Cow<'_, str>, String> {
     Ok(Cow::Owned(out))
 }
 
-impl Builder {
+impl<'a, S: Sink<'a>> Builder<S> {
+    /// Registers a family of OpenMetrics type `kind` with its model name,
+    /// and starts it in the sink; its number.
     fn new_family(
         &mut self,
         name: String,
-        kind: MetricType,
+        kind: OmType,
         help: Option<String>,
         unit: Option<String>,
-    ) -> usize {
-        let index = self.families.len();
+    ) -> Result<usize, NeedsOwnedModel> {
+        let index = self.kinds.len();
         self.by_name.insert(name.clone(), index);
-        self.families.push(MetricFamily {
-            name: Some(name),
-            help,
-            r#type: Some(kind as i32),
-            metric: Vec::new(),
-            unit: unit.filter(|u| !u.is_empty()),
-        });
-        index
+        self.kinds.push(kind.model());
+        self.sink
+            .family(name, kind, help, unit.filter(|u| !u.is_empty()))?;
+        Ok(index)
     }
+}
 
+impl OmType {
+    /// Whether a metric's samples may span lines (grouped by label set);
+    /// else each line is a metric of its own.
+    fn multi_line(self) -> bool {
+        matches!(
+            self,
+            Self::Counter | Self::Summary | Self::Histogram | Self::GaugeHistogram
+        )
+    }
+}
+
+impl Owned {
     /// The metric of `family` with these labels: one per label set for
     /// multi-line types, one per line otherwise (duplicates are kept, as
     /// the text parser keeps them).
     fn metric(
         &mut self,
         family: usize,
-        labels: Vec<(&str, Cow<'_, str>)>,
+        labels: &[(&str, Cow<'_, str>)],
         kind: OmType,
     ) -> &mut Metric {
-        let multi_line = matches!(
-            kind,
-            OmType::Counter | OmType::Summary | OmType::Histogram | OmType::GaugeHistogram
-        );
+        let multi_line = kind.multi_line();
         let label: Vec<LabelPair> = labels
-            .into_iter()
+            .iter()
             .map(|(name, value)| LabelPair {
                 name: Some(name.to_string()),
-                value: Some(value.into_owned()),
+                value: Some(value.to_string()),
             })
             .collect();
         let metrics = &mut self.families[family].metric;

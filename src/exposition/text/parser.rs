@@ -24,7 +24,7 @@ use super::scan::{
 };
 use crate::exposition::ParseError;
 use crate::exposition::goquote::{quote, quote_byte};
-use crate::exposition::index::TextIndex;
+use crate::exposition::index::{Role, TextIndex};
 use crate::hashing::Seeded;
 use crate::proto::client::{MetricFamily, MetricType};
 
@@ -59,13 +59,6 @@ struct Resolved {
     role: Role,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Role {
-    Plain,
-    Sum,
-    Count,
-}
-
 pub(super) struct Parser<'a> {
     body: &'a [u8],
     /// The whole body as text when it is valid UTF-8 (the common case):
@@ -76,6 +69,9 @@ pub(super) struct Parser<'a> {
     kinds: Vec<Option<MetricType>>,
     /// Summary/histogram metrics of each family by their label set.
     groups: Vec<HashMap<Box<[u8]>, usize, Seeded>>,
+    /// Summary/histogram metrics in the index by family and a hash of
+    /// their label set.
+    indexed_groups: HashMap<(usize, u64), usize, Seeded>,
     by_name: HashMap<&'a [u8], usize, Seeded>,
     resolved: HashMap<&'a [u8], Resolved, Seeded>,
     last_resolved: Option<(&'a [u8], Resolved)>,
@@ -122,6 +118,7 @@ impl<'a> Parser<'a> {
             families: Vec::new(),
             kinds: Vec::new(),
             groups: Vec::new(),
+            indexed_groups: HashMap::default(),
             by_name: HashMap::default(),
             resolved: HashMap::default(),
             last_resolved: None,
@@ -350,7 +347,10 @@ impl<'a> Parser<'a> {
             (Build::Index, MetricType::Counter | MetricType::Gauge | MetricType::Untyped) => {
                 Some(self.new_indexed_metric(family, kind)?)
             }
-            (Build::Index, _) => return Err(Fault::NeedsOwnedModel),
+            (Build::Index, MetricType::Summary | MetricType::Histogram) => {
+                Some(self.grouped_indexed_metric(family, kind)?)
+            }
+            (Build::Index, MetricType::GaugeHistogram) => return Err(Fault::NeedsOwnedModel),
         };
         let value_end = token_end(body, at);
         let terminator = self.byte(value_end)?;
@@ -358,7 +358,11 @@ impl<'a> Parser<'a> {
         let value = parse_go_float(token)
             .ok_or_else(|| Fault::Msg(format!("expected float as value, got {}", quote(token))))?;
         match index {
-            Some(index) if self.build == Build::Index => self.index.metrics[index].value = value,
+            Some(index) if self.build == Build::Index => self
+                .index
+                .set_value(family, index, role, selector, value)
+                .then_some(())
+                .ok_or(Fault::NeedsOwnedModel)?,
             Some(index) => {
                 let metric = &mut self.families[family].metric[index];
                 set_value(metric, kind, role, selector, value);
@@ -380,9 +384,11 @@ impl<'a> Parser<'a> {
             ))
         })?;
         match index {
-            Some(index) if self.build == Build::Index => {
-                self.index.timestamps.push((index as u32, timestamp));
-            }
+            Some(index) if self.build == Build::Index => self
+                .index
+                .set_timestamp(index, timestamp)
+                .then_some(())
+                .ok_or(Fault::NeedsOwnedModel)?,
             Some(index) => self.families[family].metric[index].timestamp_ms = Some(timestamp),
             None => {}
         }

@@ -5,10 +5,13 @@
 //! family) is left to the owned check, which then decides and words the
 //! refusal; so what passes, and every message, is the owned check's.
 //!
-//! An index holds only counters, gauges and untyped families, each with
-//! metrics and a unique name, each metric with a value: of the consistency
-//! checks, that leaves names, suffix collisions and duplicate series. One
-//! pass over each metric's merged labels does the limits and those.
+//! An index holds counters, gauges, untyped families, summaries and
+//! classic histograms, each with metrics and a unique name, each metric
+//! with the value its type needs (a summary's or histogram's quantiles and
+//! buckets are not labels): of the consistency checks, that leaves names,
+//! suffix collisions, an explicit `quantile` label on a summary and
+//! duplicate series. One pass over each metric's merged labels does the
+//! limits and those.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -26,8 +29,7 @@ pub(super) fn passes(body: &IndexedBody, grouping: &GroupingLabels, config: &Pus
     if !config.honor_timestamps && body.has_timestamps() {
         return false;
     }
-    // One series per counter, gauge or untyped metric.
-    if body.metric_count() > config.max_series {
+    if body.series_count() > config.max_series {
         return false;
     }
     let consistency = !config.disable_consistency_check;
@@ -45,6 +47,7 @@ pub(super) fn passes(body: &IndexedBody, grouping: &GroupingLabels, config: &Pus
         if name.len() > config.max_metric_name_length {
             return false;
         }
+        let summary = family.kind == MetricType::Summary;
         if consistency {
             if !is_metric_name(name)
                 || suffix_collision(name, family.kind, |n| registered.get(n).copied()).is_some()
@@ -69,7 +72,10 @@ pub(super) fn passes(body: &IndexedBody, grouping: &GroupingLabels, config: &Pus
                 }
                 non_empty += usize::from(!value.is_empty());
                 if consistency {
-                    if label == previous || !is_legacy_label_name(label) || label.starts_with("__")
+                    if label == previous
+                        || !is_legacy_label_name(label)
+                        || label.starts_with("__")
+                        || (summary && label == "quantile")
                     {
                         return false;
                     }

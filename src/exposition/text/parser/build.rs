@@ -4,10 +4,12 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 
 use memchr::memchr;
 
 use super::{Fault, Parser, Resolved, Role, Step};
+use crate::exposition::index::MAX_GROUPED_LABELS;
 use crate::exposition::text::scan::go_float_to_u64;
 use crate::proto::client::{
     Bucket, Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType, Quantile, Summary, Untyped,
@@ -84,6 +86,53 @@ impl<'a> Parser<'a> {
         let index = self.index.push_metric(family, labels, sorted);
         self.labels.clear();
         Ok(index)
+    }
+
+    /// The index metric of a summary or histogram with the current line's
+    /// label set: the family's last metric (lines of one metric come in a
+    /// row), else one seen before, else a new one.
+    pub(super) fn grouped_indexed_metric(
+        &mut self,
+        family: usize,
+        kind: MetricType,
+    ) -> Step<usize> {
+        if self.labels.len() > MAX_GROUPED_LABELS {
+            return Err(Fault::NeedsOwnedModel);
+        }
+        if let Some(last) = self.index.last_metric(family)
+            && self.has_label_set(last)
+        {
+            return Ok(last);
+        }
+        // Order-independent, as the label set is.
+        let hash = self.labels.iter().fold(0u64, |sum, (name, value)| {
+            let one = self.by_name.hasher().hash_one((*name, value.as_ref()));
+            sum.wrapping_add(one)
+        });
+        match self.indexed_groups.get(&(family, hash)) {
+            Some(&seen) if self.has_label_set(seen) => Ok(seen),
+            // Two label sets with one hash: rare enough to leave to the
+            // owned model.
+            Some(_) => Err(Fault::NeedsOwnedModel),
+            None => {
+                let index = self.new_indexed_metric(family, kind)?;
+                self.indexed_groups.insert((family, hash), index);
+                Ok(index)
+            }
+        }
+    }
+
+    /// Whether index metric `index` has the current line's labels, in any
+    /// order (both are sets: a line's label names are unique).
+    fn has_label_set(&self, index: usize) -> bool {
+        let body = self.text.unwrap_or_default();
+        let stored = self.index.labels(body, index);
+        stored.len() == self.labels.len()
+            && self.labels.iter().all(|(name, value)| {
+                stored.clone().any(|(stored_name, stored_value)| {
+                    stored_name == *name && stored_value == value.as_ref()
+                })
+            })
     }
 
     /// The summary/histogram metric with the current line's label set,
