@@ -13,7 +13,7 @@
 //! | [`server`] | listeners, the routing table, graceful shutdown |
 //! | `http_response` | the HTTP answers the server and the cache's web routes share (a leaf) |
 //! | [`push`] | ingest: grouping key and the one merge of its labels, body decoding, validation, the tenant policy, the push handler and the `PushSink` trait it talks to |
-//! | [`exposition`] | the metric formats: text and OpenMetrics parsing, the borrowed text index, delimited protobuf, Go float formatting and quoting |
+//! | [`exposition`] | the metric formats: text, OpenMetrics and delimited protobuf parsed into one borrowed index (the owned `MetricFamily` model for what the index declines, and for the cache), Go float formatting and quoting |
 //! | [`sinks`] | `Sinks`, the `PushSink` that fans one `Push` out to the enabled sinks |
 //! | [`forward`] | remote_write: convert, external labels and write relabeling, series memory (stale markers), shards, batch, send, retry, the 1.0/2.0 wire encodings and their negotiation, the readiness probe, the durable queue |
 //! | [`cache`] | the Pushgateway store, its consistency check, scrape, JSON API, persistence and web page |
@@ -30,9 +30,10 @@
 //! /metrics/job/...` to [`push::handler`], which resolves the grouping key
 //! from the path (`push::path`) and the tenant (`push::tenant`), reads the
 //! body within its limits (`push::body`), parses it (`exposition`: a text
-//! body is kept and indexed, other formats become `MetricFamily` values)
-//! and checks it (`push::validate`) into one [`push::Push`]. The handler hands
-//! it to a [`push::PushSink`]; in production that is [`sinks::Sinks`],
+//! or OpenMetrics body is kept and indexed, protobuf's strings are copied
+//! into the index; what the index declines becomes `MetricFamily` values)
+//! and checks it (`push::validate`) into one [`push::Push`]. The handler
+//! hands it to a [`push::PushSink`]; in production that is [`sinks::Sinks`],
 //! which checks it against the cache, forwards it (`forward`: convert →
 //! shard → batch → send) and stores it (`cache`). The sink's answer comes
 //! back as one [`push::SinkError`] (or success), which the handler maps
