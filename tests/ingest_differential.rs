@@ -41,7 +41,7 @@ use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use bytes::Bytes;
 use common::{Prometheus, Pushgateway, Pushrelay, Reply, Series, fixture, try_request};
 use http::{Method, header};
-use prost::Message as _;
+use pushrelay::exposition::protobuf::encode_delimited;
 use pushrelay::proto::client::{
     Bucket, Histogram, LabelPair, Metric, MetricFamily, MetricType, Quantile, Summary, Untyped,
 };
@@ -219,17 +219,6 @@ fn family(name: &str, kind: MetricType, metric: Vec<Metric>) -> MetricFamily {
         metric,
         unit: None,
     }
-}
-
-/// A delimited protobuf body.
-fn protobuf(families: &[MetricFamily]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for family in families {
-        family
-            .encode_length_delimited(&mut out)
-            .expect("encoding into a Vec");
-    }
-    out
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {
@@ -620,9 +609,14 @@ fn cases() -> Vec<Case> {
             }],
         );
         vec![
-            raw(Method::PUT, &path, PROTOBUF, protobuf(&[bad_label])),
-            raw(Method::PUT, &path, PROTOBUF, protobuf(&[wrong_kind])),
-            raw(Method::PUT, &path, PROTOBUF, protobuf(&[stamped])),
+            raw(Method::PUT, &path, PROTOBUF, encode_delimited(&[bad_label])),
+            raw(
+                Method::PUT,
+                &path,
+                PROTOBUF,
+                encode_delimited(&[wrong_kind]),
+            ),
+            raw(Method::PUT, &path, PROTOBUF, encode_delimited(&[stamped])),
         ]
     });
     c.add("protobuf histogram and summary details", "protohist", |j| {
@@ -667,7 +661,7 @@ fn cases() -> Vec<Case> {
             untyped: Some(Untyped { value: Some(-0.0) }),
             ..Default::default()
         };
-        let body = protobuf(&[
+        let body = encode_delimited(&[
             family(&format!("{j}_h"), MetricType::Histogram, vec![histogram]),
             family(&format!("{j}_s"), MetricType::Summary, vec![summary]),
             family(&format!("{j}_u"), MetricType::Untyped, vec![untyped]),
@@ -712,7 +706,7 @@ fn cases() -> Vec<Case> {
                     Method::PUT,
                     &path,
                     PROTOBUF,
-                    protobuf(&[family(
+                    encode_delimited(&[family(
                         &format!("{j}_h"),
                         MetricType::Histogram,
                         vec![histogram],
@@ -736,7 +730,7 @@ fn cases() -> Vec<Case> {
     });
     c.add("a zero-length protobuf message", "protozero", |j| {
         let mut body = b"\x00".to_vec();
-        body.extend(protobuf(&[family(
+        body.extend(encode_delimited(&[family(
             &format!("{j}_g"),
             MetricType::Gauge,
             vec![gauge(&[], 1.0)],
@@ -749,7 +743,7 @@ fn cases() -> Vec<Case> {
         )]
     });
     c.add_unseries("protobuf metric name that is not valid", "protoname", |j| {
-        let body = protobuf(&[family(&format!("1{j}"), MetricType::Gauge, vec![gauge(&[], 1.0)])]);
+        let body = encode_delimited(&[family(&format!("1{j}"), MetricType::Gauge, vec![gauge(&[], 1.0)])]);
         vec![
             raw(Method::PUT, &format!("/metrics/job/{j}"), PROTOBUF, body).diverges(
                 (Some(200), ""),
@@ -764,7 +758,7 @@ fn cases() -> Vec<Case> {
         "protobuf grouping labels override metric labels",
         "protooverride",
         |j| {
-            let body = protobuf(&[family(
+            let body = encode_delimited(&[family(
                 &format!("{j}_g"),
                 MetricType::Gauge,
                 vec![gauge(

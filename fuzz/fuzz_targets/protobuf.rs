@@ -7,30 +7,19 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use prost::Message;
-use pushrelay::exposition::{BodyFormat, parse_body, protobuf};
-use pushrelay::proto::client::MetricFamily;
-
-fn encode(families: &[MetricFamily]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for family in families {
-        family
-            .encode_length_delimited(&mut out)
-            .expect("Vec grows as needed");
-    }
-    out
-}
+use pushrelay::exposition::protobuf::{self, encode_delimited};
+use pushrelay::exposition::{BodyFormat, parse_body};
 
 fuzz_target!(|body: &[u8]| {
     let decoded = protobuf::decode_delimited(body);
     if let Ok(families) = &decoded {
-        let once = encode(families);
+        let once = encode_delimited(families);
         let again = protobuf::decode_delimited(&once).expect("re-encoded body decodes");
-        assert_eq!(encode(&again), once);
+        assert_eq!(encode_delimited(&again), once);
     }
     let parsed = parse_body(BodyFormat::ProtobufDelimited, Bytes::copy_from_slice(body));
     match (&parsed, &decoded) {
-        (Ok(parsed), Ok(owned)) => assert_eq!(encode(&parsed.to_model()), encode(owned)),
+        (Ok(parsed), Ok(owned)) => assert_eq!(encode_delimited(&parsed.to_model()), encode_delimited(owned)),
         (parsed, owned) => assert_eq!(parsed.as_ref().err(), owned.as_ref().err()),
     }
 });

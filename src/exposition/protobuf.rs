@@ -29,6 +29,19 @@ use crate::proto::client::MetricFamily;
 /// The most bytes a length prefix may take (Go's `binary.MaxVarintLen32`).
 const MAX_PREFIX_LEN: usize = 5;
 
+/// Encodes `families` as a delimited protobuf body, as the Go client pushes
+/// them: the inverse of [`decode_delimited`] for tests, benches and fuzz
+/// targets that build protobuf bodies.
+pub fn encode_delimited(families: &[MetricFamily]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(families.iter().map(|f| f.encoded_len() + 5).sum());
+    for family in families {
+        family
+            .encode_length_delimited(&mut out)
+            .expect("a Vec grows as needed");
+    }
+    out
+}
+
 /// Decodes a delimited protobuf body.
 pub fn decode_delimited(body: &[u8]) -> Result<Vec<MetricFamily>, ParseError> {
     let mut families: Vec<MetricFamily> = Vec::new();
@@ -85,16 +98,6 @@ mod tests {
     use crate::proto::client::{Metric, MetricType};
 
     const GO_PUSH: &[u8] = include_bytes!("../../tests/fixtures/go_push.bin");
-
-    fn encode(families: &[MetricFamily]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for family in families {
-            family
-                .encode_length_delimited(&mut out)
-                .expect("Vec grows as needed");
-        }
-        out
-    }
 
     fn family(name: &str, help: &str) -> MetricFamily {
         MetricFamily {
@@ -171,7 +174,7 @@ mod tests {
 
     #[test]
     fn the_last_family_with_a_name_wins() {
-        let body = encode(&[
+        let body = encode_delimited(&[
             family("a", "first"),
             family("b", "b"),
             family("a", "second"),

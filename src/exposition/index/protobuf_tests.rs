@@ -3,10 +3,10 @@
 //! has no place for takes the owned model.
 
 use proptest::prelude::*;
-use prost::Message;
 
 use super::tests::same_as_owned_in;
 use crate::config::PushConfig;
+use crate::exposition::protobuf::encode_delimited;
 use crate::exposition::{BodyFormat, text};
 use crate::proto::client::{
     Bucket, BucketSpan, Counter, Exemplar, Gauge, Histogram, LabelPair, Metric, MetricFamily,
@@ -17,20 +17,10 @@ const GO_PUSH: &[u8] = include_bytes!("../../../tests/fixtures/go_push.bin");
 const BENCH_1000: &str = include_str!("../../../tests/fixtures/bench_1000.txt");
 const PYTHON_PUSH: &str = include_str!("../../../tests/fixtures/python_push.txt");
 
-fn encode(families: &[MetricFamily]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for family in families {
-        family
-            .encode_length_delimited(&mut out)
-            .expect("Vec grows as needed");
-    }
-    out
-}
-
 fn indexed(families: &[MetricFamily]) -> bool {
     same_as_owned_in(
         BodyFormat::ProtobufDelimited,
-        &encode(families),
+        &encode_delimited(families),
         &PushConfig::default(),
     )
 }
@@ -74,7 +64,7 @@ fn client_pushes_are_indexed() {
     };
     let mut stamped = counter(1.0);
     stamped.timestamp_ms = Some(-5);
-    let body = encode(&[family(MetricType::Counter, stamped)]);
+    let body = encode_delimited(&[family(MetricType::Counter, stamped)]);
     assert!(same_as_owned_in(
         BodyFormat::ProtobufDelimited,
         &body,
@@ -171,10 +161,10 @@ fn what_the_index_has_no_place_for_takes_the_owned_model() {
         assert!(!indexed(&families), "{families:?}");
     }
     // An unknown field, a field given twice, a body prost refuses.
-    let mut unknown = encode(&[family(MetricType::Counter, counter(1.0))]);
+    let mut unknown = encode_delimited(&[family(MetricType::Counter, counter(1.0))]);
     unknown[0] += 2;
     unknown.extend_from_slice(&[0x30, 0x01]);
-    let mut twice = encode(&[family(MetricType::Counter, counter(1.0))]);
+    let mut twice = encode_delimited(&[family(MetricType::Counter, counter(1.0))]);
     let name = [0x0a, 0x01, b'n'];
     twice[0] += name.len() as u8;
     twice.extend_from_slice(&name);
@@ -288,7 +278,7 @@ proptest! {
         honor_timestamps in any::<bool>(),
     ) {
         let config = PushConfig { honor_timestamps, ..PushConfig::default() };
-        same_as_owned_in(BodyFormat::ProtobufDelimited, &encode(&families), &config);
+        same_as_owned_in(BodyFormat::ProtobufDelimited, &encode_delimited(&families), &config);
     }
 
     /// The Go client's push with a byte changed: the same answers.

@@ -166,8 +166,8 @@ impl Decoder {
             return None;
         }
         match kind {
-            MetricType::Summary => self.summary(slot, index, value?),
-            MetricType::Histogram => self.histogram(slot, index, value?),
+            MetricType::Summary => self.distribution(slot, index, value?, quantile),
+            MetricType::Histogram => self.distribution(slot, index, value?, bucket),
             _ => {
                 let value = single_double(value?)?;
                 self.index
@@ -177,8 +177,16 @@ impl Decoder {
         }
     }
 
-    /// A `Summary` message: count, sum, quantiles.
-    fn summary(&mut self, slot: usize, index: usize, message: &[u8]) -> Option<()> {
+    /// A `Summary` (count, sum, quantiles) or classic `Histogram` (count,
+    /// sum, buckets) message: the two share fields 1 and 2, and field 3
+    /// is one point, which `point` reads as (bound, value).
+    fn distribution(
+        &mut self,
+        slot: usize,
+        index: usize,
+        message: &[u8],
+        point: fn(&[u8]) -> Option<(f64, f64)>,
+    ) -> Option<()> {
         let (mut count, mut sum) = (false, false);
         let mut fields = Fields::new(message);
         while let Some(field) = fields.read()? {
@@ -191,36 +199,9 @@ impl Decoder {
                     sum = true;
                     self.set(slot, index, Role::Sum, f64::NAN, f64::from_bits(bits))
                 }
-                (3, Value::Bytes(quantile)) => {
-                    let (bound, value) = pair_of_doubles(quantile, 1, 2)?;
+                (3, Value::Bytes(message)) => {
+                    let (bound, value) = point(message)?;
                     self.set(slot, index, Role::Plain, bound, value)
-                }
-                _ => false,
-            };
-            if !recorded {
-                return None;
-            }
-        }
-        Some(())
-    }
-
-    /// A classic `Histogram` message: count, sum, buckets.
-    fn histogram(&mut self, slot: usize, index: usize, message: &[u8]) -> Option<()> {
-        let (mut count, mut sum) = (false, false);
-        let mut fields = Fields::new(message);
-        while let Some(field) = fields.read()? {
-            let recorded = match field {
-                (1, Value::Varint(n)) if !count => {
-                    count = true;
-                    self.set(slot, index, Role::Count, f64::NAN, exact_count(n)?)
-                }
-                (2, Value::Fixed64(bits)) if !sum => {
-                    sum = true;
-                    self.set(slot, index, Role::Sum, f64::NAN, f64::from_bits(bits))
-                }
-                (3, Value::Bytes(bucket)) => {
-                    let (bound, cumulative) = bucket_fields(bucket)?;
-                    self.set(slot, index, Role::Plain, bound, exact_count(cumulative)?)
                 }
                 _ => false,
             };
@@ -237,6 +218,17 @@ impl Decoder {
         (role != Role::Plain || !bound.is_nan())
             && self.index.set_value(slot, index, role, bound, value)
     }
+}
+
+/// A `Quantile` message as (quantile, value).
+fn quantile(message: &[u8]) -> Option<(f64, f64)> {
+    pair_of_doubles(message, 1, 2)
+}
+
+/// A `Bucket` message as (upper bound, cumulative count).
+fn bucket(message: &[u8]) -> Option<(f64, f64)> {
+    let (bound, cumulative) = bucket_fields(message)?;
+    Some((bound, exact_count(cumulative)?))
 }
 
 /// A count as the index holds it: a float that converts back to it.
