@@ -20,25 +20,29 @@
 //!   own; other `#` lines are ignored.
 //!
 //! Errors read `openmetrics parsing error in line N: <problem>`.
+//!
+//! Layout: this module walks the lines and places each sample in its
+//! family; `line` reads a sample line's label set, escapes and trailer;
+//! the parsed samples go to a `Sink`: `owned` builds `MetricFamily`
+//! values, `indexed` the borrowed index.
 
 mod indexed;
+mod line;
+mod owned;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use memchr::{memchr, memchr3};
+use memchr::memchr;
 
-use super::scan::{
-    go_float_to_u64, label_name_end, metric_name_end, parse_go_float, skip_blanks, token_end,
-};
+use super::scan::{metric_name_end, parse_go_float, skip_blanks, token_end};
 use crate::exposition::ParseError;
 use crate::exposition::goquote::quote;
 use crate::exposition::index::TextIndex;
-use crate::proto::client::{
-    Bucket, Counter, Exemplar, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
-    Quantile, Summary, Untyped,
-};
+use crate::proto::client::{Exemplar, MetricFamily, MetricType};
 use indexed::IndexSink;
+use line::{created, label_set, trailer, unescape};
+use owned::Owned;
 
 /// The OpenMetrics family types.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -461,202 +465,6 @@ fn sample<'a, S: Sink<'a>>(
     Ok(())
 }
 
-/// The owned families being built.
-#[derive(Default)]
-struct Owned {
-    families: Vec<MetricFamily>,
-    /// Metric index by (family, label key) for multi-line metrics.
-    metrics: HashMap<(usize, String), usize>,
-}
-
-impl<'a> Sink<'a> for Owned {
-    fn family(
-        &mut self,
-        name: String,
-        kind: OmType,
-        help: Option<String>,
-        unit: Option<String>,
-    ) -> Result<(), NeedsOwnedModel> {
-        self.families.push(MetricFamily {
-            name: Some(name),
-            help,
-            r#type: Some(kind.model() as i32),
-            metric: Vec::new(),
-            unit,
-        });
-        Ok(())
-    }
-
-    fn sample(&mut self, sample: Sample<'a, '_>) -> Result<(), NeedsOwnedModel> {
-        let Sample {
-            family,
-            kind,
-            part,
-            labels,
-            selector,
-            value,
-            timestamp_ms,
-            exemplar,
-        } = sample;
-        let metric = self.metric(family, labels, kind);
-        metric.timestamp_ms = timestamp_ms.or(metric.timestamp_ms);
-        store(metric, kind, part, selector, value);
-        keep_exemplar(metric, kind, part, exemplar);
-        Ok(())
-    }
-}
-
-/// Gives a counter's value sample or a histogram bucket (the one just
-/// stored) its exemplar; other samples have no place for one.
-fn keep_exemplar(metric: &mut Metric, kind: OmType, part: Part, exemplar: Option<Exemplar>) {
-    let Some(exemplar) = exemplar else {
-        return;
-    };
-    match (kind, part) {
-        (OmType::Counter, Part::Value) => {
-            if let Some(counter) = metric.counter.as_mut() {
-                counter.exemplar = Some(exemplar);
-            }
-        }
-        (OmType::Histogram | OmType::GaugeHistogram, Part::Bucket) => {
-            let bucket = metric.histogram.as_mut().and_then(|h| h.bucket.last_mut());
-            if let Some(bucket) = bucket {
-                bucket.exemplar = Some(exemplar);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// Parses what follows the value: an optional timestamp (float seconds) and
-/// an optional exemplar.
-fn trailer(line: &str, from: usize) -> Result<(Option<i64>, Option<Exemplar>), String> {
-    let bytes = line.as_bytes();
-    let mut at = skip_blanks(bytes, from);
-    let mut timestamp_ms = None;
-    if at < bytes.len() && bytes[at] != b'#' {
-        let end = token_end(bytes, at);
-        let token = &bytes[at..end];
-        let seconds = parse_go_float(token)
-            .filter(|s| s.is_finite())
-            .ok_or_else(|| format!("expected timestamp, got {}", quote(token)))?;
-        timestamp_ms = Some((seconds * 1000.0).round() as i64);
-        at = skip_blanks(bytes, end);
-    }
-    if at < bytes.len() {
-        line.get(at..)
-            .and_then(|rest| rest.strip_prefix("# {"))
-            .ok_or_else(|| format!("unexpected text after the value: {}", quote(&bytes[at..])))?;
-        let offset = at + 3;
-        let mut labels = Vec::new();
-        let after = label_set(line, offset, &mut labels)
-            .map_err(|problem| format!("invalid exemplar: {problem}"))?;
-        let value_start = skip_blanks(bytes, after);
-        let value_end = token_end(bytes, value_start);
-        let value = parse_go_float(&bytes[value_start..value_end])
-            .ok_or_else(|| "invalid exemplar: expected float as value".to_string())?;
-        let ts_start = skip_blanks(bytes, value_end);
-        let mut timestamp = None;
-        if ts_start < bytes.len() {
-            let ts_end = token_end(bytes, ts_start);
-            let seconds = parse_go_float(&bytes[ts_start..ts_end])
-                .filter(|s| s.is_finite() && ts_end == bytes.len())
-                .ok_or_else(|| "invalid exemplar: expected timestamp".to_string())?;
-            timestamp = Some(created(seconds));
-        }
-        let exemplar = Exemplar {
-            label: labels
-                .into_iter()
-                .map(|(name, value)| LabelPair::new(name, value.into_owned()))
-                .collect(),
-            value: Some(value),
-            timestamp,
-        };
-        return Ok((timestamp_ms, Some(exemplar)));
-    }
-    Ok((timestamp_ms, None))
-}
-
-/// Labels after `{`, appended to `labels`; returns the index after `}`.
-fn label_set<'a>(line: &'a str, mut at: usize, labels: &mut Labels<'a>) -> Result<usize, String> {
-    let bytes = line.as_bytes();
-    loop {
-        at = skip_blanks(bytes, at);
-        if bytes.get(at) == Some(&b'}') {
-            return Ok(at + 1);
-        }
-        let name_end = label_name_end(bytes, at);
-        if name_end == at {
-            return Err("invalid label name".into());
-        }
-        let name = &line[at..name_end];
-        if labels.iter().any(|(seen, _)| *seen == name) {
-            return Err(format!("duplicate label name {}", quote(name.as_bytes())));
-        }
-        if bytes.get(name_end) != Some(&b'=') || bytes.get(name_end + 1) != Some(&b'"') {
-            return Err(format!(
-                "expected =\" after label name {}",
-                quote(name.as_bytes())
-            ));
-        }
-        let start = name_end + 2;
-        let close = closing_quote(bytes, start)
-            .ok_or_else(|| format!("unterminated value of label {}", quote(name.as_bytes())))?;
-        labels.push((name, unescape(&line[start..close], true)?));
-        at = skip_blanks(bytes, close + 1);
-        match bytes.get(at) {
-            Some(b',') => at += 1,
-            Some(b'}') => return Ok(at + 1),
-            _ => {
-                return Err(format!(
-                    "expected , or }} after the value of label {}",
-                    quote(name.as_bytes())
-                ));
-            }
-        }
-    }
-}
-
-fn closing_quote(bytes: &[u8], mut from: usize) -> Option<usize> {
-    loop {
-        let at = from + memchr3(b'"', b'\\', b'\n', bytes.get(from..)?)?;
-        match bytes[at] {
-            b'"' => return Some(at),
-            b'\\' => from = at + 2,
-            _ => return None,
-        }
-    }
-}
-
-/// OpenMetrics escapes: `\\`, `\n` and (in label values and HELP) `\"`.
-fn unescape(raw: &str, in_label: bool) -> Result<Cow<'_, str>, String> {
-    if !raw.contains('\\') {
-        return Ok(Cow::Borrowed(raw));
-    }
-    let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('\\') => out.push('\\'),
-            Some('n') => out.push('\n'),
-            Some('"') => out.push('"'),
-            Some(other) if !in_label => {
-                out.push('\\');
-                out.push(other);
-            }
-            other => {
-                let shown = other.map(String::from).unwrap_or_default();
-                return Err(format!("invalid escape sequence '\\{shown}'"));
-            }
-        }
-    }
-    Ok(Cow::Owned(out))
-}
-
 impl<'a, S: Sink<'a>> Builder<S> {
     /// Registers a family of OpenMetrics type `kind` with its model name,
     /// and starts it in the sink; its number.
@@ -684,106 +492,5 @@ impl OmType {
             self,
             Self::Counter | Self::Summary | Self::Histogram | Self::GaugeHistogram
         )
-    }
-}
-
-impl Owned {
-    /// The metric of `family` with these labels: one per label set for
-    /// multi-line types, one per line otherwise (duplicates are kept, as
-    /// the text parser keeps them).
-    fn metric(
-        &mut self,
-        family: usize,
-        labels: &[(&str, Cow<'_, str>)],
-        kind: OmType,
-    ) -> &mut Metric {
-        let multi_line = kind.multi_line();
-        let label: Vec<LabelPair> = labels
-            .iter()
-            .map(|(name, value)| LabelPair {
-                name: Some(name.to_string()),
-                value: Some(value.to_string()),
-            })
-            .collect();
-        let metrics = &mut self.families[family].metric;
-        if !multi_line {
-            metrics.push(Metric {
-                label,
-                ..Metric::default()
-            });
-            let last = metrics.len() - 1;
-            return &mut metrics[last];
-        }
-        let mut sorted: Vec<(&str, &str)> = label.iter().map(|l| (l.name(), l.value())).collect();
-        sorted.sort_unstable();
-        let key: String = sorted
-            .iter()
-            .flat_map(|(n, v)| [*n, "\u{ff}", *v, "\u{ff}"])
-            .collect();
-        let index = match self.metrics.get(&(family, key.clone())) {
-            Some(&index) => index,
-            None => {
-                metrics.push(Metric {
-                    label,
-                    ..Metric::default()
-                });
-                self.metrics.insert((family, key), metrics.len() - 1);
-                metrics.len() - 1
-            }
-        };
-        &mut metrics[index]
-    }
-}
-
-/// `seconds` since the epoch as a protobuf timestamp (`_created` values and
-/// exemplar timestamps).
-fn created(seconds: f64) -> prost_types::Timestamp {
-    let whole = seconds.floor();
-    prost_types::Timestamp {
-        seconds: whole as i64,
-        nanos: ((seconds - whole) * 1e9).round().min(999_999_999.0) as i32,
-    }
-}
-
-fn store(metric: &mut Metric, kind: OmType, part: Part, selector: Option<f64>, value: f64) {
-    match kind {
-        OmType::Counter => {
-            let counter = metric.counter.get_or_insert_with(Counter::default);
-            match part {
-                Part::Created => counter.created_timestamp = Some(created(value)),
-                _ => counter.value = Some(value),
-            }
-        }
-        OmType::Gauge | OmType::StateSet | OmType::Info => {
-            metric.gauge = Some(Gauge { value: Some(value) });
-        }
-        OmType::Unknown => metric.untyped = Some(Untyped { value: Some(value) }),
-        OmType::Summary => {
-            let summary = metric.summary.get_or_insert_with(Summary::default);
-            match (part, selector) {
-                (Part::Sum, _) => summary.sample_sum = Some(value),
-                (Part::Count, _) => summary.sample_count = Some(go_float_to_u64(value)),
-                (Part::Created, _) => summary.created_timestamp = Some(created(value)),
-                (_, Some(q)) => summary.quantile.push(Quantile {
-                    quantile: Some(q),
-                    value: Some(value),
-                }),
-                _ => {}
-            }
-        }
-        OmType::Histogram | OmType::GaugeHistogram => {
-            let histogram = metric.histogram.get_or_insert_with(Histogram::default);
-            match (part, selector) {
-                (Part::Sum, _) => histogram.sample_sum = Some(value),
-                (Part::Count, _) => histogram.sample_count = Some(go_float_to_u64(value)),
-                (Part::Created, _) => histogram.created_timestamp = Some(created(value)),
-                (_, Some(upper_bound)) => histogram.bucket.push(Bucket {
-                    upper_bound: Some(upper_bound),
-                    cumulative_count: Some(go_float_to_u64(value)),
-                    ..Bucket::default()
-                }),
-                _ => {}
-            }
-        }
     }
 }
