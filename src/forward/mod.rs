@@ -199,10 +199,12 @@ impl Forwarder {
     }
 
     /// Forwards one push; see the module docs for when it returns `Ok`.
-    /// The same as [`Forwarder::admit`] then [`Forwarder::forward_admitted`].
+    /// The same as [`Forwarder::admit`], [`Forwarder::convert`] then
+    /// [`Forwarder::send`].
     pub async fn forward(&self, push: &Push) -> Result<(), SinkError> {
         let admission = self.admit(push.tenant.as_deref(), &push.key).await?;
-        self.forward_admitted(push, admission).await
+        let outgoing = self.convert(push)?;
+        self.send(outgoing, admission).await
     }
 
     /// Decides whether a push of `tenant` to `key` can be taken, from those
@@ -236,17 +238,6 @@ impl Forwarder {
             Err(mpsc::error::TrySendError::Closed(())) => Err(stopped()),
         }?;
         Ok(Admission(Some(place)))
-    }
-    /// Forwards one push [`Forwarder::admit`] admitted (for the push's own
-    /// tenant and key); see the module docs for when it returns `Ok`.
-    /// The same as [`Forwarder::convert`] then [`Forwarder::send`].
-    pub async fn forward_admitted(
-        &self,
-        push: &Push,
-        admission: Admission<'_>,
-    ) -> Result<(), SinkError> {
-        let outgoing = self.convert(push)?;
-        self.send(outgoing, admission).await
     }
 
     /// The first half of forwarding: `push` converted (and relabeled) into
