@@ -8,7 +8,8 @@
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use pushrelay::exposition::protobuf::{self, encode_delimited};
-use pushrelay::exposition::{BodyFormat, parse_body};
+use pushrelay::exposition::{BodyFormat, parse_body, sort_labels};
+use pushrelay::proto::client::MetricFamily;
 
 fuzz_target!(|body: &[u8]| {
     let decoded = protobuf::decode_delimited(body);
@@ -19,7 +20,19 @@ fuzz_target!(|body: &[u8]| {
     }
     let parsed = parse_body(BodyFormat::ProtobufDelimited, Bytes::copy_from_slice(body));
     match (&parsed, &decoded) {
-        (Ok(parsed), Ok(owned)) => assert_eq!(encode_delimited(&parsed.to_model()), encode_delimited(owned)),
+        // The index holds each metric's labels sorted by name.
+        (Ok(parsed), Ok(owned)) => assert_eq!(
+            encode_delimited(&labels_sorted(parsed.to_model().into_owned())),
+            encode_delimited(&labels_sorted(owned.clone()))
+        ),
         (parsed, owned) => assert_eq!(parsed.as_ref().err(), owned.as_ref().err()),
     }
 });
+
+fn labels_sorted(mut families: Vec<MetricFamily>) -> Vec<MetricFamily> {
+    families
+        .iter_mut()
+        .flat_map(|f| f.metric.iter_mut())
+        .for_each(sort_labels);
+    families
+}

@@ -6,7 +6,10 @@
 //! Contract: an [`IndexedBody`] holds exactly the families the owned
 //! parser of its format (`text::parse`, `text::parse_openmetrics`,
 //! `protobuf::decode_delimited`) would produce for the same body, in the
-//! same order, with the same labels and values;
+//! same order, with the same labels and values, except that each metric's
+//! labels are sorted by name, stably (as validation sorts the owned
+//! model's before anything reads them; sorting while the line's names are
+//! at hand is cheaper than a pass over the index after);
 //! [`IndexedBody::to_families`] builds those owned families (the cache
 //! stores them). Per series it
 //! holds one [`IndexedMetric`] (16 bytes) and one [`IndexedLabel`] (16 bytes)
@@ -134,8 +137,6 @@ pub struct TextIndex {
     /// Label values that contained escapes, unescaped; a protobuf body's
     /// label names and values.
     pub(crate) unescaped: String,
-    /// Some metric's labels are not in name order (as pushed).
-    pub(crate) unsorted_labels: bool,
 }
 
 /// Index building, for the text parser.
@@ -177,15 +178,17 @@ impl TextIndex {
 
     /// Appends a metric of family `slot` (see [`Self::continue_family`])
     /// with labels given as `(name span, value)` where the value is a span
-    /// of the body or, when it had escapes, its unescaped text; `sorted`
-    /// when they come in name order.
+    /// of `body` or, when it had escapes, its unescaped text; `sorted` when
+    /// they come in name order, else they are sorted here, stably (as
+    /// validation sorts the owned model's), so that every reader of the
+    /// index finds them sorted.
     pub(crate) fn push_metric<'v>(
         &mut self,
         slot: usize,
+        body: &str,
         labels: impl Iterator<Item = ([u32; 2], Result<[u32; 2], &'v str>)>,
         sorted: bool,
     ) -> usize {
-        self.unsorted_labels |= !sorted;
         let start = self.labels.len() as u32;
         for (name, value) in labels {
             let value = match value {
@@ -193,6 +196,11 @@ impl TextIndex {
                 Err(text) => self.push_text(text),
             };
             self.labels.push(IndexedLabel { name, value });
+        }
+        if !sorted {
+            let unescaped = &self.unescaped;
+            let name = |label: &IndexedLabel| span(body, unescaped, label.name);
+            self.labels[start as usize..].sort_by(|a, b| name(a).cmp(name(b)));
         }
         let index = self.metrics.len();
         self.metrics.push(IndexedMetric {
@@ -415,24 +423,6 @@ impl IndexedBody {
             .binary_search_by_key(&(index as u32), |&(metric, _)| metric)
             .ok()
             .map(|at| timestamps[at].1)
-    }
-
-    /// Sorts every metric's labels by name, stably (as validation sorts
-    /// the owned model's).
-    pub(crate) fn sort_labels(&mut self) {
-        let Self { body, index } = self;
-        if !index.unsorted_labels {
-            return;
-        }
-        for metric in &index.metrics {
-            let [start, end] = metric.labels;
-            let labels = &mut index.labels[start as usize..end as usize];
-            let name = |label: &IndexedLabel| span(body, &index.unescaped, label.name);
-            if !labels.is_sorted_by(|a, b| name(a) <= name(b)) {
-                labels.sort_by(|a, b| name(a).cmp(name(b)));
-            }
-        }
-        index.unsorted_labels = false;
     }
 
     /// The owned families the text parser would have produced.

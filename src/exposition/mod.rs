@@ -19,7 +19,7 @@ use std::borrow::Cow;
 
 use bytes::Bytes;
 
-use crate::proto::client::MetricFamily;
+use crate::proto::client::{LabelPair, Metric, MetricFamily};
 use index::IndexedBody;
 
 /// The families of a parsed push.
@@ -161,6 +161,16 @@ pub fn parse_body(format: BodyFormat, body: Bytes) -> Result<Families, ParseErro
             None => parse(format, text.as_bytes()).map(Families::Owned),
         },
         Err(not_utf8) => parse(format, not_utf8.as_bytes()).map(Families::Owned),
+    }
+}
+
+/// Sorts each of `metric`'s labels by name, stably (a repeated name keeps
+/// its order): the order validation gives the owned model, and the order
+/// the index holds them in.
+pub fn sort_labels(metric: &mut Metric) {
+    let by_name = |a: &LabelPair, b: &LabelPair| a.name().cmp(b.name());
+    if !metric.label.is_sorted_by(|a, b| by_name(a, b).is_le()) {
+        metric.label.sort_by(by_name);
     }
 }
 

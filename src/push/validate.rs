@@ -60,7 +60,7 @@ use super::grouping::{GroupingLabels, MergedLabels};
 use super::path::{go_quote, is_legacy_label_name};
 use super::{GroupingKey, Rejection};
 use crate::config::PushConfig;
-use crate::exposition::Families;
+use crate::exposition::{self, Families};
 use crate::hashing::{Prehashed, Seeded};
 use crate::proto::client::{LabelPair, Metric, MetricFamily, MetricType};
 use crate::telemetry;
@@ -116,7 +116,7 @@ pub fn check(
     for family in families.iter_mut() {
         check_metric_name_length(family.name(), config.max_metric_name_length)?;
         for metric in &mut family.metric {
-            sort_labels(&mut metric.label);
+            exposition::sort_labels(metric);
             check_label_limits(
                 family.name.as_deref().unwrap_or(""),
                 metric,
@@ -132,7 +132,7 @@ pub fn check(
 }
 
 /// [`check`] for a parsed push's families. An indexed text body is checked
-/// on the index (its labels sorted there); when that fast check is not sure
+/// on the index (which keeps labels sorted); when that fast check is not sure
 /// the push passes, the owned families are built and [`check`] decides (and
 /// words the refusal), and the push keeps them.
 pub fn check_families(
@@ -140,21 +140,12 @@ pub fn check_families(
     key: &GroupingKey,
     config: &PushConfig,
 ) -> Result<(), Rejection> {
-    if let Families::Indexed(body) = families {
-        body.sort_labels();
-        if indexed::passes(body, &GroupingLabels::new(key), config) {
-            return Ok(());
-        }
+    if let Families::Indexed(body) = families
+        && indexed::passes(body, &GroupingLabels::new(key), config)
+    {
+        return Ok(());
     }
     check(families.to_mut(), key, config)
-}
-
-/// Sorts labels by name, stably (repeated names keep their order).
-fn sort_labels(labels: &mut [LabelPair]) {
-    let by_name = |a: &LabelPair, b: &LabelPair| a.name().cmp(b.name());
-    if !labels.is_sorted_by(|a, b| by_name(a, b).is_le()) {
-        labels.sort_by(by_name);
-    }
 }
 
 fn has_timestamps(families: &[MetricFamily]) -> bool {

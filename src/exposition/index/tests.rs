@@ -9,6 +9,7 @@ use crate::config::PushConfig;
 use crate::exposition::index::MAX_GROUPED_LABELS;
 use crate::exposition::{self, BodyFormat, Families, parse_body};
 use crate::forward::convert::{convert, convert_families};
+use crate::proto::client::MetricFamily;
 use crate::push::GroupingKey;
 use crate::push::validate::{check, check_families};
 
@@ -35,6 +36,16 @@ fn assert_same<T: std::fmt::Debug + ?Sized>(a: &T, b: &T, what: &str) {
     assert_eq!(format!("{a:?}"), format!("{b:?}"), "{what}");
 }
 
+/// `families` with each metric's labels sorted by name, stably: the
+/// owned model as the index holds it.
+fn labels_sorted(mut families: Vec<MetricFamily>) -> Vec<MetricFamily> {
+    families
+        .iter_mut()
+        .flat_map(|f| f.metric.iter_mut())
+        .for_each(exposition::sort_labels);
+    families
+}
+
 /// [`same_as_owned`] for a body in `format`.
 pub(super) fn same_as_owned_in(format: BodyFormat, body: &[u8], config: &PushConfig) -> bool {
     let what = |stage: &str| format!("{stage} of {:?}", String::from_utf8_lossy(body));
@@ -42,7 +53,13 @@ pub(super) fn same_as_owned_in(format: BodyFormat, body: &[u8], config: &PushCon
     let parsed = parse_body(format, Bytes::copy_from_slice(body)).map_err(|e| e.0);
     let mut families = match (parsed, owned) {
         (Ok(families), Ok(owned)) => {
-            assert_same(&*families.to_model(), owned.as_slice(), &what("families"));
+            // The index sorts each metric's labels; the owned model keeps
+            // them as pushed until the check sorts them.
+            assert_same(
+                &labels_sorted(families.to_model().into_owned()),
+                &labels_sorted(owned),
+                &what("families"),
+            );
             families
         }
         (parsed, owned) => {

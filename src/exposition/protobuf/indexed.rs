@@ -155,8 +155,10 @@ impl Decoder {
                 _ => return None,
             }
         }
+        // Names and values are all in the index's side buffer.
         let index = self.index.push_metric(
             slot,
+            "",
             self.labels.iter().map(|&(name, value)| (name, Ok(value))),
             sorted,
         );

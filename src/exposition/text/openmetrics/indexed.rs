@@ -100,7 +100,7 @@ impl<'a> IndexSink<'a> {
             };
             (span_of(text, name), value)
         });
-        self.index.push_metric(family, labels, sorted)
+        self.index.push_metric(family, text, labels, sorted)
     }
 }
 

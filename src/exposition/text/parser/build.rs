@@ -68,6 +68,10 @@ impl<'a> Parser<'a> {
         if !self.index.continue_family(family, name, kind) {
             return Err(Fault::NeedsOwnedModel);
         }
+        // Stable (a line's label names are unique anyway).
+        if !self.labels.is_sorted_by(|a, b| a.0 <= b.0) {
+            self.labels.sort_by(|a, b| a.0.cmp(b.0));
+        }
         let base = self.body.as_ptr() as usize;
         // Names and borrowed values are slices of the body: their offsets
         // in it are their spans.
@@ -82,8 +86,7 @@ impl<'a> Parser<'a> {
             };
             (span(name), value)
         });
-        let sorted = self.labels.is_sorted_by(|a, b| a.0 <= b.0);
-        let index = self.index.push_metric(family, labels, sorted);
+        let index = self.index.push_metric(family, "", labels, true);
         self.labels.clear();
         Ok(index)
     }
