@@ -73,10 +73,12 @@ pub fn put_label(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 #[inline]
 pub fn put_label_suffixed(out: &mut Vec<u8>, name: &[u8], value: &[u8], suffix: &[u8]) {
     let value_len = value.len() + suffix.len();
-    let label_len = len_field_size(name.len()) + len_field_size(value_len);
     // Short labels (nearly all of them) have one-byte lengths: the headers
-    // are written whole, after a single reservation.
-    if label_len < 0x80 {
+    // are written whole, after a single reservation, and no varint length
+    // is computed (two tags, two one-byte lengths).
+    let short_label_len = name.len() + value_len + 4;
+    if short_label_len < 0x80 {
+        let label_len = short_label_len;
         out.reserve(2 + label_len);
         out.extend_from_slice(&[
             TAG_FIELD1_LEN,
@@ -87,6 +89,7 @@ pub fn put_label_suffixed(out: &mut Vec<u8>, name: &[u8], value: &[u8], suffix: 
         out.extend_from_slice(name);
         out.extend_from_slice(&[TAG_FIELD2_LEN, value_len as u8]);
     } else {
+        let label_len = len_field_size(name.len()) + len_field_size(value_len);
         out.push(TAG_FIELD1_LEN);
         put_varint(out, label_len as u64);
         put_len_field(out, TAG_FIELD1_LEN, &[name]);

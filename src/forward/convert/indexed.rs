@@ -3,7 +3,7 @@
 //! families of that body, read straight from the index, with no allocation
 //! per series.
 
-use super::{Converted, Family, Series, SeriesValue, rw_type, sendable, write_labels};
+use super::{Converted, Family, Series, SeriesValue, name_entry, rw_type, sendable, write_labels};
 use crate::exposition::gofloat;
 use crate::exposition::index::{IndexedBody, IndexedFamily};
 use crate::exposition::text::go_float_to_u64;
@@ -26,6 +26,8 @@ pub fn convert_indexed(body: &IndexedBody, key: &GroupingKey) -> Converted {
         body,
         grouping: &grouping,
         number: String::new(),
+        name_entry: Vec::new(),
+        name_entry_of: None,
     };
     reserve(&mut writer.out, body, key);
     for family in body.families() {
@@ -58,6 +60,11 @@ struct Writer<'a> {
     grouping: &'a GroupingLabels,
     /// A `le` or `quantile` value being formatted.
     number: String,
+    /// The `__name__` label of the last series written (see
+    /// [`name_entry`]): a family's plain series all share it.
+    name_entry: Vec<u8>,
+    /// The family (by its name's address) and suffix `name_entry` is of.
+    name_entry_of: Option<(*const u8, &'static [u8])>,
 }
 
 impl Writer<'_> {
@@ -79,7 +86,7 @@ impl Writer<'_> {
                 has_inf |= bound == f64::INFINITY;
                 (b"le", go_float_to_u64(value) as f64)
             };
-            let suffix: &[u8] = if summary { b"" } else { b"_bucket" };
+            let suffix: &'static [u8] = if summary { b"" } else { b"_bucket" };
             self.selected_series(family, index, suffix, selector, bound, value);
         }
         if !summary && !has_inf {
@@ -95,7 +102,7 @@ impl Writer<'_> {
         &mut self,
         family: &IndexedFamily,
         index: usize,
-        suffix: &[u8],
+        suffix: &'static [u8],
         selector: &'static [u8],
         bound: f64,
         value: f64,
@@ -118,7 +125,7 @@ impl Writer<'_> {
         &mut self,
         family: &IndexedFamily,
         index: usize,
-        suffix: &[u8],
+        suffix: &'static [u8],
         extra: Option<(&'static [u8], &[u8])>,
         value: f64,
     ) {
@@ -126,13 +133,12 @@ impl Writer<'_> {
             .grouping
             .merge_text(self.body.labels(index))
             .map(|(name, value)| (name.as_bytes(), value.as_bytes()));
-        let labels = write_labels(
-            &mut self.out.labels,
-            merged,
-            family.name.as_bytes(),
-            suffix,
-            extra,
-        );
+        let of = (family.name.as_ptr(), suffix);
+        if self.name_entry_of != Some(of) {
+            name_entry(&mut self.name_entry, family.name.as_bytes(), suffix);
+            self.name_entry_of = Some(of);
+        }
+        let labels = write_labels(&mut self.out.labels, merged, &self.name_entry, extra);
         self.out.series.push(Series {
             labels,
             value: SeriesValue::Float(sendable(value)),

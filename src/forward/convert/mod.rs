@@ -129,12 +129,6 @@ impl Converted {
 
 const NAME_LABEL: &[u8] = b"__name__";
 
-/// A label added to every series of a family: `__name__`, `le`, `quantile`.
-struct ExtraLabel<'a> {
-    name: &'static [u8],
-    value: [&'a [u8]; 2],
-}
-
 /// Converts a validated push's families (see [`convert`]); an indexed text
 /// body is read directly ([`convert_indexed`]).
 pub fn convert_families(families: &Families, key: &GroupingKey) -> Converted {
@@ -154,6 +148,7 @@ pub fn convert(families: &[MetricFamily], key: &GroupingKey) -> Converted {
     let mut out = Builder {
         out: converted,
         grouping: &grouping,
+        name_entry: Vec::new(),
     };
     let mut number = String::new();
     for family in families {
@@ -216,6 +211,8 @@ pub fn convert(families: &[MetricFamily], key: &GroupingKey) -> Converted {
 struct Builder<'g> {
     out: Converted,
     grouping: &'g GroupingLabels,
+    /// The `__name__` label being written (see [`name_entry`]).
+    name_entry: Vec<u8>,
 }
 
 /// The start ("created") time of a counter, summary or histogram in ms; 0
@@ -281,6 +278,7 @@ pub fn group_series_labels(name: &str, key: &GroupingKey) -> Vec<u8> {
     let mut out = Builder {
         out: Converted::default(),
         grouping: &grouping,
+        name_entry: Vec::new(),
     };
     out.push_labels(&client::Metric::default(), name.as_bytes(), b"", None);
     out.out.labels
@@ -288,54 +286,63 @@ pub fn group_series_labels(name: &str, key: &GroupingKey) -> Vec<u8> {
 
 /// Encodes the labels of one series into `labels`: the `merged` labels of
 /// a metric (its own merged with the grouping labels, sorted; empty values
-/// and names clashing with the added labels skipped), merged with
-/// `__name__` (`name` + `suffix`) and the optional `extra`.
+/// and names clashing with the added labels skipped), merged with the
+/// `__name__` label already encoded as `name_entry` (see [`name_entry`];
+/// the same for every series of a family, so encoded once) and the
+/// optional `extra`.
 fn write_labels<'l>(
     labels: &mut Vec<u8>,
     merged: impl Iterator<Item = (&'l [u8], &'l [u8])>,
-    name: &[u8],
-    suffix: &[u8],
+    name_entry: &[u8],
     extra: Option<(&'static [u8], &[u8])>,
 ) -> Range<usize> {
     let start = labels.len();
-    let mut extras: [Option<ExtraLabel>; 2] = [
-        Some(ExtraLabel {
-            name: NAME_LABEL,
-            value: [name, suffix],
-        }),
-        extra.map(|(n, v)| ExtraLabel {
-            name: n,
-            value: [v, b""],
-        }),
-    ];
-    // "__name__" sorts before "le" and "quantile", so `extras` is sorted.
+    // "__name__" sorts before "le" and "quantile": the name goes first.
+    let mut name_entry = Some(name_entry);
+    let mut extra = extra;
     let mut previous: Option<&[u8]> = None;
     for (label_name, value) in merged {
         if value.is_empty()
-            || previous == Some(label_name)
-            || extras.iter().flatten().any(|e| e.name == label_name)
-            || label_name == NAME_LABEL
+            || previous.is_some_and(|previous| same_name(previous, label_name))
+            || is_added_name(label_name, extra)
         {
             continue;
         }
-        for slot in extras.iter_mut() {
-            if slot
-                .as_ref()
-                .is_some_and(|e| sorts_before(e.name, label_name))
-                && let Some(e) = slot.take()
-            {
-                wire::put_label_suffixed(labels, e.name, e.value[0], e.value[1]);
-            }
+        if let Some(entry) = name_entry
+            && sorts_before(NAME_LABEL, label_name)
+        {
+            labels.extend_from_slice(entry);
+            name_entry = None;
+        }
+        if name_entry.is_none()
+            && let Some((name, value)) = extra
+            && sorts_before(name, label_name)
+        {
+            wire::put_label(labels, name, value);
+            extra = None;
         }
         wire::put_label(labels, label_name, value);
         previous = Some(label_name);
     }
-    for e in extras.into_iter().flatten() {
-        if e.value.iter().any(|p| !p.is_empty()) {
-            wire::put_label_suffixed(labels, e.name, e.value[0], e.value[1]);
-        }
+    if let Some(entry) = name_entry {
+        labels.extend_from_slice(entry);
+    }
+    if let Some((name, value)) = extra
+        && !value.is_empty()
+    {
+        wire::put_label(labels, name, value);
     }
     start..labels.len()
+}
+
+/// The encoded `__name__` label of the series named `name` + `suffix`
+/// (nothing when both are empty, as no label has an empty value), into
+/// `entry`.
+fn name_entry(entry: &mut Vec<u8>, name: &[u8], suffix: &[u8]) {
+    entry.clear();
+    if !name.is_empty() || !suffix.is_empty() {
+        wire::put_label_suffixed(entry, NAME_LABEL, name, suffix);
+    }
 }
 
 /// A value as it can go on the wire: the stale-marker bit pattern means
@@ -348,6 +355,22 @@ fn sendable(value: f64) -> f64 {
     } else {
         value
     }
+}
+
+/// Whether a merged label is one `write_labels` adds itself (`__name__`,
+/// or the `le` or `quantile` it adds), checked on the first byte before
+/// any comparison: most names start otherwise.
+#[inline]
+fn is_added_name(label_name: &[u8], extra: Option<(&'static [u8], &[u8])>) -> bool {
+    matches!(label_name.first(), Some(b'_' | b'l' | b'q'))
+        && (label_name == NAME_LABEL || extra.is_some_and(|(name, _)| name == label_name))
+}
+
+/// `a == b`, deciding on the first byte when it differs without a call to
+/// `memcmp`.
+#[inline]
+fn same_name(a: &[u8], b: &[u8]) -> bool {
+    a.first() == b.first() && a == b
 }
 
 /// `a < b`, deciding on the first byte when it differs (label names mostly
@@ -417,7 +440,8 @@ impl Builder<'_> {
             .grouping
             .merge(&metric.label)
             .map(|label| (label.name().as_bytes(), label.value().as_bytes()));
-        write_labels(&mut self.out.labels, merged, name, suffix, extra)
+        name_entry(&mut self.name_entry, name, suffix);
+        write_labels(&mut self.out.labels, merged, &self.name_entry, extra)
     }
 
     fn push_float(
