@@ -137,15 +137,21 @@ pub struct TextIndex {
     /// Label values that contained escapes, unescaped; a protobuf body's
     /// label names and values.
     pub(crate) unescaped: String,
+    /// Every label name is a legacy one (`[a-zA-Z_][a-zA-Z0-9_]*`): the
+    /// text grammars admit no other, so validation need not check them
+    /// again; a protobuf body's names can be anything.
+    pub(crate) legacy_label_names: bool,
 }
 
 /// Index building, for the text parser.
 impl TextIndex {
-    /// Room for about `lines` metrics and `labels` labels.
-    pub(crate) fn with_capacity(lines: usize, labels: usize) -> Self {
+    /// The index of a text or OpenMetrics body, with room for about
+    /// `lines` metrics and `labels` labels.
+    pub(crate) fn for_text(lines: usize, labels: usize) -> Self {
         Self {
             metrics: Vec::with_capacity(lines),
             labels: Vec::with_capacity(labels),
+            legacy_label_names: true,
             ..Self::default()
         }
     }
@@ -351,6 +357,11 @@ impl IndexedBody {
 
     pub(crate) fn has_timestamps(&self) -> bool {
         !self.index.timestamps.is_empty()
+    }
+
+    /// See [`TextIndex::legacy_label_names`].
+    pub(crate) fn has_legacy_label_names(&self) -> bool {
+        self.index.legacy_label_names
     }
 
     /// The metrics of `family`, by index.

@@ -79,6 +79,11 @@ impl GroupingLabels {
         }
     }
 
+    /// The names of the grouping labels (with `instance`).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.labels.iter().map(|label| label.pair.name())
+    }
+
     /// The labels of a series with no labels of its own (the `push_*`
     /// stamps of the group).
     pub fn alone(&self) -> MergedLabels<'_> {

@@ -355,3 +355,22 @@ proptest! {
         prop_assert!(matches!(indexed(&body), Ok(Families::Indexed(_))), "{}", body);
     }
 }
+
+#[test]
+fn an_illegal_grouping_label_name_is_refused_on_the_index_as_owned() {
+    // The index check trusts a text body's names (its grammar admits only
+    // legacy ones) but not a grouping key built elsewhere than the URL.
+    let key = GroupingKey::new([
+        ("job".to_string(), "j".to_string()),
+        ("bad-name".to_string(), "v".to_string()),
+    ]);
+    let config = PushConfig::default();
+    let mut families = indexed("m{a=\"1\"} 1\n").unwrap();
+    let mut owned = families.to_model().into_owned();
+    let answer = check_families(&mut families, &key, &config).map_err(|e| e.message);
+    assert!(answer.is_err(), "{answer:?}");
+    assert_eq!(
+        answer,
+        check(&mut owned, &key, &config).map_err(|e| e.message)
+    );
+}

@@ -105,7 +105,7 @@ impl<'a> Parser<'a> {
             // others: growing by doubling would copy the index and, at its
             // peak, hold half of it twice.
             // (A label value has two quotes; memchr counts with SIMD.)
-            Build::Index => TextIndex::with_capacity(
+            Build::Index => TextIndex::for_text(
                 memchr::memchr_iter(b'\n', body).count(),
                 memchr::memchr_iter(b'"', body).count() / 2,
             ),

@@ -34,6 +34,10 @@ pub(super) fn passes(body: &IndexedBody, grouping: &GroupingLabels, config: &Pus
         return false;
     }
     let consistency = !config.disable_consistency_check;
+    // When the body's grammar admits only legacy names and the grouping
+    // key's are too (checked once here), no merged name is scanned again
+    // per series: that scan was most of the check's name work.
+    let legal_names = body.has_legacy_label_names() && grouping.names().all(is_legacy_label_name);
     // The consistency check collects families in name order.
     let mut order: Vec<_> = body.families().iter().collect();
     if consistency {
@@ -75,7 +79,7 @@ pub(super) fn passes(body: &IndexedBody, grouping: &GroupingLabels, config: &Pus
                 if consistency {
                     if (label.as_bytes().first() == previous.as_bytes().first()
                         && label == previous)
-                        || !is_legacy_label_name(label)
+                        || (!legal_names && !is_legacy_label_name(label))
                         || label.starts_with("__")
                         || (summary && label == "quantile")
                     {

@@ -37,7 +37,7 @@ impl<'a> IndexSink<'a> {
         let lines = text.len() / 40;
         Self {
             text,
-            index: TextIndex::with_capacity(lines, 2 * lines),
+            index: TextIndex::for_text(lines, 2 * lines),
             helps: Vec::new(),
             groups: HashMap::default(),
         }
