@@ -112,15 +112,40 @@ fn sample_len(timestamp_ms: i64) -> usize {
 pub fn put_float_series(out: &mut Vec<u8>, labels: &[u8], value: f64, timestamp_ms: i64) {
     let sample = sample_len(timestamp_ms);
     let series = labels.len() + len_field_size(sample);
+    // The sample is built whole on the stack and appended at once: one
+    // capacity check instead of one per byte pushed.
+    let mut tail = [0u8; 2 + SAMPLE_MAX_LEN];
+    tail[0] = TAG_FIELD2_LEN;
+    tail[1] = sample as u8;
+    tail[2] = TAG_SAMPLE_VALUE;
+    tail[3..11].copy_from_slice(&value.to_bits().to_le_bytes());
+    tail[11] = TAG_SAMPLE_TIMESTAMP;
+    let tail_len = 12 + write_varint(&mut tail[12..], timestamp_ms as u64);
+    out.reserve(1 + MAX_VARINT_LEN + series);
     out.push(TAG_FIELD1_LEN);
     put_varint(out, series as u64);
     out.extend_from_slice(labels);
-    out.push(TAG_FIELD2_LEN);
-    put_varint(out, sample as u64);
-    out.push(TAG_SAMPLE_VALUE);
-    out.extend_from_slice(&value.to_bits().to_le_bytes());
-    out.push(TAG_SAMPLE_TIMESTAMP);
-    put_varint(out, timestamp_ms as u64);
+    out.extend_from_slice(&tail[..tail_len]);
+}
+
+/// The longest varint (a `u64`).
+const MAX_VARINT_LEN: usize = 10;
+
+/// The longest encoded `Sample { value, timestamp }` (see [`sample_len`]):
+/// short enough that its length takes one byte.
+const SAMPLE_MAX_LEN: usize = 1 + 8 + 1 + MAX_VARINT_LEN;
+
+/// Writes `v` as a varint at the start of `out` (at least
+/// [`MAX_VARINT_LEN`] long); returns its length.
+fn write_varint(out: &mut [u8], mut v: u64) -> usize {
+    let mut at = 0;
+    while v >= 0x80 {
+        out[at] = (v as u8) | 0x80;
+        v >>= 7;
+        at += 1;
+    }
+    out[at] = v as u8;
+    at + 1
 }
 
 /// Appends one `WriteRequest.timeseries` entry: the pre-encoded `labels`
