@@ -136,7 +136,12 @@ fn raw_gauge_push(job: &str, name: &str, labels: &[(&str, &str)], value: f64) ->
 /// `push.disable_consistency_check` does, then checks the forwarder refuses
 /// it, naming `culprit`, without sending anything.
 async fn assert_unchecked_push_refused_unsent(raw: Push, culprit: &str) {
-    let push = unchecked_protobuf_push(raw);
+    assert_refused_unsent(unchecked_protobuf_push(raw), culprit).await;
+}
+
+/// Checks the forwarder refuses `push`, naming `culprit`, without sending
+/// anything.
+async fn assert_refused_unsent(push: Push, culprit: &str) {
     let receiver = Receiver::start().await;
     let forwarder = Forwarder::new(&receiver.forward_config()).unwrap();
     match bounded(forwarder.forward(&push)).await {
@@ -784,6 +789,20 @@ async fn row_16_no_reserved___labels_sent_besides___name__() {
     // Without the consistency check the forwarder refuses it itself.
     let reserved = raw_gauge_push("j", "m", &[("__meta", "x"), ("job", "j")], 1.0);
     assert_unchecked_push_refused_unsent(reserved, "__meta").await;
+    // A text body's label names are legal by its grammar, and the
+    // forwarder trusts that, but a `__` prefix is still refused.
+    let unchecked = PushConfig {
+        disable_consistency_check: true,
+        ..PushConfig::default()
+    };
+    let text = try_text_push(
+        PushOp::Replace,
+        &[("job", "j")],
+        "m{a=\"1\",__meta=\"x\"} 1\n",
+        &unchecked,
+    )
+    .expect("accepted without the consistency check");
+    assert_refused_unsent(text, "__meta").await;
 
     let received = forward_one(&every_type_push()).await;
     for series in &received.request.timeseries {

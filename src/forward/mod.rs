@@ -535,20 +535,23 @@ fn unsendable_name(families: &Families) -> Option<String> {
             .filter(|family| !family.metric.is_empty())
             .find_map(|family| {
                 let labels = family.metric.iter().flat_map(|m| m.label.iter());
-                unsendable_in(family.name(), labels.map(|l| (l.name(), l.value())))
+                unsendable_in(family.name(), labels.map(|l| (l.name(), l.value())), false)
             }),
         Families::Indexed(body) => body.families().iter().find_map(|family| {
             let labels = body.metric_range(family).flat_map(|i| body.labels(i));
-            unsendable_in(&family.name, labels)
+            unsendable_in(&family.name, labels, body.has_legacy_label_names())
         }),
     }
 }
 
 /// [`unsendable_name`] for one family with metrics: its name and the
-/// `(name, value)` labels of all its metrics.
+/// `(name, value)` labels of all its metrics; `legacy_names` when every
+/// label name is known to be legacy already (a text body's), so that only
+/// the `__` prefix is left to check.
 fn unsendable_in<'a>(
     family: &str,
     labels: impl Iterator<Item = (&'a str, &'a str)>,
+    legacy_names: bool,
 ) -> Option<String> {
     if !is_metric_name(family) {
         return Some(format!(
@@ -560,7 +563,7 @@ fn unsendable_in<'a>(
         if value.is_empty() || name == "__name__" {
             continue;
         }
-        if !is_legacy_label_name(name) || name.starts_with("__") {
+        if name.starts_with("__") || !(legacy_names || is_legacy_label_name(name)) {
             return Some(format!(
                 "label name {name:?} of metric {family:?} cannot be forwarded: remote_write 1.0 \
                  requires [a-zA-Z_][a-zA-Z0-9_]* without a `__` prefix"
