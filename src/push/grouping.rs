@@ -76,7 +76,26 @@ impl GroupingLabels {
         MergedText {
             own: labels.into_iter().peekable(),
             grouping: &self.labels,
+            grouping_count: self.labels.len(),
         }
+    }
+
+    /// [`Self::merge_text`] telling where each label comes from: the
+    /// position in [`Self::pairs`] of the grouping label it is, `None` for
+    /// the metric's own. A sink can then encode the grouping labels once
+    /// per push.
+    pub fn merge_text_marked<'m, I>(&'m self, labels: I) -> MarkedText<'m, I::IntoIter>
+    where
+        I: IntoIterator<Item = (&'m str, &'m str)>,
+    {
+        MarkedText(self.merge_text(labels))
+    }
+
+    /// The grouping labels (with `instance`), sorted by name.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.labels
+            .iter()
+            .map(|label| (label.pair.name(), label.pair.value()))
     }
 
     /// The names of the grouping labels (with `instance`).
@@ -150,17 +169,20 @@ impl<'m> Iterator for MergedLabels<'m> {
 pub struct MergedText<'m, I: Iterator<Item = (&'m str, &'m str)>> {
     own: std::iter::Peekable<I>,
     grouping: &'m [GroupingLabel],
+    /// How many grouping labels there are, for positions in
+    /// [`MarkedText`].
+    grouping_count: usize,
 }
 
-impl<'m, I: Iterator<Item = (&'m str, &'m str)>> Iterator for MergedText<'m, I> {
-    type Item = (&'m str, &'m str);
-
+impl<'m, I: Iterator<Item = (&'m str, &'m str)>> MergedText<'m, I> {
+    /// The next merged label, and whether it is a grouping label (then the
+    /// first of `self.grouping` before the call).
     #[inline]
-    fn next(&mut self) -> Option<Self::Item> {
+    fn next_with_origin(&mut self) -> Option<(&'m str, &'m str, bool)> {
         let Some((g, rest)) = self.grouping.split_first() else {
-            return self.own.next();
+            return self.own.next().map(|(name, value)| (name, value, false));
         };
-        let pair = || (g.pair.name(), g.pair.value());
+        let pair = || (g.pair.name(), g.pair.value(), true);
         let Some(&(name, value)) = self.own.peek() else {
             self.grouping = rest;
             return Some(pair());
@@ -173,10 +195,39 @@ impl<'m, I: Iterator<Item = (&'m str, &'m str)>> Iterator for MergedText<'m, I> 
             Ordering::Equal => {
                 self.own.next();
                 self.grouping = rest;
-                Some(if g.overrides { pair() } else { (name, value) })
+                Some(if g.overrides {
+                    pair()
+                } else {
+                    (name, value, false)
+                })
             }
-            Ordering::Less => self.own.next(),
+            Ordering::Less => self.own.next().map(|(name, value)| (name, value, false)),
         }
+    }
+}
+
+impl<'m, I: Iterator<Item = (&'m str, &'m str)>> Iterator for MergedText<'m, I> {
+    type Item = (&'m str, &'m str);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_with_origin()
+            .map(|(name, value, _)| (name, value))
+    }
+}
+
+/// [`MergedText`] with each label's origin (see
+/// [`GroupingLabels::merge_text_marked`]).
+pub struct MarkedText<'m, I: Iterator<Item = (&'m str, &'m str)>>(MergedText<'m, I>);
+
+impl<'m, I: Iterator<Item = (&'m str, &'m str)>> Iterator for MarkedText<'m, I> {
+    type Item = (&'m str, &'m str, Option<usize>);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        let at = self.0.grouping_count - self.0.grouping.len();
+        let (name, value, grouping) = self.0.next_with_origin()?;
+        Some((name, value, grouping.then_some(at)))
     }
 }
 
@@ -283,5 +334,31 @@ pub(crate) mod tests {
                 .collect::<Vec<_>>(),
             ["a", "instance", "job"]
         );
+    }
+
+    /// The marked merge gives the unmarked merge's labels, each grouping
+    /// label marked with its position in `pairs`, own labels (also the
+    /// `instance` a metric keeps over the added empty one) unmarked.
+    #[test]
+    fn marked_labels_say_which_grouping_label_they_are() {
+        let grouping = GroupingLabels::new(&key(&[("job", "j"), ("zone", "z")]));
+        let pairs: Vec<_> = grouping.pairs().collect();
+        assert_eq!(pairs, [("instance", ""), ("job", "j"), ("zone", "z")]);
+        for own in [
+            vec![("a", "1"), ("job", "mine"), ("x", "2")],
+            vec![("instance", "i"), ("zz", "3")],
+            vec![],
+        ] {
+            let marked: Vec<_> = grouping.merge_text_marked(own.iter().copied()).collect();
+            let plain: Vec<_> = grouping.merge_text(own.iter().copied()).collect();
+            let unmarked: Vec<_> = marked.iter().map(|&(n, v, _)| (n, v)).collect();
+            assert_eq!(unmarked, plain);
+            for (name, value, at) in marked {
+                match at {
+                    Some(at) => assert_eq!(pairs[at], (name, value)),
+                    None => assert!(own.contains(&(name, value)), "{name}={value}"),
+                }
+            }
+        }
     }
 }

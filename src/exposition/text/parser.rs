@@ -515,7 +515,12 @@ impl<'a> Parser<'a> {
     fn has_label(&mut self, name: &'a str) -> bool {
         const SCAN_LIMIT: usize = 16;
         if self.labels.len() < SCAN_LIMIT {
-            return self.labels.iter().any(|(seen, _)| *seen == name);
+            // The first byte decides most pairs without a call to memcmp.
+            let first = name.as_bytes().first();
+            return self
+                .labels
+                .iter()
+                .any(|(seen, _)| seen.as_bytes().first() == first && *seen == name);
         }
         // Labels are unique once checked, so the set holds exactly the
         // first `len` of them.

@@ -7,6 +7,7 @@ use super::{Converted, Family, Series, SeriesValue, name_entry, rw_type, sendabl
 use crate::exposition::gofloat;
 use crate::exposition::index::{IndexedBody, IndexedFamily};
 use crate::exposition::text::go_float_to_u64;
+use crate::forward::wire;
 use crate::proto::client::MetricType;
 use crate::push::GroupingKey;
 use crate::push::grouping::GroupingLabels;
@@ -28,6 +29,14 @@ pub fn convert_indexed(body: &IndexedBody, key: &GroupingKey) -> Converted {
         number: String::new(),
         name_entry: Vec::new(),
         name_entry_of: None,
+        grouping_entries: grouping
+            .pairs()
+            .map(|(name, value)| {
+                let mut entry = Vec::new();
+                wire::put_label(&mut entry, name.as_bytes(), value.as_bytes());
+                entry
+            })
+            .collect(),
     };
     reserve(&mut writer.out, body, key);
     for family in body.families() {
@@ -37,7 +46,7 @@ pub fn convert_indexed(body: &IndexedBody, key: &GroupingKey) -> Converted {
             writer.metric(family, index);
         }
         let out = &mut writer.out;
-        crate::forward::wire::put_metadata(
+        wire::put_metadata(
             &mut out.metadata,
             rw_type(family.kind) as i32,
             &family.name,
@@ -63,8 +72,13 @@ struct Writer<'a> {
     /// The `__name__` label of the last series written (see
     /// [`name_entry`]): a family's plain series all share it.
     name_entry: Vec<u8>,
-    /// The family (by its name's address) and suffix `name_entry` is of.
-    name_entry_of: Option<(*const u8, &'static [u8])>,
+    /// The grouping labels' encoded entries, by position (see
+    /// [`GroupingLabels::pairs`]): the same in every series, so encoded
+    /// once per push.
+    grouping_entries: Vec<Vec<u8>>,
+    /// The family (by its name's address) and suffix (by its length: `""`,
+    /// `_sum`, `_count` and `_bucket` differ in length) `name_entry` is of.
+    name_entry_of: Option<(*const u8, usize)>,
 }
 
 impl Writer<'_> {
@@ -129,11 +143,15 @@ impl Writer<'_> {
         extra: Option<(&'static [u8], &[u8])>,
         value: f64,
     ) {
+        let grouping_entries = &self.grouping_entries;
         let merged = self
             .grouping
-            .merge_text(self.body.labels(index))
-            .map(|(name, value)| (name.as_bytes(), value.as_bytes()));
-        let of = (family.name.as_ptr(), suffix);
+            .merge_text_marked(self.body.labels(index))
+            .map(|(name, value, grouping)| {
+                let entry = grouping.map(|at| grouping_entries[at].as_slice());
+                (name.as_bytes(), value.as_bytes(), entry)
+            });
+        let of = (family.name.as_ptr(), suffix.len());
         if self.name_entry_of != Some(of) {
             name_entry(&mut self.name_entry, family.name.as_bytes(), suffix);
             self.name_entry_of = Some(of);

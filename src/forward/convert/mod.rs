@@ -284,6 +284,11 @@ pub fn group_series_labels(name: &str, key: &GroupingKey) -> Vec<u8> {
     out.out.labels
 }
 
+/// A merged label for [`write_labels`]: name, value, and its encoded entry
+/// when the caller has it already (a grouping label's, encoded once per
+/// push).
+type MergedEntry<'l> = (&'l [u8], &'l [u8], Option<&'l [u8]>);
+
 /// Encodes the labels of one series into `labels`: the `merged` labels of
 /// a metric (its own merged with the grouping labels, sorted; empty values
 /// and names clashing with the added labels skipped), merged with the
@@ -292,7 +297,7 @@ pub fn group_series_labels(name: &str, key: &GroupingKey) -> Vec<u8> {
 /// optional `extra`.
 fn write_labels<'l>(
     labels: &mut Vec<u8>,
-    merged: impl Iterator<Item = (&'l [u8], &'l [u8])>,
+    merged: impl Iterator<Item = MergedEntry<'l>>,
     name_entry: &[u8],
     extra: Option<(&'static [u8], &[u8])>,
 ) -> Range<usize> {
@@ -301,7 +306,7 @@ fn write_labels<'l>(
     let mut name_entry = Some(name_entry);
     let mut extra = extra;
     let mut previous: Option<&[u8]> = None;
-    for (label_name, value) in merged {
+    for (label_name, value, encoded) in merged {
         if value.is_empty()
             || previous.is_some_and(|previous| same_name(previous, label_name))
             || is_added_name(label_name, extra)
@@ -321,7 +326,10 @@ fn write_labels<'l>(
             wire::put_label(labels, name, value);
             extra = None;
         }
-        wire::put_label(labels, label_name, value);
+        match encoded {
+            Some(entry) => labels.extend_from_slice(entry),
+            None => wire::put_label(labels, label_name, value),
+        }
         previous = Some(label_name);
     }
     if let Some(entry) = name_entry {
@@ -439,7 +447,7 @@ impl Builder<'_> {
         let merged = self
             .grouping
             .merge(&metric.label)
-            .map(|label| (label.name().as_bytes(), label.value().as_bytes()));
+            .map(|label| (label.name().as_bytes(), label.value().as_bytes(), None));
         name_entry(&mut self.name_entry, name, suffix);
         write_labels(&mut self.out.labels, merged, &self.name_entry, extra)
     }
