@@ -20,7 +20,7 @@ use memchr::{memchr, memchr2, memchr3};
 
 use super::scan::{
     is_blank, is_metric_name_byte, label_name_end, metric_name_end, parse_go_float, parse_go_int,
-    skip_blanks, token_end,
+    short_decimal_token, skip_blanks, token_end,
 };
 use crate::exposition::ParseError;
 use crate::exposition::goquote::{quote, quote_byte};
@@ -352,11 +352,21 @@ impl<'a> Parser<'a> {
             }
             (Build::Index, MetricType::GaugeHistogram) => return Err(Fault::NeedsOwnedModel),
         };
-        let value_end = token_end(body, at);
+        // Most values are short decimals, read as the token is found.
+        let (value_end, short) = match short_decimal_token(body, at) {
+            Some((end, value)) => (end, Some(value)),
+            None => (token_end(body, at), None),
+        };
         let terminator = self.byte(value_end)?;
-        let token = &body[at..value_end];
-        let value = parse_go_float(token)
-            .ok_or_else(|| Fault::Msg(format!("expected float as value, got {}", quote(token))))?;
+        let value = match short {
+            Some(value) => value,
+            None => {
+                let token = &body[at..value_end];
+                parse_go_float(token).ok_or_else(|| {
+                    Fault::Msg(format!("expected float as value, got {}", quote(token)))
+                })?
+            }
+        };
         match index {
             Some(index) if self.build == Build::Index => self
                 .index

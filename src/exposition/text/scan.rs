@@ -133,6 +133,44 @@ pub(crate) fn parse_go_float(token: &[u8]) -> Option<f64> {
     (!value.is_infinite()).then_some(value)
 }
 
+/// [`token_end`] and [`parse_go_float`] of the token at `from` in one pass,
+/// when it is a short decimal (see `short_decimal`): its end and value.
+/// `None` for any other token, which then takes the general path.
+#[inline]
+pub(crate) fn short_decimal_token(bytes: &[u8], from: usize) -> Option<(usize, f64)> {
+    let (negative, unsigned_start) = match bytes.get(from) {
+        Some(b'-') => (true, from + 1),
+        Some(b'+') => (false, from + 1),
+        _ => (false, from),
+    };
+    let mut at = unsigned_start;
+    let mut mantissa: u64 = 0;
+    let mut digits = 0usize;
+    let mut point: Option<usize> = None;
+    loop {
+        match bytes.get(at) {
+            Some(&b) if b.is_ascii_digit() => {
+                if digits == 15 {
+                    return None;
+                }
+                mantissa = mantissa * 10 + u64::from(b - b'0');
+                digits += 1;
+            }
+            Some(b'.') if point.is_none() => point = Some(digits),
+            Some(&b) if is_blank(b) || b == b'\n' => break,
+            None => break,
+            Some(_) => return None,
+        }
+        at += 1;
+    }
+    if digits == 0 || at - unsigned_start > 16 {
+        return None;
+    }
+    let fraction_digits = point.map_or(0, |at| digits - at);
+    let value = mantissa as f64 / POW10[fraction_digits];
+    Some((at, if negative { -value } else { value }))
+}
+
 /// Exact powers of ten an f64 holds.
 const POW10: [f64; 16] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
@@ -339,6 +377,50 @@ mod tests {
                 "{}",
                 token
             );
+        }
+    }
+
+    proptest::proptest! {
+        /// The one-pass scan ends where `token_end` does and, when it
+        /// answers, reads the value `parse_go_float` reads from the token.
+        #[test]
+        fn the_one_pass_value_scan_agrees_with_token_end_and_the_parse(
+            prefix in "[ a]{0,2}",
+            token in "[-+]?[0-9.]{0,18}|[-+0-9.eEinfINFaxp_]{0,8}",
+            end in proptest::sample::select(vec!["", " ", "\t", "\n", " 123\n", "x", "\r\n"]),
+        ) {
+            let line = format!("{prefix}{token}{end}");
+            let bytes = line.as_bytes();
+            let from = prefix.len();
+            if let Some((value_end, value)) = short_decimal_token(bytes, from) {
+                proptest::prop_assert_eq!(value_end, token_end(bytes, from), "{:?}", line);
+                proptest::prop_assert_eq!(
+                    Some(value.to_bits()),
+                    parse_go_float(&bytes[from..value_end]).map(f64::to_bits),
+                    "{:?}",
+                    line
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_one_pass_value_scan_takes_short_decimals_only() {
+        let scan = |text: &str| short_decimal_token(text.as_bytes(), 0);
+        assert_eq!(scan("670487 1\n"), Some((6, 670487.0)));
+        assert_eq!(scan("-1.5\n"), Some((4, -1.5)));
+        assert_eq!(scan("+2\t"), Some((2, 2.0)));
+        assert_eq!(scan("42"), Some((2, 42.0)));
+        for general in [
+            "1e3\n",
+            "Inf\n",
+            "NaN\n",
+            "1234567890123456\n",
+            "1\r\n",
+            "-\n",
+            "\n",
+        ] {
+            assert_eq!(scan(general), None, "{general:?}");
         }
     }
 
