@@ -30,7 +30,7 @@ use common::receiver::{Fault, Received, Receiver};
 use common::{STALE_NAN_BITS, bounded};
 use prost::Message;
 use pushrelay::config::{ExtraHeaders, PushConfig, Secret};
-use pushrelay::exposition::BodyFormat;
+use pushrelay::exposition::{BodyFormat, Families};
 use pushrelay::forward::Forwarder;
 use pushrelay::proto::client::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use pushrelay::proto::prompb::{TimeSeries, WriteRequest};
@@ -803,6 +803,19 @@ async fn row_16_no_reserved___labels_sent_besides___name__() {
     )
     .expect("accepted without the consistency check");
     assert_refused_unsent(text, "__meta").await;
+    let openmetrics = Push::from_body(
+        PushOp::Replace,
+        key(&[("job", "j")]),
+        BodyFormat::OpenMetrics,
+        b"# TYPE m gauge\nm{a=\"1\",__meta=\"x\"} 1\n# EOF\n",
+        &unchecked,
+    )
+    .expect("accepted without the consistency check");
+    assert!(
+        matches!(openmetrics.families, Families::Indexed(_)),
+        "the OpenMetrics body is indexed"
+    );
+    assert_refused_unsent(openmetrics, "__meta").await;
 
     let received = forward_one(&every_type_push()).await;
     for series in &received.request.timeseries {

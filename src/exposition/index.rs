@@ -137,10 +137,12 @@ pub struct TextIndex {
     /// Label values that contained escapes, unescaped; a protobuf body's
     /// label names and values.
     pub(crate) unescaped: String,
-    /// Every label name is a legacy one (`[a-zA-Z_][a-zA-Z0-9_]*`): the
-    /// text grammars admit no other, so validation need not check them
-    /// again; a protobuf body's names can be anything.
-    pub(crate) legacy_label_names: bool,
+    /// Every label name is a legacy one (`[a-zA-Z_][a-zA-Z0-9_]*`) without
+    /// the reserved `__` prefix: the text grammars admit no other names,
+    /// and their parsers clear this on seeing a `__` one (see
+    /// [`Self::note_label_name`]), so that validation and the forwarder
+    /// need not read the names again; a protobuf body's can be anything.
+    pub(crate) plain_label_names: bool,
 }
 
 /// Index building, for the text parser.
@@ -151,8 +153,16 @@ impl TextIndex {
         Self {
             metrics: Vec::with_capacity(lines),
             labels: Vec::with_capacity(labels),
-            legacy_label_names: true,
+            plain_label_names: true,
             ..Self::default()
+        }
+    }
+
+    /// Notes a label name of a text body (see [`Self::plain_label_names`]).
+    #[inline]
+    pub(crate) fn note_label_name(&mut self, name: &str) {
+        if name.starts_with("__") {
+            self.plain_label_names = false;
         }
     }
 
@@ -359,9 +369,9 @@ impl IndexedBody {
         !self.index.timestamps.is_empty()
     }
 
-    /// See [`TextIndex::legacy_label_names`].
-    pub(crate) fn has_legacy_label_names(&self) -> bool {
-        self.index.legacy_label_names
+    /// See [`TextIndex::plain_label_names`].
+    pub(crate) fn has_plain_label_names(&self) -> bool {
+        self.index.plain_label_names
     }
 
     /// The metrics of `family`, by index.

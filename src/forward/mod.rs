@@ -539,19 +539,19 @@ fn unsendable_name(families: &Families) -> Option<String> {
             }),
         Families::Indexed(body) => body.families().iter().find_map(|family| {
             let labels = body.metric_range(family).flat_map(|i| body.labels(i));
-            unsendable_in(&family.name, labels, body.has_legacy_label_names())
+            unsendable_in(&family.name, labels, body.has_plain_label_names())
         }),
     }
 }
 
 /// [`unsendable_name`] for one family with metrics: its name and the
-/// `(name, value)` labels of all its metrics; `legacy_names` when every
-/// label name is known to be legacy already (a text body's), so that only
-/// the `__` prefix is left to check.
+/// `(name, value)` labels of all its metrics; `plain_names` when every
+/// label name is known to be legacy and unreserved already (a text
+/// body's, as its parser noted), so that only the family name is left.
 fn unsendable_in<'a>(
     family: &str,
     labels: impl Iterator<Item = (&'a str, &'a str)>,
-    legacy_names: bool,
+    plain_names: bool,
 ) -> Option<String> {
     if !is_metric_name(family) {
         return Some(format!(
@@ -559,11 +559,14 @@ fn unsendable_in<'a>(
              [a-zA-Z_:][a-zA-Z0-9_:]*"
         ));
     }
+    if plain_names {
+        return None;
+    }
     for (name, value) in labels {
         if value.is_empty() || name == "__name__" {
             continue;
         }
-        if name.starts_with("__") || !(legacy_names || is_legacy_label_name(name)) {
+        if !is_legacy_label_name(name) || name.starts_with("__") {
             return Some(format!(
                 "label name {name:?} of metric {family:?} cannot be forwarded: remote_write 1.0 \
                  requires [a-zA-Z_][a-zA-Z0-9_]* without a `__` prefix"

@@ -510,6 +510,7 @@ impl<'a> Parser<'a> {
                 )));
             }
             if !special {
+                self.index.note_label_name(name);
                 self.labels.push((name, value));
             }
             if separator == b'}' {

@@ -34,10 +34,14 @@ pub(super) fn passes(body: &IndexedBody, grouping: &GroupingLabels, config: &Pus
         return false;
     }
     let consistency = !config.disable_consistency_check;
-    // When the body's grammar admits only legacy names and the grouping
-    // key's are too (checked once here), no merged name is scanned again
-    // per series: that scan was most of the check's name work.
-    let legal_names = body.has_legacy_label_names() && grouping.names().all(is_legacy_label_name);
+    // When the body's names are all legacy and unreserved (its grammar and
+    // parser say so) and the grouping key's are too (checked once here),
+    // no merged name is read again per series: that was most of the
+    // check's name work.
+    let plain_names = body.has_plain_label_names()
+        && grouping
+            .names()
+            .all(|name| is_legacy_label_name(name) && !name.starts_with("__"));
     // The consistency check collects families in name order.
     let mut order: Vec<_> = body.families().iter().collect();
     if consistency {
@@ -79,8 +83,8 @@ pub(super) fn passes(body: &IndexedBody, grouping: &GroupingLabels, config: &Pus
                 if consistency {
                     if (label.as_bytes().first() == previous.as_bytes().first()
                         && label == previous)
-                        || (!legal_names && !is_legacy_label_name(label))
-                        || label.starts_with("__")
+                        || (!plain_names
+                            && (!is_legacy_label_name(label) || label.starts_with("__")))
                         || (summary && label == "quantile")
                     {
                         return false;

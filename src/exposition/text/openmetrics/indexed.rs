@@ -91,6 +91,9 @@ impl<'a> IndexSink<'a> {
 
     /// A new metric of `family` with these labels, in line order.
     fn new_metric(&mut self, family: usize, labels: &[(&'a str, Cow<'a, str>)]) -> usize {
+        for (name, _) in labels {
+            self.index.note_label_name(name);
+        }
         let sorted = labels.is_sorted_by(|(a, _), (b, _)| a <= b);
         let text = self.text;
         let labels = labels.iter().map(|(name, value)| {
