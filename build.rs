@@ -20,15 +20,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// Most of an idle pushrelay's resident memory is the binary's code, and
 /// the kernel maps it at least 64 KB at a time around each page touched
-/// (fault-around on page-cached files). The ~950 functions that run from
-/// start to idle (1.3 MB) were spread over all 7 MB of code, so 4.5 MiB of
-/// it was resident; `link/start-up.ld` places them first (an `INSERT`
-/// script: the rest of the default layout is kept), and 2.4 MiB is: idle
-/// RSS 9.0 → 7.2 MiB (BENCHMARKS.md, "Memory after load"). Its patterns
-/// come from a profile of the start (`scripts/start-up-order.sh`
-/// regenerates them); a function they miss is only placed as before. Only
-/// the binary is linked with it, and only on Linux (ELF; lld and GNU ld
-/// both read `INSERT` scripts).
+/// (fault-around on page-cached files). The ~1,160 functions that run from
+/// start to idle (cache or forward mode) were spread over all 7 MB of code,
+/// so 4.5 MiB of it was resident; `link/start-up.ld` places them first in
+/// `.text` (an `INSERT` script: the rest of the default layout is kept),
+/// and 2.0 MiB is: idle RSS 9.0 → 6.4 MiB (BENCHMARKS.md, "Memory after
+/// load"). Its names come from a profile of the start
+/// (`scripts/start-up-order.sh` regenerates them); a function they miss is
+/// only placed as before. Only the binary is linked with it, and only on
+/// Linux (ELF; lld and GNU ld both read `INSERT` scripts).
 fn link_start_up_code_first() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=link/start-up.ld");
     if std::env::var("CARGO_CFG_TARGET_OS")? != "linux" {
