@@ -19,8 +19,7 @@
 //! - `ack = "async"`: `Ok` once queued; a full queue is
 //!   [`SinkError::Overloaded`], decided by [`Forwarder::admit`] from the
 //!   tenant and grouping key alone, before the body is read, after waiting
-//!   [`ADMISSION_PATIENCE`] (and less than [`ADMISSION_TICK`] more) for
-//!   room: an admitted push holds its
+//!   at most [`ADMISSION_PATIENCE`] for room: an admitted push holds its
 //!   place in the queue. Failures are then only logged and
 //!   counted.
 //! - `ack = "durable"`: `Ok` once written and fsynced to the [`queue`] on
@@ -125,22 +124,6 @@ const OVERLOAD_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// instead of costing a 429 after another.
 pub const ADMISSION_PATIENCE: Duration = Duration::from_millis(50);
 
-/// Waits for room end on a shared grid of this step (after at least
-/// [`ADMISSION_PATIENCE`]): pushers shed together are then answered by one
-/// timer wake-up instead of one each, which on an otherwise idle server
-/// cost more than the 429 itself (BENCHMARKS.md, goal 2).
-pub const ADMISSION_TICK: Duration = Duration::from_millis(10);
-
-/// When a wait for room that starts at `now` ends: `now` +
-/// [`ADMISSION_PATIENCE`], rounded up to the next [`ADMISSION_TICK`] since
-/// `origin`.
-fn admission_deadline(origin: Instant, now: Instant) -> Instant {
-    let earliest = now.saturating_duration_since(origin) + ADMISSION_PATIENCE;
-    let tick = ADMISSION_TICK.as_nanos();
-    let ticks = earliest.as_nanos().div_ceil(tick);
-    origin + Duration::from_nanos(u64::try_from(ticks * tick).unwrap_or(u64::MAX))
-}
-
 /// The forwarding sink.
 pub struct Forwarder {
     endpoint: Arc<Endpoint>,
@@ -152,8 +135,6 @@ pub struct Forwarder {
     probe: JoinHandle<()>,
     /// The disk queue pushes go through with `ack = "durable"`.
     disk_queue: Option<queue::DiskQueue>,
-    /// Where the grid of `admission_deadline` starts.
-    started: Instant,
 }
 
 impl Forwarder {
@@ -214,7 +195,6 @@ impl Forwarder {
             retry_deadline: config.retry_deadline.0,
             probe,
             disk_queue,
-            started: Instant::now(),
         })
     }
 
@@ -230,8 +210,7 @@ impl Forwarder {
     /// Decides whether a push of `tenant` to `key` can be taken, from those
     /// alone, so that a refusal costs no body reading or parsing. With
     /// `ack = "async"` it reserves a place in the group's shard queue,
-    /// waiting about [`ADMISSION_PATIENCE`] for one (in arrival order; see
-    /// `admission_deadline`),
+    /// waiting at most [`ADMISSION_PATIENCE`] for one (in arrival order),
     /// or is [`SinkError::Overloaded`]: a push admitted is never refused
     /// for room afterwards. Otherwise it admits every push (sync waits for
     /// room until the retry deadline; the disk queue answers for its own
@@ -248,8 +227,7 @@ impl Forwarder {
         let place = match shard.try_reserve() {
             Ok(place) => Ok(place),
             Err(mpsc::error::TrySendError::Full(())) => {
-                let deadline = admission_deadline(self.started, Instant::now());
-                match tokio::time::timeout_at(deadline.into(), shard.reserve()).await {
+                match tokio::time::timeout(ADMISSION_PATIENCE, shard.reserve()).await {
                     Ok(reserved) => reserved.map_err(|_| stopped()),
                     Err(_) => Err(SinkError::Overloaded {
                         message: "the remote_write forwarding queue is full".into(),
