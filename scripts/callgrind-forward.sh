@@ -41,22 +41,8 @@ done
 config=()
 [ -z "${CONFIG:-}" ] || config=(--config="$CONFIG")
 
-# The receiver and the servers started here, stopped one by one on exit
-# (a server under valgrind takes seconds to write its profile).
-PIDS=()
-stop_started() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    { kill "$pid" 2>/dev/null && timeout 60 tail --pid="$pid" -f /dev/null 2>/dev/null; } || true
-    kill -9 "$pid" 2>/dev/null || true
-  done
-}
-trap stop_started EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
+# shellcheck source=lib/valgrind-servers.sh
+. "$ROOT/scripts/lib/valgrind-servers.sh"
 wait_ready() { # URL PID SECONDS
   local deadline=$((SECONDS + $3))
   until curl -fsS -o /dev/null --max-time 5 "$1" 2>/dev/null; do

@@ -37,21 +37,8 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
 fi
 PUSHRELAY=$(readlink -f "${PUSHRELAY:-$ROOT/target/release/pushrelay}")
 
-PIDS=()
-stop_started() {
-  local pid
-  [ "${#PIDS[@]}" -gt 0 ] || return 0
-  for pid in "${PIDS[@]}"; do
-    { kill "$pid" 2>/dev/null && timeout 60 tail --pid="$pid" -f /dev/null 2>/dev/null; } || true
-    kill -9 "$pid" 2>/dev/null || true
-  done
-}
-trap stop_started EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
+# shellcheck source=lib/valgrind-servers.sh
+. "$ROOT/scripts/lib/valgrind-servers.sh"
 
 # profile NAME [FLAGS...]: one callgrind run of pushrelay until ready + 1 s.
 profile() {

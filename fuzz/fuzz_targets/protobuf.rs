@@ -8,8 +8,7 @@
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use pushrelay::exposition::protobuf::{self, encode_delimited};
-use pushrelay::exposition::{BodyFormat, parse_body, sort_labels};
-use pushrelay::proto::client::MetricFamily;
+use pushrelay::exposition::{BodyFormat, parse_body, with_labels_sorted};
 
 fuzz_target!(|body: &[u8]| {
     let decoded = protobuf::decode_delimited(body);
@@ -22,17 +21,9 @@ fuzz_target!(|body: &[u8]| {
     match (&parsed, &decoded) {
         // The index holds each metric's labels sorted by name.
         (Ok(parsed), Ok(owned)) => assert_eq!(
-            encode_delimited(&labels_sorted(parsed.to_model().into_owned())),
-            encode_delimited(&labels_sorted(owned.clone()))
+            encode_delimited(&with_labels_sorted(parsed.to_model().into_owned())),
+            encode_delimited(&with_labels_sorted(owned.clone()))
         ),
         (parsed, owned) => assert_eq!(parsed.as_ref().err(), owned.as_ref().err()),
     }
 });
-
-fn labels_sorted(mut families: Vec<MetricFamily>) -> Vec<MetricFamily> {
-    families
-        .iter_mut()
-        .flat_map(|f| f.metric.iter_mut())
-        .for_each(sort_labels);
-    families
-}

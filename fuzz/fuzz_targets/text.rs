@@ -7,8 +7,7 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use pushrelay::exposition::{BodyFormat, parse_body, sort_labels, text};
-use pushrelay::proto::client::MetricFamily;
+use pushrelay::exposition::{BodyFormat, parse_body, text, with_labels_sorted};
 
 fuzz_target!(|body: &[u8]| {
     let parsed = text::parse(body);
@@ -29,18 +28,10 @@ fuzz_target!(|body: &[u8]| {
             // Compared as printed: a NaN value is not equal to itself.
             // The index holds each metric's labels sorted by name.
             (Ok(indexed), Ok(owned)) => assert_eq!(
-                format!("{:?}", labels_sorted(indexed.to_model().into_owned())),
-                format!("{:?}", labels_sorted(owned.clone()))
+                format!("{:?}", with_labels_sorted(indexed.to_model().into_owned())),
+                format!("{:?}", with_labels_sorted(owned.clone()))
             ),
             (indexed, owned) => assert_eq!(indexed.as_ref().err(), owned.as_ref().err()),
         }
     }
 });
-
-fn labels_sorted(mut families: Vec<MetricFamily>) -> Vec<MetricFamily> {
-    families
-        .iter_mut()
-        .flat_map(|f| f.metric.iter_mut())
-        .for_each(sort_labels);
-    families
-}

@@ -174,6 +174,17 @@ pub fn sort_labels(metric: &mut Metric) {
     }
 }
 
+/// `families` with each metric's labels sorted by name (see
+/// [`sort_labels`]): the owned model as the index holds it, for comparing
+/// the two.
+pub fn with_labels_sorted(mut families: Vec<MetricFamily>) -> Vec<MetricFamily> {
+    families
+        .iter_mut()
+        .flat_map(|f| f.metric.iter_mut())
+        .for_each(sort_labels);
+    families
+}
+
 /// Parses a whole body in `format` into owned families.
 pub fn parse(format: BodyFormat, body: &[u8]) -> Result<Vec<MetricFamily>, ParseError> {
     match format {

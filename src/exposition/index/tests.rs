@@ -9,7 +9,6 @@ use crate::config::PushConfig;
 use crate::exposition::index::MAX_GROUPED_LABELS;
 use crate::exposition::{self, BodyFormat, Families, parse_body};
 use crate::forward::convert::{convert, convert_families};
-use crate::proto::client::MetricFamily;
 use crate::push::GroupingKey;
 use crate::push::validate::{check, check_families};
 
@@ -36,16 +35,6 @@ fn assert_same<T: std::fmt::Debug + ?Sized>(a: &T, b: &T, what: &str) {
     assert_eq!(format!("{a:?}"), format!("{b:?}"), "{what}");
 }
 
-/// `families` with each metric's labels sorted by name, stably: the
-/// owned model as the index holds it.
-fn labels_sorted(mut families: Vec<MetricFamily>) -> Vec<MetricFamily> {
-    families
-        .iter_mut()
-        .flat_map(|f| f.metric.iter_mut())
-        .for_each(exposition::sort_labels);
-    families
-}
-
 /// [`same_as_owned`] for a body in `format`.
 pub(super) fn same_as_owned_in(format: BodyFormat, body: &[u8], config: &PushConfig) -> bool {
     let what = |stage: &str| format!("{stage} of {:?}", String::from_utf8_lossy(body));
@@ -56,8 +45,8 @@ pub(super) fn same_as_owned_in(format: BodyFormat, body: &[u8], config: &PushCon
             // The index sorts each metric's labels; the owned model keeps
             // them as pushed until the check sorts them.
             assert_same(
-                &labels_sorted(families.to_model().into_owned()),
-                &labels_sorted(owned),
+                &exposition::with_labels_sorted(families.to_model().into_owned()),
+                &exposition::with_labels_sorted(owned),
                 &what("families"),
             );
             families
