@@ -22,6 +22,7 @@
 //! | [`telemetry`] | pushrelay's own metrics, each defined once (the cache's clash list derives from it) |
 //! | [`security`] | TLS and auth on both sides, built from `config`'s settings |
 //! | `hashing` | the one hashing policy for keys pushers control (seeded per process) |
+//! | `label_order` | how label names compare on the hot paths (first byte, then `memcmp`) |
 //! | [`proto`] | generated protobuf types |
 //!
 //! # The path of a push
@@ -68,6 +69,7 @@ pub mod exposition;
 pub mod forward;
 pub(crate) mod hashing;
 mod http_response;
+mod label_order;
 pub mod proto;
 pub mod push;
 pub mod resend;

@@ -14,6 +14,7 @@
 use std::cmp::Ordering;
 
 use super::GroupingKey;
+use crate::label_order;
 use crate::proto::client::{LabelPair, Metric};
 
 /// A push's grouping labels as they merge into each of its metrics, sorted
@@ -138,7 +139,13 @@ impl<'m> Iterator for MergedLabels<'m> {
                 Some(&g.pair)
             }
             (Some((label, own_rest)), g) => {
-                match g.map(|(g, rest)| (compare_names(label.name(), g.pair.name()), g, rest)) {
+                match g.map(|(g, rest)| {
+                    (
+                        label_order::compare(label.name().as_bytes(), g.pair.name().as_bytes()),
+                        g,
+                        rest,
+                    )
+                }) {
                     Some((Ordering::Greater, g, rest)) => {
                         self.grouping = rest;
                         Some(&g.pair)
@@ -187,7 +194,7 @@ impl<'m, I: Iterator<Item = (&'m str, &'m str)>> MergedText<'m, I> {
             self.grouping = rest;
             return Some(pair());
         };
-        match compare_names(name, g.pair.name()) {
+        match label_order::compare(name.as_bytes(), g.pair.name().as_bytes()) {
             Ordering::Greater => {
                 self.grouping = rest;
                 Some(pair())
@@ -228,16 +235,6 @@ impl<'m, I: Iterator<Item = (&'m str, &'m str)>> Iterator for MarkedText<'m, I> 
         let at = self.0.grouping_count - self.0.grouping.len();
         let (name, value, grouping) = self.0.next_with_origin()?;
         Some((name, value, grouping.then_some(at)))
-    }
-}
-
-/// `a.cmp(b)`, deciding on the first byte when it differs (label names
-/// mostly do) without a call to `memcmp`.
-#[inline]
-fn compare_names(a: &str, b: &str) -> Ordering {
-    match (a.as_bytes().first(), b.as_bytes().first()) {
-        (Some(x), Some(y)) if x != y => x.cmp(y),
-        _ => a.cmp(b),
     }
 }
 

@@ -38,6 +38,7 @@ use prost::Message;
 use super::wire;
 use super::wire_v2::{Exemplar, Extras};
 use crate::exposition::{Families, gofloat};
+use crate::label_order;
 use crate::proto::client::{self, MetricFamily, MetricType};
 use crate::proto::prompb::{self, metric_metadata::MetricType as RwType};
 use crate::push::GroupingKey;
@@ -308,20 +309,20 @@ fn write_labels<'l>(
     let mut previous: Option<&[u8]> = None;
     for (label_name, value, encoded) in merged {
         if value.is_empty()
-            || previous.is_some_and(|previous| same_name(previous, label_name))
+            || previous.is_some_and(|previous| label_order::same(previous, label_name))
             || is_added_name(label_name, extra)
         {
             continue;
         }
         if let Some(entry) = name_entry
-            && sorts_before(NAME_LABEL, label_name)
+            && label_order::compare(NAME_LABEL, label_name).is_lt()
         {
             labels.extend_from_slice(entry);
             name_entry = None;
         }
         if name_entry.is_none()
             && let Some((name, value)) = extra
-            && sorts_before(name, label_name)
+            && label_order::compare(name, label_name).is_lt()
         {
             wire::put_label(labels, name, value);
             extra = None;
@@ -372,23 +373,6 @@ fn sendable(value: f64) -> f64 {
 fn is_added_name(label_name: &[u8], extra: Option<(&'static [u8], &[u8])>) -> bool {
     matches!(label_name.first(), Some(b'_' | b'l' | b'q'))
         && (label_name == NAME_LABEL || extra.is_some_and(|(name, _)| name == label_name))
-}
-
-/// `a == b`, deciding on the first byte when it differs without a call to
-/// `memcmp`.
-#[inline]
-fn same_name(a: &[u8], b: &[u8]) -> bool {
-    a.first() == b.first() && a == b
-}
-
-/// `a < b`, deciding on the first byte when it differs (label names mostly
-/// do) without a call to `memcmp`.
-#[inline]
-fn sorts_before(a: &[u8], b: &[u8]) -> bool {
-    match (a.first(), b.first()) {
-        (Some(x), Some(y)) if x != y => x < y,
-        _ => a < b,
-    }
 }
 
 /// Whether a protobuf histogram carries native (sparse) buckets.
