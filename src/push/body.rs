@@ -144,38 +144,102 @@ where
     B::Error: std::fmt::Display,
 {
     // hyper reports a Content-Length as an exact size hint.
-    let announced = body.size_hint().lower();
+    let hint = body.size_hint();
+    let announced = hint.lower();
     if announced > max_body_bytes {
         return Err(body_too_large(max_body_bytes, Some(announced)));
     }
     let mut body = std::pin::pin!(body);
-    let mut chunks: Vec<Bytes> = Vec::new();
-    let mut total: u64 = 0;
+    let mut collected = Collected::new(hint.exact());
     while let Some(frame) = body.as_mut().frame().await {
         let frame = frame
             .map_err(|e| Rejection::bad_request(format!("reading the request body failed: {e}")))?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        total += data.len() as u64;
-        if total > max_body_bytes {
+        if collected.len() + data.len() as u64 > max_body_bytes {
             return Err(body_too_large(max_body_bytes, None));
         }
-        if !data.is_empty() {
-            chunks.push(data);
+        collected.push(data);
+    }
+    Ok(collected.into_bytes())
+}
+
+/// A body's bytes as they arrive. The first chunk is kept as it came (most
+/// bodies arrive in one); from the second on, chunks are copied into one
+/// buffer as they come, so a large body is held once rather than as its
+/// chunks plus their join (whose freed chunks the allocator would keep).
+/// The buffer grows by doubling up to the announced length, and takes the
+/// whole announced length once a quarter of it has arrived: a client that
+/// announces a large body and sends little of it costs at most four times
+/// what it sent.
+struct Collected {
+    announced: Option<u64>,
+    first: Option<Bytes>,
+    joined: Option<BytesMut>,
+}
+
+impl Collected {
+    fn new(announced: Option<u64>) -> Self {
+        Self {
+            announced,
+            first: None,
+            joined: None,
         }
     }
-    Ok(match chunks.len() {
-        0 => Bytes::new(),
-        1 => chunks.swap_remove(0),
-        _ => {
-            let mut joined = BytesMut::with_capacity(total as usize);
-            for chunk in &chunks {
-                joined.extend_from_slice(chunk);
-            }
-            joined.freeze()
+
+    fn len(&self) -> u64 {
+        match (&self.joined, &self.first) {
+            (Some(joined), _) => joined.len() as u64,
+            (None, Some(first)) => first.len() as u64,
+            (None, None) => 0,
         }
-    })
+    }
+
+    fn push(&mut self, data: Bytes) {
+        if data.is_empty() {
+            return;
+        }
+        let mut joined = match (self.joined.take(), self.first.take()) {
+            (Some(joined), _) => joined,
+            (None, None) => {
+                self.first = Some(data);
+                return;
+            }
+            (None, Some(first)) => {
+                let mut joined = BytesMut::new();
+                self.grow(&mut joined, first.len() + data.len());
+                joined.extend_from_slice(&first);
+                joined
+            }
+        };
+        let needed = joined.len() + data.len();
+        self.grow(&mut joined, needed);
+        joined.extend_from_slice(&data);
+        self.joined = Some(joined);
+    }
+
+    /// Makes room in `joined` for `needed` bytes in all.
+    fn grow(&self, joined: &mut BytesMut, needed: usize) {
+        if needed <= joined.capacity() {
+            return;
+        }
+        let doubled = needed.max(joined.capacity() * 2);
+        let target = match self.announced.and_then(|n| usize::try_from(n).ok()) {
+            Some(announced) if needed.saturating_mul(4) >= announced => announced.max(needed),
+            Some(announced) => doubled.min(announced),
+            None => doubled,
+        };
+        joined.reserve(target - joined.len());
+    }
+
+    fn into_bytes(self) -> Bytes {
+        match (self.joined, self.first) {
+            (Some(joined), _) => joined.freeze(),
+            (None, Some(first)) => first,
+            (None, None) => Bytes::new(),
+        }
+    }
 }
 
 fn decode_encoded(

@@ -482,6 +482,51 @@ async fn read_body_joins_chunks_and_decodes() {
 }
 
 #[test]
+fn a_body_in_one_chunk_is_kept_without_a_copy() {
+    let chunk = Bytes::from_static(b"m 1\n");
+    let mut collected = Collected::new(Some(4));
+    collected.push(chunk.clone());
+    let body = collected.into_bytes();
+    assert_eq!(body.as_ptr(), chunk.as_ptr());
+}
+
+#[test]
+fn chunks_are_joined_into_one_buffer_sized_by_the_announced_length() {
+    let announced = 1 << 20;
+    let data: Vec<u8> = (0..announced).map(|i| (i % 253) as u8).collect();
+    let mut collected = Collected::new(Some(announced as u64));
+    let mut sent = 0;
+    for chunk in data.chunks(1000) {
+        collected.push(Bytes::copy_from_slice(chunk));
+        sent += chunk.len();
+        let capacity = collected.joined.as_ref().map_or(sent, BytesMut::capacity);
+        // A client that announces much and sends little costs at most four
+        // times what it sent (and never more than it announced).
+        assert!(capacity <= (4 * sent).max(2000), "{capacity} after {sent}");
+        assert!(capacity <= announced, "{capacity} over {announced}");
+    }
+    // The last growth took the announced length whole: no spare capacity.
+    assert_eq!(
+        collected.joined.as_ref().map(BytesMut::capacity),
+        Some(announced)
+    );
+    assert_eq!(collected.into_bytes(), data);
+}
+
+#[test]
+fn chunks_without_an_announced_length_are_joined() {
+    let data: Vec<u8> = (0..100_000).map(|i| (i % 251) as u8).collect();
+    let mut collected = Collected::new(None);
+    for chunk in data.chunks(777) {
+        collected.push(Bytes::copy_from_slice(chunk));
+        collected.push(Bytes::new());
+    }
+    assert_eq!(collected.len(), data.len() as u64);
+    assert_eq!(collected.into_bytes(), data);
+    assert!(Collected::new(None).into_bytes().is_empty());
+}
+
+#[test]
 fn the_body_limit_is_counted() {
     let (err, counts) = LimitCounter::count(|| decode_err(None, &[0; 11], &limits(10, 100)));
     assert_eq!(err.status, StatusCode::PAYLOAD_TOO_LARGE);
