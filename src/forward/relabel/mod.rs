@@ -284,9 +284,19 @@ impl Relabeler {
             None => PlanBook::default(),
         };
         let mut plans = Plans::new(book, shape);
+        // What 2.0 carries beside a series goes where the series goes.
+        let mut extras_in = std::mem::take(&mut converted.extras).into_iter().peekable();
+        let mut extras_out = Vec::with_capacity(extras_in.len());
         for family in &mut converted.families {
             let family_start = (labels_out.len(), series_out.len());
-            for series in &old_series[family.series.clone()] {
+            for (old_index, series) in old_series
+                .iter()
+                .enumerate()
+                .take(family.series.end)
+                .skip(family.series.start)
+            {
+                while extras_in.next_if(|(index, _)| *index < old_index).is_some() {}
+                let extras = extras_in.next_if(|(index, _)| *index == old_index);
                 let start = labels_out.len();
                 let encoded = &old_labels[series.labels.clone()];
                 let (outcome, lossy) =
@@ -315,6 +325,9 @@ impl Relabeler {
                     }
                     seen.insert(hash, series_out.len());
                 }
+                if let Some((_, extras)) = extras {
+                    extras_out.push((series_out.len(), extras));
+                }
                 series_out.push(Series {
                     labels: written,
                     ..series.clone()
@@ -325,6 +338,7 @@ impl Relabeler {
         }
         converted.labels = labels_out;
         converted.series = series_out;
+        converted.extras = extras_out;
         tally.publish();
         if shape.is_some() {
             let book = plans.into_book();

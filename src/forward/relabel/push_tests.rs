@@ -362,3 +362,36 @@ fn planned_series_come_out_as_each_series_relabeled_alone() {
         }
     }
 }
+
+#[test]
+fn what_rides_beside_a_series_follows_it_when_earlier_series_are_dropped() {
+    let relabeler = relabeler(&[], "- {source_labels: [k], regex: drop, action: drop}");
+    let key = GroupingKey::new([("job".to_string(), "j".to_string())]);
+    let body = "# TYPE a counter\n\
+                a_total{k=\"drop\"} 1 100 # {trace=\"x\"} 1\n\
+                a_total{k=\"keep\"} 2 200 # {trace=\"y\"} 2\n\
+                # EOF\n";
+    let mut families = text::parse_openmetrics(body.as_bytes()).unwrap();
+    let limits = crate::config::PushConfig {
+        honor_timestamps: true,
+        ..Default::default()
+    };
+    validate(&mut families, &key, &limits).unwrap();
+    let mut converted = convert::convert(&families, &key);
+    assert_eq!(converted.series.len(), 2);
+    relabeler.apply(&mut converted);
+    assert_eq!(converted.series.len(), 1);
+    let kept = &converted.series[0];
+    assert!(series_text(decode_labels(converted.series_labels(kept))).contains("keep"));
+    assert_eq!(kept.timestamp_ms, Some(200_000));
+    let extras: Vec<_> = converted
+        .extras
+        .iter()
+        .map(|(index, extras)| (*index, extras.exemplars[0].labels.clone()))
+        .collect();
+    assert_eq!(
+        extras,
+        [(0, vec![("trace".to_string(), "y".to_string())])],
+        "the dropped series' exemplar goes with it; the kept one's follows it"
+    );
+}
