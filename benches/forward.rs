@@ -106,13 +106,13 @@ fn owned_push_1000() -> Push {
 /// push-time series, which are two more samples).
 fn encode(converted: &Converted, timestamp_ms: i64) -> Vec<u8> {
     let mut out = Vec::with_capacity(converted.labels.len() + converted.series.len() * 24);
-    for series in &converted.series {
+    for (index, series) in converted.series.iter().enumerate() {
         let labels = converted.series_labels(series);
-        let at = series.timestamp_ms.unwrap_or(timestamp_ms);
+        let at = converted.timestamp(index).unwrap_or(timestamp_ms);
         match &series.value {
             SeriesValue::Float(v) => wire::put_float_series(&mut out, labels, *v, at),
-            SeriesValue::Histogram(r) => {
-                wire::put_histogram_series(&mut out, labels, &converted.histograms[r.clone()], at)
+            SeriesValue::Histogram(h) => {
+                wire::put_histogram_series(&mut out, labels, converted.histogram(*h), at)
             }
         }
     }

@@ -88,17 +88,19 @@ impl Chunk {
                     series,
                     timestamp_ms,
                 } => {
-                    for series in &source.series()[series.clone()] {
+                    let stamped = !source.timestamps().is_empty();
+                    for index in series.clone() {
+                        let series = &source.series()[index];
                         let labels = source.series_labels(series);
-                        let at = series.timestamp_ms.unwrap_or(*timestamp_ms);
+                        let at = match stamped {
+                            true => source.timestamp(index).unwrap_or(*timestamp_ms),
+                            false => *timestamp_ms,
+                        };
                         match &series.value {
                             SeriesValue::Float(v) => wire::put_float_series(out, labels, *v, at),
-                            SeriesValue::Histogram(r) => wire::put_histogram_series(
-                                out,
-                                labels,
-                                &source.histograms()[r.clone()],
-                                at,
-                            ),
+                            SeriesValue::Histogram(h) => {
+                                wire::put_histogram_series(out, labels, source.histogram(*h), at)
+                            }
                         }
                     }
                 }

@@ -71,9 +71,19 @@ impl SharedPush {
         &self.rest.families
     }
 
-    /// See [`Converted::histograms`].
-    pub fn histograms(&self) -> &[u8] {
-        &self.rest.histograms
+    /// See [`Converted::histogram`].
+    pub fn histogram(&self, index: usize) -> &[u8] {
+        self.rest.histogram(index)
+    }
+
+    /// See [`Converted::timestamps`].
+    pub fn timestamps(&self) -> &[(usize, i64)] {
+        &self.rest.timestamps
+    }
+
+    /// See [`Converted::timestamp`].
+    pub fn timestamp(&self, index: usize) -> Option<i64> {
+        self.rest.timestamp(index)
     }
 
     /// See [`Converted::metadata`].

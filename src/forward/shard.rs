@@ -486,12 +486,7 @@ impl Worker {
 /// push comes with the replies of the pushes it replaced, answered with
 /// its outcome. Pushes carrying their own timestamps are never collapsed.
 fn collapse(batch: Vec<Queued>) -> Vec<(Queued, Vec<Reply>)> {
-    let timestamped = |job: &Queued| {
-        job.converted
-            .series
-            .iter()
-            .any(|s| s.timestamp_ms.is_some())
-    };
+    let timestamped = |job: &Queued| !job.converted.timestamps.is_empty();
     // Per group, the index and millisecond of the latest whole replacement
     // seen so far, scanning from the end.
     let mut replacing: HashMap<&GroupId, (usize, i64)> = HashMap::new();

@@ -3,7 +3,7 @@
 //! families of that body, read straight from the index, with no allocation
 //! per series.
 
-use super::{Converted, Family, Series, SeriesValue, name_entry, rw_type, sendable, write_labels};
+use super::{Converted, Family, SeriesValue, name_entry, rw_type, sendable, write_labels};
 use crate::exposition::gofloat;
 use crate::exposition::index::{IndexedBody, IndexedFamily};
 use crate::exposition::text::go_float_to_u64;
@@ -157,11 +157,9 @@ impl Writer<'_> {
             self.name_entry_of = Some(of);
         }
         let labels = write_labels(&mut self.out.labels, merged, &self.name_entry, extra);
-        self.out.series.push(Series {
-            labels,
-            value: SeriesValue::Float(sendable(value)),
-            timestamp_ms: self.body.timestamp(index),
-        });
+        let timestamp = self.body.timestamp(index);
+        self.out
+            .push_series(labels, SeriesValue::Float(sendable(value)), timestamp);
     }
 }
 

@@ -48,19 +48,20 @@ use crate::push::grouping::GroupingLabels;
 #[derive(Clone, Debug, PartialEq)]
 pub enum SeriesValue {
     Float(f64),
-    /// Encoded `prompb::Histogram` fields (no timestamp), as a range of
-    /// [`Converted::histograms`].
-    Histogram(Range<usize>),
+    /// A histogram: its index in [`Converted::histogram_spans`].
+    Histogram(usize),
 }
 
-/// One series of a converted push.
+/// One series of a converted push: 32 bytes, as a large push holds one per
+/// sample (a million-series push, 17 bytes a line, holds about twice its
+/// body in them). What only some series carry lives beside them in
+/// [`Converted`]: a pushed timestamp, a histogram's encoding, what 2.0
+/// adds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Series {
     /// Its encoded `TimeSeries.labels` entries, a range of [`Converted::labels`].
     pub labels: Range<usize>,
     pub value: SeriesValue,
-    /// The pushed timestamp, when the push carries one (honoured timestamps).
-    pub timestamp_ms: Option<i64>,
 }
 
 /// One family of a converted push.
@@ -78,8 +79,15 @@ pub struct Family {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Converted {
     pub labels: Vec<u8>,
+    /// Encoded `prompb::Histogram` fields (no timestamp) of the histogram
+    /// series, back to back.
     pub histograms: Vec<u8>,
+    /// Each histogram series' range of `histograms`, in series order.
+    pub histogram_spans: Vec<Range<usize>>,
     pub series: Vec<Series>,
+    /// Pushed timestamps (honoured timestamps), by index in `series`,
+    /// ascending; empty when the push carries none.
+    pub timestamps: Vec<(usize, i64)>,
     pub families: Vec<Family>,
     /// Encoded `WriteRequest.metadata` entries, one per family.
     pub metadata: Vec<u8>,
@@ -125,6 +133,33 @@ impl Converted {
     /// The label bytes of one series.
     pub fn series_labels(&self, series: &Series) -> &[u8] {
         &self.labels[series.labels.clone()]
+    }
+
+    /// The encoded fields of histogram `index` (see [`SeriesValue::Histogram`]).
+    pub fn histogram(&self, index: usize) -> &[u8] {
+        self.histogram_spans
+            .get(index)
+            .and_then(|span| self.histograms.get(span.clone()))
+            .unwrap_or_default()
+    }
+
+    /// The pushed timestamp of series `index`, if it carries one.
+    pub fn timestamp(&self, index: usize) -> Option<i64> {
+        if self.timestamps.is_empty() {
+            return None;
+        }
+        self.timestamps
+            .binary_search_by_key(&index, |&(series, _)| series)
+            .ok()
+            .map(|at| self.timestamps[at].1)
+    }
+
+    /// Appends a series, with its pushed timestamp if it has one.
+    fn push_series(&mut self, labels: Range<usize>, value: SeriesValue, timestamp_ms: Option<i64>) {
+        if let Some(timestamp) = timestamp_ms {
+            self.timestamps.push((self.series.len(), timestamp));
+        }
+        self.series.push(Series { labels, value });
     }
 }
 
@@ -446,11 +481,8 @@ impl Builder<'_> {
         timestamp_ms: Option<i64>,
     ) {
         let labels = self.push_labels(metric, name, suffix, extra);
-        self.out.series.push(Series {
-            labels,
-            value: SeriesValue::Float(sendable(value)),
-            timestamp_ms,
-        });
+        self.out
+            .push_series(labels, SeriesValue::Float(sendable(value)), timestamp_ms);
     }
 
     fn push_histogram(
@@ -468,11 +500,9 @@ impl Builder<'_> {
             native_histogram(h, gauge).encode_raw(&mut self.out.histograms);
             let end = self.out.histograms.len();
             let labels = self.push_labels(metric, name, b"", None);
-            self.out.series.push(Series {
-                labels,
-                value: SeriesValue::Histogram(start..end),
-                timestamp_ms: ts,
-            });
+            let histogram = SeriesValue::Histogram(self.out.histogram_spans.len());
+            self.out.histogram_spans.push(start..end);
+            self.out.push_series(labels, histogram, ts);
             self.add_exemplars(self.out.series.len() - 1, &h.exemplars);
             if h.bucket.is_empty() {
                 return;

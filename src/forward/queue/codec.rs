@@ -187,7 +187,7 @@ pub fn encode_push(
     put.bytes(&c.histograms);
     put.bytes(&c.metadata);
     put.len(c.series.len());
-    for series in &c.series {
+    for (index, series) in c.series.iter().enumerate() {
         put.u32(series.labels.start as u32);
         put.u32(series.labels.end as u32);
         match &series.value {
@@ -195,13 +195,14 @@ pub fn encode_push(
                 put.u8(0);
                 put.f64(*v);
             }
-            SeriesValue::Histogram(r) => {
+            SeriesValue::Histogram(h) => {
+                let span = c.histogram_spans.get(*h).cloned().unwrap_or_default();
                 put.u8(1);
-                put.u32(r.start as u32);
-                put.u32(r.end as u32);
+                put.u32(span.start as u32);
+                put.u32(span.end as u32);
             }
         }
-        match series.timestamp_ms {
+        match c.timestamp(index) {
             None => put.u8(0),
             Some(ts) => {
                 put.u8(1);
@@ -265,22 +266,26 @@ pub fn decode_entry(payload: &[u8]) -> Result<Entry, Malformed> {
     let metadata = take.bytes()?.to_vec();
     let count = take.len()?;
     let mut series = Vec::with_capacity(count);
-    for _ in 0..count {
+    let mut histogram_spans = Vec::new();
+    let mut timestamps = Vec::new();
+    for index in 0..count {
         let label_range = take.range(labels.len())?;
         let value = match take.u8()? {
             0 => SeriesValue::Float(take.f64()?),
-            1 => SeriesValue::Histogram(take.range(histograms.len())?),
+            1 => {
+                histogram_spans.push(take.range(histograms.len())?);
+                SeriesValue::Histogram(histogram_spans.len() - 1)
+            }
             _ => return Err(Malformed("unknown value kind")),
         };
-        let timestamp_ms = match take.u8()? {
-            0 => None,
-            1 => Some(take.i64()?),
+        match take.u8()? {
+            0 => {}
+            1 => timestamps.push((index, take.i64()?)),
             _ => return Err(Malformed("bad timestamp tag")),
-        };
+        }
         series.push(Series {
             labels: label_range,
             value,
-            timestamp_ms,
         });
     }
     let count = take.len()?;
@@ -342,7 +347,9 @@ pub fn decode_entry(payload: &[u8]) -> Result<Entry, Malformed> {
         converted: Converted {
             labels,
             histograms,
+            histogram_spans,
             series,
+            timestamps,
             families,
             metadata,
             extras,

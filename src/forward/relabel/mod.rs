@@ -284,9 +284,14 @@ impl Relabeler {
             None => PlanBook::default(),
         };
         let mut plans = Plans::new(book, shape);
-        // What 2.0 carries beside a series goes where the series goes.
+        // What rides beside a series (a pushed timestamp, what 2.0 adds)
+        // goes where the series goes.
         let mut extras_in = std::mem::take(&mut converted.extras).into_iter().peekable();
         let mut extras_out = Vec::with_capacity(extras_in.len());
+        let mut timestamps_in = std::mem::take(&mut converted.timestamps)
+            .into_iter()
+            .peekable();
+        let mut timestamps_out = Vec::with_capacity(timestamps_in.len());
         for family in &mut converted.families {
             let family_start = (labels_out.len(), series_out.len());
             for (old_index, series) in old_series
@@ -297,6 +302,11 @@ impl Relabeler {
             {
                 while extras_in.next_if(|(index, _)| *index < old_index).is_some() {}
                 let extras = extras_in.next_if(|(index, _)| *index == old_index);
+                while timestamps_in
+                    .next_if(|(index, _)| *index < old_index)
+                    .is_some()
+                {}
+                let timestamp = timestamps_in.next_if(|(index, _)| *index == old_index);
                 let start = labels_out.len();
                 let encoded = &old_labels[series.labels.clone()];
                 let (outcome, lossy) =
@@ -328,6 +338,9 @@ impl Relabeler {
                 if let Some((_, extras)) = extras {
                     extras_out.push((series_out.len(), extras));
                 }
+                if let Some((_, timestamp)) = timestamp {
+                    timestamps_out.push((series_out.len(), timestamp));
+                }
                 series_out.push(Series {
                     labels: written,
                     ..series.clone()
@@ -339,6 +352,7 @@ impl Relabeler {
         converted.labels = labels_out;
         converted.series = series_out;
         converted.extras = extras_out;
+        converted.timestamps = timestamps_out;
         tally.publish();
         if shape.is_some() {
             let book = plans.into_book();

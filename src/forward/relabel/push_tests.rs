@@ -383,7 +383,7 @@ fn what_rides_beside_a_series_follows_it_when_earlier_series_are_dropped() {
     assert_eq!(converted.series.len(), 1);
     let kept = &converted.series[0];
     assert!(series_text(decode_labels(converted.series_labels(kept))).contains("keep"));
-    assert_eq!(kept.timestamp_ms, Some(200_000));
+    assert_eq!(converted.timestamp(0), Some(200_000));
     let extras: Vec<_> = converted
         .extras
         .iter()

@@ -69,16 +69,17 @@ impl ChunkBuilder {
     pub(super) fn series(&mut self, source: &SharedPush, index: usize, timestamp_ms: i64) {
         let series = &source.series()[index];
         let labels = series.labels.len();
-        let at = series.timestamp_ms.unwrap_or(timestamp_ms);
+        let at = source.timestamp(index).unwrap_or(timestamp_ms);
         let size = match &series.value {
             SeriesValue::Float(_) => {
                 let size = wire::float_series_size(labels, at);
                 self.make_room(size);
                 size
             }
-            SeriesValue::Histogram(r) => {
-                self.make_room(labels + r.len() + 24);
-                wire::histogram_series_size(labels, r.len(), at)
+            SeriesValue::Histogram(h) => {
+                let histogram = source.histogram(*h).len();
+                self.make_room(labels + histogram + 24);
+                wire::histogram_series_size(labels, histogram, at)
             }
         };
         self.close_encoded();
