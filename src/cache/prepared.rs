@@ -1,38 +1,44 @@
 //! A push as the store sees it, before the lock: one family per name,
-//! each metric's labels merged with the grouping labels (as references into
-//! the push and its [`GroupingLabels`], nothing copied) and each series'
-//! signature. The store checks and stores these.
+//! each already in its stored form (every metric's labels merged with the
+//! grouping labels, each series' signature). The store checks these
+//! against the other groups, then keeps them as they are.
+//!
+//! An indexed push is stored straight from its index, one metric at a
+//! time: a large push never exists as owned `Metric` values all at once
+//! (about 600 bytes each), only as its body, its index and the stored form.
 
 use std::collections::BTreeMap;
+use std::time::SystemTime;
 
-use super::signatures::{family_type, signature_of};
-use crate::proto::client::{LabelPair, MetricFamily};
+use super::stored::{StoredBuilder, StoredFamily, TooLarge};
+use crate::exposition::Families;
+use crate::proto::client::MetricType;
 use crate::push::grouping::GroupingLabels;
 use crate::push::path::go_quote;
 use crate::push::validate::render;
 use crate::telemetry::{PUSH_FAILURE_TIME, PUSH_TIME};
 
-/// One pushed family as the store sees it: every metric's labels as they
-/// are stored (merged with the grouping labels, `push::grouping`), and
-/// each series' signature. Borrows the push; copies nothing.
-pub(super) struct Prepared<'a> {
-    pub(super) family: &'a MetricFamily,
-    pub(super) kind: i32,
-    /// The labels of every metric, one after the other.
-    labels: Vec<&'a LabelPair>,
-    /// End of each metric's labels in `labels`.
-    bounds: Vec<usize>,
-    pub(super) signatures: Vec<u64>,
+/// One pushed family in its stored form, and whether any of its metrics
+/// carries a timestamp.
+pub(super) struct Prepared {
+    pub(super) stored: StoredFamily,
+    pub(super) timestamped: bool,
 }
 
-impl<'a> Prepared<'a> {
-    pub(super) fn labels_of(&self, i: usize) -> &[&'a LabelPair] {
-        let start = i.checked_sub(1).map_or(0, |p| self.bounds[p]);
-        &self.labels[start..self.bounds[i]]
+impl Prepared {
+    fn new(builder: StoredBuilder, stored_at: SystemTime) -> Self {
+        Self {
+            timestamped: builder.timestamped(),
+            stored: builder.finish(stored_at),
+        }
     }
 
-    pub(super) fn name(&self) -> &'a str {
-        self.family.name()
+    pub(super) fn name(&self) -> &str {
+        self.stored.name()
+    }
+
+    pub(super) fn kind(&self) -> i32 {
+        self.stored.kind()
     }
 
     /// The metric at `i` with its stored labels, as error messages start.
@@ -40,44 +46,68 @@ impl<'a> Prepared<'a> {
         format!(
             "collected metric {} {{ {}}}",
             go_quote(self.name().as_bytes()),
-            render::compact_text_labelled(&self.family.metric[i], self.labels_of(i))
+            render::compact_text(&self.stored.metric(i))
         )
     }
 }
 
-/// The store's view of a push's families: one family per name (a later one replaces an
-/// earlier one, as in the Pushgateway), sorted by name, the reserved
-/// `push_*` families dropped.
-pub(super) fn prepare<'a>(
-    families: &'a [MetricFamily],
-    grouping: &'a GroupingLabels,
-) -> Vec<Prepared<'a>> {
-    let mut by_name: BTreeMap<&str, &MetricFamily> = BTreeMap::new();
-    for family in families {
-        by_name.insert(family.name(), family);
+/// The store's view of a push's families, stored at `stored_at`: one
+/// family per name (a later one replaces an earlier one, as in the
+/// Pushgateway), sorted by name, the reserved `push_*` families dropped.
+/// A family whose encoding passes 4 GiB is refused ([`TooLarge`]).
+pub(super) fn prepare(
+    families: &Families,
+    grouping: &GroupingLabels,
+    stored_at: SystemTime,
+) -> Result<Vec<Prepared>, TooLarge> {
+    match families {
+        Families::Owned(families) => latest_by_name(families.iter().map(|f| f.name()))
+            .map(|position| {
+                let family = &families[position];
+                let kind = family.r#type.unwrap_or(MetricType::Counter as i32);
+                let mut builder = StoredBuilder::new(
+                    family.name(),
+                    family.help.as_deref(),
+                    kind,
+                    family.metric.len(),
+                );
+                for metric in &family.metric {
+                    builder.push(metric, grouping.merge(&metric.label))?;
+                }
+                Ok(Prepared::new(builder, stored_at))
+            })
+            .collect(),
+        Families::Indexed(body) => {
+            let indexed = body.families();
+            latest_by_name(indexed.iter().map(|f| f.name.as_str()))
+                .map(|position| {
+                    let family = &indexed[position];
+                    let mut builder = StoredBuilder::new(
+                        &family.name,
+                        family.help.as_deref(),
+                        family.kind as i32,
+                        family.metrics_len(),
+                    );
+                    for index in body.metric_range(family) {
+                        let metric = body.to_metric(family, index);
+                        builder.push(&metric, grouping.merge(&metric.label))?;
+                    }
+                    Ok(Prepared::new(builder, stored_at))
+                })
+                .collect()
+        }
     }
-    by_name
-        .into_values()
-        .filter(|f| f.name() != PUSH_TIME && f.name() != PUSH_FAILURE_TIME)
-        .map(|family| {
-            let name = family.name();
-            let first_len = family.metric.first().map_or(0, |m| m.label.len());
-            let mut labels = Vec::with_capacity(family.metric.len() * (first_len + 4));
-            let mut bounds = Vec::with_capacity(family.metric.len());
-            let mut signatures = Vec::with_capacity(family.metric.len());
-            for metric in &family.metric {
-                let start = labels.len();
-                labels.extend(grouping.merge(&metric.label));
-                bounds.push(labels.len());
-                signatures.push(signature_of(name, labels[start..].iter().copied()));
-            }
-            Prepared {
-                family,
-                kind: family_type(family),
-                labels,
-                bounds,
-                signatures,
-            }
-        })
-        .collect()
+}
+
+/// The position of the last family of each name, in name order, the
+/// reserved `push_*` names left out.
+fn latest_by_name<'a>(names: impl Iterator<Item = &'a str>) -> impl Iterator<Item = usize> {
+    let mut latest: BTreeMap<&str, usize> = BTreeMap::new();
+    for (position, name) in names.enumerate() {
+        latest.insert(name, position);
+    }
+    latest
+        .into_iter()
+        .filter(|(name, _)| *name != PUSH_TIME && *name != PUSH_FAILURE_TIME)
+        .map(|(_, position)| position)
 }

@@ -101,28 +101,16 @@ impl Store {
             return Ok(());
         }
         let grouping = GroupingLabels::new(&push.key);
-        let owned = push.families.to_model();
-        let families = prepare(&owned, &grouping);
-        let stored: Result<Vec<StoredFamily>, _> = families
-            .iter()
-            .map(|f| {
-                StoredFamily::with_labels(
-                    f.family,
-                    now,
-                    |i| f.labels_of(i).iter().copied(),
-                    f.signatures.as_slice().into(),
-                )
-            })
-            .collect();
+        let prepared = prepare(&push.families, &grouping, now);
         let tenant = push.tenant.as_deref();
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
-        let outcome = match &stored {
-            Ok(_) => self.verdict(&state, push.op, tenant, &push.key, &families),
+        let outcome = match &prepared {
+            Ok(families) => self.verdict(&state, push.op, tenant, &push.key, families),
             Err(too_large) => Verdict::Refuse(too_large.to_string()),
         };
-        let result = match (outcome, stored) {
-            (Verdict::Store, Ok(stored)) => {
-                state.store(push.op, tenant, &push.key, &families, stored, now);
+        let result = match (outcome, prepared) {
+            (Verdict::Store, Ok(families)) => {
+                state.store(push.op, tenant, &push.key, families, now);
                 Ok(())
             }
             (Verdict::Store, Err(_)) => Ok(()),
@@ -147,12 +135,13 @@ impl Store {
             return Ok(());
         }
         let grouping = GroupingLabels::new(&push.key);
-        let owned = push.families.to_model();
-        let families = prepare(&owned, &grouping);
         let tenant = push.tenant.as_deref();
-        let verdict = {
-            let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
-            self.verdict(&state, push.op, tenant, &push.key, &families)
+        let verdict = match prepare(&push.families, &grouping, push.received_at) {
+            Ok(families) => {
+                let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+                self.verdict(&state, push.op, tenant, &push.key, &families)
+            }
+            Err(too_large) => Verdict::Refuse(too_large.to_string()),
         };
         match verdict {
             Verdict::Store | Verdict::Drop => Ok(()),
@@ -251,12 +240,9 @@ impl Store {
         op: PushOp,
         tenant: Option<&str>,
         key: &GroupingKey,
-        families: &[Prepared<'_>],
+        families: &[Prepared],
     ) -> Verdict {
-        let timestamped = families
-            .iter()
-            .flat_map(|f| &f.family.metric)
-            .any(|m| m.timestamp_ms.is_some());
+        let timestamped = families.iter().any(|f| f.timestamped);
         if self.options.disable_consistency_check {
             return if timestamped {
                 Verdict::Drop
@@ -346,8 +332,7 @@ impl State {
         op: PushOp,
         tenant: Option<&str>,
         key: &GroupingKey,
-        families: &[Prepared<'_>],
-        stored: Vec<StoredFamily>,
+        families: Vec<Prepared>,
         now: SystemTime,
     ) {
         let id = match self.id_of(tenant, key) {
@@ -364,21 +349,16 @@ impl State {
                 index.remove_family(id, old.name(), signatures(&old));
             }
         }
-        for (family, stored) in families.iter().zip(stored) {
+        for Prepared { stored, .. } in families {
             // The old family leaves the index first: its series are
             // usually the new one's, and the owner lists stay single.
-            if let Some(old) = group.families.get(family.name()) {
+            if let Some(old) = group.families.get(stored.name()) {
                 index.remove_family(id, old.name(), signatures(old));
             }
-            index.insert_family(
-                id,
-                family.name(),
-                family.kind,
-                family.signatures.iter().copied(),
-            );
+            index.insert_family(id, stored.name(), stored.kind(), signatures(&stored));
             group
                 .families
-                .insert(family.name().to_string(), Arc::new(stored));
+                .insert(stored.name().to_string(), Arc::new(stored));
         }
         group.push_time = Stamp {
             value: Some(now),
@@ -440,7 +420,7 @@ impl State {
         op: PushOp,
         tenant: Option<&str>,
         key: &GroupingKey,
-        families: &[Prepared<'_>],
+        families: &[Prepared],
         own: &HashMap<String, i32>,
     ) -> Vec<String> {
         let mut errors = Vec::new();
@@ -448,8 +428,8 @@ impl State {
         let group = own_id.and_then(|id| self.groups.get(&id));
         let pushed: HashMap<&str, i32> = families
             .iter()
-            .filter(|f| !f.family.metric.is_empty())
-            .map(|f| (f.name(), f.kind))
+            .filter(|f| !f.stored.is_empty())
+            .map(|f| (f.name(), f.kind()))
             .collect();
         // Whether this group's stored family `name` goes away with this push.
         let replaced = |name: &str| {
@@ -469,11 +449,11 @@ impl State {
             (holders > u32::from(replaced(name))).then_some(kind)
         };
         for family in families {
-            if family.family.metric.is_empty() {
+            if family.stored.is_empty() {
                 continue;
             }
             let name = family.name();
-            let kind = family.kind;
+            let kind = family.kind();
             match (own.get(name), stored_elsewhere(name)) {
                 (Some(own_kind), _) if *own_kind != kind => errors.push(format!(
                     "gathered metric family {name} has type {} but should have {}",
@@ -481,7 +461,7 @@ impl State {
                     type_name(*own_kind)
                 )),
                 (_, Some(existing)) if existing != kind => {
-                    for i in 0..family.family.metric.len() {
+                    for i in 0..family.stored.len() {
                         errors.push(format!(
                             "{} is not a {}",
                             family.describe(i),
@@ -500,13 +480,15 @@ impl State {
             {
                 errors.push(collision);
             }
-            for (i, &signature) in family.signatures.iter().enumerate() {
-                let labels = family.labels_of(i);
+            for (i, &signature) in family.stored.signatures().iter().enumerate() {
+                let labels = family.stored.labels(i);
                 let elsewhere = self.index.owners(signature).any(|owner| {
                     Some(owner) != own_id
                         && self.groups.get(&owner).is_some_and(|g| {
                             g.tenant.as_deref() == tenant
-                                && g.families.get(name).is_some_and(|f| f.holds(labels))
+                                && g.families
+                                    .get(name)
+                                    .is_some_and(|f| f.holds(labels.clone()))
                         })
                 });
                 if elsewhere {

@@ -27,7 +27,7 @@ use std::time::SystemTime;
 use prost::Message;
 use prost::encoding::{self, WireType};
 
-use super::signatures::{pair_bytes, signature_of};
+use super::signatures::series_signature;
 use crate::proto::client::{LabelPair, Metric, MetricFamily, MetricType};
 use crate::push::GroupingKey;
 use crate::push::grouping::GroupingLabels;
@@ -105,52 +105,32 @@ fn offset(len: usize, name: &str) -> Result<u32, TooLarge> {
 impl StoredFamily {
     /// Stores `family`'s metrics with the labels `labels(i)` gives the
     /// metric at position `i` (in place of the metric's own labels), and
-    /// their series signatures `signatures`
+    /// their series signatures
     /// (`crate::cache::signatures::series_signature`).
     pub fn with_labels<'a, L>(
         family: &MetricFamily,
         stored_at: SystemTime,
         labels: impl Fn(usize) -> L,
-        signatures: Box<[u64]>,
     ) -> Result<Self, TooLarge>
     where
         L: IntoIterator<Item = &'a LabelPair>,
     {
-        let name = family.name();
-        let mut encoded = Vec::new();
-        let mut ends = Vec::with_capacity(family.metric.len());
-        let mut body = Vec::new();
+        let kind = family.r#type.unwrap_or(MetricType::Counter as i32);
+        let mut builder = StoredBuilder::new(
+            family.name(),
+            family.help.as_deref(),
+            kind,
+            family.metric.len(),
+        );
         for (i, metric) in family.metric.iter().enumerate() {
-            body.clear();
-            for label in labels(i) {
-                encode_label(label, &mut body);
-            }
-            encode_fields(metric, &mut body);
-            encoding::encode_key(METRIC_TAG, WireType::LengthDelimited, &mut encoded);
-            put_varint(body.len(), &mut encoded);
-            encoded.extend_from_slice(&body);
-            ends.push(offset(encoded.len(), name)?);
+            builder.push(metric, labels(i))?;
         }
-        Ok(Self {
-            name: name.into(),
-            help: family.help.as_deref().map(Into::into),
-            kind: family.r#type.unwrap_or(MetricType::Counter as i32),
-            stored_at,
-            encoded: encoded.into_boxed_slice(),
-            ends: ends.into_boxed_slice(),
-            signatures,
-            view: OnceLock::new(),
-        })
+        Ok(builder.finish(stored_at))
     }
 
     /// Stores `family` as it is (persistence restore).
     pub fn new(family: &MetricFamily, stored_at: SystemTime) -> Result<Self, TooLarge> {
-        let signatures = family
-            .metric
-            .iter()
-            .map(|m| signature_of(family.name(), &m.label))
-            .collect();
-        Self::with_labels(family, stored_at, |i| &family.metric[i].label, signatures)
+        Self::with_labels(family, stored_at, |i| &family.metric[i].label)
     }
 
     /// The series signatures of the metrics, in push order.
@@ -209,11 +189,18 @@ impl StoredFamily {
         Metric::decode(self.metric_bytes(i)).unwrap_or_default()
     }
 
-    /// Whether a metric of this family has exactly the label pairs `labels`.
-    pub fn holds(&self, labels: &[&LabelPair]) -> bool {
+    /// Whether a metric of this family has exactly the label pairs
+    /// `labels`, in that order.
+    pub fn holds<'b>(&self, labels: impl Iterator<Item = (&'b [u8], &'b [u8])> + Clone) -> bool {
         (0..self.len()).any(|i| {
-            let mut stored = self.labels(i);
-            labels.iter().all(|l| stored.next() == Some(pair_bytes(l))) && stored.next().is_none()
+            let (mut stored, mut wanted) = (self.labels(i), labels.clone());
+            loop {
+                match (stored.next(), wanted.next()) {
+                    (None, None) => return true,
+                    (Some(a), Some(b)) if a == b => {}
+                    _ => return false,
+                }
+            }
         })
     }
 
@@ -260,6 +247,86 @@ impl StoredFamily {
             order: order.into_boxed_slice(),
             text: text.into_boxed_str(),
             text_ends: text_ends.into_boxed_slice(),
+        }
+    }
+}
+
+/// A [`StoredFamily`] built one metric at a time, so that a push's metrics
+/// need not all exist as owned values at once: a large push read from its
+/// index is stored holding one `Metric` at a time.
+pub struct StoredBuilder {
+    name: Box<str>,
+    help: Option<Box<str>>,
+    kind: i32,
+    encoded: Vec<u8>,
+    ends: Vec<u32>,
+    signatures: Vec<u64>,
+    /// The metric being encoded.
+    body: Vec<u8>,
+    timestamped: bool,
+}
+
+impl StoredBuilder {
+    /// A family named `name` of type `kind` (a `MetricType`), about to
+    /// receive `metrics` metrics.
+    pub fn new(name: &str, help: Option<&str>, kind: i32, metrics: usize) -> Self {
+        Self {
+            name: name.into(),
+            help: help.map(Into::into),
+            kind,
+            encoded: Vec::new(),
+            ends: Vec::with_capacity(metrics),
+            signatures: Vec::with_capacity(metrics),
+            body: Vec::new(),
+            timestamped: false,
+        }
+    }
+
+    /// Appends `metric` with the labels `labels` in place of its own, and
+    /// its series signature.
+    pub fn push<'a>(
+        &mut self,
+        metric: &Metric,
+        labels: impl IntoIterator<Item = &'a LabelPair>,
+    ) -> Result<(), TooLarge> {
+        self.body.clear();
+        for label in labels {
+            encode_label(label, &mut self.body);
+        }
+        // The pairs read back are the labels' `pair_bytes`.
+        let signature = series_signature(&self.name, Labels { rest: &self.body });
+        encode_fields(metric, &mut self.body);
+        self.timestamped |= metric.timestamp_ms.is_some();
+        if self.encoded.is_empty() {
+            // The first metric's size, times the count: the buffer is
+            // neither grown by doubling nor shrunk by a copy, most of the
+            // time.
+            let each = self.body.len() + 6;
+            self.encoded.reserve(each * self.ends.capacity().max(1));
+        }
+        encoding::encode_key(METRIC_TAG, WireType::LengthDelimited, &mut self.encoded);
+        put_varint(self.body.len(), &mut self.encoded);
+        self.encoded.extend_from_slice(&self.body);
+        self.ends.push(offset(self.encoded.len(), &self.name)?);
+        self.signatures.push(signature);
+        Ok(())
+    }
+
+    /// Whether a metric pushed so far carries a timestamp.
+    pub fn timestamped(&self) -> bool {
+        self.timestamped
+    }
+
+    pub fn finish(self, stored_at: SystemTime) -> StoredFamily {
+        StoredFamily {
+            name: self.name,
+            help: self.help,
+            kind: self.kind,
+            stored_at,
+            encoded: self.encoded.into_boxed_slice(),
+            ends: self.ends.into_boxed_slice(),
+            signatures: self.signatures.into_boxed_slice(),
+            view: OnceLock::new(),
         }
     }
 }
@@ -465,6 +532,7 @@ pub(super) fn stamp_labels(key: &GroupingKey) -> Vec<LabelPair> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::signatures::{pair_bytes, signature_of};
     use crate::proto::client::{Bucket, Counter, Gauge, Histogram, Quantile, Summary, Untyped};
 
     fn metrics() -> Vec<Metric> {
@@ -542,9 +610,14 @@ mod tests {
             vec![(&b"a"[..], &b""[..])]
         );
         assert_eq!(stored.labels(2).count(), 0);
-        assert!(stored.holds(&[&LabelPair::new("b", "2"), &LabelPair::new("a", "x\"y")]));
-        assert!(stored.holds(&[&LabelPair::new("a", "")]));
-        assert!(!stored.holds(&[&LabelPair::new("a", "x\"y")]));
+        let holds = |labels: &[LabelPair]| stored.holds(labels.iter().map(pair_bytes));
+        assert!(holds(&[
+            LabelPair::new("b", "2"),
+            LabelPair::new("a", "x\"y")
+        ]));
+        assert!(holds(&[LabelPair::new("a", "")]));
+        assert!(!holds(&[LabelPair::new("a", "x\"y")]));
+        assert!(!holds(&[LabelPair::new("b", "2")]));
     }
 
     #[test]
@@ -557,9 +630,8 @@ mod tests {
         };
         let job = LabelPair::new("job", "j");
         let stored =
-            StoredFamily::with_labels(&family, SystemTime::UNIX_EPOCH, |_| [&job], [7].into())
-                .unwrap();
-        assert_eq!(stored.signatures(), &[7]);
+            StoredFamily::with_labels(&family, SystemTime::UNIX_EPOCH, |_| [&job]).unwrap();
+        assert_eq!(stored.signatures(), &[signature_of("m", [&job])]);
         assert_eq!(stored.metric(0).label, vec![job.clone()]);
         assert_eq!(stored.kind(), MetricType::Gauge as i32);
         assert_eq!(stored.help(), None);

@@ -464,7 +464,7 @@ impl IndexedBody {
             .collect()
     }
 
-    fn to_metric(&self, family: &IndexedFamily, index: usize) -> Metric {
+    pub(crate) fn to_metric(&self, family: &IndexedFamily, index: usize) -> Metric {
         let value = Some(self.index.metrics[index].value);
         let mut metric = Metric {
             label: self

@@ -1,6 +1,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use super::*;
+use crate::exposition::Families;
 use crate::proto::client::{Counter, Gauge, MetricFamily, Quantile, Summary};
 
 fn key(pairs: &[(&str, &str)]) -> GroupingKey {
@@ -558,9 +559,8 @@ proptest::proptest! {
         let push = push(PushOp::Replace, &[], vec![family]);
         let push = Push { key: key.clone(), ..push };
         let grouping = GroupingLabels::new(&push.key);
-        let owned = push.families.to_model();
-        let prepared = prepare(&owned, &grouping);
-        let got: Vec<LabelPair> = prepared[0].labels_of(0).iter().map(|l| (*l).clone()).collect();
+        let prepared = prepare(&push.families, &grouping, push.received_at).unwrap();
+        let got = prepared[0].stored.metric(0).label;
         let want = crate::push::grouping::tests::sanitized(&pushed.metric[0].label, &key);
         proptest::prop_assert_eq!(got, want);
     }
@@ -643,4 +643,58 @@ fn two_tenants_pushing_one_grouping_key_have_separate_groups() {
     };
     assert!(checked_apply(&s, m_of("b")).is_err());
     checked_apply(&s, m_of("c")).unwrap();
+}
+
+#[test]
+fn an_indexed_push_is_stored_as_its_owned_families_would_be() {
+    let body = "# HELP c A counter.\n# TYPE c counter\nc{b=\"2\",a=\"1\"} 3\nc{a=\"x\\\"y\"} 4\n\
+                # TYPE g gauge\ng 1.5 1700000000000\n\
+                # TYPE s summary\ns{quantile=\"0.5\",job=\"pushed\"} 1\ns_sum{job=\"pushed\"} 2\ns_count{job=\"pushed\"} 3\n\
+                # TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 3\nh_count 2\n\
+                u{z=\"\"} 7\npush_time_seconds 1\n";
+    let index = crate::exposition::text::parse_index(body)
+        .unwrap()
+        .expect("indexed");
+    let indexed = Families::Indexed(crate::exposition::index::IndexedBody::new(
+        body.to_string(),
+        index,
+    ));
+    let owned = Families::Owned(indexed.to_model().into_owned());
+    let key = GroupingKey::new([
+        ("job".to_string(), "j".to_string()),
+        ("instance".to_string(), "i".to_string()),
+    ]);
+    let grouping = GroupingLabels::new(&key);
+    let now = SystemTime::UNIX_EPOCH;
+    let from_index = prepare(&indexed, &grouping, now).unwrap();
+    let from_owned = prepare(&owned, &grouping, now).unwrap();
+    let summary = |prepared: &[Prepared]| -> Vec<_> {
+        prepared
+            .iter()
+            .map(|p| {
+                (
+                    p.stored.family(),
+                    p.stored.signatures().to_vec(),
+                    p.timestamped,
+                )
+            })
+            .collect()
+    };
+    assert_eq!(summary(&from_index), summary(&from_owned));
+    let names: Vec<_> = from_index.iter().map(Prepared::name).collect();
+    assert_eq!(
+        names,
+        ["c", "g", "h", "s", "u"],
+        "sorted, push_time_seconds left out"
+    );
+    let timestamped: Vec<_> = from_index.iter().map(|p| p.timestamped).collect();
+    assert_eq!(timestamped, [false, true, false, false, false]);
+    assert_eq!(
+        from_index[0].stored.metric(1).label,
+        [
+            LabelPair::new("a", "x\"y"),
+            LabelPair::new("instance", "i"),
+            LabelPair::new("job", "j"),
+        ]
+    );
 }
