@@ -4,7 +4,7 @@
 //! |---|---|
 //! | [`store`] | groups, PUT/POST/DELETE semantics, failure bookkeeping, locking |
 //! | `stored` | a family's compact stored form and its cached text rendering |
-//! | `prepared` | a push as the store sees it: families merged with the grouping labels, signatures |
+//! | `prepared` | a push as the store sees it: each family in its stored form (labels merged with the grouping labels, signatures), built straight from the index |
 //! | `signatures` | series signatures and family type names (a leaf) |
 //! | `consistency` | the push-time consistency check and its index |
 //! | `merge_order` | the scrape's merge orders kept between scrapes |
