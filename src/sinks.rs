@@ -51,7 +51,7 @@ impl PushSink for Sinks {
         admission: Self::Admission<'a>,
     ) -> Result<(), SinkError> {
         let Some(forwarder) = &self.forwarder else {
-            return self.store(&push);
+            return self.store(push);
         };
         if let Some(cache) = &self.cache {
             cache.check(&push)?;
@@ -66,7 +66,7 @@ impl PushSink for Sinks {
             return forwarder.send(outgoing, admission).await;
         }
         forwarder.send(outgoing, admission).await?;
-        self.store(&push)
+        self.store(push)
     }
 
     /// Notes a push to `key` whose metrics were refused as invalid or
@@ -96,7 +96,7 @@ impl PushSink for Sinks {
 
 impl Sinks {
     /// Stores `push` in the cache, when there is one.
-    fn store(&self, push: &Push) -> Result<(), SinkError> {
+    fn store(&self, push: Push) -> Result<(), SinkError> {
         match &self.cache {
             Some(cache) => cache.apply(push),
             None => Ok(()),

@@ -102,8 +102,10 @@ impl Cache {
         result.map_err(|refused| SinkError::Rejected(refused.0))
     }
 
-    /// Applies `push`; a refusal is a 400 for the pusher.
-    pub fn apply(&self, push: &Push) -> Result<(), SinkError> {
+    /// Applies `push`; a refusal is a 400 for the pusher. The push's body
+    /// is freed once the push is in its stored form, before the store's
+    /// lock is taken: a large push is not held twice over.
+    pub fn apply(&self, push: Push) -> Result<(), SinkError> {
         let pending = self.inner.pending_writes.fetch_add(1, Ordering::SeqCst);
         let result = if pending >= MAX_PENDING_WRITES {
             Err(SinkError::Unavailable {
@@ -111,7 +113,9 @@ impl Cache {
                 retry_after: Duration::from_secs(1),
             })
         } else {
-            let result = self.inner.store.apply(push);
+            let prepared = Store::prepare(&push);
+            drop(push);
+            let result = self.inner.store.commit(prepared);
             self.inner.changed.notify_one();
             result.map_err(|refused| SinkError::Rejected(refused.0))
         };

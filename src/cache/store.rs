@@ -23,8 +23,8 @@ use super::consistency::Index;
 use super::merge_order::MergeCache;
 use super::prepared::{Prepared, prepare};
 use super::signatures::{same_labels, signature_of, type_name};
-use super::stored::stamp_labels;
 pub use super::stored::{Group, Stamp, StoredFamily};
+use super::stored::{TooLarge, stamp_labels};
 use crate::proto::client::{LabelPair, Metric, MetricType};
 use crate::push::grouping::GroupingLabels;
 use crate::push::path::go_quote;
@@ -36,6 +36,15 @@ use crate::telemetry::{PUSH_FAILURE_TIME, PUSH_TIME};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct Refused(pub String);
+
+/// A push in its stored form, ready for [`Store::commit`].
+pub struct PreparedPush {
+    op: PushOp,
+    tenant: Option<String>,
+    key: GroupingKey,
+    received_at: SystemTime,
+    families: Result<Vec<Prepared>, TooLarge>,
+}
 
 /// How the store checks pushes.
 #[derive(Clone, Debug, Default)]
@@ -95,31 +104,62 @@ impl Store {
     /// Applies one push (PUT, POST or DELETE) atomically. A refused push
     /// leaves the group's metrics untouched and records a failure time.
     pub fn apply(&self, push: &Push) -> Result<(), Refused> {
-        let now = push.received_at;
-        if push.op == PushOp::Delete {
-            self.delete(push.tenant.as_deref(), &push.key);
+        self.commit(Self::prepare(push))
+    }
+
+    /// The first half of [`Store::apply`], outside the lock: `push` in its
+    /// stored form. Nothing of `push` is borrowed, so a caller that owns
+    /// it can free its body before the second half.
+    pub fn prepare(push: &Push) -> PreparedPush {
+        let families = match push.op {
+            PushOp::Delete => Ok(Vec::new()),
+            _ => prepare(
+                &push.families,
+                &GroupingLabels::new(&push.key),
+                push.received_at,
+            ),
+        };
+        PreparedPush {
+            op: push.op,
+            tenant: push.tenant.clone(),
+            key: push.key.clone(),
+            received_at: push.received_at,
+            families,
+        }
+    }
+
+    /// The second half of [`Store::apply`]: checks and stores a prepared
+    /// push under the lock.
+    pub fn commit(&self, push: PreparedPush) -> Result<(), Refused> {
+        let PreparedPush {
+            op,
+            tenant,
+            key,
+            received_at: now,
+            families,
+        } = push;
+        let tenant = tenant.as_deref();
+        if op == PushOp::Delete {
+            self.delete(tenant, &key);
             return Ok(());
         }
-        let grouping = GroupingLabels::new(&push.key);
-        let prepared = prepare(&push.families, &grouping, now);
-        let tenant = push.tenant.as_deref();
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
-        let outcome = match &prepared {
-            Ok(families) => self.verdict(&state, push.op, tenant, &push.key, families),
+        let outcome = match &families {
+            Ok(families) => self.verdict(&state, op, tenant, &key, families),
             Err(too_large) => Verdict::Refuse(too_large.to_string()),
         };
-        let result = match (outcome, prepared) {
+        let result = match (outcome, families) {
             (Verdict::Store, Ok(families)) => {
-                state.store(push.op, tenant, &push.key, families, now);
+                state.store(op, tenant, &key, families, now);
                 Ok(())
             }
             (Verdict::Store, Err(_)) => Ok(()),
             (Verdict::Drop, _) => {
-                state.record_failure(tenant, &push.key, now);
+                state.record_failure(tenant, &key, now);
                 Ok(())
             }
             (Verdict::Refuse(message), _) => {
-                state.record_failure(tenant, &push.key, now);
+                state.record_failure(tenant, &key, now);
                 Err(Refused(message))
             }
         };

@@ -19,7 +19,7 @@ fn cache_with_data() -> Cache {
     };
     for job in ["a", "b"] {
         cache
-            .apply(&Push {
+            .apply(Push {
                 op: PushOp::Replace,
                 key: GroupingKey::new([("job".to_string(), job.to_string())]),
                 families: vec![family.clone()].into(),
@@ -37,7 +37,7 @@ fn cache_with_data() -> Cache {
         received_at: SystemTime::now(),
         tenant: None,
     };
-    assert!(cache.apply(&refused).is_err());
+    assert!(cache.apply(refused).is_err());
     cache
 }
 
@@ -118,7 +118,7 @@ async fn the_schedule_writes_at_once_after_idle_then_at_most_once_per_interval()
         tenant: None,
     };
     let groups_on_disk = || std::fs::read(&path).ok().map(|b| decode(&b).unwrap().len());
-    cache.apply(&push("a")).unwrap();
+    cache.apply(push("a")).unwrap();
     for _ in 0..200 {
         if groups_on_disk() == Some(1) {
             break;
@@ -130,7 +130,7 @@ async fn the_schedule_writes_at_once_after_idle_then_at_most_once_per_interval()
         Some(1),
         "first change after idle is written at once"
     );
-    cache.apply(&push("b")).unwrap();
+    cache.apply(push("b")).unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(groups_on_disk(), Some(1), "not before the interval");
     tokio::time::sleep(interval).await;
@@ -145,7 +145,7 @@ async fn the_schedule_writes_at_once_after_idle_then_at_most_once_per_interval()
         Some(2),
         "written once the interval passed"
     );
-    cache.apply(&push("c")).unwrap();
+    cache.apply(push("c")).unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(groups_on_disk(), Some(2), "not before the next interval");
     persister.finish().await;
