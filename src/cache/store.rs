@@ -558,4 +558,6 @@ impl State {
 }
 
 #[cfg(test)]
+mod consistency_tests;
+#[cfg(test)]
 mod tests;

@@ -12,6 +12,8 @@
 mod om_tests;
 mod openmetrics;
 mod parser;
+#[cfg(test)]
+mod property_tests;
 mod scan;
 #[cfg(test)]
 mod tests;

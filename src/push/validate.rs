@@ -566,4 +566,10 @@ pub(crate) fn is_metric_name(name: &str) -> bool {
 }
 
 #[cfg(test)]
+mod consistency_tests;
+#[cfg(test)]
+mod limits_tests;
+#[cfg(test)]
+mod property_tests;
+#[cfg(test)]
 mod tests;
