@@ -341,7 +341,7 @@ async fn a_full_queue_answers_429_and_loses_nothing_acknowledged() {
         &["--remote-write.queue.max-bytes=1048576"],
     )
     .await;
-    // About 6 KiB per push: the 1 MiB queue is full after ~170 pushes.
+    // About 12 KiB per record: the 1 MiB queue is full after ~85 pushes.
     let padding: String = (0..100)
         .map(|i| {
             format!(
@@ -512,4 +512,38 @@ async fn a_second_pushrelay_on_the_same_queue_refuses_to_start() {
     push_seq(&relay.url(), 0, 1, "")
         .await
         .expect("acknowledged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_filling_faster_than_its_checkpoints_frees_delivered_room_at_once() {
+    let prometheus = Prometheus::start().await;
+    let relay = durable_relay(
+        &prometheus.write_url(),
+        &["--remote-write.queue.max-bytes=1048576"],
+    )
+    .await;
+    // About 12 KiB per record: 600 pushes, one every 10 ms (a pace the
+    // backend keeps up with), write 7 times the 1 MiB queue. Room comes
+    // back only when a checkpoint deletes delivered segments; on the 2 s
+    // interval alone, the 2.4 MiB written between two fill the queue (a
+    // 429 with the backend keeping up).
+    let padding: String = (0..100)
+        .map(|i| {
+            format!(
+                "durable_padding{{i=\"{i}\",text=\"{}\"}} 1\n",
+                "x".repeat(20)
+            )
+        })
+        .collect();
+    let padding = format!("# TYPE durable_padding gauge\n{padding}");
+    let mut acked = Vec::new();
+    let mut pace = tokio::time::interval(Duration::from_millis(10));
+    for n in 1..=600 {
+        pace.tick().await;
+        if let Err(error) = push_seq(&relay.url(), 0, n, &padding).await {
+            panic!("push {n} after {} acknowledged: {error}", acked.len());
+        }
+        acked.push(n);
+    }
+    expect_delivered(&prometheus, &BTreeMap::from([(0, acked)])).await;
 }

@@ -228,7 +228,16 @@ impl DiskQueue {
             .send(Append { body, reply })
             .await
             .map_err(|_| stopped())?;
-        match answer.await.map_err(|_| stopped())? {
+        let answer = answer.await.map_err(|_| stopped())?;
+        // Room comes back only when a checkpoint deletes delivered
+        // segments: a queue past half full asks for one now rather than at
+        // the next interval, or pushes acknowledged as fast as the disk
+        // syncs fill it while the backend keeps up.
+        if self.log.half_full() {
+            self.progress.wanted.store(true, Ordering::Release);
+            self.log.nudge();
+        }
+        match answer {
             Ok(()) => Ok(()),
             Err(AppendError::Full) => Err(SinkError::Overloaded {
                 message: "the disk queue is full (remote_write.queue.max_bytes)".into(),

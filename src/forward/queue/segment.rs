@@ -110,6 +110,11 @@ impl Log {
             .unwrap_or_else(|poisoned| poisoned.into_inner().0)
     }
 
+    /// Whether the segments on disk hold more than half of `max_bytes`.
+    pub fn half_full(&self) -> bool {
+        self.lock().bytes > self.max_bytes / 2
+    }
+
     /// Wakes the reader (e.g. to take a checkpoint now).
     pub fn nudge(&self) {
         self.grown.notify_all();
