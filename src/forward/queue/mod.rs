@@ -60,6 +60,9 @@ use snapshot::Snapshot;
 /// Least time between two snapshots of the series memory: records
 /// delivered since the last one are sent again after a crash.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Least time between two checkpoints while the queue is past half full.
+const PRESSED_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
 /// What a pusher is told to wait when the queue is full.
 const FULL_RETRY_AFTER: Duration = Duration::from_secs(5);
 /// Pushes waiting for the writer before pushers wait for room.
@@ -234,7 +237,7 @@ impl DiskQueue {
         // the next interval, or pushes acknowledged as fast as the disk
         // syncs fill it while the backend keeps up.
         if self.log.half_full() {
-            self.progress.wanted.store(true, Ordering::Release);
+            self.progress.pressed.store(true, Ordering::Release);
             self.log.nudge();
         }
         match answer {
@@ -310,6 +313,10 @@ struct Progress {
     confirmed: AtomicU64,
     /// A checkpoint is asked for now, not after the interval.
     wanted: AtomicBool,
+    /// The queue is past half full: a checkpoint is asked for once
+    /// [`PRESSED_CHECKPOINT_INTERVAL`] has passed since the last one (each
+    /// saves every shard's series memory, too costly to take back to back).
+    pressed: AtomicBool,
 }
 
 /// Records handed to the shards and not yet confirmed done: their
@@ -426,6 +433,7 @@ impl Reader {
                 && !self.busy.swap(true, Ordering::AcqRel)
             {
                 self.progress.wanted.store(false, Ordering::Release);
+                self.progress.pressed.store(false, Ordering::Release);
                 let mut memories = Vec::with_capacity(self.shards.len());
                 for shard in &self.shards {
                     let (answer, memory) = oneshot::channel();
@@ -448,7 +456,11 @@ impl Reader {
     }
 
     fn checkpoint_due(&self, last: Instant) -> bool {
-        last.elapsed() >= CHECKPOINT_INTERVAL || self.progress.wanted.load(Ordering::Acquire)
+        let elapsed = last.elapsed();
+        elapsed >= CHECKPOINT_INTERVAL
+            || self.progress.wanted.load(Ordering::Acquire)
+            || (elapsed >= PRESSED_CHECKPOINT_INTERVAL
+                && self.progress.pressed.load(Ordering::Acquire))
     }
 
     /// Decides what to read next; waits (at most a checkpoint interval)
