@@ -31,8 +31,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{Prometheus, Pushrelay, TEXT_CONTENT_TYPE, get, request, try_request, unix_now};
+use common::{
+    Prometheus, Pushrelay, TEXT_CONTENT_TYPE, get, read_head, request, try_request, unix_now,
+};
 use http::{Method, StatusCode};
+use tokio::io::AsyncWriteExt;
 
 /// The retry deadline: short, so that an outage is far longer than it.
 const RETRY_DEADLINE: &str = "2s";
@@ -376,6 +379,24 @@ async fn a_full_queue_answers_429_and_loses_nothing_acknowledged() {
     assert!(refusal.headers.contains_key("retry-after"), "{refusal:?}");
     assert!(refusal.text().contains("queue"), "{}", refusal.text());
     assert!(acked.len() > 50, "only {} pushes fit", acked.len());
+    // Refused before its body is read: a body that never ends gets its 429.
+    let mut endless = tokio::net::TcpStream::connect(relay.peer.addr())
+        .await
+        .unwrap();
+    endless
+        .write_all(
+            b"PUT /metrics/job/durable/pusher/1 HTTP/1.1\r\nHost: x\r\n\
+              Content-Type: text/plain; version=0.0.4\r\n\
+              Transfer-Encoding: chunked\r\n\r\n4\r\nm 1\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    read_head(&mut endless, &mut answer, Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|| panic!("no answer to an endless body: {answer:?}"));
+    let head = String::from_utf8_lossy(&answer);
+    assert!(head.starts_with("HTTP/1.1 429"), "{head}");
 
     prometheus.peer.restart().await;
     expect_delivered(&prometheus, &BTreeMap::from([(0, acked.clone())])).await;

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::receiver::{Fault, Receiver};
-use common::{Pushrelay, TEXT_CONTENT_TYPE, bounded, try_request};
+use common::{Pushrelay, TEXT_CONTENT_TYPE, bounded, read_head, try_request};
 use http::{Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -19,22 +19,6 @@ use tokio::net::TcpStream;
 /// How long the receiver holds each request: the queue stays full for that
 /// long once filled.
 const BACKEND_DELAY: Duration = Duration::from_secs(3);
-
-/// Reads from `stream` until `answer` holds a whole response head, at most
-/// `limit`; `None` when none came in time.
-async fn read_head(stream: &mut TcpStream, answer: &mut Vec<u8>, limit: Duration) -> Option<()> {
-    let read = async {
-        let mut buf = [0u8; 4096];
-        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return None,
-                Ok(n) => answer.extend_from_slice(&buf[..n]),
-            }
-        }
-        Some(())
-    };
-    tokio::time::timeout(limit, read).await.ok().flatten()
-}
 
 /// Whether the server closes `stream` (EOF or reset) within `limit`.
 async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {

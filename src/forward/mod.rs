@@ -212,15 +212,20 @@ impl Forwarder {
     /// `ack = "async"` it reserves a place in the group's shard queue,
     /// waiting at most [`ADMISSION_PATIENCE`] for one (in arrival order),
     /// or is [`SinkError::Overloaded`]: a push admitted is never refused
-    /// for room afterwards. Otherwise it admits every push (sync waits for
-    /// room until the retry deadline; the disk queue answers for its own
-    /// room).
+    /// for room afterwards. With `ack = "durable"` it waits as long for the
+    /// disk queue to be less than nearly full (see
+    /// [`queue::DiskQueue::admit`]). With `ack = "sync"` it admits every
+    /// push (sync waits for room until the retry deadline).
     pub async fn admit(
         &self,
         tenant: Option<&str>,
         key: &GroupingKey,
     ) -> Result<Admission<'_>, SinkError> {
-        if self.disk_queue.is_some() || self.ack != AckMode::Async {
+        if let Some(disk_queue) = &self.disk_queue {
+            disk_queue.admit(ADMISSION_PATIENCE).await?;
+            return Ok(Admission(None));
+        }
+        if self.ack != AckMode::Async {
             return Ok(Admission(None));
         }
         let shard = &self.shards[shard_of(tenant, key, self.shards.len())];

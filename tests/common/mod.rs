@@ -112,3 +112,24 @@ pub fn unix_now() -> f64 {
         .expect("clock after 1970")
         .as_secs_f64()
 }
+
+/// Reads from `stream` until `answer` holds a whole response head, at most
+/// `limit`; `None` when none came in time.
+pub async fn read_head(
+    stream: &mut tokio::net::TcpStream,
+    answer: &mut Vec<u8>,
+    limit: Duration,
+) -> Option<()> {
+    use tokio::io::AsyncReadExt;
+    let read = async {
+        let mut buf = [0u8; 4096];
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+        Some(())
+    };
+    tokio::time::timeout(limit, read).await.ok().flatten()
+}

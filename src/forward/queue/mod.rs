@@ -17,6 +17,12 @@
 //!   (group commit: every append waiting shares one write and one fsync);
 //!   a queue at `max_bytes` answers [`SinkError::Overloaded`] (429 with
 //!   `Retry-After`) and never drops what it acknowledged.
+//! - [`DiskQueue::admit`] answers the same before a push's body is read
+//!   while less than one segment's worth is free (after a short wait for
+//!   room), so a full queue does not parse and convert what it refuses.
+//! - Room comes back when a checkpoint deletes delivered segments: every
+//!   [`CHECKPOINT_INTERVAL`], and sooner (at most every
+//!   `PRESSED_CHECKPOINT_INTERVAL`) while the queue is past half full.
 //! - One reader thread hands the records to the shards in sequence order:
 //!   the records found at start first, then new ones. Shards retry a
 //!   record until the backend takes it (no deadline); a record the backend
@@ -204,6 +210,14 @@ impl Recovered {
     }
 }
 
+/// The answer to a push the queue has no room for.
+fn full() -> SinkError {
+    SinkError::Overloaded {
+        message: "the disk queue is full (remote_write.queue.max_bytes)".into(),
+        retry_after: FULL_RETRY_AFTER,
+    }
+}
+
 /// The running queue: where the forwarder appends.
 pub struct DiskQueue {
     appends: mpsc::Sender<Append>,
@@ -213,6 +227,31 @@ pub struct DiskQueue {
 }
 
 impl DiskQueue {
+    /// Decides, before a push's body is read, whether the queue has room
+    /// for it: while the queue is nearly full (less than one segment's
+    /// worth free) it waits at most `patience` for delivered segments to
+    /// be deleted, asking for a checkpoint, then answers
+    /// [`SinkError::Overloaded`]. A push admitted can still find the queue
+    /// full when appended (pushes admitted together), and is then refused
+    /// as before; what this saves is parsing and converting the pushes a
+    /// full queue would refuse.
+    pub async fn admit(&self, patience: Duration) -> Result<(), SinkError> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let freed = self.log.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if !self.log.nearly_full() {
+                return Ok(());
+            }
+            self.progress.pressed.store(true, Ordering::Release);
+            self.log.nudge();
+            if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                return Err(full());
+            }
+        }
+    }
+
     /// Writes a push durably; see the module docs for the answers.
     pub async fn append(
         &self,
@@ -242,10 +281,7 @@ impl DiskQueue {
         }
         match answer {
             Ok(()) => Ok(()),
-            Err(AppendError::Full) => Err(SinkError::Overloaded {
-                message: "the disk queue is full (remote_write.queue.max_bytes)".into(),
-                retry_after: FULL_RETRY_AFTER,
-            }),
+            Err(AppendError::Full) => Err(full()),
             Err(AppendError::TooLarge(size)) => Err(SinkError::Rejected(format!(
                 "the push takes {size} bytes in the disk queue, more than \
                  remote_write.queue.max_bytes"

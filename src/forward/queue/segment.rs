@@ -79,6 +79,8 @@ pub struct Log {
     _lock: File,
     state: Mutex<State>,
     grown: Condvar,
+    /// Signalled whenever delivered segments are deleted.
+    pub freed: tokio::sync::Notify,
     max_bytes: u64,
     segment_bytes: u64,
 }
@@ -115,6 +117,12 @@ impl Log {
         self.lock().bytes > self.max_bytes / 2
     }
 
+    /// Whether the segments on disk leave less than one segment's worth of
+    /// `max_bytes` free: a push is then refused before its body is read.
+    pub fn nearly_full(&self) -> bool {
+        self.lock().bytes > self.max_bytes.saturating_sub(self.segment_bytes)
+    }
+
     /// Wakes the reader (e.g. to take a checkpoint now).
     pub fn nudge(&self) {
         self.grown.notify_all();
@@ -140,6 +148,8 @@ impl Log {
             }
         }
         metrics::gauge!(telemetry::DISK_QUEUE_BYTES).set(state.bytes as f64);
+        drop(state);
+        self.freed.notify_waiters();
     }
 }
 
@@ -314,6 +324,7 @@ pub fn recover(dir: &Path, max_bytes: u64, min_next_seq: u64) -> io::Result<(Log
             bytes,
         }),
         grown: Condvar::new(),
+        freed: tokio::sync::Notify::new(),
         max_bytes,
         // Small enough that delivered data is given back in steps of at
         // most an eighth of the bound, large enough to keep files few.
