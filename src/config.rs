@@ -136,7 +136,8 @@ pub struct RemoteWriteConfig {
     /// The disk queue of `ack = "durable"`.
     pub queue: DiskQueueConfig,
     /// Pushes queued per shard before pushers wait (`sync`) or are shed
-    /// (`async`).
+    /// (`async`). With `durable` the disk is the queue, and a shard holds at
+    /// most `forward::DURABLE_SHARD_QUEUE` records ahead of delivery.
     pub queue_capacity: usize,
     /// First retry delay; doubles per attempt up to `max_backoff`, jittered.
     pub min_backoff: GoDuration,

@@ -113,6 +113,13 @@ use send::Endpoint;
 pub use series_memory::GroupId;
 use shard::{FromCache, Message, Queued, ResendTicket, Settings, Worker};
 
+/// The most records of the disk queue a shard holds ahead of delivery.
+/// The disk is the queue: a deep shard queue only makes each checkpoint
+/// (which waits behind everything queued) late, and the disk's room comes
+/// back at checkpoints. Measured (10 s at 32 connections, 1,000-series
+/// pushes): 1.0M samples/s acknowledged with 1,024, 1.9M with 32.
+pub const DURABLE_SHARD_QUEUE: usize = 32;
+
 /// How long an async pusher is told to wait when the queue is full.
 const OVERLOAD_RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -163,7 +170,11 @@ impl Forwarder {
         };
         let shards: Vec<mpsc::Sender<Message>> = (0..concurrency)
             .map(|index| {
-                let (sender, receiver) = mpsc::channel(config.queue_capacity.max(1));
+                let capacity = match durable {
+                    true => config.queue_capacity.clamp(1, DURABLE_SHARD_QUEUE),
+                    false => config.queue_capacity.max(1),
+                };
+                let (sender, receiver) = mpsc::channel(capacity);
                 let settings = Settings {
                     limits: Limits {
                         max_samples: config.max_samples_per_request.max(1),
