@@ -56,6 +56,11 @@ async fn durable_relay(write_url: &str, extra: &[&str]) -> Pushrelay {
     Pushrelay::start(&args).await
 }
 
+/// [`durable_relay`] with a disk queue of 1 MiB.
+async fn small_queue_relay(write_url: &str) -> Pushrelay {
+    durable_relay(write_url, &["--remote-write.queue.max-bytes=1048576"]).await
+}
+
 fn queue_dir(relay: &Pushrelay) -> PathBuf {
     relay.peer.dir().join("queue")
 }
@@ -81,6 +86,20 @@ async fn push_seq(relay_url: &str, pusher: usize, n: u64, extra: &str) -> Result
         Ok(reply) => Err(format!("{}: {}", reply.status, reply.text())),
         Err(error) => Err(error),
     }
+}
+
+/// 100 more series for a push: with them a push's record in the disk
+/// queue takes about 12 KiB.
+fn padding() -> String {
+    let lines: String = (0..100)
+        .map(|i| {
+            format!(
+                "durable_padding{{i=\"{i}\",text=\"{}\"}} 1\n",
+                "x".repeat(20)
+            )
+        })
+        .collect();
+    format!("# TYPE durable_padding gauge\n{lines}")
 }
 
 /// The raw samples of `durable_seq` per pusher, in timestamp order.
@@ -339,21 +358,9 @@ async fn a_garbled_queue_tail_is_cut_and_the_whole_records_are_delivered() {
 async fn a_full_queue_answers_429_and_loses_nothing_acknowledged() {
     let mut prometheus = Prometheus::start().await;
     prometheus.peer.kill_hard();
-    let relay = durable_relay(
-        &prometheus.write_url(),
-        &["--remote-write.queue.max-bytes=1048576"],
-    )
-    .await;
+    let relay = small_queue_relay(&prometheus.write_url()).await;
     // About 12 KiB per record: the 1 MiB queue is full after ~85 pushes.
-    let padding: String = (0..100)
-        .map(|i| {
-            format!(
-                "durable_padding{{i=\"{i}\",text=\"{}\"}} 1\n",
-                "x".repeat(20)
-            )
-        })
-        .collect();
-    let padding = format!("# TYPE durable_padding gauge\n{padding}");
+    let padding = padding();
     let mut acked = Vec::new();
     let mut refusal = None;
     for n in 1..=1000 {
@@ -538,25 +545,13 @@ async fn a_second_pushrelay_on_the_same_queue_refuses_to_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queue_filling_faster_than_its_checkpoints_frees_delivered_room_at_once() {
     let prometheus = Prometheus::start().await;
-    let relay = durable_relay(
-        &prometheus.write_url(),
-        &["--remote-write.queue.max-bytes=1048576"],
-    )
-    .await;
+    let relay = small_queue_relay(&prometheus.write_url()).await;
     // About 12 KiB per record: 600 pushes, one every 10 ms (a pace the
     // backend keeps up with), write 7 times the 1 MiB queue. Room comes
     // back only when a checkpoint deletes delivered segments; on the 2 s
     // interval alone, the 2.4 MiB written between two fill the queue (a
     // 429 with the backend keeping up).
-    let padding: String = (0..100)
-        .map(|i| {
-            format!(
-                "durable_padding{{i=\"{i}\",text=\"{}\"}} 1\n",
-                "x".repeat(20)
-            )
-        })
-        .collect();
-    let padding = format!("# TYPE durable_padding gauge\n{padding}");
+    let padding = padding();
     let mut acked = Vec::new();
     let mut pace = tokio::time::interval(Duration::from_millis(10));
     for n in 1..=600 {

@@ -12,7 +12,6 @@ use std::time::SystemTime;
 
 use super::stored::{StoredBuilder, StoredFamily, TooLarge};
 use crate::exposition::Families;
-use crate::proto::client::MetricType;
 use crate::push::grouping::GroupingLabels;
 use crate::push::path::go_quote;
 use crate::push::validate::render;
@@ -64,16 +63,8 @@ pub(super) fn prepare(
         Families::Owned(families) => latest_by_name(families.iter().map(|f| f.name()))
             .map(|position| {
                 let family = &families[position];
-                let kind = family.r#type.unwrap_or(MetricType::Counter as i32);
-                let mut builder = StoredBuilder::new(
-                    family.name(),
-                    family.help.as_deref(),
-                    kind,
-                    family.metric.len(),
-                );
-                for metric in &family.metric {
-                    builder.push(metric, grouping.merge(&metric.label))?;
-                }
+                let builder =
+                    StoredBuilder::of_family(family, |i| grouping.merge(&family.metric[i].label))?;
                 Ok(Prepared::new(builder, stored_at))
             })
             .collect(),

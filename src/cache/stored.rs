@@ -115,17 +115,7 @@ impl StoredFamily {
     where
         L: IntoIterator<Item = &'a LabelPair>,
     {
-        let kind = family.r#type.unwrap_or(MetricType::Counter as i32);
-        let mut builder = StoredBuilder::new(
-            family.name(),
-            family.help.as_deref(),
-            kind,
-            family.metric.len(),
-        );
-        for (i, metric) in family.metric.iter().enumerate() {
-            builder.push(metric, labels(i))?;
-        }
-        Ok(builder.finish(stored_at))
+        Ok(StoredBuilder::of_family(family, labels)?.finish(stored_at))
     }
 
     /// Stores `family` as it is (persistence restore).
@@ -280,6 +270,28 @@ impl StoredBuilder {
             body: Vec::new(),
             timestamped: false,
         }
+    }
+
+    /// A builder holding all of `family`'s metrics, each with the labels
+    /// `labels(i)` gives the metric at position `i`.
+    pub fn of_family<'a, L>(
+        family: &MetricFamily,
+        labels: impl Fn(usize) -> L,
+    ) -> Result<Self, TooLarge>
+    where
+        L: IntoIterator<Item = &'a LabelPair>,
+    {
+        let kind = family.r#type.unwrap_or(MetricType::Counter as i32);
+        let mut builder = Self::new(
+            family.name(),
+            family.help.as_deref(),
+            kind,
+            family.metric.len(),
+        );
+        for (i, metric) in family.metric.iter().enumerate() {
+            builder.push(metric, labels(i))?;
+        }
+        Ok(builder)
     }
 
     /// Appends `metric` with the labels `labels` in place of its own, and
