@@ -74,10 +74,6 @@ impl Index {
         name: &str,
         signatures: impl IntoIterator<Item = u64>,
     ) {
-        let signatures = signatures.into_iter();
-        // Grown once, not by doubling: at a large push's peak the table
-        // would otherwise be held twice while it is rehashed.
-        self.series.reserve(signatures.size_hint().0);
         let mut any = false;
         for signature in signatures {
             self.remove_series(group, signature);

@@ -88,14 +88,10 @@ impl Chunk {
                     series,
                     timestamp_ms,
                 } => {
-                    let stamped = !source.timestamps().is_empty();
                     for index in series.clone() {
                         let series = &source.series()[index];
                         let labels = source.series_labels(series);
-                        let at = match stamped {
-                            true => source.timestamp(index).unwrap_or(*timestamp_ms),
-                            false => *timestamp_ms,
-                        };
+                        let at = source.timestamp(index).unwrap_or(*timestamp_ms);
                         match &series.value {
                             SeriesValue::Float(v) => wire::put_float_series(out, labels, *v, at),
                             SeriesValue::Histogram(h) => {

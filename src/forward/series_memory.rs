@@ -76,11 +76,6 @@ impl SharedPush {
         self.rest.histogram(index)
     }
 
-    /// See [`Converted::timestamps`].
-    pub fn timestamps(&self) -> &[(usize, i64)] {
-        &self.rest.timestamps
-    }
-
     /// See [`Converted::timestamp`].
     pub fn timestamp(&self, index: usize) -> Option<i64> {
         self.rest.timestamp(index)
