@@ -38,7 +38,6 @@ use prost::Message;
 use super::wire;
 use super::wire_v2::{Exemplar, Extras};
 use crate::exposition::{Families, gofloat};
-use crate::label_order;
 use crate::proto::client::{self, MetricFamily, MetricType};
 use crate::proto::prompb::{self, metric_metadata::MetricType as RwType};
 use crate::push::GroupingKey;
@@ -162,8 +161,6 @@ impl Converted {
         self.series.push(Series { labels, value });
     }
 }
-
-const NAME_LABEL: &[u8] = b"__name__";
 
 /// Converts a validated push's families (see [`convert`]); an indexed text
 /// body is read directly ([`convert_indexed`]).
@@ -320,75 +317,6 @@ pub fn group_series_labels(name: &str, key: &GroupingKey) -> Vec<u8> {
     out.out.labels
 }
 
-/// A merged label for [`write_labels`]: name, value, and its encoded entry
-/// when the caller has it already (a grouping label's, encoded once per
-/// push).
-type MergedEntry<'l> = (&'l [u8], &'l [u8], Option<&'l [u8]>);
-
-/// Encodes the labels of one series into `labels`: the `merged` labels of
-/// a metric (its own merged with the grouping labels, sorted; empty values
-/// and names clashing with the added labels skipped), merged with the
-/// `__name__` label already encoded as `name_entry` (see [`name_entry`];
-/// the same for every series of a family, so encoded once) and the
-/// optional `extra`.
-fn write_labels<'l>(
-    labels: &mut Vec<u8>,
-    merged: impl Iterator<Item = MergedEntry<'l>>,
-    name_entry: &[u8],
-    extra: Option<(&'static [u8], &[u8])>,
-) -> Range<usize> {
-    let start = labels.len();
-    // "__name__" sorts before "le" and "quantile": the name goes first.
-    let mut name_entry = Some(name_entry);
-    let mut extra = extra;
-    let mut previous: Option<&[u8]> = None;
-    for (label_name, value, encoded) in merged {
-        if value.is_empty()
-            || previous.is_some_and(|previous| label_order::same(previous, label_name))
-            || is_added_name(label_name, extra)
-        {
-            continue;
-        }
-        if let Some(entry) = name_entry
-            && label_order::compare(NAME_LABEL, label_name).is_lt()
-        {
-            labels.extend_from_slice(entry);
-            name_entry = None;
-        }
-        if name_entry.is_none()
-            && let Some((name, value)) = extra
-            && label_order::compare(name, label_name).is_lt()
-        {
-            wire::put_label(labels, name, value);
-            extra = None;
-        }
-        match encoded {
-            Some(entry) => labels.extend_from_slice(entry),
-            None => wire::put_label(labels, label_name, value),
-        }
-        previous = Some(label_name);
-    }
-    if let Some(entry) = name_entry {
-        labels.extend_from_slice(entry);
-    }
-    if let Some((name, value)) = extra
-        && !value.is_empty()
-    {
-        wire::put_label(labels, name, value);
-    }
-    start..labels.len()
-}
-
-/// The encoded `__name__` label of the series named `name` + `suffix`
-/// (nothing when both are empty, as no label has an empty value), into
-/// `entry`.
-fn name_entry(entry: &mut Vec<u8>, name: &[u8], suffix: &[u8]) {
-    entry.clear();
-    if !name.is_empty() || !suffix.is_empty() {
-        wire::put_label_suffixed(entry, NAME_LABEL, name, suffix);
-    }
-}
-
 /// A value as it can go on the wire: the stale-marker bit pattern means
 /// "series ended" and nothing else to a remote_write receiver; a protobuf
 /// push can carry it as a value, which a scrape of the Pushgateway reads as
@@ -399,15 +327,6 @@ fn sendable(value: f64) -> f64 {
     } else {
         value
     }
-}
-
-/// Whether a merged label is one `write_labels` adds itself (`__name__`,
-/// or the `le` or `quantile` it adds), checked on the first byte before
-/// any comparison: most names start otherwise.
-#[inline]
-fn is_added_name(label_name: &[u8], extra: Option<(&'static [u8], &[u8])>) -> bool {
-    matches!(label_name.first(), Some(b'_' | b'l' | b'q'))
-        && (label_name == NAME_LABEL || extra.is_some_and(|(name, _)| name == label_name))
 }
 
 /// Whether a protobuf histogram carries native (sparse) buckets.
@@ -598,7 +517,9 @@ fn native_histogram(h: &client::Histogram, gauge: bool) -> prompb::Histogram {
 }
 
 mod indexed;
+mod labels;
 #[cfg(test)]
 mod tests;
 
 pub use indexed::convert_indexed;
+use labels::{name_entry, write_labels};

@@ -2,11 +2,12 @@ use std::io::{Read, Write};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use flate2::Compression;
 use flate2::write::GzEncoder;
+use flate2::{Compression, Crc};
 use http_body::{Frame, SizeHint};
 use proptest::prelude::*;
 
+use super::gzip::{GZIP_FHCRC, gzip_header_len, inflate};
 use super::limit_counter::LimitCounter;
 use super::*;
 
