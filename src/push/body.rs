@@ -202,21 +202,18 @@ impl Collected {
         if data.is_empty() {
             return;
         }
-        let mut joined = match (self.joined.take(), self.first.take()) {
-            (Some(joined), _) => joined,
+        let (mut joined, first) = match (self.joined.take(), self.first.take()) {
+            (Some(joined), _) => (joined, None),
             (None, None) => {
                 self.first = Some(data);
                 return;
             }
-            (None, Some(first)) => {
-                let mut joined = BytesMut::new();
-                self.grow(&mut joined, first.len() + data.len());
-                joined.extend_from_slice(&first);
-                joined
-            }
+            (None, Some(first)) => (BytesMut::new(), Some(first)),
         };
-        let needed = joined.len() + data.len();
+        let first = first.unwrap_or_default();
+        let needed = joined.len() + first.len() + data.len();
         self.grow(&mut joined, needed);
+        joined.extend_from_slice(&first);
         joined.extend_from_slice(&data);
         self.joined = Some(joined);
     }
