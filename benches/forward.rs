@@ -109,10 +109,10 @@ fn encode(converted: &Converted, timestamp_ms: i64) -> Vec<u8> {
     for (index, series) in converted.series.iter().enumerate() {
         let labels = converted.series_labels(series);
         let at = converted.timestamp(index).unwrap_or(timestamp_ms);
-        match &series.value {
-            SeriesValue::Float(v) => wire::put_float_series(&mut out, labels, *v, at),
+        match series.value() {
+            SeriesValue::Float(v) => wire::put_float_series(&mut out, labels, v, at),
             SeriesValue::Histogram(h) => {
-                wire::put_histogram_series(&mut out, labels, converted.histogram(*h), at)
+                wire::put_histogram_series(&mut out, labels, converted.histogram(h), at)
             }
         }
     }

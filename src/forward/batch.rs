@@ -92,10 +92,10 @@ impl Chunk {
                         let series = &source.series()[index];
                         let labels = source.series_labels(series);
                         let at = source.timestamp(index).unwrap_or(*timestamp_ms);
-                        match &series.value {
-                            SeriesValue::Float(v) => wire::put_float_series(out, labels, *v, at),
+                        match series.value() {
+                            SeriesValue::Float(v) => wire::put_float_series(out, labels, v, at),
                             SeriesValue::Histogram(h) => {
-                                wire::put_histogram_series(out, labels, source.histogram(*h), at)
+                                wire::put_histogram_series(out, labels, source.histogram(h), at)
                             }
                         }
                     }

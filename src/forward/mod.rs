@@ -106,7 +106,7 @@ use crate::push::validate::is_metric_name;
 use crate::push::{GroupingKey, Push, PushOp, SinkError};
 use crate::telemetry;
 use batch::Limits;
-use convert::Converted;
+use convert::{Converted, Series};
 use relabel::Relabeler;
 use retry::Backoff;
 use send::Endpoint;
@@ -269,6 +269,9 @@ impl Forwarder {
         // Before the shard: its series memory keeps the relabeled identity,
         // so stale markers end what was written.
         self.relabel.apply(&mut converted);
+        if converted.too_large {
+            return Err(SinkError::Rejected(too_large_to_forward()));
+        }
         Ok(Outgoing {
             op: push.op,
             group: GroupId {
@@ -472,6 +475,10 @@ impl ResendQueue {
             return false;
         };
         self.relabel.apply(&mut converted);
+        if converted.too_large {
+            tracing::warn!(group = ?group.key.labels(), "{}", too_large_to_forward());
+            return false;
+        }
         let shard = &self.shards[shard_index(&group, self.shards.len())];
         let now = SystemTime::now();
         let message = Message::Push(Box::new(Queued {
@@ -497,6 +504,12 @@ impl ResendQueue {
     /// group was forwarded meanwhile. Waits for room in the queue.
     pub async fn end(&self, group: GroupId, mut converted: Converted, state_of: SystemTime) {
         self.relabel.apply(&mut converted);
+        if converted.too_large {
+            // What the forwarder remembers of the group still gets stale
+            // markers; the cached series it never sent cannot.
+            tracing::warn!(group = ?group.key.labels(), "{}", too_large_to_forward());
+            converted = Converted::default();
+        }
         let shard = &self.shards[shard_index(&group, self.shards.len())];
         let message = Message::Push(Box::new(Queued {
             op: PushOp::Delete,
@@ -514,6 +527,15 @@ impl ResendQueue {
         }));
         let _ = shard.send(message).await;
     }
+}
+
+/// Why a push whose label bytes a converted push cannot address is
+/// refused.
+fn too_large_to_forward() -> String {
+    format!(
+        "the push's series labels (grouping labels included) exceed the {} bytes a push may forward",
+        Series::MAX_LABEL_BYTES
+    )
 }
 
 /// The first name in `families` that remote_write 1.0 forbids on the

@@ -93,7 +93,7 @@ impl SharedPush {
 
     /// The label bytes of one series.
     pub fn series_labels(&self, series: &Series) -> &[u8] {
-        &self.labels[series.labels.clone()]
+        &self.labels[series.labels()]
     }
 }
 
@@ -159,7 +159,7 @@ impl SeriesSet {
             && push.series()[family.series.clone()]
                 .iter()
                 .zip(&self.ends)
-                .all(|(s, &end)| s.labels.end - base == end as usize)
+                .all(|(s, &end)| s.labels().end - base == end as usize)
     }
 
     /// The set of `push`'s family `index`, sharing the push's buffer.
@@ -168,7 +168,7 @@ impl SeriesSet {
         let base = family.labels.start;
         let ends = push.series()[family.series.clone()]
             .iter()
-            .map(|s| (s.labels.end - base) as u32)
+            .map(|s| (s.labels().end - base) as u32)
             .collect();
         Self {
             buffer: push.labels.clone(),

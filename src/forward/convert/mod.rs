@@ -44,23 +44,62 @@ use crate::push::GroupingKey;
 use crate::push::grouping::GroupingLabels;
 
 /// The value of one converted series.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum SeriesValue {
     Float(f64),
     /// A histogram: its index in [`Converted::histogram_spans`].
     Histogram(usize),
 }
 
-/// One series of a converted push: 32 bytes, as a large push holds one per
-/// sample (a million-series push, 17 bytes a line, holds about twice its
-/// body in them). What only some series carry lives beside them in
-/// [`Converted`]: a pushed timestamp, a histogram's encoding, what 2.0
-/// adds.
-#[derive(Clone, Debug, PartialEq)]
+/// Marks, in a [`Series`]' label start, a histogram series.
+const HISTOGRAM_SERIES: u32 = 1 << 31;
+
+/// One series of a converted push: 16 bytes, as a large push holds one per
+/// sample (a million-series push, 17 bytes a line, holds about its body in
+/// them). What only some series carry lives beside them in [`Converted`]:
+/// a pushed timestamp, a histogram's encoding, what 2.0 adds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Series {
-    /// Its encoded `TimeSeries.labels` entries, a range of [`Converted::labels`].
-    pub labels: Range<usize>,
-    pub value: SeriesValue,
+    /// Start and end of its encoded `TimeSeries.labels` entries in
+    /// [`Converted::labels`]; the start's top bit marks a histogram.
+    labels: [u32; 2],
+    /// The float value's bits, or the histogram's index.
+    value: u64,
+}
+
+impl Series {
+    /// The most label bytes a converted push may hold: a series addresses
+    /// them with 31 bits.
+    pub const MAX_LABEL_BYTES: usize = (HISTOGRAM_SERIES - 1) as usize;
+
+    /// A series whose labels are `labels`, or `None` when they reach past
+    /// [`Self::MAX_LABEL_BYTES`] (or the range is reversed).
+    pub fn new(labels: Range<usize>, value: SeriesValue) -> Option<Self> {
+        if labels.end > Self::MAX_LABEL_BYTES || labels.start > labels.end {
+            return None;
+        }
+        let (marker, value) = match value {
+            SeriesValue::Float(v) => (0, v.to_bits()),
+            SeriesValue::Histogram(index) => (HISTOGRAM_SERIES, index as u64),
+        };
+        Some(Self {
+            labels: [labels.start as u32 | marker, labels.end as u32],
+            value,
+        })
+    }
+
+    /// Where its encoded labels are in [`Converted::labels`].
+    pub fn labels(&self) -> Range<usize> {
+        (self.labels[0] & !HISTOGRAM_SERIES) as usize..self.labels[1] as usize
+    }
+
+    pub fn value(&self) -> SeriesValue {
+        if self.labels[0] & HISTOGRAM_SERIES == 0 {
+            SeriesValue::Float(f64::from_bits(self.value))
+        } else {
+            SeriesValue::Histogram(self.value as usize)
+        }
+    }
 }
 
 /// One family of a converted push.
@@ -92,6 +131,9 @@ pub struct Converted {
     pub metadata: Vec<u8>,
     /// What 2.0 carries beyond the series, by index in `series`, ascending.
     pub extras: Vec<(usize, Extras)>,
+    /// Its label bytes grew past [`Series::MAX_LABEL_BYTES`]: the series
+    /// past that point are missing, and the push cannot be forwarded.
+    pub too_large: bool,
 }
 
 impl Converted {
@@ -131,7 +173,7 @@ impl Converted {
 
     /// The label bytes of one series.
     pub fn series_labels(&self, series: &Series) -> &[u8] {
-        &self.labels[series.labels.clone()]
+        &self.labels[series.labels()]
     }
 
     /// The encoded fields of histogram `index` (see [`SeriesValue::Histogram`]).
@@ -155,10 +197,14 @@ impl Converted {
 
     /// Appends a series, with its pushed timestamp if it has one.
     fn push_series(&mut self, labels: Range<usize>, value: SeriesValue, timestamp_ms: Option<i64>) {
+        let Some(series) = Series::new(labels, value) else {
+            self.too_large = true;
+            return;
+        };
         if let Some(timestamp) = timestamp_ms {
             self.timestamps.push((self.series.len(), timestamp));
         }
-        self.series.push(Series { labels, value });
+        self.series.push(series);
     }
 }
 

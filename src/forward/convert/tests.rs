@@ -27,10 +27,10 @@ fn decode(converted: &Converted) -> WriteRequest {
     for (index, s) in converted.series.iter().enumerate() {
         let labels = converted.series_labels(s);
         let ts = converted.timestamp(index).unwrap_or(1000);
-        match &s.value {
-            SeriesValue::Float(v) => wire::put_float_series(&mut body, labels, *v, ts),
+        match s.value() {
+            SeriesValue::Float(v) => wire::put_float_series(&mut body, labels, v, ts),
             SeriesValue::Histogram(h) => {
-                wire::put_histogram_series(&mut body, labels, converted.histogram(*h), ts)
+                wire::put_histogram_series(&mut body, labels, converted.histogram(h), ts)
             }
         }
     }
@@ -471,7 +471,41 @@ fn custom_bucket_histograms_take_their_bounds_from_the_classic_buckets() {
 }
 
 #[test]
-fn a_series_takes_32_bytes() {
+fn a_series_holds_its_labels_and_value_in_16_bytes() {
     // A million-series push holds a million of them at its peak.
-    assert_eq!(std::mem::size_of::<Series>(), 32);
+    assert_eq!(std::mem::size_of::<Series>(), 16);
+    let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+    for value in [
+        SeriesValue::Float(-0.0),
+        SeriesValue::Float(f64::INFINITY),
+        SeriesValue::Histogram(0),
+        SeriesValue::Histogram(7),
+    ] {
+        let series = Series::new(3..Series::MAX_LABEL_BYTES, value).unwrap();
+        assert_eq!(series.labels(), 3..Series::MAX_LABEL_BYTES);
+        assert_eq!(series.value(), value);
+    }
+    // A stale marker keeps its exact NaN payload.
+    let SeriesValue::Float(back) = Series::new(0..1, SeriesValue::Float(stale))
+        .unwrap()
+        .value()
+    else {
+        panic!("a float series came back as a histogram");
+    };
+    assert_eq!(back.to_bits(), stale.to_bits());
+}
+
+#[test]
+fn a_series_past_the_label_limit_marks_the_push_too_large() {
+    let limit = Series::MAX_LABEL_BYTES;
+    assert!(Series::new(limit..limit + 1, SeriesValue::Float(1.0)).is_none());
+    let reversed = Range { start: 5, end: 4 };
+    assert!(Series::new(reversed, SeriesValue::Float(1.0)).is_none());
+    let mut converted = Converted::default();
+    converted.push_series(0..10, SeriesValue::Float(1.0), None);
+    assert!(!converted.too_large);
+    converted.push_series(limit - 1..limit + 9, SeriesValue::Float(2.0), Some(5));
+    assert!(converted.too_large);
+    assert_eq!(converted.series.len(), 1);
+    assert!(converted.timestamps.is_empty());
 }

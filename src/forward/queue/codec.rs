@@ -188,15 +188,16 @@ pub fn encode_push(
     put.bytes(&c.metadata);
     put.len(c.series.len());
     for (index, series) in c.series.iter().enumerate() {
-        put.u32(series.labels.start as u32);
-        put.u32(series.labels.end as u32);
-        match &series.value {
+        let labels = series.labels();
+        put.u32(labels.start as u32);
+        put.u32(labels.end as u32);
+        match series.value() {
             SeriesValue::Float(v) => {
                 put.u8(0);
-                put.f64(*v);
+                put.f64(v);
             }
             SeriesValue::Histogram(h) => {
-                let span = c.histogram_spans.get(*h).cloned().unwrap_or_default();
+                let span = c.histogram_spans.get(h).cloned().unwrap_or_default();
                 put.u8(1);
                 put.u32(span.start as u32);
                 put.u32(span.end as u32);
@@ -283,10 +284,9 @@ pub fn decode_entry(payload: &[u8]) -> Result<Entry, Malformed> {
             1 => timestamps.push((index, take.i64()?)),
             _ => return Err(Malformed("bad timestamp tag")),
         }
-        series.push(Series {
-            labels: label_range,
-            value,
-        });
+        series.push(
+            Series::new(label_range, value).ok_or(Malformed("series labels past the limit"))?,
+        );
     }
     let count = take.len()?;
     let mut families = Vec::with_capacity(count);
@@ -353,6 +353,7 @@ pub fn decode_entry(payload: &[u8]) -> Result<Entry, Malformed> {
             families,
             metadata,
             extras,
+            too_large: false,
         },
     })
 }
@@ -448,7 +449,8 @@ mod tests {
     fn a_range_outside_its_buffer_is_refused() {
         let entry = sample_entry();
         let mut broken = entry.clone();
-        broken.converted.series[0].labels = 0..10_000;
+        let value = broken.converted.series[0].value();
+        broken.converted.series[0] = Series::new(0..10_000, value).unwrap();
         assert!(decode_entry(&encoded(&broken)).is_err());
     }
 }

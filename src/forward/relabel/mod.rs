@@ -294,6 +294,9 @@ impl Relabeler {
             .into_iter()
             .peekable();
         let mut timestamps_out = Vec::with_capacity(timestamps_in.len());
+        // Rules that add labels can take a push past what a series
+        // addresses.
+        let mut too_large = false;
         for family in &mut converted.families {
             let family_start = (labels_out.len(), series_out.len());
             for (old_index, series) in old_series
@@ -310,7 +313,7 @@ impl Relabeler {
                 {}
                 let timestamp = timestamps_in.next_if(|(index, _)| *index == old_index);
                 let start = labels_out.len();
-                let encoded = &old_labels[series.labels.clone()];
+                let encoded = &old_labels[series.labels()];
                 let (outcome, lossy) =
                     self.relabel_planned(encoded, &mut plans, &mut scratch, &mut labels_out);
                 tally.record(outcome);
@@ -321,7 +324,7 @@ impl Relabeler {
                 if lossy && seen.is_none() {
                     let mut earlier = ByHash::default();
                     for (index, series) in series_out.iter().enumerate() {
-                        earlier.insert(hasher.hash_one(&labels_out[series.labels.clone()]), index);
+                        earlier.insert(hasher.hash_one(&labels_out[series.labels()]), index);
                     }
                     seen = Some(earlier);
                 }
@@ -329,7 +332,7 @@ impl Relabeler {
                     let hash = hasher.hash_one(&labels_out[written.clone()]);
                     if let Some(&earlier) = seen.get(&hash) {
                         let earlier: &Series = &series_out[earlier];
-                        if labels_out[earlier.labels.clone()] == labels_out[written.clone()] {
+                        if labels_out[earlier.labels()] == labels_out[written.clone()] {
                             tally.duplicate += 1;
                             labels_out.truncate(start);
                             continue;
@@ -343,10 +346,10 @@ impl Relabeler {
                 if let Some((_, timestamp)) = timestamp {
                     timestamps_out.push((series_out.len(), timestamp));
                 }
-                series_out.push(Series {
-                    labels: written,
-                    ..series.clone()
-                });
+                match Series::new(written, series.value()) {
+                    Some(series) => series_out.push(series),
+                    None => too_large = true,
+                }
             }
             family.labels = family_start.0..labels_out.len();
             family.series = family_start.1..series_out.len();
@@ -355,6 +358,7 @@ impl Relabeler {
         converted.series = series_out;
         converted.extras = extras_out;
         converted.timestamps = timestamps_out;
+        converted.too_large |= too_large;
         tally.publish();
         if shape.is_some() {
             let book = plans.into_book();
@@ -492,8 +496,9 @@ fn push_shape(hasher: &Seeded, labels: &[u8], series: &[Series]) -> PushShape {
     let mut state = hasher.build_hasher();
     state.write(labels);
     for series in series {
-        state.write_usize(series.labels.start);
-        state.write_usize(series.labels.end);
+        let labels = series.labels();
+        state.write_usize(labels.start);
+        state.write_usize(labels.end);
     }
     PushShape {
         hash: state.finish(),

@@ -58,7 +58,7 @@ fn relabel_push(relabeler: &Relabeler, body: &str) -> Vec<(String, Vec<String>)>
                 family.labels.start,
                 converted.series[family.series.clone()]
                     .first()
-                    .map_or(family.labels.start, |s| s.labels.start),
+                    .map_or(family.labels.start, |s| s.labels().start),
                 "a family's label bytes start with its first series"
             );
             let series = converted.series[family.series.clone()]

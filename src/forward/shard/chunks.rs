@@ -68,16 +68,16 @@ impl ChunkBuilder {
     /// carries its own, to be encoded when its request is built.
     pub(super) fn series(&mut self, source: &SharedPush, index: usize, timestamp_ms: i64) {
         let series = &source.series()[index];
-        let labels = series.labels.len();
+        let labels = series.labels().len();
         let at = source.timestamp(index).unwrap_or(timestamp_ms);
-        let size = match &series.value {
+        let size = match series.value() {
             SeriesValue::Float(_) => {
                 let size = wire::float_series_size(labels, at);
                 self.make_room(size);
                 size
             }
             SeriesValue::Histogram(h) => {
-                let histogram = source.histogram(*h).len();
+                let histogram = source.histogram(h).len();
                 self.make_room(labels + histogram + 24);
                 wire::histogram_series_size(labels, histogram, at)
             }
