@@ -213,3 +213,53 @@ async fn a_full_async_queue_answers_429_before_the_body_and_loses_nothing_acknow
     assert!(!delivered.contains(&"endless".to_string()), "{delivered:?}");
     assert!(!delivered.contains(&"short".to_string()), "{delivered:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_pushes_beyond_the_hot_depth_wait_briefly_and_are_all_taken() {
+    use pushrelay::forward::{HOT_QUEUE_DEPTH, HOT_QUEUE_PATIENCE};
+    let receiver = Receiver::start().await;
+    receiver.respond(|_| Fault::Delay(Duration::from_secs(2), Box::new(Fault::Accept)));
+    let relay = Pushrelay::start(&[
+        format!("--remote-write.url={}", receiver.url),
+        "--remote-write.ack=async".into(),
+        "--remote-write.concurrency=1".into(),
+    ])
+    .await;
+    let base = relay.url();
+    let jobs: Vec<String> = (0..HOT_QUEUE_DEPTH + 6)
+        .map(|i| format!("job{i}"))
+        .collect();
+    let mut took = Vec::new();
+    for job in &jobs {
+        let asked = Instant::now();
+        assert_eq!(push(&base, job).await, StatusCode::OK, "push {job}");
+        took.push(asked.elapsed());
+    }
+    // The worker holds the first push or two (its backend stalls), the
+    // next ones fill the hot slots; every later one waited for a slot, in
+    // vain, and was queued anyway.
+    for (job, took) in jobs.iter().zip(&took).skip(HOT_QUEUE_DEPTH + 2) {
+        assert!(*took >= HOT_QUEUE_PATIENCE, "{job} took {took:?}");
+    }
+    bounded(async {
+        loop {
+            let delivered: Vec<String> = receiver
+                .received()
+                .iter()
+                .filter(|r| r.accepted)
+                .flat_map(|r| r.request.timeseries.clone())
+                .filter_map(|s| {
+                    s.labels
+                        .iter()
+                        .find(|l| l.name == "job")
+                        .map(|l| l.value.clone())
+                })
+                .collect();
+            if jobs.iter().all(|job| delivered.contains(job)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+}

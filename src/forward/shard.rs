@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use super::batch::{Chunk, Delivery, Limits, Parcel};
 use super::convert::{self, Converted};
@@ -67,6 +67,9 @@ pub struct Queued {
     /// Set when the cache sent this, not a pusher: a re-send (PUT) or the
     /// end of an expired or wiped group (DELETE).
     pub from_cache: Option<FromCache>,
+    /// An async push's slot among its shard's hot ones
+    /// (`forward::HOT_QUEUE_DEPTH`), given back as the worker takes it.
+    pub hot_slot: Option<OwnedSemaphorePermit>,
 }
 
 /// What the cache's re-sends and removals carry besides the group's series
@@ -197,7 +200,8 @@ impl Worker {
                         snapshot = Some(answer);
                         break;
                     }
-                    Message::Push(job) => {
+                    Message::Push(mut job) => {
+                        job.hot_slot = None;
                         let (s, b) = job.size();
                         let limits = self.settings.limits;
                         if !batch.is_empty()

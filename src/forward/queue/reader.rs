@@ -204,6 +204,7 @@ impl Reader {
             deadline: Instant::now() + NO_DEADLINE,
             reply: None,
             from_cache: None,
+            hot_slot: None,
         }));
         shard.blocking_send(message).ok()?;
         Some(Some(seq))
