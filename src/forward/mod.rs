@@ -264,15 +264,17 @@ impl Forwarder {
             return Ok(Admission::default());
         }
         let index = shard_of(tenant, key, self.shards.len());
+        let shard = &self.shards[index];
         let slots = &self.hot_slots[index];
         let hot_slot = match slots.clone().try_acquire_owned() {
             Ok(slot) => Some(slot),
+            // A full queue: the wait below is for room, not for a slot.
+            Err(_) if shard.capacity() == 0 => None,
             Err(_) => tokio::time::timeout(HOT_QUEUE_PATIENCE, slots.clone().acquire_owned())
                 .await
                 .ok()
                 .and_then(Result::ok),
         };
-        let shard = &self.shards[index];
         let place = match shard.try_reserve() {
             Ok(place) => Ok(place),
             Err(mpsc::error::TrySendError::Full(())) => {
