@@ -34,6 +34,41 @@ async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
     tokio::time::timeout(limit, read).await.is_ok()
 }
 
+/// The `job` of every `m` series the receiver accepted.
+fn delivered_jobs(receiver: &Receiver) -> Vec<String> {
+    receiver
+        .received()
+        .iter()
+        .filter(|r| r.accepted)
+        .flat_map(|r| r.request.timeseries.clone())
+        .filter(|s| {
+            s.labels
+                .iter()
+                .any(|l| l.name == "__name__" && l.value == "m")
+        })
+        .filter_map(|s| {
+            s.labels
+                .iter()
+                .find(|l| l.name == "job")
+                .map(|l| l.value.clone())
+        })
+        .collect()
+}
+
+/// Waits (bounded) until the receiver has accepted `m` from every job of
+/// `jobs`.
+async fn until_delivered(receiver: &Receiver, jobs: &[String]) {
+    bounded(async {
+        while !jobs
+            .iter()
+            .all(|job| delivered_jobs(receiver).contains(job))
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+}
+
 fn header_lines(answer: &[u8]) -> Vec<String> {
     String::from_utf8_lossy(answer)
         .lines()
@@ -181,35 +216,8 @@ async fn a_full_async_queue_answers_429_before_the_body_and_loses_nothing_acknow
     })
     .await;
     acknowledged.push(late.to_string());
-    let delivered_jobs = || {
-        receiver
-            .received()
-            .iter()
-            .filter(|r| r.accepted)
-            .flat_map(|r| r.request.timeseries.clone())
-            .filter(|s| {
-                s.labels
-                    .iter()
-                    .any(|l| l.name == "__name__" && l.value == "m")
-            })
-            .filter_map(|s| {
-                s.labels
-                    .iter()
-                    .find(|l| l.name == "job")
-                    .map(|l| l.value.clone())
-            })
-            .collect::<Vec<_>>()
-    };
-    bounded(async {
-        while !acknowledged
-            .iter()
-            .all(|job| delivered_jobs().contains(job))
-        {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await;
-    let delivered = delivered_jobs();
+    until_delivered(&receiver, &acknowledged).await;
+    let delivered = delivered_jobs(&receiver);
     assert!(!delivered.contains(&"endless".to_string()), "{delivered:?}");
     assert!(!delivered.contains(&"short".to_string()), "{delivered:?}");
 }
@@ -241,25 +249,5 @@ async fn async_pushes_beyond_the_hot_depth_wait_briefly_and_are_all_taken() {
     for (job, took) in jobs.iter().zip(&took).skip(HOT_QUEUE_DEPTH + 2) {
         assert!(*took >= HOT_QUEUE_PATIENCE, "{job} took {took:?}");
     }
-    bounded(async {
-        loop {
-            let delivered: Vec<String> = receiver
-                .received()
-                .iter()
-                .filter(|r| r.accepted)
-                .flat_map(|r| r.request.timeseries.clone())
-                .filter_map(|s| {
-                    s.labels
-                        .iter()
-                        .find(|l| l.name == "job")
-                        .map(|l| l.value.clone())
-                })
-                .collect();
-            if jobs.iter().all(|job| delivered.contains(job)) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await;
+    until_delivered(&receiver, &jobs).await;
 }
