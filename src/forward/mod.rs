@@ -20,7 +20,7 @@
 //!   [`SinkError::Overloaded`], decided by [`Forwarder::admit`] from the
 //!   tenant and grouping key alone, before the body is read, after waiting
 //!   at most [`ADMISSION_PATIENCE`] for room: an admitted push holds its
-//!   place in the queue. Before that, a push that finds
+//!   place in the queue. Once converted, a push that finds
 //!   [`HOT_QUEUE_DEPTH`] pushes waiting for its shard waits at most
 //!   [`HOT_QUEUE_PATIENCE`] for the shard to take one, then is queued
 //!   anyway. Failures are then only logged and counted.
@@ -263,18 +263,7 @@ impl Forwarder {
         if self.ack != AckMode::Async {
             return Ok(Admission::default());
         }
-        let index = shard_of(tenant, key, self.shards.len());
-        let shard = &self.shards[index];
-        let slots = &self.hot_slots[index];
-        let hot_slot = match slots.clone().try_acquire_owned() {
-            Ok(slot) => Some(slot),
-            // A full queue: the wait below is for room, not for a slot.
-            Err(_) if shard.capacity() == 0 => None,
-            Err(_) => tokio::time::timeout(HOT_QUEUE_PATIENCE, slots.clone().acquire_owned())
-                .await
-                .ok()
-                .and_then(Result::ok),
-        };
+        let shard = &self.shards[shard_of(tenant, key, self.shards.len())];
         let place = match shard.try_reserve() {
             Ok(place) => Ok(place),
             Err(mpsc::error::TrySendError::Full(())) => {
@@ -288,10 +277,7 @@ impl Forwarder {
             }
             Err(mpsc::error::TrySendError::Closed(())) => Err(stopped()),
         }?;
-        Ok(Admission {
-            place: Some(place),
-            hot_slot,
-        })
+        Ok(Admission(Some(place)))
     }
 
     /// The first half of forwarding: `push` converted (and relabeled) into
@@ -322,6 +308,20 @@ impl Forwarder {
         })
     }
 
+    /// A hot slot of shard `index` for an async push about to be queued:
+    /// one free, or the first freed within [`HOT_QUEUE_PATIENCE`], or
+    /// none (the push is then queued deeper).
+    async fn hot_slot(&self, index: usize) -> Option<OwnedSemaphorePermit> {
+        let slots = &self.hot_slots[index];
+        match slots.clone().try_acquire_owned() {
+            Ok(slot) => Some(slot),
+            Err(_) => tokio::time::timeout(HOT_QUEUE_PATIENCE, slots.clone().acquire_owned())
+                .await
+                .ok()
+                .and_then(Result::ok),
+        }
+    }
+
     /// The second half of forwarding: hands a converted push, admitted as
     /// `admission`, to its shard (or the disk queue); see the module docs
     /// for when it returns `Ok`.
@@ -347,8 +347,15 @@ impl Forwarder {
             }
             AckMode::Async | AckMode::Durable => (None, None),
         };
-        let shard = &self.shards[shard_index(&group, self.shards.len())];
-        let Admission { place, hot_slot } = admission;
+        let index = shard_index(&group, self.shards.len());
+        let shard = &self.shards[index];
+        let place = admission.0;
+        // Taken once the push is ready to queue, not at admission: a
+        // client slow to send its body must not hold a slot meanwhile.
+        let hot_slot = match place {
+            Some(_) => self.hot_slot(index).await,
+            None => None,
+        };
         let message = Message::Push(Box::new(Queued {
             op,
             group,
@@ -474,13 +481,9 @@ pub struct Outgoing {
 
 /// A push's admission ([`Forwarder::admit`]): with `ack = "async"` its
 /// reserved place in its shard's queue, given back if the push goes no
-/// further (a body that fails to parse, say), and the hot slot it holds
-/// until its worker takes it, if it got one in time.
+/// further (a body that fails to parse, say).
 #[derive(Default)]
-pub struct Admission<'a> {
-    place: Option<mpsc::Permit<'a, Message>>,
-    hot_slot: Option<OwnedSemaphorePermit>,
-}
+pub struct Admission<'a>(Option<mpsc::Permit<'a, Message>>);
 
 /// The answer to a push while the forwarder stops.
 fn stopped() -> SinkError {
