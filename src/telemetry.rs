@@ -52,6 +52,9 @@ pub const REMEMBERED_SERIES: &str = "pushrelay_remembered_series";
 pub const STALE_MARKERS: &str = "pushrelay_stale_markers_total";
 /// Pushes waiting in the forwarder's queues.
 pub const FORWARD_QUEUE_LENGTH: &str = "pushrelay_forward_queue_pushes";
+/// Async pushes that found their shard's queue past its hot depth and
+/// waited, by outcome (`forward::HOT_QUEUE_DEPTH`).
+pub const HOT_QUEUE_WAITS: &str = "pushrelay_forward_hot_queue_waits_total";
 /// Pushes refused by a limit, by `limit`.
 pub const LIMIT_REJECTIONS: &str = "pushrelay_limit_rejections_total";
 /// Times the backend refused Remote-Write 2.0 and the forwarder switched to
@@ -186,6 +189,11 @@ pub const RECORDED: &[OwnMetric] = &[
         RELABEL_INVALID_SERIES,
         Kind::Counter,
         "Forwarded series dropped because relabeling left them unwritable, by reason.",
+    ),
+    own(
+        HOT_QUEUE_WAITS,
+        Kind::Counter,
+        "Async pushes that waited for their shard to catch up before being queued, by outcome: a slot came free in time, or the push was queued deeper (the shard cannot keep up).",
     ),
     own(
         RESENDS,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::cache::temp_file;
 use common::receiver::{Fault, Receiver};
-use common::{Prometheus, Pushrelay, Series, TEXT_CONTENT_TYPE, get, request};
+use common::{Prometheus, Pushrelay, Series, TEXT_CONTENT_TYPE, get, request, sample_sum};
 use http::{Method, StatusCode};
 
 /// Prometheus' lookback in the tests where values must outlive it.
@@ -39,21 +39,6 @@ async fn delete(relay: &Pushrelay, path: &str) {
         "DELETE {path}: {}",
         reply.text()
     );
-}
-
-/// The sum of the samples of `name` in a text exposition whose label
-/// block contains every one of `labels` (e.g. `outcome="sent"`).
-fn sample_sum(exposition: &str, name: &str, labels: &[&str]) -> f64 {
-    exposition
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter(|line| {
-            line.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
-        .filter(|line| labels.iter().all(|l| line.contains(l)))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 async fn scrape(url: &str) -> String {

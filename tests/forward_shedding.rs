@@ -11,8 +11,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::receiver::{Fault, Receiver};
-use common::{Pushrelay, TEXT_CONTENT_TYPE, bounded, read_head, try_request};
+use common::{Pushrelay, TEXT_CONTENT_TYPE, bounded, get, read_head, sample_sum, try_request};
 use http::{Method, StatusCode};
+use pushrelay::forward::{HOT_QUEUE_DEPTH, HOT_QUEUE_PATIENCE};
+use pushrelay::telemetry::HOT_QUEUE_WAITS;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -224,7 +226,6 @@ async fn a_full_async_queue_answers_429_before_the_body_and_loses_nothing_acknow
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_pushes_beyond_the_hot_depth_wait_briefly_and_are_all_taken() {
-    use pushrelay::forward::{HOT_QUEUE_DEPTH, HOT_QUEUE_PATIENCE};
     let receiver = Receiver::start().await;
     receiver.respond(|_| Fault::Delay(Duration::from_secs(2), Box::new(Fault::Accept)));
     let relay = Pushrelay::start(&[
@@ -249,5 +250,41 @@ async fn async_pushes_beyond_the_hot_depth_wait_briefly_and_are_all_taken() {
     for (job, took) in jobs.iter().zip(&took).skip(HOT_QUEUE_DEPTH + 2) {
         assert!(*took >= HOT_QUEUE_PATIENCE, "{job} took {took:?}");
     }
+    let own = get(&format!("{base}/metrics")).await.text();
+    assert!(
+        sample_sum(&own, HOT_QUEUE_WAITS, &["outcome=\"timeout\""]) >= 4.0,
+        "{own}"
+    );
     until_delivered(&receiver, &jobs).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_slow_to_send_their_bodies_hold_no_hot_slot() {
+    let receiver = Receiver::start().await;
+    receiver.respond(|_| Fault::Delay(Duration::from_secs(2), Box::new(Fault::Accept)));
+    let relay = Pushrelay::start(&[
+        format!("--remote-write.url={}", receiver.url),
+        "--remote-write.ack=async".into(),
+        "--remote-write.concurrency=1".into(),
+        "--web.read-timeout=30s".into(),
+    ])
+    .await;
+    let base = relay.url();
+    // Admitted (their headers are in), their bodies never come.
+    let mut slow = Vec::new();
+    for i in 0..HOT_QUEUE_DEPTH + 2 {
+        let mut stream = TcpStream::connect(relay.peer.addr()).await.unwrap();
+        let head = format!(
+            "PUT /metrics/job/slow{i} HTTP/1.1\r\nHost: x\r\n\
+             Content-Type: text/plain; version=0.0.4\r\nContent-Length: 4\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        slow.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(push(&base, "prompt").await, StatusCode::OK);
+    let own = get(&format!("{base}/metrics")).await.text();
+    assert_eq!(sample_sum(&own, HOT_QUEUE_WAITS, &[]), 0.0, "{own}");
+    until_delivered(&receiver, &["prompt".to_string()]).await;
+    drop(slow);
 }

@@ -313,13 +313,16 @@ impl Forwarder {
     /// none (the push is then queued deeper).
     async fn hot_slot(&self, index: usize) -> Option<OwnedSemaphorePermit> {
         let slots = &self.hot_slots[index];
-        match slots.clone().try_acquire_owned() {
-            Ok(slot) => Some(slot),
-            Err(_) => tokio::time::timeout(HOT_QUEUE_PATIENCE, slots.clone().acquire_owned())
-                .await
-                .ok()
-                .and_then(Result::ok),
+        if let Ok(slot) = slots.clone().try_acquire_owned() {
+            return Some(slot);
         }
+        let slot = tokio::time::timeout(HOT_QUEUE_PATIENCE, slots.clone().acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok);
+        let outcome = if slot.is_some() { "slot" } else { "timeout" };
+        metrics::counter!(telemetry::HOT_QUEUE_WAITS, "outcome" => outcome).increment(1);
+        slot
     }
 
     /// The second half of forwarding: hands a converted push, admitted as

@@ -60,6 +60,21 @@ pub const INSTALL_HINT: &str = "run scripts/install-peers.sh to install the test
 /// constant in pushrelay fails the tests instead of passing them.
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
 
+/// The sum of the samples of `name` in a text exposition whose label
+/// block contains every one of `labels` (e.g. `outcome="sent"`).
+pub fn sample_sum(exposition: &str, name: &str, labels: &[&str]) -> f64 {
+    exposition
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter(|line| labels.iter().all(|l| line.contains(l)))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// Runs `f` with a bound so a hung forwarder fails the test.
 pub async fn bounded<T>(f: impl Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(20), f)
