@@ -224,16 +224,25 @@ async fn a_full_async_queue_answers_429_before_the_body_and_loses_nothing_acknow
     assert!(!delivered.contains(&"short".to_string()), "{delivered:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn async_pushes_beyond_the_hot_depth_wait_briefly_and_are_all_taken() {
+/// A receiver that holds each request 2 s, and pushrelay forwarding to it
+/// with `ack = "async"` through one shard (default queue capacity; bodies
+/// may take 30 s to arrive).
+async fn one_shard_async_relay_of_a_stalling_backend() -> (Receiver, Pushrelay) {
     let receiver = Receiver::start().await;
     receiver.respond(|_| Fault::Delay(Duration::from_secs(2), Box::new(Fault::Accept)));
     let relay = Pushrelay::start(&[
         format!("--remote-write.url={}", receiver.url),
         "--remote-write.ack=async".into(),
         "--remote-write.concurrency=1".into(),
+        "--web.read-timeout=30s".into(),
     ])
     .await;
+    (receiver, relay)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_pushes_beyond_the_hot_depth_wait_briefly_and_are_all_taken() {
+    let (receiver, relay) = one_shard_async_relay_of_a_stalling_backend().await;
     let base = relay.url();
     let jobs: Vec<String> = (0..HOT_QUEUE_DEPTH + 6)
         .map(|i| format!("job{i}"))
@@ -260,15 +269,7 @@ async fn async_pushes_beyond_the_hot_depth_wait_briefly_and_are_all_taken() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_slow_to_send_their_bodies_hold_no_hot_slot() {
-    let receiver = Receiver::start().await;
-    receiver.respond(|_| Fault::Delay(Duration::from_secs(2), Box::new(Fault::Accept)));
-    let relay = Pushrelay::start(&[
-        format!("--remote-write.url={}", receiver.url),
-        "--remote-write.ack=async".into(),
-        "--remote-write.concurrency=1".into(),
-        "--web.read-timeout=30s".into(),
-    ])
-    .await;
+    let (receiver, relay) = one_shard_async_relay_of_a_stalling_backend().await;
     let base = relay.url();
     // Admitted (their headers are in), their bodies never come.
     let mut slow = Vec::new();
