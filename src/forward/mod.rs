@@ -85,6 +85,7 @@ pub(crate) mod negotiate;
 pub mod queue;
 pub(crate) mod readiness;
 pub mod relabel;
+mod resend_queue;
 pub(crate) mod retry;
 pub mod send;
 pub(crate) mod series_memory;
@@ -110,10 +111,11 @@ use crate::telemetry;
 use batch::Limits;
 use convert::{Converted, Series};
 use relabel::Relabeler;
+pub use resend_queue::ResendQueue;
 use retry::Backoff;
 use send::Endpoint;
 pub use series_memory::GroupId;
-use shard::{FromCache, Message, Queued, ResendTicket, Settings, Worker};
+use shard::{Message, Queued, Settings, Worker};
 
 /// The most records of the disk queue a shard holds ahead of delivery.
 /// The disk is the queue: a deep shard queue only makes each checkpoint
@@ -397,13 +399,12 @@ impl Forwarder {
     /// The way re-sends of cached groups reach the shards, each re-send
     /// given at most `interval` (and the retry deadline) to land.
     pub fn resend_queue(&self, interval: Duration) -> ResendQueue {
-        ResendQueue {
-            shards: self.shards.clone(),
-            in_flight: self.resends_in_flight.clone(),
-            limit: RESENDS_IN_FLIGHT_PER_SHARD * self.shards.len(),
-            patience: interval.min(self.retry_deadline),
-            relabel: self.relabel.clone(),
-        }
+        ResendQueue::new(
+            self.shards.clone(),
+            self.resends_in_flight.clone(),
+            interval.min(self.retry_deadline),
+            self.relabel.clone(),
+        )
     }
 
     /// The tenant policy (`remote_write.tenant`), shared with ingest: the
@@ -448,11 +449,6 @@ impl Forwarder {
     }
 }
 
-/// Re-sends queued or in flight per shard beyond which the re-send ticker
-/// skips groups: a backend outage then holds a few re-sends, never a
-/// backlog (the skipped groups' newest state goes out on the next round).
-const RESENDS_IN_FLIGHT_PER_SHARD: usize = 16;
-
 /// The shard that owns `group`: all its pushes and re-sends go through it,
 /// in order (stable across restarts, so the disk queue's saved memories
 /// find their shards again).
@@ -493,92 +489,6 @@ fn stopped() -> SinkError {
     SinkError::Unavailable {
         message: "the remote_write forwarder is shutting down".into(),
         retry_after: OVERLOAD_RETRY_AFTER,
-    }
-}
-
-/// The re-send ticker's way into the forwarder (`crate::resend`): the
-/// shards' own queues, so a group's re-sends and pushes are stamped and
-/// sent in one order.
-#[derive(Clone)]
-pub struct ResendQueue {
-    shards: Vec<mpsc::Sender<Message>>,
-    in_flight: Arc<AtomicUsize>,
-    limit: usize,
-    patience: Duration,
-    /// Re-sent and ended series are relabeled as pushed ones are, so they
-    /// name exactly the series the pushes wrote.
-    relabel: Arc<Relabeler>,
-}
-
-impl ResendQueue {
-    /// Queues a re-send of `group`'s cached state (`converted`, with its
-    /// `push_time_seconds` and `push_failure_time_seconds` values and the
-    /// time that state was pushed); `false` when it was skipped because
-    /// earlier re-sends are still queued or the forwarder stopped.
-    pub fn offer(
-        &self,
-        group: GroupId,
-        mut converted: Converted,
-        (push_time, failure_time): (f64, f64),
-        state_of: SystemTime,
-    ) -> bool {
-        let Some(ticket) = ResendTicket::take(&self.in_flight, self.limit) else {
-            return false;
-        };
-        self.relabel.apply(&mut converted);
-        if converted.too_large {
-            tracing::warn!(group = ?group.key.labels(), "{}", too_large_to_forward());
-            return false;
-        }
-        let shard = &self.shards[shard_index(&group, self.shards.len())];
-        let now = SystemTime::now();
-        let message = Message::Push(Box::new(Queued {
-            op: PushOp::Replace,
-            group,
-            received_at: now,
-            converted,
-            deadline: Instant::now() + self.patience,
-            reply: None,
-            hot_slot: None,
-            from_cache: Some(FromCache {
-                push_time,
-                failure_time,
-                state_of,
-                ticket: Some(ticket),
-            }),
-        }));
-        shard.try_send(message).is_ok()
-    }
-
-    /// Ends a group the cache removed (expiry, wipe): stale markers for its
-    /// cached series (`converted`, whose push time was `state_of`) and
-    /// everything the forwarder remembers of it, unless a newer push of the
-    /// group was forwarded meanwhile. Waits for room in the queue.
-    pub async fn end(&self, group: GroupId, mut converted: Converted, state_of: SystemTime) {
-        self.relabel.apply(&mut converted);
-        if converted.too_large {
-            // What the forwarder remembers of the group still gets stale
-            // markers; the cached series it never sent cannot.
-            tracing::warn!(group = ?group.key.labels(), "{}", too_large_to_forward());
-            converted = Converted::default();
-        }
-        let shard = &self.shards[shard_index(&group, self.shards.len())];
-        let message = Message::Push(Box::new(Queued {
-            op: PushOp::Delete,
-            group,
-            received_at: SystemTime::now(),
-            converted,
-            deadline: Instant::now() + self.patience,
-            reply: None,
-            hot_slot: None,
-            from_cache: Some(FromCache {
-                push_time: 0.0,
-                failure_time: 0.0,
-                state_of,
-                ticket: None,
-            }),
-        }));
-        let _ = shard.send(message).await;
     }
 }
 
